@@ -1,0 +1,37 @@
+# Paysheet developer commands. Everything runs from ./.venv, which `make install` creates.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench lint fmt clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## make run: embedded PostgreSQL (or $$DATABASE_URL), migrations, demo tenant, server on :8000
+run: install
+	$(BIN)/paysheet serve
+
+## make test: the whole suite against real PostgreSQL and Redis (started if none runs)
+test: install
+	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile
+
+bench: install
+	$(BIN)/python bench/engine.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
