@@ -42,3 +42,15 @@ class EvalResult:
     (DIAGNOSTIC_DTYPE, an empty list when none). Rows keep the input frame's order."""
 
     frame: pl.DataFrame
+
+
+def null_payout_message(payout: str, first_null_step: str, cause: str | None) -> str:
+    """The one wording of the `null_payout` diagnostic, shared by every backend."""
+    suffix = f" ({cause})" if cause else ""
+    return f"payout '{payout}' is null; first null step '{first_null_step}'{suffix}"
+
+
+DIAGNOSTIC_MESSAGES = {
+    DIVISION_BY_ZERO: "division by zero",
+    NEGATIVE_WEIGHT: "negative weight in allocate",
+}
