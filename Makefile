@@ -27,7 +27,6 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 
 fmt: install
 	$(BIN)/ruff check --fix .
