@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from datetime import date
 from decimal import Decimal
@@ -85,8 +86,8 @@ def _text_column(name: str, dtype: pl.DataType) -> pl.Expr:
     """One result column as its canonical CSV text (docs/engine.md §10)."""
     column = pl.col(name)
     if isinstance(dtype, pl.Decimal):
-        text = column.cast(pl.Decimal(38, 10)).cast(pl.String)
-        return pl.when(text == "-0.0000000000").then(pl.lit("0.0000000000")).otherwise(text)
+        # Polars decimals are scaled integers: exactly 10 decimals, and no negative zero.
+        return column.cast(pl.Decimal(38, 10)).cast(pl.String)
     if dtype == pl.Boolean:
         return pl.when(column).then(pl.lit("true")).when(~column).then(pl.lit("false"))
     if dtype == pl.Date:
@@ -118,17 +119,16 @@ def results_csv(plan: CompiledPlan, result: EvalResult) -> bytes:
     """The canonical results CSV: employee_ref, steps in display order, diagnostics; rows by
     employee_ref; R10 decimals, true/false, ISO dates, null empty; UTF-8, "\\n" endings."""
     frame = result.frame
+    if not frame["employee_ref"].is_sorted():
+        frame = frame.sort("employee_ref", maintain_order=True)
     columns = ["employee_ref", *plan.display_order]
-    text = (
-        frame.lazy()
-        .select(
-            *(_text_column(name, frame.schema[name]).alias(name) for name in columns),
-            _diagnostics_text(),
-        )
-        .sort("employee_ref", maintain_order=True)
-        .collect()
+    text = frame.select(
+        *(_text_column(name, frame.schema[name]).alias(name) for name in columns),
+        _diagnostics_text(),
     )
-    return text.write_csv(line_terminator="\n", null_value="", include_header=True).encode()
+    buffer = io.BytesIO()
+    text.write_csv(buffer, line_terminator="\n", null_value="", include_header=True)
+    return buffer.getvalue()
 
 
 def results_hash(plan: CompiledPlan, result: EvalResult) -> str:
