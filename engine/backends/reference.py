@@ -423,9 +423,9 @@ def _allocate_group(
             run.flag(row, POOL_NOT_CONSTANT)
         return
     pool = pools[rows[0]]
-    weight_sum = r10.ZERO
+    weight_sum = sum((weights[row] for row in rows), r10.ZERO)
     for row in rows:
-        weight_sum = run.check_range(row, r10.add(weight_sum, weights[row]))
+        run.check_range(row, weight_sum)
     if weight_sum.is_zero():
         for row in rows:
             run.flag(row, DIVISION_BY_ZERO)

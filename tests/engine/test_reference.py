@@ -1,10 +1,12 @@
 """The Decimal reference backend: R10 arithmetic, nulls, guards, every catalog function."""
 
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.backends.base import ValueOverflow
 from engine.backends.reference import evaluate, explain
@@ -585,3 +587,33 @@ def test_explain_builds_the_tape_in_display_order():
     assert tape["steps"][3]["result"] == "0.3076923077"  # 120 / (120 + 270)
     with pytest.raises(KeyError):
         explain(compiled, data, "E9")
+
+
+weights = st.decimals(min_value=0, max_value=10**6, places=4, allow_nan=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pool=st.decimals(min_value=-(10**9), max_value=10**9, places=3, allow_nan=False),
+    members=st.lists(st.tuples(weights, st.sampled_from("abc")), min_size=1, max_size=25),
+)
+def test_allocate_hands_out_the_pool_to_the_cent(pool, members):
+    inputs = {"w": "decimal", "k": "text"}
+    rows = [{"employee_ref": f"E{i:03d}", "w": w, "k": k} for i, (w, k) in enumerate(members)]
+    values, codes = run(f"allocate({pool:f}, w, k)", inputs, rows)
+    pool_cents = Decimal(pool).quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
+    for group in "abc":
+        members_of = [i for i, (_, k) in enumerate(members) if k == group]
+        if not members_of:
+            continue
+        weight_sum = sum(Decimal(members[i][0]) for i in members_of)
+        if weight_sum == 0:
+            assert all(values[i] is None for i in members_of)
+            assert all(codes[i] == ["division_by_zero"] for i in members_of)
+            continue
+        shares = [Decimal(values[i]) for i in members_of]
+        assert sum(shares) == pool_cents
+        for i, share in zip(members_of, shares, strict=True):
+            assert share == share.quantize(Decimal("0.01"))
+            exact = Decimal(pool) * Decimal(members[i][0]) / weight_sum
+            assert abs(share - exact) <= Decimal("0.01")
