@@ -162,3 +162,11 @@ def test_nothing_reaches_python_eval(monkeypatch):
 def test_non_text_source_is_a_type_error():
     with pytest.raises(TypeError):
         parse(b"1 + 1")  # type: ignore[arg-type]
+
+
+def test_hostile_sizes_are_rejected_before_any_recursive_walk():
+    assert "nested too deeply" in syntax_error(" + ".join(["a"] * 250)).message
+    assert "nested too deeply" in syntax_error("-" * 250 + "x").message
+    assert "longer than 10000 characters" in syntax_error("x" * 10_001).message
+    assert parse("(" * 3000 + "1" + ")" * 3000) == num("1")
+    assert isinstance(parse(" + ".join(["a"] * 150)), Binary)
