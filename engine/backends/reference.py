@@ -129,9 +129,16 @@ def _input_columns(
             continue
         if name not in frame.columns:
             raise KeyError(f"input column '{name}' is missing from the frame")
-        values = frame[name].to_list()
+        series = frame[name]
         if kind == Type.DECIMAL:
-            values = [None if v is None else r10.r10(Decimal(v)) for v in values]
+            if not (isinstance(series.dtype, pl.Decimal) or series.dtype.is_integer()):
+                raise TypeError(
+                    f"input column '{name}' is {series.dtype}; decimal inputs must be "
+                    "Decimal (never float)"
+                )
+            values = [None if v is None else r10.r10(Decimal(v)) for v in series.to_list()]
+        else:
+            values = series.to_list()
         columns[name] = values
     for name, value in _parameter_values(plan, overrides).items():
         columns[name] = [value] * frame.height

@@ -271,3 +271,10 @@ def test_check_expression_types_a_single_expression():
 def test_problem_text_names_step_field_and_position():
     (problem,) = problems_of({"p": "1 + missing"})
     assert str(problem) == "step 'p', expr, line 1, column 5: unknown name 'missing'"
+
+
+def test_syntax_problems_keep_the_caret_excerpt_apart_from_the_message():
+    (problem,) = problems_of({"p": "salary.amount"}, inputs={"salary": "decimal"})
+    assert problem.message.startswith("attribute access")
+    assert problem.excerpt == "salary.amount\n      ^"
+    assert str(problem).endswith("\nsalary.amount\n      ^")

@@ -617,3 +617,10 @@ def test_allocate_hands_out_the_pool_to_the_cent(pool, members):
             assert share == share.quantize(Decimal("0.01"))
             exact = Decimal(pool) * Decimal(members[i][0]) / weight_sum
             assert abs(share - exact) <= Decimal("0.01")
+
+
+def test_float_input_columns_are_refused():
+    compiled = plan({"p": "x * 2"}, {"x": "decimal"})
+    data = pl.DataFrame({"employee_ref": ["E1"], "x": [0.1]})
+    with pytest.raises(TypeError, match="input column 'x' is Float64"):
+        evaluate(compiled, data)
