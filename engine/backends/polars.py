@@ -32,15 +32,17 @@ from engine.backends.base import (
     DIAGNOSTIC_DTYPE,
     DIAGNOSTIC_MESSAGES,
     DIVISION_BY_ZERO,
+    INVALID_PERIOD,
     NEGATIVE_WEIGHT,
     NULL_PAYOUT,
+    POOL_NOT_CONSTANT,
     EvalResult,
     ValueOverflow,
     null_payout_message,
 )
 from engine.dsl.ast import Binary, Boolean, Call, DateLiteral, If, Name, Node, Number, String, Unary
 from engine.dsl.ast import Type as T
-from engine.plan import CompiledPlan, CompiledStep
+from engine.plan import CompiledPlan, CompiledStep, coerce_value
 
 DEC = pl.Decimal(38, 10)
 I128 = pl.Int128
@@ -54,18 +56,7 @@ POLARS_TYPES: dict[T, pl.DataType] = {
 MAX_SCALED = 10**38 - 1
 """The largest |value| in scaled (x 1e10) units: 9999999999999999999999999999.9999999999."""
 CENT_SCALED = 10**8
-POOL_NOT_CONSTANT = "pool_not_constant"
-INVALID_PERIOD = "invalid_period"
-_MESSAGES = {
-    POOL_NOT_CONSTANT: "pool differs within an allocate group",
-    INVALID_PERIOD: "period end before period start",
-    **DIAGNOSTIC_MESSAGES,
-}
 _DIAGNOSTIC_STRUCT = DIAGNOSTIC_DTYPE.inner
-
-
-def diagnostic_message(code: str) -> str:
-    return _MESSAGES[code]
 
 
 def dec(value: Decimal | int | str) -> pl.Expr:
@@ -133,8 +124,8 @@ class Compiler:
             self.names[key] = Val(pl.col(key), 0, simple=True)
         for reserved in ("employee_ref", "fund_ref"):
             self.names[reserved] = Val(pl.col(reserved), 0, simple=True)
-        for key, (ptype, value) in plan.parameters.items():
-            value = parameters.get(key, value)
+        for key, value in parameter_values(plan, parameters).items():
+            ptype = plan.parameters[key][0]
             self.names[key] = Val(literal(ptype, value), 0, simple=True)
         self.step_states: dict[str, _StepState] = {}
         self.diag_columns: dict[str, dict[str, str]] = {}
@@ -433,6 +424,21 @@ class Compiler:
         return Val(from_scaled(scaled), too_big.level), too_big.expr
 
 
+    def running_sum_overflows(self, values: Val, key: Val | None) -> pl.Expr:
+        """Rows (in input order, per key) at which the running sum of non-negative values
+        reaches 1e28: the reference checks every partial sum of allocate weights."""
+        scaled = values.expr.to_physical()
+        e20 = i128(10**20)
+
+        def running(expr: pl.Expr) -> pl.Expr:
+            return expr.cum_sum().over(key.expr) if key is not None else expr.cum_sum()
+
+        high = self.put(running(scaled // e20), values.level)
+        low = self.put(running(scaled % e20), values.level)
+        upper = high.expr + low.expr // e20
+        return self.put(upper >= i128(10**18), self.level(high, low)).expr
+
+
 COMPARISONS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
@@ -441,6 +447,17 @@ COMPARISONS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
 }
+
+
+def parameter_values(plan: CompiledPlan, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan's parameter values with `overrides` (raw values, coerced by dtype)."""
+    values = {name: value for name, (_, value) in plan.parameters.items()}
+    dtypes = {spec.key: spec.dtype for spec in plan.document.parameters}
+    for name, raw in overrides.items():
+        if name not in dtypes:
+            raise KeyError(f"unknown parameter '{name}'")
+        values[name] = coerce_value(dtypes[name], raw)
+    return values
 
 
 def literal(type_: T, value: Any) -> pl.Expr:
@@ -536,10 +553,12 @@ def _pct(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 
 
 def _pct_change(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
-    """round10((cur - prev) / prev) == round10(cur / prev) - 1 (1 is on the R10 grid)."""
+    """round10((cur - prev) / prev); the difference itself must not overflow either
+    (it is not computed where prev = 0, which gives null and division_by_zero)."""
     cur, prev = (c.share(v) for v in _args(c, args, taken))
-    ratio = c.share(c.divide(cur, prev, taken))
-    return c.subtract(ratio, Val(ONE, 0, simple=True), taken)
+    nonzero = c.mask_and(taken, (prev.expr != ZERO).fill_null(False), prev)
+    difference = c.share(c.subtract(cur, prev, nonzero))
+    return c.divide(difference, prev, taken)
 
 
 def _days(expr: pl.Expr) -> pl.Expr:
@@ -608,14 +627,14 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     negative = c.put(valid & (weight.expr < ZERO), rows.level)
     c.state.add_diagnostic(NEGATIVE_WEIGHT, negative.expr)
     included = c.put(valid & (weight.expr >= ZERO), rows.level)
-    pools = pl.when(rows.expr & pool.expr.is_not_null()).then(pool.expr)
-    varying = c.put(_over(pools.min() != pools.max(), key).fill_null(False), rows.level)
-    c.state.add_diagnostic(POOL_NOT_CONSTANT, rows.expr & varying.expr)
+    pools = pl.when(included.expr).then(pool.expr)
+    varying = c.put(_over(pools.min() != pools.max(), key).fill_null(False), included.level)
+    c.state.add_diagnostic(POOL_NOT_CONSTANT, included.expr & varying.expr)
     weights = c.put(pl.when(included.expr).then(weight.expr), included.level)
-    wsum, too_big = c.sum_scaled(weights, key)
+    wsum, _ = c.sum_scaled(weights, key)
     wsum = c.share(wsum)
-    if too_big is not None:
-        c.overflow(included, too_big)
+    if c.exact:
+        c.overflow(included, c.running_sum_overflows(weights, key))
     usable = c.put(included.expr & ~varying.expr, c.level(included, varying))
     zero_sum = c.put(usable.expr & (wsum.expr == ZERO), c.level(usable, wsum))
     c.state.add_diagnostic(DIVISION_BY_ZERO, zero_sum.expr)
@@ -684,7 +703,7 @@ def _diagnostics_expr(plan: CompiledPlan, compiler: Compiler) -> pl.Expr:
     entries: list[pl.Expr] = []
     for step in plan.steps:
         for code, column in compiler.diag_columns[step.name].items():
-            entry = {"step": step.name, "code": code, "message": diagnostic_message(code)}
+            entry = {"step": step.name, "code": code, "message": DIAGNOSTIC_MESSAGES[code]}
             entries.append(pl.when(pl.col(column)).then(pl.lit(entry, dtype=_DIAGNOSTIC_STRUCT)))
     entries.append(_null_payout_expr(plan, compiler))
     return pl.concat_list(entries).list.drop_nulls()
@@ -753,13 +772,16 @@ def _run(
 
 
 def _raise_first_overflow(plan: CompiledPlan, result: pl.DataFrame, compiler: Compiler) -> None:
-    """ValueOverflow for the first overflowing node (evaluation order) of the first step."""
+    """ValueOverflow naming the first step (evaluation order) with an overflow on a taken
+    row, and its first such row in input order."""
     for step in plan.steps:
-        for column in compiler.overflow_columns[step.name]:
-            hits = result.get_column(column)
-            if hits.any():
-                row = hits.arg_true()[0]
-                raise ValueOverflow(step.name, result.get_column("employee_ref")[row])
+        columns = compiler.overflow_columns[step.name]
+        if not columns:
+            continue
+        hits = result.select(pl.any_horizontal(columns)).to_series()
+        if hits.any():
+            row = hits.arg_true()[0]
+            raise ValueOverflow(step.name, result.get_column("employee_ref")[row])
 
 
 def evaluate(
