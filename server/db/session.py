@@ -1,0 +1,176 @@
+"""Engines and tenant-bound sessions: the first layer of tenant isolation.
+
+Every unit of work on tenant data runs in `tenant_session(tenant_id)`: one transaction whose
+first statement is `set_config('app.tenant_id', …, true)` (the RLS key, local to the
+transaction) and in which every ORM statement touching a `TenantScoped` model gets a
+`tenant_id = :tid` criterion. A statement on tenant tables in a session without a tenant
+raises `TenantNotSet` before reaching the database; RLS (migrations) is the second layer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
+
+from server.db.base import TenantScoped
+from server.modules.auth.dependencies import Principal, current_principal
+from server.settings import Settings, get_settings
+
+
+class TenantNotSet(RuntimeError):
+    """A statement touched tenant tables in a session that has no tenant: a programming error."""
+
+
+class TenantSession(Session):
+    """Session class carrying the tenant listeners (other Session users are unaffected)."""
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Turn a libpq-style `postgresql://` URL into SQLAlchemy's psycopg 3 dialect URL."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+@dataclass
+class _DbState:
+    engine: Engine | None = None
+    factory: sessionmaker[TenantSession] | None = None
+    url: str | None = None
+
+
+_state = _DbState()
+
+
+def configure(settings: Settings) -> Engine:
+    """(Re)bind the process-wide app-role engine to `settings.database_url`."""
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set (the CLI starts the embedded database)")
+    url = sqlalchemy_url(settings.database_url)
+    if _state.engine is not None and _state.url == url:
+        return _state.engine
+    if _state.engine is not None:
+        _state.engine.dispose()
+    _state.engine = create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+    )
+    _state.factory = sessionmaker(bind=_state.engine, class_=TenantSession, expire_on_commit=False)
+    _state.url = url
+    return _state.engine
+
+
+def get_engine() -> Engine:
+    """The app-role engine, configured from the environment on first use."""
+    if _state.engine is None:
+        configure(get_settings())
+    assert _state.engine is not None
+    return _state.engine
+
+
+def release_connections() -> None:
+    """Close every pooled connection (app shutdown); the engine stays usable."""
+    if _state.engine is not None:
+        _state.engine.dispose()
+
+
+def _factory() -> sessionmaker[TenantSession]:
+    get_engine()
+    assert _state.factory is not None
+    return _state.factory
+
+
+@contextmanager
+def tenant_session(tenant_id: uuid.UUID) -> Iterator[Session]:
+    """One transaction bound to `tenant_id`: commits on success, rolls back on any exception."""
+    if tenant_id is None:
+        raise TenantNotSet("tenant_session() needs a tenant id")
+    session = _factory()(info={"tenant_id": uuid.UUID(str(tenant_id))})
+    try:
+        with session.begin():
+            yield session
+    finally:
+        session.close()
+
+
+@contextmanager
+def system_session() -> Iterator[Session]:
+    """A session with no tenant, for tenant-less work (health checks, definer functions).
+
+    Any ORM statement on a tenant table inside it raises `TenantNotSet`, and raw SQL on one
+    fails in the database because `app.tenant_id` is unset.
+    """
+    session = _factory()()
+    try:
+        with session.begin():
+            yield session
+    finally:
+        session.close()
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _set_tenant_guc(session: Session, transaction: object, connection: object) -> None:
+    tenant_id = session.info.get("tenant_id")
+    if tenant_id is not None:
+        connection.execute(  # type: ignore[attr-defined]
+            text("select set_config('app.tenant_id', :tid, true)"), {"tid": str(tenant_id)}
+        )
+
+
+@event.listens_for(TenantSession, "do_orm_execute")
+def _filter_by_tenant(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    touches_tenant_table = any(
+        issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers
+    )
+    if not touches_tenant_table:
+        return
+    tenant_id = state.session.info.get("tenant_id")
+    if tenant_id is None:
+        raise TenantNotSet("query on tenant tables in a session without a tenant")
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True
+        )
+    )
+
+
+@event.listens_for(TenantSession, "before_flush")
+def _stamp_tenant_on_new_rows(session: Session, flush_context: object, instances: object) -> None:
+    """New tenant rows get the session's tenant; a row for another tenant is refused."""
+    tenant_id = session.info.get("tenant_id")
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, TenantScoped):
+            continue
+        if tenant_id is None:
+            raise TenantNotSet(f"writing {type(obj).__name__} in a session without a tenant")
+        if obj.tenant_id is None:
+            obj.tenant_id = tenant_id
+        elif obj.tenant_id != tenant_id:
+            raise TenantNotSet(f"{type(obj).__name__} belongs to another tenant")
+
+
+def get_db(principal: Principal = Depends(current_principal)) -> Iterator[Session]:
+    """FastAPI dependency: a tenant session for the caller's tenant (commit or rollback).
+
+    Use it through `DbSession` (function scope), so the commit happens before the response
+    is sent and a failed commit becomes an error response rather than a silent loss.
+    """
+    with tenant_session(principal.tenant_id) as session:
+        session.info["principal"] = principal
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_db, scope="function")]

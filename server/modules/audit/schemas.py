@@ -1,0 +1,37 @@
+"""Response bodies of the audit routes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class AuditEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    actor_user_id: uuid.UUID | None
+    action: str
+    entity: str
+    entity_id: uuid.UUID
+    before: Any | None
+    after: Any | None
+    at: datetime
+    request_id: str | None
+    prev_signature: str | None
+    signature: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventOut]
+    next_cursor: str | None
+
+
+class ChainVerification(BaseModel):
+    ok: bool
+    checked: int
+    broken_event_id: int | None = None
+    reason: str | None = None

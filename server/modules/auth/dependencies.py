@@ -1,0 +1,71 @@
+"""Who is calling: `Principal`, `current_principal` and the `require(permission)` guard.
+
+This module must not import the db layer at import time (server.db.session depends on it);
+token resolution is imported lazily from the auth service.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from server.errors import Forbidden, NotFound, Unauthorized
+from server.modules.auth.permissions import PERMISSIONS, Role
+
+bearer_scheme = HTTPBearer(auto_error=False, description="Token from POST /api/v1/auth/token")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller; the tenant always comes from here, never from the request."""
+
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    role: Role
+    email: str
+    display_name: str | None
+    teams: tuple[str, ...]
+    token_id: uuid.UUID | None = None
+
+
+def current_principal(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
+) -> Principal:
+    """Resolve the bearer token (401 when missing, unknown, expired, revoked or inactive)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized()
+    from server.modules.auth.service import resolve_token
+
+    principal = resolve_token(credentials.credentials)
+    if principal is None:
+        raise Unauthorized()
+    structlog.contextvars.bind_contextvars(
+        user_id=str(principal.user_id), tenant_id=str(principal.tenant_id)
+    )
+    request.state.principal = principal
+    return principal
+
+
+def require(permission: str) -> Callable[..., Principal]:
+    """Dependency factory: the caller if their role holds `permission`, else 403."""
+    roles = PERMISSIONS[permission]
+
+    def guard(principal: Principal = Depends(current_principal)) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"role '{principal.role}' lacks permission '{permission}'")
+        return principal
+
+    guard.__name__ = f"require_{permission.replace('.', '_')}"
+    return guard
+
+
+def same_tenant(path_tenant_id: uuid.UUID, principal: Principal) -> None:
+    """A `{tenantId}` in a path must be the caller's own tenant; any other answers 404."""
+    if path_tenant_id != principal.tenant_id:
+        raise NotFound("tenant")

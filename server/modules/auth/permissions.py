@@ -1,0 +1,59 @@
+"""The one permission table every route consults (`require("plans.write")`).
+
+Roles: admin, hr, manager, finance, auditor, readonly. A permission missing from this table
+is a programming error raised at import time by `require`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    HR = "hr"
+    MANAGER = "manager"
+    FINANCE = "finance"
+    AUDITOR = "auditor"
+    READONLY = "readonly"
+
+
+# Privilege order, used only to stop a user raising their own role.
+ROLE_RANK: dict[Role, int] = {
+    Role.READONLY: 0,
+    Role.AUDITOR: 1,
+    Role.MANAGER: 2,
+    Role.FINANCE: 3,
+    Role.HR: 4,
+    Role.ADMIN: 5,
+}
+
+EVERYONE = frozenset(Role)
+A, H, M, F, AU = Role.ADMIN, Role.HR, Role.MANAGER, Role.FINANCE, Role.AUDITOR
+
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "me.read": EVERYONE,
+    "users.read": frozenset({A}),
+    "users.write": frozenset({A}),
+    "audit.read": frozenset({A, AU}),
+    "catalog.read": EVERYONE,
+    "catalog.write": frozenset({A, H}),
+    "plans.read": EVERYONE,
+    "plans.write": frozenset({A, H}),
+    "plans.lock": frozenset({A, H}),
+    "uploads.read": frozenset({A, H, F, AU}),
+    "uploads.write": frozenset({A, H}),
+    "runs.read": EVERYONE,
+    "runs.create": frozenset({A, H, F}),
+    "runs.approve.manager": frozenset({M}),
+    "runs.approve.hr": frozenset({H}),
+    "runs.approve.finance": frozenset({F}),
+    "runs.finalize": frozenset({A, F}),
+    "reports.read": frozenset({A, H, M, F, AU}),
+    "reports.export": frozenset({A, H, F, AU}),
+}
+
+
+def allowed(role: Role | str, permission: str) -> bool:
+    """True when `role` holds `permission` (unknown permissions raise KeyError)."""
+    return Role(role) in PERMISSIONS[permission]

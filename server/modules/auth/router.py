@@ -1,0 +1,44 @@
+"""Routes: POST /auth/token, POST /auth/logout, GET /me."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from server.db.session import DbSession
+from server.modules.auth import service
+from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.permissions import PERMISSIONS
+from server.modules.auth.schemas import MeResponse, TokenRequest, TokenResponse
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post("/auth/token", response_model=TokenResponse)
+def issue_token(body: TokenRequest, request: Request) -> TokenResponse:
+    """Exchange email + password for an opaque bearer token (expires; revoke with logout)."""
+    ttl = timedelta(hours=request.app.state.settings.token_ttl_hours)
+    issued = service.login(body.email, body.password, ttl, body.tenant_id)
+    return TokenResponse(access_token=issued.token, expires_at=issued.expires_at,
+                         tenant_id=issued.tenant_id, user_id=issued.user_id)
+
+
+@router.post("/auth/logout", status_code=204, response_class=Response)
+def logout(db: DbSession, principal: Principal = Depends(require("me.read"))) -> Response:
+    """Revoke the bearer token used for this request."""
+    service.logout(db, principal)
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=MeResponse)
+def me(principal: Principal = Depends(require("me.read"))) -> MeResponse:
+    return MeResponse(
+        user_id=principal.user_id,
+        tenant_id=principal.tenant_id,
+        email=principal.email,
+        display_name=principal.display_name,
+        role=principal.role.value,
+        teams=list(principal.teams),
+        permissions=sorted(p for p, roles in PERMISSIONS.items() if principal.role in roles),
+    )

@@ -1,0 +1,64 @@
+"""Request and response bodies of the tenant and user routes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from server.modules.auth.permissions import Role
+
+
+class TenantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    is_active: bool
+    created_at: datetime
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    email: str
+    display_name: str | None
+    role: Role
+    teams: list[str]
+    is_active: bool
+    created_at: datetime
+
+
+class UserCreated(UserOut):
+    one_time_password: str = Field(description="Shown once; the user should change it")
+
+
+class UserList(BaseModel):
+    items: list[UserOut]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=320)
+    role: Role
+    display_name: str | None = Field(default=None, max_length=200)
+    teams: list[str] = Field(default_factory=list, max_length=200)
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+    teams: list[str] | None = Field(default=None, max_length=200)
+    is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UserUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of role, display_name, teams, is_active")
+        return self

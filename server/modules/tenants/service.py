@@ -1,0 +1,171 @@
+"""Tenants and their users: creation, listing, role changes, deactivation.
+
+Invariants enforced here: nobody raises their own role, and a tenant always keeps at least
+one active admin (demoting or deactivating the last one answers 409).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from server.db.session import tenant_session
+from server.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from server.modules.audit.service import record_event
+from server.modules.auth.dependencies import Principal
+from server.modules.auth.permissions import ROLE_RANK, Role
+from server.modules.auth.service import hash_password, new_password, revoke_user_tokens
+from server.modules.tenants.models import Tenant, User
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def normalise_email(email: str, loc: list[str | int]) -> str:
+    cleaned = email.strip().lower()
+    if not EMAIL_RE.match(cleaned):
+        raise UnprocessableEntity([{"loc": loc, "msg": "not an email address",
+                                    "type": "value_error"}])
+    return cleaned
+
+
+def user_snapshot(user: User) -> dict[str, object]:
+    """What the audit log records about a user (never the password hash)."""
+    return {
+        "email": user.email,
+        "display_name": user.display_name,
+        "role": user.role,
+        "teams": list(user.teams or []),
+        "is_active": user.is_active,
+    }
+
+
+@dataclass(frozen=True)
+class NewUser:
+    user: User
+    password: str
+
+
+@dataclass(frozen=True)
+class NewTenant:
+    tenant: Tenant
+    admin: NewUser
+
+
+def create_tenant(name: str, admin_email: str, admin_display_name: str | None = None) -> NewTenant:
+    """A tenant and its first admin, in one transaction (CLI and seeding)."""
+    if not name.strip():
+        raise UnprocessableEntity([{"loc": ["name"], "msg": "must not be empty",
+                                    "type": "value_error"}])
+    tenant_id = uuid.uuid4()
+    with tenant_session(tenant_id) as session:
+        tenant = Tenant(id=tenant_id, name=name.strip(), is_active=True, metadata_={})
+        session.add(tenant)
+        session.flush()
+        record_event(session, principal_or_actor_id=None, action="tenant.create",
+                     entity="tenant", entity_id=tenant_id, after={"name": tenant.name})
+        admin = add_user(session, None, email=admin_email, role=Role.ADMIN,
+                         display_name=admin_display_name)
+    return NewTenant(tenant, admin)
+
+
+def get_tenant(session: Session, tenant_id: uuid.UUID) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("tenant")
+    return tenant
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.created_at, User.email)))
+
+
+def get_user(session: Session, user_id: uuid.UUID) -> User:
+    user = session.scalar(select(User).where(User.id == user_id))
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+def add_user(
+    session: Session,
+    actor: Principal | None,
+    *,
+    email: str,
+    role: Role,
+    display_name: str | None = None,
+    teams: list[str] | None = None,
+    password: str | None = None,
+) -> NewUser:
+    """Create a user with a one-time password (returned once, stored as argon2 hash)."""
+    email = normalise_email(email, ["body", "email"])
+    teams = _checked_teams(teams or [])
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"a user with email {email} already exists")
+    password = password or new_password()
+    user = User(email=email, role=Role(role).value, display_name=display_name,
+                teams=teams, is_active=True, password_hash=hash_password(password))
+    try:
+        with session.begin_nested():
+            session.add(user)
+    except IntegrityError as exc:
+        raise Conflict(f"a user with email {email} already exists") from exc
+    record_event(session, principal_or_actor_id=actor, action="user.create", entity="user",
+                 entity_id=user.id, after=user_snapshot(user))
+    return NewUser(user, password)
+
+
+def _checked_teams(teams: list[str]) -> list[str]:
+    for index, team in enumerate(teams):
+        if not TEAM_RE.match(team):
+            raise UnprocessableEntity([{"loc": ["body", "teams", index],
+                                        "msg": "team codes are 1-64 letters, digits, _ . -",
+                                        "type": "value_error"}])
+    return sorted(set(teams))
+
+
+def _active_admin_ids(session: Session) -> list[uuid.UUID]:
+    """Active admins of the tenant, row-locked so concurrent demotions serialise."""
+    return list(session.scalars(
+        select(User.id).where(User.role == Role.ADMIN.value, User.is_active.is_(True))
+        .order_by(User.id).with_for_update()
+    ))
+
+
+def update_user(
+    session: Session,
+    actor: Principal,
+    user_id: uuid.UUID,
+    changes: dict[str, object],
+) -> User:
+    """Apply role / display_name / teams / is_active changes under the invariants above."""
+    user = get_user(session, user_id)
+    before = user_snapshot(user)
+    new_role = Role(changes["role"]) if changes.get("role") is not None else Role(user.role)
+    deactivating = changes.get("is_active") is False and user.is_active
+    if user.id == actor.user_id and ROLE_RANK[new_role] > ROLE_RANK[Role(user.role)]:
+        raise Forbidden("you cannot raise your own role")
+    loses_admin = user.role == Role.ADMIN.value and user.is_active and (
+        new_role != Role.ADMIN or deactivating)
+    if loses_admin and _active_admin_ids(session) == [user.id]:
+        raise Conflict("this is the tenant's last active admin; promote another admin first")
+    user.role = new_role.value
+    if "display_name" in changes:
+        user.display_name = changes["display_name"]  # type: ignore[assignment]
+    if changes.get("teams") is not None:
+        user.teams = _checked_teams(list(changes["teams"]))  # type: ignore[arg-type]
+    if changes.get("is_active") is not None:
+        user.is_active = bool(changes["is_active"])
+    if deactivating:
+        revoke_user_tokens(session, user.id)
+    session.flush()
+    after = user_snapshot(user)
+    if after != before:
+        record_event(session, principal_or_actor_id=actor, action="user.update", entity="user",
+                     entity_id=user.id, before=before, after=after)
+    return user

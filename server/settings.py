@@ -1,0 +1,55 @@
+"""Runtime configuration, read once from the environment (no prefix: `DATABASE_URL`, `PORT`...).
+
+`database_url` is the connection the *server* uses and must log in as the non-owner app role
+(`paysheet_app`); migrations use `migration_database_url` (the owner role, or a superuser that
+may `SET ROLE paysheet_owner`). With no `database_url` the CLI starts the embedded PostgreSQL
+under `data_dir` and fills both in.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OWNER_ROLE = "paysheet_owner"
+APP_ROLE = "paysheet_app"
+
+
+class Settings(BaseSettings):
+    """Every knob of the server in one place; tests build their own instance."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    database_url: str | None = None
+    migration_database_url: str | None = None
+    data_dir: Path = Path("./.paysheet")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str | None = None
+
+    token_ttl_hours: int = 12
+    max_upload_bytes: int = 512 * 1024 * 1024
+    # Write endpoints (POST/PUT/PATCH/DELETE): a token bucket per client refilled at this rate.
+    rate_limit_per_minute: int = 300
+    rate_limit_burst: int = 60
+
+    # Argon2id cost of new password hashes (tests lower it; verification reads each hash's own).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+    # Password given to the two roles when the embedded/test bootstrap creates them.
+    bootstrap_role_password: str = "paysheet-dev"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    return Settings()
