@@ -1,9 +1,9 @@
 """The `paysheet` command: the engine's commands (check/eval/explain) plus the server's.
 
-    paysheet serve                      embedded PostgreSQL (or DATABASE_URL) + API on :8000
-    paysheet migrate                    alembic upgrade head (owner role)
-    paysheet tenant create --name … --admin-email …
-    paysheet seed-demo                  demo tenant, one user per role, sample plan
+paysheet serve                      embedded PostgreSQL (or DATABASE_URL) + API on :8000
+paysheet migrate                    alembic upgrade head (owner role)
+paysheet tenant create --name … --admin-email …
+paysheet seed-demo                  demo tenant, one user per role, sample plan
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def _database(settings: Settings) -> Iterator[Settings]:
     from server.observability.logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_json)
-    configure_password_hashing(settings.argon2_time_cost, settings.argon2_memory_kib,
-                               settings.argon2_parallelism)
+    configure_password_hashing(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
     if settings.database_url:
         if settings.migration_database_url:
             run_migrations(settings.migration_database_url)
@@ -46,8 +47,12 @@ def _database(settings: Settings) -> Iterator[Settings]:
     typer.echo(f"Starting embedded PostgreSQL under {settings.data_dir / 'pgdata'} …")
     embedded = start_embedded(settings.data_dir, settings.bootstrap_role_password)
     try:
-        settings = settings.model_copy(update={"database_url": embedded.urls.app,
-                                               "migration_database_url": embedded.urls.migrate})
+        settings = settings.model_copy(
+            update={
+                "database_url": embedded.urls.app,
+                "migration_database_url": embedded.urls.migrate,
+            }
+        )
         db.configure(settings)
         yield settings
     finally:
@@ -82,8 +87,7 @@ def serve(
         if embedded:
             _print_logins(ready)
         typer.echo(f"Paysheet API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-        uvicorn.run(create_app(ready), host=host, port=port, log_config=None,
-                    access_log=False)
+        uvicorn.run(create_app(ready), host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command()

@@ -134,9 +134,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(
-            request, exc.status, exc.title, exc.detail, exc.errors, exc.headers
-        )
+        return problem_response(request, exc.status, exc.title, exc.detail, exc.errors, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -160,9 +158,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return problem_response(request, 409, "Conflict", diag.message_primary)
         if sqlstate in CONFLICT_SQLSTATES:
             constraint = getattr(diag, "constraint_name", None) or "a constraint"
-            return problem_response(request, 409, "Conflict",
-                                    f"{CONFLICT_SQLSTATES[sqlstate]} constraint "
-                                    f"{constraint} would be violated")
+            return problem_response(
+                request,
+                409,
+                "Conflict",
+                f"{CONFLICT_SQLSTATES[sqlstate]} constraint {constraint} would be violated",
+            )
         log.exception("database_error", path=request.url.path, sqlstate=sqlstate)
         return problem_response(request, 500, "Internal Server Error", "database error")
 

@@ -45,8 +45,10 @@ def demo_email(role: Role) -> str:
 
 def _existing_demo_tenant() -> uuid.UUID | None:
     with system_session() as session:
-        row = session.execute(text("select tenant_id from comp.auth_login_candidates(:e)"),
-                              {"e": demo_email(Role.ADMIN)}).first()
+        row = session.execute(
+            text("select tenant_id from comp.auth_login_candidates(:e)"),
+            {"e": demo_email(Role.ADMIN)},
+        ).first()
     return row.tenant_id if row else None
 
 
@@ -91,9 +93,14 @@ def seed_demo(data_dir: Path) -> DemoLogins:
         for role in Role:
             if role is Role.ADMIN:
                 continue
-            new_user = tenants.add_user(session, None, email=demo_email(role), role=role,
-                                        display_name=f"Demo {role.value.title()}",
-                                        teams=DEMO_TEAMS.get(role, []))
+            new_user = tenants.add_user(
+                session,
+                None,
+                email=demo_email(role),
+                role=role,
+                display_name=f"Demo {role.value.title()}",
+                teams=DEMO_TEAMS.get(role, []),
+            )
             passwords[new_user.user.email] = new_user.password
     _write_logins(logins_file, tenant_id, passwords)
     _seed_sample_plan(tenant_id, created.admin.user.id)
@@ -108,8 +115,7 @@ def _seed_sample_plan(tenant_id: uuid.UUID, admin_id: uuid.UUID) -> None:
         log.info("seed_plan_skipped", reason="server.modules.plans is not installed")
         return
     plans = importlib.import_module("server.modules.plans.service")
-    principal = Principal(admin_id, tenant_id, Role.ADMIN, demo_email(Role.ADMIN),
-                          "Demo Admin", ())
+    principal = Principal(admin_id, tenant_id, Role.ADMIN, demo_email(Role.ADMIN), "Demo Admin", ())
     document = json.loads(SAMPLE_PLAN.read_text())
     with tenant_session(tenant_id) as session:
         plans.create_plan_from_document(session, principal, document)

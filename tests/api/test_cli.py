@@ -36,8 +36,17 @@ def _login(client, email, password):
 
 
 def test_tenant_create_prints_a_working_one_time_password(client, cli_env) -> None:
-    result = runner.invoke(cli, ["tenant", "create", "--name", "Cli Capital",
-                                 "--admin-email", "Boss@CliCapital.example.com"])
+    result = runner.invoke(
+        cli,
+        [
+            "tenant",
+            "create",
+            "--name",
+            "Cli Capital",
+            "--admin-email",
+            "Boss@CliCapital.example.com",
+        ],
+    )
     assert result.exit_code == 0, result.output
     password = re.search(r"one-time password: (\S+)", result.output).group(1)
     assert _login(client, "boss@clicapital.example.com", password).status_code == 200
@@ -55,16 +64,26 @@ def test_seed_demo_is_idempotent_and_recovers_lost_logins(client, cli_env) -> No
     second = runner.invoke(cli, ["seed-demo"])
     assert second.output == first.output
     saved = json.loads((cli_env / "demo-logins.json").read_text())["passwords"]
-    assert set(saved) == {f"{r}@demo.paysheet.local" for r in
-                          ("admin", "hr", "manager", "finance", "auditor", "readonly")}
-    assert _login(client, "manager@demo.paysheet.local",
-                  saved["manager@demo.paysheet.local"]).status_code == 200
+    assert set(saved) == {
+        f"{r}@demo.paysheet.local"
+        for r in ("admin", "hr", "manager", "finance", "auditor", "readonly")
+    }
+    assert (
+        _login(
+            client, "manager@demo.paysheet.local", saved["manager@demo.paysheet.local"]
+        ).status_code
+        == 200
+    )
     (cli_env / "demo-logins.json").unlink()
     third = runner.invoke(cli, ["seed-demo"])
     renewed = json.loads((cli_env / "demo-logins.json").read_text())["passwords"]
     assert third.exit_code == 0 and renewed != saved
-    assert _login(client, "admin@demo.paysheet.local",
-                  renewed["admin@demo.paysheet.local"]).status_code == 200
+    assert (
+        _login(
+            client, "admin@demo.paysheet.local", renewed["admin@demo.paysheet.local"]
+        ).status_code
+        == 200
+    )
 
 
 def test_migrate_is_idempotent(cli_env) -> None:

@@ -31,11 +31,15 @@ def test_tenant_a_gets_404_for_tenant_b_ids(client, make_tenant, method, templat
 
 def test_audit_of_a_never_shows_b(client, make_tenant) -> None:
     a, b = make_tenant(), make_tenant()
-    items = client.get("/api/v1/audit", params={"entity_id": str(b.users["hr"].id)},
-                       headers=a.users["admin"].headers).json()["items"]
+    items = client.get(
+        "/api/v1/audit",
+        params={"entity_id": str(b.users["hr"].id)},
+        headers=a.users["admin"].headers,
+    ).json()["items"]
     assert items == []
-    all_items = client.get("/api/v1/audit", params={"limit": 500},
-                           headers=a.users["admin"].headers).json()["items"]
+    all_items = client.get(
+        "/api/v1/audit", params={"limit": 500}, headers=a.users["admin"].headers
+    ).json()["items"]
     b_ids = {str(u.id) for u in b.users.values()} | {str(b.id)}
     assert not {e["entity_id"] for e in all_items} & b_ids
 

@@ -13,8 +13,12 @@ from server.modules.auth.permissions import PERMISSIONS, Role
 
 ROUTES = [
     ("users.read", "GET", "/api/v1/tenants/{tenant}/users", None),
-    ("users.write", "POST", "/api/v1/tenants/{tenant}/users",
-     lambda: {"email": f"{uuid.uuid4().hex[:8]}@matrix.example.com", "role": "readonly"}),
+    (
+        "users.write",
+        "POST",
+        "/api/v1/tenants/{tenant}/users",
+        lambda: {"email": f"{uuid.uuid4().hex[:8]}@matrix.example.com", "role": "readonly"},
+    ),
     ("users.write", "PATCH", "/api/v1/users/{readonly}", lambda: {"display_name": "R. O."}),
     ("audit.read", "GET", "/api/v1/audit", None),
     ("audit.read", "GET", "/api/v1/audit/verify", None),
@@ -29,8 +33,9 @@ ROUTES = [
 def test_role_matrix(client, make_tenant, role, permission, method, template, body) -> None:
     tenant = make_tenant()
     path = template.format(tenant=tenant.id, readonly=tenant.users["readonly"].id)
-    response = client.request(method, path, headers=tenant.users[role].headers,
-                              json=body() if body else None)
+    response = client.request(
+        method, path, headers=tenant.users[role].headers, json=body() if body else None
+    )
     if Role(role) in PERMISSIONS[permission]:
         assert response.status_code in (200, 201, 204), response.text
     else:
