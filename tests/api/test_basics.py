@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import uuid
 
+import structlog
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from server.observability.logging import configure_logging
 
 PROBLEM = "application/problem+json"
 
@@ -103,3 +107,21 @@ def test_write_rate_limit_in_redis_is_shared_by_processes(settings, redis_url) -
             one.post("/api/v1/auth/logout", headers=headers).status_code,
         ]
     assert statuses == [401, 401, 429]
+
+
+def test_access_log_is_json_with_request_and_user_ids(client, make_tenant, settings) -> None:
+    tenant = make_tenant()
+    buffer = io.StringIO()
+    configure_logging("INFO", json_output=True)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(buffer))
+    try:
+        headers = tenant.users["hr"].headers | {"X-Request-ID": "log-check-1"}
+        assert client.get("/api/v1/me", headers=headers).status_code == 200
+    finally:
+        configure_logging(settings.log_level, settings.log_json)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    access = [e for e in lines if e.get("event") == "request" and e["route"] == "/api/v1/me"]
+    assert len(access) == 1
+    assert access[0]["request_id"] == "log-check-1"
+    assert access[0]["user_id"] == str(tenant.users["hr"].id)
+    assert access[0]["tenant_id"] == str(tenant.id) and access[0]["status"] == 200
