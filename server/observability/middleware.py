@@ -12,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.observability.metrics import REQUEST_LATENCY
 
 REQUEST_ID_HEADER = "x-request-id"
+# Routers are included under these prefixes; FastAPI's route objects keep their own path only.
+ROUTER_PREFIXES = ("/api/v1",)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = structlog.get_logger("paysheet.http")
 
@@ -24,6 +26,21 @@ def incoming_request_id(scope: Scope) -> str:
             if _VALID_REQUEST_ID.match(candidate):
                 return candidate
     return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/api/v1/users/{userId}`), bounding label cardinality."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if template is None:
+        return "unmatched"
+    regex = getattr(route, "path_regex", None)
+    path = scope["path"]
+    if regex is not None and not regex.match(path):
+        for prefix in ROUTER_PREFIXES:
+            if path.startswith(prefix) and regex.match(path[len(prefix):]):
+                return prefix + template
+    return template
 
 
 class RequestContextMiddleware:
@@ -55,8 +72,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             REQUEST_LATENCY.labels(scope["method"], template, str(status)).observe(elapsed)
             log.info("request", method=scope["method"], route=template, path=scope["path"],
                      status=status, duration_ms=round(elapsed * 1000, 2))
