@@ -518,8 +518,32 @@ def _result_frame(run: _Run) -> pl.DataFrame:
     series = [pl.Series("employee_ref", run.refs, dtype=pl.String)]
     for name in plan.display_order:
         series.append(pl.Series(name, run.columns[name], dtype=POLARS_TYPES[types[name]]))
-    series.append(pl.Series("diagnostics", run.diagnostics, dtype=DIAGNOSTIC_DTYPE))
+    series.append(_diagnostics_series(run.diagnostics))
     return pl.DataFrame(series)
+
+
+def _diagnostics_series(diagnostics: list[list[dict[str, str]]]) -> pl.Series:
+    """The per-row diagnostic lists as one DIAGNOSTIC_DTYPE column.
+
+    Built from flat columns and grouped, because converting a Python list of lists of
+    dicts row by row costs seconds on large frames."""
+    flat: dict[str, list[Any]] = {"row": [], "step": [], "code": [], "message": []}
+    for row, entries in enumerate(diagnostics):
+        for entry in entries:
+            flat["row"].append(row)
+            for key in ("step", "code", "message"):
+                flat[key].append(entry[key])
+    entries = pl.DataFrame(
+        flat, schema={"row": pl.Int64, "step": pl.String, "code": pl.String, "message": pl.String}
+    )
+    grouped = entries.group_by("row").agg(pl.struct("step", "code", "message").alias("d"))
+    rows = pl.DataFrame({"row": pl.int_range(len(diagnostics), eager=True, dtype=pl.Int64)})
+    column = rows.join(grouped, on="row", how="left", maintain_order="left")["d"]
+    return (
+        column.fill_null(pl.lit([], dtype=DIAGNOSTIC_DTYPE))
+        .cast(DIAGNOSTIC_DTYPE)
+        .alias("diagnostics")
+    )
 
 
 # --- the calculation tape -------------------------------------------------------------------
