@@ -573,7 +573,13 @@ def test_explain_builds_the_tape_in_display_order():
         ],
     )
     tape = explain(compiled, data, "E1").to_dict()
-    assert tape["payout"] == "120.0000000000"
+    assert {k: v for k, v in tape.items() if k != "steps"} == {
+        "employee_ref": "E1",
+        "plan_name": "test plan",
+        "plan_hash": compiled.plan_hash,
+        "payout_step": "bonus",
+        "payout": "120.0000000000",
+    }
     assert [s["step"] for s in tape["steps"]] == ["target", "mult", "bonus", "share"]
     bonus = tape["steps"][2]
     assert bonus == {
