@@ -380,7 +380,7 @@ def check_plan(
         document=doc,
         steps=tuple(compiled_steps),
         display_order=display,
-        input_types=dict(declared.types),
+        input_types={k: t for k, t in declared.types.items() if k not in declared.parameters},
         input_scopes=declared.scopes,
         parameters=declared.parameters,
         payout=doc.payout,

@@ -36,7 +36,14 @@ def test_valid_plan_compiles_with_typed_trees_and_orders():
     assert compiled.step("total").reads == frozenset({"bonus", "extra"})
     assert compiled.step("bonus").expr.type == Type.DECIMAL
     assert compiled.input_types["employee_ref"] == Type.TEXT
-    assert compiled.input_types["fund_ref"] == Type.TEXT
+    assert compiled.input_types == {
+        "employee_ref": Type.TEXT,
+        "fund_ref": Type.TEXT,
+        "salary": Type.DECIMAL,
+        "senior": Type.BOOL,
+    }
+    assert compiled.input_scopes["salary"] == "employee"
+    assert not compiled.uses_fund_ref
     assert str(compiled.parameters["rate"][1]) == "0.1500000000"
     assert len(compiled.plan_hash) == 64
 
