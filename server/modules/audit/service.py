@@ -12,7 +12,7 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -152,13 +152,10 @@ class ChainReport:
     reason: str | None = None
 
 
-def verify_chain(session: Session) -> ChainReport:
-    """Recompute the tenant's chain from the first event; stop at the first broken link."""
+def check_chain(events: Iterable[AuditEvent]) -> ChainReport:
+    """Walk events in id order; report the first whose link or signature does not hold."""
     previous: str | None = None
     checked = 0
-    events = session.scalars(
-        select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
-    )
     for event in events:
         if event.prev_signature != previous:
             return ChainReport(False, checked, event.id, "prev_signature does not link")
@@ -167,6 +164,12 @@ def verify_chain(session: Session) -> ChainReport:
         previous = event.signature
         checked += 1
     return ChainReport(True, checked)
+
+
+def verify_chain(session: Session) -> ChainReport:
+    """Recompute the session tenant's whole chain, streaming the events in id order."""
+    query = select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
+    return check_chain(session.scalars(query))
 
 
 @dataclass(frozen=True)
