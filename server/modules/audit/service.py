@@ -29,6 +29,7 @@ from server.modules.audit.models import AuditEvent
 from server.modules.auth.dependencies import Principal
 
 REFUSED_SUFFIX = ".refused"
+REFUSAL_LOCK_TIMEOUT = "10s"
 
 
 def to_jsonable(value: Any) -> Any:
@@ -134,6 +135,11 @@ def record_refusal(
     """
     name = action if action.endswith(REFUSED_SUFFIX) else action + REFUSED_SUFFIX
     with tenant_session(tenant_id) as session:
+        # A caller that already appended in its own open transaction holds the chain lock:
+        # fail after a bounded wait rather than deadlock with ourselves.
+        session.execute(
+            text("select set_config('lock_timeout', :t, true)"), {"t": REFUSAL_LOCK_TIMEOUT}
+        )
         return record_event(
             session,
             principal_or_actor_id=actor_id,
