@@ -10,4 +10,4 @@ COPY addin addin
 RUN pip install --no-cache-dir .
 ENV PORT=8000
 EXPOSE 8000
-CMD ["paysheet", "serve", "--host", "0.0.0.0"]
+CMD ["paysheet", "serve"]
