@@ -39,7 +39,12 @@ class ExactNumberRoute(APIRoute):
 
 
 def plain_json(value: Any) -> Any:
-    """`value` with Decimals as plain strings (no exponent), ready for a jsonb column."""
+    """`value` with Decimals as plain strings (no exponent), ready for a jsonb column.
+
+    A float (from a caller that parsed JSON itself) becomes the string of its shortest repr,
+    which is the number the author wrote; it is never stored as binary floating point."""
+    if isinstance(value, float):
+        value = Decimal(repr(value))
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, dict):
