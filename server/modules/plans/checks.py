@@ -22,7 +22,10 @@ from server.modules.catalog.service import name_problem
 
 # Header fields a draft may lack; other checks still run with a placeholder in their place.
 PLACEHOLDERS: dict[str, Any] = {
-    "name": "draft", "effective_from": "2000-01-01", "effective_to": None, "currency": "XXX",
+    "name": "draft",
+    "effective_from": "2000-01-01",
+    "effective_to": None,
+    "currency": "XXX",
 }
 MISSING_MESSAGES = {
     "name": "the plan needs a name",
@@ -33,19 +36,33 @@ MISSING_MESSAGES = {
 }
 
 
-def diagnostic(code: str, message: str, step: str | None = None, field: str | None = None,
-               line: int | None = None, column: int | None = None) -> dict[str, Any]:
-    return {"step": step, "field": field, "line": line, "column": column, "code": code,
-            "message": message}
+def diagnostic(
+    code: str,
+    message: str,
+    step: str | None = None,
+    field: str | None = None,
+    line: int | None = None,
+    column: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "step": step,
+        "field": field,
+        "line": line,
+        "column": column,
+        "code": code,
+        "message": message,
+    }
 
 
 def _from_problem(problem: Problem) -> dict[str, Any]:
-    return diagnostic(problem.code, problem.message, problem.step, problem.field,
-                      problem.line, problem.column)
+    return diagnostic(
+        problem.code, problem.message, problem.step, problem.field, problem.line, problem.column
+    )
 
 
-def _shape_diagnostics(document: Mapping[str, Any], error: ValidationError
-                       ) -> tuple[list[dict[str, Any]], bool]:
+def _shape_diagnostics(
+    document: Mapping[str, Any], error: ValidationError
+) -> tuple[list[dict[str, Any]], bool]:
     """Diagnostics for a document the engine model refuses; True when only header fields
     (or a missing payout) are wrong, so the step checks can still run on placeholders."""
     steps = document.get("steps") or []
@@ -63,8 +80,7 @@ def _shape_diagnostics(document: Mapping[str, Any], error: ValidationError
         path = ".".join(str(part) for part in loc) or "document"
         missing = document.get(top) in (None, []) and top in MISSING_MESSAGES
         message = MISSING_MESSAGES[top] if missing else f"{path}: {err['msg']}"
-        found.append(diagnostic("missing" if missing else "invalid_document", message,
-                                step, field))
+        found.append(diagnostic("missing" if missing else "invalid_document", message, step, field))
         if top not in (*PLACEHOLDERS, "payout"):
             header_only = False
     return found, header_only
@@ -99,8 +115,9 @@ def _compile(doc: PlanDocument) -> tuple[CompiledPlan | None, list[dict[str, Any
     return compiled, [_from_problem(p) for p in problems]
 
 
-def _error(field: str, message: str, code: str, line: int | None = None,
-           column: int | None = None) -> dict[str, Any]:
+def _error(
+    field: str, message: str, code: str, line: int | None = None, column: int | None = None
+) -> dict[str, Any]:
     error: dict[str, Any] = {"loc": ["body", field], "msg": message, "type": code}
     if line is not None:
         error.update(line=line, column=column)
@@ -116,8 +133,9 @@ def _parse_error(field: str, text: str | None) -> tuple[Any, dict[str, Any] | No
         return None, _error(field, f"{err.message}\n{err.excerpt}", err.code, err.line, err.column)
 
 
-def step_errors(step: Mapping[str, Any], others: list[Mapping[str, Any]],
-                declared: set[str]) -> list[dict[str, Any]]:
+def step_errors(
+    step: Mapping[str, Any], others: list[Mapping[str, Any]], declared: set[str]
+) -> list[dict[str, Any]]:
     """PRD §15.2 checks of `step` (keys name, step_order, expr, condition_expr, outputs,
     default) against the plan's `others` steps and its `declared` input/parameter keys."""
     errors = []
@@ -126,17 +144,32 @@ def step_errors(step: Mapping[str, Any], others: list[Mapping[str, Any]],
     if problem:
         errors.append(_error("name", problem, "invalid_name"))
     elif name in declared:
-        errors.append(_error("name", f"step '{name}' shadows the input or parameter "
-                                     "of the same name", "shadowing"))
+        errors.append(
+            _error(
+                "name",
+                f"step '{name}' shadows the input or parameter of the same name",
+                "shadowing",
+            )
+        )
     if any(other["name"] == name for other in others):
         errors.append(_error("name", f"a step named '{name}' already exists", "duplicate_step"))
     if any(other["step_order"] == step["step_order"] for other in others):
-        errors.append(_error("step_order", f"another step already has order "
-                                           f"{step['step_order']}", "duplicate_order"))
+        errors.append(
+            _error(
+                "step_order",
+                f"another step already has order {step['step_order']}",
+                "duplicate_order",
+            )
+        )
     outputs = step.get("outputs")
     if outputs is not None and list(outputs) != [name]:
-        errors.append(_error("outputs", f"a step defines exactly one variable, its name: "
-                                        f"outputs must be [\"{name}\"]", "outputs"))
+        errors.append(
+            _error(
+                "outputs",
+                f'a step defines exactly one variable, its name: outputs must be ["{name}"]',
+                "outputs",
+            )
+        )
     trees = []
     for field, key in (("expr", "expr"), ("condition_expr", "condition_expr")):
         tree, error = _parse_error(field, step.get(key))
