@@ -781,3 +781,25 @@ def _principal(tenant):
         display_name="Hr",
         teams=(),
     )
+
+
+def test_document_shape_problems_do_not_hide_expression_problems(client, make_tenant) -> None:
+    tenant = make_tenant()
+    plan = create_plan(client, tenant)
+    doc = sample_document(name=plan["name"], payout=None, effective_from=None)
+    doc["parameters"][0]["value"] = "fifteen percent"
+    doc["inputs"][1]["default"] = "n/a"
+    doc["steps"][1]["expr"] = "base_salary * target_pct * perf"
+    body = client.put(
+        _plan_url(plan["id"], "/document"), headers=tenant.users["hr"].headers, json=doc
+    ).json()
+    found = {(d["step"], d["field"], d["code"]) for d in body["diagnostics"]}
+    assert found == {
+        (None, "payout", "missing"),
+        (None, "effective_from", "missing"),
+        (None, "parameters", "invalid_document"),
+        (None, "inputs", "invalid_document"),
+        ("bonus", "expr", "unknown_name"),
+    }
+    parameter = next(d for d in body["diagnostics"] if d["field"] == "parameters")
+    assert "fifteen percent" in parameter["message"]
