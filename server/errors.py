@@ -96,7 +96,7 @@ def problem_body(
     """The problem+json document; also used by middleware that answers before routing."""
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     return {
-        "type": f"https://paysheet.dev/problems/{status}",
+        "type": "about:blank",
         "title": title,
         "status": status,
         "detail": detail,
