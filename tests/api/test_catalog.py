@@ -181,3 +181,23 @@ def test_role_matrix(client, make_tenant, role) -> None:
     if not allowed:
         assert "catalog.write" in created.json()["detail"]
     assert client.get(_url(tenant.id), headers=tenant.users[role].headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"key": "x", "label": "x", "dtype": "decimal", "default_value": NaN}',
+        '{"key": "x", "label": "x",',
+        "not json",
+    ],
+)
+def test_malformed_json_is_422(client, make_tenant, raw) -> None:
+    tenant = make_tenant()
+    response = client.post(
+        _url(tenant.id),
+        content=raw,
+        headers=tenant.users["hr"].headers | {"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+    assert client.get(_url(tenant.id), headers=tenant.users["hr"].headers).json()["items"] == []
