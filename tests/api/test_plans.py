@@ -803,3 +803,15 @@ def test_document_shape_problems_do_not_hide_expression_problems(client, make_te
     }
     parameter = next(d for d in body["diagnostics"] if d["field"] == "parameters")
     assert "fifteen percent" in parameter["message"]
+
+
+def test_seeding_from_parsed_json_keeps_numbers_as_written(make_tenant) -> None:
+    """The seed reads the sample with json.loads (floats); they are stored by their repr."""
+    tenant = make_tenant()
+    doc = sample_document()
+    doc["parameters"][0]["value"] = 0.15
+    with db.tenant_session(tenant.id) as session:
+        plan = plans.create_plan_from_document(session, None, doc)
+        assert plan.document["parameters"][0]["value"] == "0.15"
+        assert plans.diagnostics_for(plan)[1] == []
+        assert [s.name for s in plans.list_steps(session, plan.id)] == ["perf_multiplier", "bonus"]
