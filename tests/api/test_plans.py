@@ -815,3 +815,18 @@ def test_seeding_from_parsed_json_keeps_numbers_as_written(make_tenant) -> None:
         assert plan.document["parameters"][0]["value"] == "0.15"
         assert plans.diagnostics_for(plan)[1] == []
         assert [s.name for s in plans.list_steps(session, plan.id)] == ["perf_multiplier", "bonus"]
+
+
+def test_get_locked_plan_keeps_each_versions_own_document(client, make_tenant) -> None:
+    """v1 and v2 with identical content share a plan hash but not a version number."""
+    tenant = make_tenant()
+    headers = tenant.users["hr"].headers
+    v1 = create_document_plan(client, tenant)
+    client.post(_plan_url(v1["id"], "/lock"), headers=headers)
+    v2 = client.post(_plan_url(v1["id"], "/versions"), headers=headers).json()
+    assert client.post(_plan_url(v2["id"], "/lock"), headers=headers).status_code == 200
+    with db.tenant_session(tenant.id) as session:
+        first = plans.get_locked_plan(session, uuid.UUID(v1["id"]))[1]
+        second = plans.get_locked_plan(session, uuid.UUID(v2["id"]))[1]
+    assert first.plan_hash == second.plan_hash
+    assert (first.document.version, second.document.version) == (1, 2)

@@ -13,6 +13,7 @@ refuses the same change even if a code path forgot to ask.
 from __future__ import annotations
 
 import base64
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -913,27 +914,33 @@ def evaluate(
     return {"plan_hash": compiled.plan_hash, "payout_step": compiled.payout, "rows": results}
 
 
-_COMPILED: OrderedDict[str, CompiledPlan] = OrderedDict()
+_COMPILED: OrderedDict[tuple[str, int], CompiledPlan] = OrderedDict()
 _COMPILED_MAX = 64
+_COMPILED_LOCK = threading.Lock()
 
 
 def get_locked_plan(session: Session, plan_id: uuid.UUID) -> tuple[BonusPlan, CompiledPlan]:
     """A locked (or archived) plan and its compiled form, cached by plan hash (for runs).
 
-    409 when the plan is still a draft. The compiled plan's hash must equal the stored one:
-    a mismatch means the stored document changed under a lock, which must never happen.
+    The cache key is (plan hash, version): the hash leaves the version number out, but the
+    compiled document carries it (snapshot hashes include it). 409 when the plan is still a
+    draft. The compiled plan's hash must equal the stored one: a mismatch means the stored
+    document changed under a lock, which must never happen.
     """
     plan = get_plan(session, plan_id)
     if plan.status not in ("locked", "archived") or plan.plan_hash is None:
         raise Conflict(f"plan '{plan.name}' v{plan.version} is not locked; lock it first")
-    compiled = _COMPILED.get(plan.plan_hash)
-    if compiled is None:
-        compiled, _ = diagnostics_for(plan)
-        if compiled is None or compiled.plan_hash != plan.plan_hash:
-            raise RuntimeError(f"locked plan {plan.id} no longer matches its plan hash")
-        _COMPILED[plan.plan_hash] = compiled
+    key = (plan.plan_hash, plan.version)
+    with _COMPILED_LOCK:
+        compiled = _COMPILED.get(key)
+        if compiled is not None:
+            _COMPILED.move_to_end(key)
+            return plan, compiled
+    compiled, _ = diagnostics_for(plan)
+    if compiled is None or compiled.plan_hash != plan.plan_hash:
+        raise RuntimeError(f"locked plan {plan.id} no longer matches its plan hash")
+    with _COMPILED_LOCK:
+        _COMPILED[key] = compiled
         while len(_COMPILED) > _COMPILED_MAX:
             _COMPILED.popitem(last=False)
-    else:
-        _COMPILED.move_to_end(plan.plan_hash)
     return plan, compiled
