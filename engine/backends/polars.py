@@ -349,7 +349,13 @@ class Compiler:
         self.overflow(taken, too_big.expr)
         signed = magnitude.expr.cast(I128, strict=False)
         negative = (sa < 0) != (sb < 0)
-        scaled = pl.when(too_big.expr).then(i128(0)).when(negative).then(-signed).otherwise(signed)
+        scaled = (
+            pl.when(too_big.expr)
+            .then(i128(0))
+            .when(negative)
+            .then(i128(0) - signed)
+            .otherwise(signed)
+        )
         return Val(from_scaled(scaled), too_big.level)
 
     def divide(self, a: Val, b: Val, taken: Mask) -> Val:
@@ -373,7 +379,7 @@ class Compiler:
         self.state.add_diagnostic(
             DIVISION_BY_ZERO, self.on(taken, (zero.expr & a.expr.is_not_null()).fill_null(False))
         )
-        divisor = pl.when(zero.expr).then(ONE).otherwise(b.expr)
+        divisor = b.expr + zero.expr.cast(pl.Int64).cast(DEC)
         dividend = a.expr
         if self.exact and check_overflow:
             # |a / b| rounds to >= 1e28 exactly when |b| < 1 and |sa| >= 1e28 * |sb|; a quotient
@@ -422,7 +428,6 @@ class Compiler:
         )
         scaled = pl.when(too_big.expr).then(i128(0)).otherwise(upper.expr * e20 + low)
         return Val(from_scaled(scaled), too_big.level), too_big.expr
-
 
     def running_sum_overflows(self, values: Val, key: Val | None) -> pl.Expr:
         """Rows (in input order, per key) at which the running sum of non-negative values
@@ -599,13 +604,20 @@ def _over(expr: pl.Expr, key: Val | None) -> pl.Expr:
 
 
 def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    already = len(c.state.overflows)
     x = c.share(c.value(args[0], taken))
+    poisoned = c.state.overflows[already:]
     key = c.share(c.value(args[1], taken)) if len(args) > 1 else None
     rows = c.put(_taking(c, taken, key), c.level(taken, key))
     contributions = c.put(pl.when(rows.expr).then(x.expr), c.level(rows, x))
     total, too_big = c.sum_scaled(contributions, key)
     if too_big is not None:
         c.overflow(rows, too_big)
+    if poisoned:
+        # The reference carries an out-of-range value on into the sum, which then fails
+        # for every row of the group: name the group's first row as it does.
+        spread = _over((rows.expr & pl.any_horizontal(poisoned)).any(), key)
+        c.overflow(rows, spread)
     return Val(pl.when(rows.expr).then(total.expr), total.level)
 
 
@@ -630,13 +642,14 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     pools = pl.when(included.expr).then(pool.expr)
     varying = c.put(_over(pools.min() != pools.max(), key).fill_null(False), included.level)
     c.state.add_diagnostic(POOL_NOT_CONSTANT, included.expr & varying.expr)
-    weights = c.put(pl.when(included.expr).then(weight.expr), included.level)
-    wsum, _ = c.sum_scaled(weights, key)
-    wsum = c.share(wsum)
-    if c.exact:
-        c.overflow(included, c.running_sum_overflows(weights, key))
     usable = c.put(included.expr & ~varying.expr, c.level(included, varying))
-    zero_sum = c.put(usable.expr & (wsum.expr == ZERO), c.level(usable, wsum))
+    weights = c.put(pl.when(usable.expr).then(weight.expr), usable.level)
+    wsum, too_big = c.sum_scaled(weights, key)
+    wsum = c.share(wsum)
+    in_range = pl.lit(True) if too_big is None else ~too_big
+    if c.exact:
+        c.overflow(usable, c.running_sum_overflows(weights, key))
+    zero_sum = c.put(usable.expr & (wsum.expr == ZERO) & in_range, c.level(usable, wsum))
     c.state.add_diagnostic(DIVISION_BY_ZERO, zero_sum.expr)
     sharing = c.put(usable.expr & ~zero_sum.expr, zero_sum.level)
     shared_pool = c.share(Val(pl.when(sharing.expr).then(pool.expr), sharing.level))
