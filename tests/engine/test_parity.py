@@ -129,10 +129,12 @@ def bool_expr(draw, depth: int, large: bool) -> str:
             return f"({draw(date_expr(0))} {op} {draw(date_expr(0))})"
         case 3 | 4:
             op = draw(st.sampled_from(["<", "<=", ">", ">=", "==", "!="]))
-            return f"({draw(decimal_expr(depth - 1, large))} {op} {draw(decimal_expr(depth - 1, large))})"
+            left, right = draw(decimal_expr(depth - 1, large)), draw(decimal_expr(depth - 1, large))
+            return f"({left} {op} {right})"
         case 5 | 6:
             op = draw(st.sampled_from(["&&", "||"]))
-            return f"({draw(bool_expr(depth - 1, large))} {op} {draw(bool_expr(depth - 1, large))})"
+            left, right = draw(bool_expr(depth - 1, large)), draw(bool_expr(depth - 1, large))
+            return f"({left} {op} {right})"
         case _:
             return f"not({draw(bool_expr(depth - 1, large))})"
 
