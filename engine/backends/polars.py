@@ -153,10 +153,11 @@ class Compiler:
         return max((v.level for v in vals if v is not None), default=0)
 
     def mask_and(self, taken: Mask, cond: pl.Expr, *deps: Val) -> Val:
-        """taken AND cond (cond already null-free), materialised."""
+        """taken AND cond (cond already null-free). Not materialised: masks are cheap
+        Boolean combinations of shared columns, and most are only read once."""
         level = self.level(taken, *deps)
         expr = cond if taken is None else taken.expr & cond
-        return self.put(expr, level)
+        return Val(expr, level)
 
     @staticmethod
     def on(taken: Mask, cond: pl.Expr) -> pl.Expr:
@@ -262,7 +263,8 @@ class Compiler:
     def binary(self, op: str, left: Val, right: Val, taken: Mask) -> Val:
         if op in COMPARISONS:
             return Val(COMPARISONS[op](left.expr, right.expr), self.level(left, right))
-        left, right = self.share(left), self.share(right)
+        if self.exact:
+            left, right = self.share(left), self.share(right)
         if op == "+":
             return self.add(left, right, taken)
         if op == "-":
@@ -375,7 +377,9 @@ class Compiler:
         check_overflow: bool,
     ) -> Val:
         level = self.level(a, b)
-        zero = self.put(b.expr == ZERO, level)
+        zero = Val(b.expr == ZERO, level)
+        if self.exact:
+            zero = self.share(zero)
         self.state.add_diagnostic(
             DIVISION_BY_ZERO, self.on(taken, (zero.expr & a.expr.is_not_null()).fill_null(False))
         )
@@ -608,8 +612,10 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     x = c.share(c.value(args[0], taken))
     poisoned = c.state.overflows[already:]
     key = c.share(c.value(args[1], taken)) if len(args) > 1 else None
-    rows = c.put(_taking(c, taken, key), c.level(taken, key))
-    contributions = c.put(pl.when(rows.expr).then(x.expr), c.level(rows, x))
+    rows = Val(_taking(c, taken, key), c.level(taken, key))
+    contributions = Val(pl.when(rows.expr).then(x.expr), c.level(rows, x))
+    if c.exact:
+        rows, contributions = c.share(rows), c.share(contributions)
     total, too_big = c.sum_scaled(contributions, key)
     if too_big is not None:
         c.overflow(rows, too_big)
@@ -618,56 +624,58 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
         # for every row of the group: name the group's first row as it does.
         spread = _over((rows.expr & pl.any_horizontal(poisoned)).any(), key)
         c.overflow(rows, spread)
-    return Val(pl.when(rows.expr).then(total.expr), total.level)
+    return Val(pl.when(rows.expr).then(total.expr), c.level(total, rows))
 
 
 def _count_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     key = c.share(c.value(args[0], taken)) if args else None
-    rows = c.put(_taking(c, taken, key), c.level(taken, key))
-    count = _over(rows.expr.cast(pl.Int64).sum(), key).cast(DEC)
-    return Val(pl.when(rows.expr).then(count), rows.level)
+    rows = _taking(c, taken, key)
+    counted = pl.len() if taken is None and key is None else rows.cast(pl.Int64).sum()
+    count = _over(counted, key).cast(DEC)
+    return Val(pl.when(rows).then(count), c.level(taken, key))
 
 
 def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
-    """docs/engine.md §4: R10 raw shares, floored to cents, leftover cents by remainder."""
+    """docs/engine.md §4: R10 raw shares, floored to cents, leftover cents by remainder.
+
+    Stages: pool constancy per group, weight sum, raw shares, ranks and leftover cents."""
     pool = c.share(c.value(args[0], taken))
     weight = c.share(c.value(args[1], taken))
     key = c.share(c.value(args[2], taken)) if len(args) > 2 else None
     level = c.level(taken, pool, weight, key)
-    rows = c.put(_taking(c, taken, key), level)
-    valid = rows.expr & pool.expr.is_not_null() & weight.expr.is_not_null()
-    negative = c.put(valid & (weight.expr < ZERO), rows.level)
-    c.state.add_diagnostic(NEGATIVE_WEIGHT, negative.expr)
-    included = c.put(valid & (weight.expr >= ZERO), rows.level)
-    pools = pl.when(included.expr).then(pool.expr)
-    varying = c.put(_over(pools.min() != pools.max(), key).fill_null(False), included.level)
-    c.state.add_diagnostic(POOL_NOT_CONSTANT, included.expr & varying.expr)
-    usable = c.put(included.expr & ~varying.expr, c.level(included, varying))
-    weights = c.put(pl.when(usable.expr).then(weight.expr), usable.level)
+    valid = _taking(c, taken, key) & pool.expr.is_not_null() & weight.expr.is_not_null()
+    c.state.add_diagnostic(NEGATIVE_WEIGHT, valid & (weight.expr < ZERO))
+    included = valid & (weight.expr >= ZERO)
+    pools = pl.when(included).then(pool.expr)
+    varying = c.put(_over(pools.min() != pools.max(), key).fill_null(False), level)
+    c.state.add_diagnostic(POOL_NOT_CONSTANT, included & varying.expr)
+    usable = Val(included & ~varying.expr, varying.level)
+    weights = Val(pl.when(usable.expr).then(weight.expr), usable.level)
+    if c.exact:
+        usable, weights = c.share(usable), c.share(weights)
+        c.overflow(usable, c.running_sum_overflows(weights, key))
     wsum, too_big = c.sum_scaled(weights, key)
     wsum = c.share(wsum)
     in_range = pl.lit(True) if too_big is None else ~too_big
+    zero_sum = usable.expr & (wsum.expr == ZERO) & in_range
+    c.state.add_diagnostic(DIVISION_BY_ZERO, zero_sum)
+    sharing = Val(usable.expr & ~zero_sum, c.level(usable, wsum))
     if c.exact:
-        c.overflow(usable, c.running_sum_overflows(weights, key))
-    zero_sum = c.put(usable.expr & (wsum.expr == ZERO) & in_range, c.level(usable, wsum))
-    c.state.add_diagnostic(DIVISION_BY_ZERO, zero_sum.expr)
-    sharing = c.put(usable.expr & ~zero_sum.expr, zero_sum.level)
-    shared_pool = c.share(Val(pl.when(sharing.expr).then(pool.expr), sharing.level))
-    product = c.share(c.multiply(shared_pool, weight, sharing))
-    raw = c.share(c.divide(product, wsum, sharing))
-    cents = c.put(_floor_cents(raw.expr), raw.level)
-    remainder = (raw.expr.to_physical() - cents.expr.to_physical()).cast(pl.Int64)
+        sharing = c.share(sharing)
+    shared_pool = Val(pl.when(sharing.expr).then(pool.expr), sharing.level)
+    product = c.multiply(shared_pool, weight, sharing)
+    raw = c.share(c.divide(c.share(product) if c.exact else product, wsum, sharing))
+    cents = _floor_cents(raw.expr)
+    remainder = (raw.expr.to_physical() - cents.to_physical()).cast(pl.Int64)
     tie_break = pl.col("employee_ref").rank("ordinal").cast(pl.Int64)
     order_key = pl.when(sharing.expr).then(remainder * pl.lit(2**32, dtype=pl.Int64) - tie_break)
-    rank = c.put(
-        _over(order_key.rank("ordinal", descending=True), key).cast(pl.Int64),
-        c.level(cents, sharing),
-    )
-    floor_sum = _over(pl.when(sharing.expr).then(cents.expr.to_physical()).sum(), key)
+    ranks_level = c.level(raw, sharing)
+    rank = c.put(_over(order_key.rank("ordinal", descending=True), key), ranks_level)
+    floor_sum = _over(pl.when(sharing.expr).then(cents.to_physical()).sum(), key)
     pool_cents = _floor_cents(shared_pool.expr).to_physical()
-    leftover = c.put((pool_cents - floor_sum) // i128(CENT_SCALED), c.level(cents, shared_pool))
+    leftover = c.put((pool_cents - floor_sum) // i128(CENT_SCALED), ranks_level)
     bonus = pl.when(rank.expr.cast(I128) <= leftover.expr).then(dec("0.01")).otherwise(ZERO)
-    result = pl.when(sharing.expr).then(cents.expr + bonus)
+    result = pl.when(sharing.expr).then(cents + bonus)
     return Val(result, c.level(rank, leftover))
 
 
