@@ -18,11 +18,25 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from engine.catalog import CATALOG
-from engine.dsl.ast import Binary, Boolean, Call, If, Name, Node, Number, Pos, String, Unary
+from engine.dsl.ast import (
+    Binary,
+    Boolean,
+    Call,
+    If,
+    Name,
+    Node,
+    Number,
+    Pos,
+    String,
+    Unary,
+    children,
+)
 from engine.dsl.errors import DslSyntaxError
 
 MAX_DECIMALS = 10
 MAX_EXPONENT = 64
+MAX_LENGTH = 10_000  # characters in one expression
+MAX_DEPTH = 200  # nesting of the tree; keeps every recursive tree walk far from the stack limit
 VALUE_LIMIT = Decimal(10) ** 28
 KEYWORDS = frozenset({"if", "then", "else", "true", "false"})
 NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -222,13 +236,33 @@ def parse(text: str) -> Node:
         raise TypeError("DSL source must be text")
     if not text.strip():
         raise DslSyntaxError.at(text, "empty expression", 1, 1)
+    if len(text) > MAX_LENGTH:
+        raise DslSyntaxError.at(text, f"expression is longer than {MAX_LENGTH} characters", 1, 1)
     try:
-        return _lark().parse(text)
+        tree = _lark().parse(text)
     except _BuildError as error:
         raise DslSyntaxError.at(text, error.message, error.line, error.column, error.code) from None
     except UnexpectedInput as error:
         message, line, column = _describe(text, error)
         raise DslSyntaxError.at(text, message, line, column) from None
+    _check_depth(text, tree)
+    return tree
+
+
+def _check_depth(text: str, tree: Node) -> None:
+    """Reject trees nested deeper than MAX_DEPTH (measured without recursion)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise DslSyntaxError.at(
+                text,
+                f"expression is nested too deeply (more than {MAX_DEPTH} levels); "
+                "split it into several steps",
+                node.pos.line,
+                node.pos.column,
+            )
+        stack.extend((child, depth + 1) for child in children(node))
 
 
 def _end_position(text: str) -> tuple[int, int]:
@@ -251,6 +285,12 @@ def _describe(text: str, error: UnexpectedInput) -> tuple[str, int, int]:
     for candidate in (previous, token):
         if candidate is not None and candidate.type == "NAME" and str(candidate) in FORBIDDEN_WORDS:
             return FORBIDDEN_WORDS[str(candidate)], candidate.line, candidate.column
+    if previous is not None and previous.type == "NAME" and str(previous) in CATALOG:
+        return (
+            f"'{previous}' is a function; call it with parentheses: {previous}(...)",
+            previous.line,
+            previous.column,
+        )
     if token.type == "$END":
         return "unexpected end of expression" + _expected(error), *_end_position(text)
     if token.type == "NAME" and previous is not None and previous.type == "NUMBER":
