@@ -108,6 +108,11 @@ class _StepState:
         self.diagnostics.setdefault(code, []).append(where)
 
 
+def _row_mask(expr: pl.Expr) -> pl.Expr:
+    """A null-free Boolean column of frame height, even where `expr` is a scalar."""
+    return pl.repeat(False, pl.len()) | expr.fill_null(False)
+
+
 class _FastModeOverflow(Exception):
     """A native Decimal operation overflowed somewhere: re-run in exact mode."""
 
@@ -208,13 +213,13 @@ class Compiler:
         codes: dict[str, str] = {}
         for code in sorted(state.diagnostics):
             name = f"__diag__{state.name}__{code}"
-            self.final[name] = pl.any_horizontal(state.diagnostics[code]).fill_null(False)
+            self.final[name] = _row_mask(pl.any_horizontal(state.diagnostics[code]))
             codes[code] = name
         self.diag_columns[state.name] = codes
         names = []
         for index, expr in enumerate(state.overflows):
             name = f"__ovf__{state.name}__{index}"
-            self.final[name] = expr.fill_null(False)
+            self.final[name] = _row_mask(expr)
             names.append(name)
         self.overflow_columns[state.name] = names
 
@@ -424,6 +429,10 @@ class Compiler:
 
         level = self.level(values, key)
         if not self.exact:
+            # Polars 2.1 checks a plain Decimal sum for overflow but NOT a windowed one (it
+            # wraps silently). Sum |x| over the whole frame too: if that does not overflow,
+            # no group sum can; if it does, Polars raises and we re-run in exact mode.
+            self.put(values.expr.abs().sum(), level)
             return Val(over(values.expr.sum()), level), None
         sx = values.expr.to_physical()
         e20 = i128(10**20)
@@ -607,7 +616,7 @@ def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 
 def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
     """Rows that take an aggregate call: taken, and with a non-null key when keyed."""
-    rows = pl.lit(True) if taken is None else taken.expr
+    rows = pl.repeat(True, pl.len()) if taken is None else taken.expr  # a column, not a scalar
     return rows if key is None else rows & key.expr.is_not_null()
 
 
