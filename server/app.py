@@ -14,6 +14,7 @@ from server.modules.audit.router import router as audit_router
 from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
 from server.modules.tenants.router import router as tenants_router
+from server.modules.uploads.router import router as uploads_router
 from server.observability.logging import configure_logging
 from server.observability.metrics import render_latest
 from server.observability.middleware import RequestContextMiddleware
@@ -27,6 +28,7 @@ API_ROUTERS: list[APIRouter] = [
     auth_router,
     tenants_router,
     audit_router,
+    uploads_router,
 ]
 
 
