@@ -457,6 +457,7 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
                                 "parquet": {"sha256": report.parquet_sha256,
                                             "bytes": report.parquet_bytes}}
         else:
+            report.sort(fmt.columns)
             _store_problems(session, upload, report)
             _fail(session, upload, f"validation found {report.errors} problem(s)", "validated")
             upload.metadata_ = {**upload.metadata_, "summary": report.summary()}
