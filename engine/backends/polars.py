@@ -41,6 +41,7 @@ from engine.backends.base import (
     ValueOverflow,
     null_payout_message,
 )
+from engine.catalog import CATALOG
 from engine.dsl.ast import Binary, Boolean, Call, DateLiteral, If, Name, Node, Number, String, Unary
 from engine.dsl.ast import Type as T
 from engine.plan import CompiledPlan, CompiledStep, coerce_value
@@ -720,6 +721,8 @@ FUNCTIONS: dict[str, Function] = {
     "count_over": _count_over,
     "allocate": _allocate,
 }
+if set(FUNCTIONS) != set(CATALOG):  # a catalog entry without a case here is a bug
+    raise RuntimeError(f"Polars backend and catalog disagree: {set(FUNCTIONS) ^ set(CATALOG)}")
 
 
 # -- evaluation --------------------------------------------------------------------------
