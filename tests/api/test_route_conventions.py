@@ -16,7 +16,13 @@ from fastapi.routing import APIRoute
 from server.app import API_ROUTERS
 from server.db.session import get_db
 
-PUBLIC = {("POST", "/auth/token")}
+# Login, and tus discovery (OPTIONS answers the protocol's capabilities, no tenant data; CORS
+# preflights carry no credentials).
+PUBLIC = {
+    ("POST", "/auth/token"),
+    ("OPTIONS", "/uploads"),
+    ("OPTIONS", "/uploads/{upload_id}"),
+}
 
 
 def _routes() -> list[APIRoute]:
