@@ -132,5 +132,15 @@ def seed_demo_command() -> None:
         _print_logins(ready)
 
 
+
+def _register_workbook_commands() -> None:
+    from server.modules.workbooks.cli import template
+
+    app.command("template")(template)
+
+
+_register_workbook_commands()
+
+
 if __name__ == "__main__":
     app()
