@@ -17,6 +17,7 @@ from server.modules.auth.service import configure_password_hashing
 from server.modules.catalog.router import router as catalog_router
 from server.modules.plans.router import router as plans_router
 from server.modules.tenants.router import router as tenants_router
+from server.modules.uploads.router import router as uploads_router
 from server.modules.workbooks.router import router as workbooks_router
 from server.observability.logging import configure_logging
 from server.observability.metrics import render_latest
@@ -33,6 +34,7 @@ API_ROUTERS: list[APIRouter] = [
     audit_router,
     catalog_router,
     plans_router,
+    uploads_router,
     workbooks_router,
 ]
 
