@@ -27,7 +27,7 @@ export class Pane {
       const { document, rows, errors, planId: known } = await readPlan(context, this.layout);
       if (errors.length) {
         await writeDiagnostics(context, this.layout, document, rows, [], errors);
-        return { planId: known, valid: false, planHash: null, problems: errors };
+        return { planId: known, valid: false, planHash: null, status: null, problems: errors };
       }
       let planId = known;
       if (!planId) {
@@ -43,13 +43,14 @@ export class Pane {
         if (!(error instanceof ApiError) || error.status !== 422) throw error;
         const located = locateRequestErrors(this.layout, rows, error.errors);
         await writeDiagnostics(context, this.layout, document, rows, [], located);
-        return { planId, valid: false, planHash: null, problems: located };
+        return { planId, valid: false, planHash: null, status: null, problems: located };
       }
       const problems = await writeDiagnostics(context, this.layout, document, rows,
         saved.diagnostics);
       await writePlanMeta(context, this.layout, { plan_id: planId, status: saved.plan.status,
         version: saved.plan.version });
-      return { planId, valid: saved.valid, planHash: saved.plan_hash, problems };
+      return { planId, valid: saved.valid, planHash: saved.plan_hash, status: saved.plan.status,
+        problems };
     });
   }
 

@@ -32,14 +32,16 @@ function describe(error) {
   return error?.message || String(error);
 }
 
+/** Run `work` with `button` disabled; it stays disabled if `work` returns false. */
 async function guarded(button, work) {
   button.disabled = true;
+  let enable = true;
   try {
-    await work();
+    enable = (await work()) !== false;
   } catch (error) {
     say(describe(error), "error");
   } finally {
-    button.disabled = false;
+    button.disabled = !enable;
   }
 }
 
@@ -63,7 +65,7 @@ export function start(excel) {
     const result = await pane.sync();
     planId = result.planId;
     showProblems(result.problems);
-    $("lock").disabled = !result.valid;
+    $("lock").disabled = !result.valid || result.status === "locked";
     $("plan-state").textContent = result.valid
       ? `Valid. Hash if locked: ${result.planHash}`
       : `${result.problems.length} problem(s): see the highlighted cells`;
@@ -82,8 +84,8 @@ export function start(excel) {
     if (!planId) throw new Error("Sync the plan first");
     const plan = await pane.lock(planId);
     $("plan-state").textContent = `Locked. Plan hash ${plan.plan_hash}`;
-    $("lock").disabled = true;
     say(`Locked: ${plan.plan_hash}`, "ok");
+    return false; // a locked plan cannot be locked again
   }));
 }
 

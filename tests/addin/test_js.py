@@ -3,33 +3,16 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from pathlib import Path
 
-ADDIN = Path(__file__).resolve().parents[2] / "addin"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"'{name}' is not installed: the add-in tests need Node.js 20+ and npm"
-    return path
-
-
-def _dependencies_installed() -> bool:
-    lock = ADDIN / "package-lock.json"
-    installed = ADDIN / "node_modules" / ".package-lock.json"
-    return installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime
+from tests.addin.node import ADDIN, ensure_node_modules, tool
 
 
 def test_addin_javascript_suite_passes():
-    node, npm = _tool("node"), _tool("npm")
+    node = tool("node")
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
     assert int(version.stdout.strip().lstrip("v").split(".")[0]) >= 20, version.stdout
-    if not _dependencies_installed():
-        install = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ADDIN,
-                                 capture_output=True, text=True)
-        assert install.returncode == 0, install.stdout + install.stderr
+    ensure_node_modules()
     tests = sorted(str(p.relative_to(ADDIN)) for p in (ADDIN / "tests").glob("*.test.js"))
     result = subprocess.run([node, "--test", *tests], cwd=ADDIN, capture_output=True,
                             text=True)

@@ -169,6 +169,7 @@ export function planWorkbook(layout, document = {}) {
   const names = Object.keys(layout.sheets);
   const workbook = new FakeWorkbook(names);
   const plan = workbook.sheet("Plan");
+  layout.sheets.Plan.header.forEach((title, index) => plan.set(`${columnLetter(index + 1)}1`, title));
   layout.sheets.Plan.fields.forEach((field, index) => {
     plan.set(`A${index + 2}`, field.label);
     const value = document[field.key];
