@@ -38,10 +38,16 @@ def excel_values(plan: CompiledPlan, frame: pl.DataFrame, tmp: Path) -> dict[str
     return {name: [values[i] for i in wanted] for name, values in by_ref.items()}
 
 
-def mismatches(plan: CompiledPlan, frame: pl.DataFrame, tmp: Path) -> list[str]:
-    """Every step cell where Excel and the reference disagree (decimals: by a cent or more)."""
+def mismatches(
+    plan: CompiledPlan,
+    frame: pl.DataFrame,
+    tmp: Path,
+    actual: dict[str, list[Any]] | None = None,
+) -> list[str]:
+    """Every step cell where Excel and the reference disagree (decimals: by a cent or more).
+    `actual` is the recalculated workbook (`excel_values`) when the caller has it already."""
     expected = reference.evaluate(plan, frame).frame
-    actual = excel_values(plan, frame, tmp)
+    actual = actual if actual is not None else excel_values(plan, frame, tmp)
     refs = expected["employee_ref"].to_list()
     problems = []
     for name, values in actual.items():

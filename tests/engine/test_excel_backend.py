@@ -158,8 +158,8 @@ def test_prorate_matches_the_worked_example(examples):
 
 
 def test_every_example_matches_the_reference_to_the_cent(examples, tmp_path):
-    compiled, data, _ = examples
-    assert mismatches(compiled, data, tmp_path) == []
+    compiled, data, values = examples
+    assert mismatches(compiled, data, tmp_path, values) == []
 
 
 def test_guarded_aggregates_only_see_taken_rows(tmp_path):
@@ -178,7 +178,7 @@ def test_guarded_aggregates_only_see_taken_rows(tmp_path):
     values = excel_values(compiled, data, tmp_path)
     assert values["share"] == [0, 30, 60, None, 0]
     assert values["total"] == [-1, 6, 6, None, -1]
-    assert mismatches(compiled, data, tmp_path) == []
+    assert mismatches(compiled, data, tmp_path, values) == []
 
 
 def test_sample_plan_over_generated_data_matches_to_the_cent(tmp_path):
