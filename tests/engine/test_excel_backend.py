@@ -218,3 +218,31 @@ def test_rows_are_sorted_by_employee_ref_for_allocate_ties():
 )
 def test_excel_round_is_fifteen_digits_then_half_away(number, digits, expected):
     assert excel_round(number, digits) == expected
+
+
+def test_text_and_date_steps_with_guards_and_defaults(tmp_path):
+    compiled = plan(
+        [
+            {"order": 1, "name": "first", "expr": "min(start, leave)"},
+            {"order": 2, "name": "last_day", "expr": "max(start, leave)",
+             "condition": "days_between(start, leave) > 30", "default": '"2025-12-31"'},
+            {"order": 3, "name": "band", "expr": 'if (pay > 100) then "high" else "low"',
+             "condition": "pay >= 0", "default": '"none"'},
+            {"order": 4, "name": "flag", "expr": 'band == "high" || pay < 0',
+             "condition": "pay != 50"},
+            {"order": 5, "name": "out", "expr": "pay"},
+        ],
+        {"start": "date", "leave": "date", "pay": "decimal"},
+        payout="out",
+    )
+    rows = [
+        {"start": "2025-01-10", "leave": "2025-03-01", "pay": 150},
+        {"start": "2025-05-01", "leave": "2025-05-10", "pay": -5},
+        {"start": None, "leave": "2025-05-10", "pay": 50},
+    ]
+    data = frame({"start": "date", "leave": "date", "pay": "decimal"}, rows)
+    values = excel_values(compiled, data, tmp_path)
+    assert values["band"] == ["high", "none", "low"]
+    assert values["flag"] == [True, True, False]
+    assert values["first"][2] is None  # min with a null date is null
+    assert mismatches(compiled, data, tmp_path, values) == []
