@@ -55,6 +55,9 @@ from engine.plan import CompiledPlan
 ROW = "\x00"
 """Placeholder for the current row number inside a formula template."""
 
+MAX_FORMULA_LENGTH = 8192
+"""Excel refuses a formula longer than this many characters."""
+
 SHAREABLE_LENGTH = 60
 """A sub-formula up to this many characters may be repeated inline; longer ones get a helper."""
 
@@ -427,6 +430,12 @@ def compile_plan(
     columns = [
         ExcelColumn(name, step_letters[name], True, templates[name]) for name in plan.display_order
     ]
+    for column in (*columns, *compiler.helpers):
+        if len(column.formula(last_row)) > MAX_FORMULA_LENGTH:
+            raise ExcelCompileError(
+                f"column '{column.key}': formula longer than Excel's {MAX_FORMULA_LENGTH} "
+                "characters; split the step into smaller steps"
+            )
     return ExcelPlan(tuple(columns + compiler.helpers), step_letters, first_row, last_row)
 
 

@@ -246,3 +246,12 @@ def test_text_and_date_steps_with_guards_and_defaults(tmp_path):
     assert values["flag"] == [True, True, False]
     assert values["first"][2] is None  # min with a null date is null
     assert mismatches(compiled, data, tmp_path, values) == []
+
+
+def test_a_formula_too_long_for_excel_is_a_clear_error():
+    expression = "x"
+    for _ in range(10):  # a balanced sum of 1024 x's: each + becomes ROUND(…+…,10)
+        expression = f"({expression} + {expression})"
+    compiled = plan({"points": expression}, {"x": "decimal"})
+    with pytest.raises(ExcelCompileError, match="column 'points': formula longer than Excel"):
+        compile_plan(compiled, {"employee_ref": "A", "x": "B"}, 2, 3, 3)

@@ -151,6 +151,16 @@ def test_not_a_workbook_and_a_foreign_workbook_are_refused():
         read_workbook(workbook_bytes(Workbook()))
 
 
+def test_a_zip_bomb_is_refused_before_parsing():
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/sharedStrings.xml", b"0" * (101 * 1024 * 1024))
+    assert len(buffer.getvalue()) < 1024 * 1024
+    with pytest.raises(WorkbookUnreadable, match="unpacks to 101 MB"):
+        read_workbook(buffer.getvalue())
+
+
 def test_rows_beyond_the_template_are_refused():
     def edit(workbook):
         workbook["Steps"][f"B{layout().last_row + 1}"] = "extra"

@@ -24,6 +24,8 @@ from engine.plan import PlanDocument, coerce_value
 from server.modules.workbooks.layout import FIRST_ROW, HEADER_ROW, Table, layout
 
 REQUIRED_SHEETS = ("Plan", "Inputs", "Parameters", "Steps")
+MAX_UNPACKED_BYTES = 100 * 1024 * 1024
+"""A template unpacks to well under 1 MB; far more is a zip bomb, refused before parsing."""
 TRUE_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
@@ -83,6 +85,7 @@ def cell_text(value: Any) -> str | None:
 
 def read_workbook(data: bytes) -> WorkbookRead:
     """Parse an uploaded workbook; raises WorkbookUnreadable if it is not one."""
+    _check_unpacked_size(data)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as error:
@@ -93,22 +96,43 @@ def read_workbook(data: bytes) -> WorkbookRead:
             raise WorkbookUnreadable(
                 f"not a Paysheet plan workbook: missing sheet(s) {', '.join(missing)}"
             )
-        grids = {name: _grid(workbook[name]) for name in (*REQUIRED_SHEETS, "Tests")
+        grids = {name: _grid(workbook[name], name) for name in (*REQUIRED_SHEETS, "Tests")
                  if name in workbook.sheetnames}
     finally:
         workbook.close()
     return read_grids(grids)
 
 
-def _grid(sheet: Any) -> dict[int, list[Any]]:
+def _check_unpacked_size(data: bytes) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile as error:
+        raise WorkbookUnreadable(f"not a readable .xlsx workbook: {error}") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise WorkbookUnreadable(
+            f"not a plan workbook: it unpacks to {unpacked // (1024 * 1024)} MB"
+        )
+
+
+def _width(name: str) -> int:
     spec = layout()
-    limit = spec.last_row + 1
+    if name == "Plan":
+        return 3
+    if name == "Tests":
+        return len(spec.tests_fixed) + spec.tests_free_columns
+    return len(spec.tables[name].columns)
+
+
+def _grid(sheet: Any, name: str) -> dict[int, list[Any]]:
+    """Non-empty rows (one past the template's last row, to detect overflow), only the
+    template's columns: a hostile sheet's far-away cells are never read."""
+    limit = layout().last_row + 1
     rows: dict[int, list[Any]] = {}
-    for index, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+    cells = sheet.iter_rows(max_row=limit, max_col=_width(name), values_only=True)
+    for index, values in enumerate(cells, start=1):
         if any(cell_text(v) is not None for v in values):
             rows[index] = list(values)
-        if index > limit:
-            break
     return rows
 
 
