@@ -134,9 +134,10 @@ def seed_demo_command() -> None:
 
 
 def _register_workbook_commands() -> None:
-    from server.modules.workbooks.cli import template
+    from server.modules.workbooks.cli import template, verify_workbook
 
     app.command("template")(template)
+    app.command("verify-workbook")(verify_workbook)
 
 
 _register_workbook_commands()

@@ -404,13 +404,15 @@ def compile_plan(
     last_row: int,
     first_free_column: int,
     parameter_cells: Mapping[str, str] | None = None,
+    first_helper_column: int | None = None,
 ) -> ExcelPlan:
     """Formulas for every step of `plan` over data rows first_row..last_row.
 
     `input_columns` maps every input read (including `employee_ref`/`fund_ref`) to its column
     letter; `parameter_cells` maps parameters to absolute references (others are inlined as
     literals). Step columns start at column number `first_free_column` in display order;
-    helper columns follow them. Rows must be sorted by employee_ref for `allocate` ties.
+    helper columns follow them, or start at `first_helper_column` when given. Rows must be
+    sorted by employee_ref for `allocate` ties.
     """
     step_letters = {
         name: get_column_letter(first_free_column + index)
@@ -421,7 +423,8 @@ def compile_plan(
     refs.update(parameter_cells or {})
     literals = {name: literal_formula(value) for name, (_, value) in plan.parameters.items()}
     compiler = _Compiler(
-        plan, refs, literals, first_row, last_row, first_free_column + len(step_letters)
+        plan, refs, literals, first_row, last_row,
+        first_helper_column or first_free_column + len(step_letters),
     )
     templates: dict[str, str] = {}
     for step in plan.steps:
@@ -467,6 +470,32 @@ class CalcWorkbook:
         return self.layout.first_row + index
 
 
+def input_layout(plan: CompiledPlan, frame: Any) -> dict[str, str]:
+    """Column letters of employee_ref, fund_ref (when present) and every input in `frame`."""
+    names = ["employee_ref"]
+    if "fund_ref" in frame.columns:
+        names.append("fund_ref")
+    names += [
+        n for n in plan.input_types
+        if n not in plan.parameters and n not in names and n in frame.columns
+    ]
+    return {name: get_column_letter(index + 1) for index, name in enumerate(names)}
+
+
+def write_inputs(sheet: Any, frame: Any, input_columns: Mapping[str, str]) -> None:
+    for name, letter in input_columns.items():
+        sheet[f"{letter}{HEADER_ROW}"] = name
+        for offset, value in enumerate(frame[name].to_list()):
+            _write_value(sheet[f"{letter}{HEADER_ROW + 1 + offset}"], value)
+
+
+def write_formulas(sheet: Any, layout: ExcelPlan, rows: int) -> None:
+    for column in layout.columns:
+        sheet[f"{column.letter}{HEADER_ROW}"] = column.key
+        for row in range(layout.first_row, layout.first_row + rows):
+            sheet[f"{column.letter}{row}"] = column.formula(row)
+
+
 def build_workbook(plan: CompiledPlan, frame: Any) -> CalcWorkbook:
     """An openpyxl workbook with the typed inputs of `frame` (a Polars frame as
     engine.data produces) and every step as a formula. Rows are sorted by employee_ref
@@ -474,25 +503,15 @@ def build_workbook(plan: CompiledPlan, frame: Any) -> CalcWorkbook:
     from openpyxl import Workbook
 
     frame = frame.sort("employee_ref")
-    names = ["employee_ref"]
-    if "fund_ref" in frame.columns:
-        names.append("fund_ref")
-    names += [n for n in plan.input_types if n not in plan.parameters and n in frame.columns]
-    input_columns = {name: get_column_letter(index + 1) for index, name in enumerate(names)}
+    input_columns = input_layout(plan, frame)
     first_row = HEADER_ROW + 1
     last_row = max(first_row, HEADER_ROW + frame.height)
-    layout = compile_plan(plan, input_columns, first_row, last_row, len(names) + 1)
+    layout = compile_plan(plan, input_columns, first_row, last_row, len(input_columns) + 1)
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = SHEET
-    for name, letter in input_columns.items():
-        sheet[f"{letter}{HEADER_ROW}"] = name
-        for offset, value in enumerate(frame[name].to_list()):
-            _write_value(sheet[f"{letter}{first_row + offset}"], value)
-    for column in layout.columns:
-        sheet[f"{column.letter}{HEADER_ROW}"] = column.key
-        for row in range(first_row, first_row + frame.height):
-            sheet[f"{column.letter}{row}"] = column.formula(row)
+    write_inputs(sheet, frame, input_columns)
+    write_formulas(sheet, layout, frame.height)
     refs = tuple(str(ref) for ref in frame["employee_ref"].to_list())
     return CalcWorkbook(workbook, layout, refs, input_columns)
 

@@ -255,3 +255,11 @@ def test_a_formula_too_long_for_excel_is_a_clear_error():
     compiled = plan({"points": expression}, {"x": "decimal"})
     with pytest.raises(ExcelCompileError, match="column 'points': formula longer than Excel"):
         compile_plan(compiled, {"employee_ref": "A", "x": "B"}, 2, 3, 3)
+
+
+def test_inputs_start_in_column_a_without_gaps():
+    compiled = plan({"s": "x + 1"}, {"x": "decimal"})
+    rows = [{"employee_ref": "E1", "fund_ref": "F1", "x": 1}]
+    built = build_workbook(compiled, frame({"x": "decimal"}, rows))
+    assert built.input_columns == {"employee_ref": "A", "fund_ref": "B", "x": "C"}
+    assert built.layout.step_columns == {"s": "D"}

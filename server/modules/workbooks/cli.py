@@ -37,3 +37,28 @@ def template(
         ]
     write_atomically(out, workbook_bytes(build_workbook(document, None, diagnostics)))
     typer.echo(f"wrote {out}")
+
+
+def verify_workbook(
+    path: Path = typer.Argument(..., help="An audit workbook (.xlsx) written by Paysheet"),
+) -> None:
+    """Recalculate an audit workbook with `formulas` and check every row to the cent
+    against the engine's stored values (and every formula against the plan). Exit 1 when
+    anything differs, listing what."""
+    from engine.backends.excel_audit import verify_workbook as verify
+
+    try:
+        report = verify(path)
+    except (OSError, ValueError, KeyError) as error:
+        typer.echo(f"{path}: cannot verify: {error}", err=True)
+        raise typer.Exit(2) from None
+    if report.ok:
+        typer.echo(f"{path}: {report.rows} rows x {report.steps} steps agree with the engine "
+                   "to the cent; every formula is the plan's")
+        return
+    typer.echo(f"{path}: {len(report.problems)} problem(s):", err=True)
+    for problem in report.problems[:50]:
+        typer.echo(f"  - {problem}", err=True)
+    if len(report.problems) > 50:
+        typer.echo(f"  … and {len(report.problems) - 50} more", err=True)
+    raise typer.Exit(1)
