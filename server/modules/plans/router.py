@@ -184,9 +184,13 @@ def replace_document(
 ) -> DocumentSaved:
     """Replace inputs, parameters, steps and payout from one plan document (the add-in's
     form). An invalid plan is still saved; `diagnostics` say what to fix."""
-    plan, _ = service.replace_document(db, principal, planId, body.model_dump())
-    result = _validation(plan)
-    return DocumentSaved(**result.model_dump(), plan=PlanOut.model_validate(plan))
+    plan, compiled, found = service.replace_document(db, principal, planId, body.model_dump())
+    return DocumentSaved(
+        valid=compiled is not None,
+        diagnostics=found,
+        plan_hash=compiled.plan_hash if compiled else None,
+        plan=PlanOut.model_validate(plan),
+    )
 
 
 @router.get(PLAN + "/document")

@@ -461,7 +461,7 @@ def _sync_steps(session: Session, plan: BonusPlan, steps: list[Mapping[str, Any]
 
 def replace_document(
     session: Session, principal: Principal, plan_id: uuid.UUID, doc: Mapping[str, Any]
-) -> tuple[BonusPlan, list[dict[str, Any]]]:
+) -> tuple[BonusPlan, CompiledPlan | None, list[dict[str, Any]]]:
     """PUT …/document: store the add-in's document (even if invalid) and diagnose it."""
     plan = _editable(session, principal, plan_id, "plan.document.replace")
     before = snapshot(plan) | {"document": plan.document}
@@ -482,7 +482,7 @@ def replace_document(
         before=before,
         after=snapshot(plan) | {"document": plan.document},
     )
-    return plan, diagnostics_for(plan)[1]
+    return plan, *diagnostics_for(plan)
 
 
 def diagnostics_for(plan: BonusPlan) -> tuple[CompiledPlan | None, list[dict[str, Any]]]:
