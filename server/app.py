@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from server.db import session as db
 from server.errors import install_error_handlers, problem_response
+from server.modules import addin
 from server.modules.audit.router import router as audit_router
 from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
@@ -17,6 +18,7 @@ from server.modules.catalog.router import router as catalog_router
 from server.modules.plans.router import router as plans_router
 from server.modules.tenants.router import router as tenants_router
 from server.modules.uploads.router import router as uploads_router
+from server.modules.workbooks.router import router as workbooks_router
 from server.observability.logging import configure_logging
 from server.observability.metrics import render_latest
 from server.observability.middleware import RequestContextMiddleware
@@ -33,6 +35,7 @@ API_ROUTERS: list[APIRouter] = [
     catalog_router,
     plans_router,
     uploads_router,
+    workbooks_router,
 ]
 
 
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     _add_operational_routes(app)
+    addin.mount(app)
     app.add_middleware(RateLimitMiddleware, buckets=_buckets(settings))
     app.add_middleware(RequestContextMiddleware)
     return app

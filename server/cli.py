@@ -132,5 +132,16 @@ def seed_demo_command() -> None:
         _print_logins(ready)
 
 
+
+def _register_workbook_commands() -> None:
+    from server.modules.workbooks.cli import template, verify_workbook
+
+    app.command("template")(template)
+    app.command("verify-workbook")(verify_workbook)
+
+
+_register_workbook_commands()
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { ApiError } from "../src/api.js";
+import { Pane } from "../src/pane.js";
+import { fakeExcel, planWorkbook } from "./support/fake-excel.js";
+import { layout, sampleCells } from "./helpers.js";
+
+/** A recording stand-in for PaysheetApi (the live server is exercised by the browser test). */
+function stubApi(answers) {
+  const calls = [];
+  const api = {};
+  for (const name of ["createPlan", "putDocument", "evaluate", "lock"]) {
+    api[name] = async (...args) => {
+      calls.push([name, ...args]);
+      const answer = answers[name];
+      if (answer instanceof Error) throw answer;
+      return typeof answer === "function" ? answer(...args) : answer;
+    };
+  }
+  return { api, calls };
+}
+
+function pane(workbook, answers) {
+  const { api, calls } = stubApi(answers);
+  const instance = new Pane({ api, excel: fakeExcel(workbook) });
+  instance.layout = layout;
+  return { pane: instance, calls };
+}
+
+const PLAN = { id: "plan-1", status: "draft", version: 1 };
+
+test("first sync creates the draft, stores the document and writes the plan id", async () => {
+  const workbook = planWorkbook(layout, sampleCells());
+  const { pane: p, calls } = pane(workbook, {
+    createPlan: PLAN,
+    putDocument: { valid: true, diagnostics: [], plan_hash: "h".repeat(64), plan: PLAN },
+  });
+  const result = await p.sync();
+  assert.deepEqual(calls.map((c) => c[0]), ["createPlan", "putDocument"]);
+  assert.equal(calls[1][1], "plan-1");
+  assert.equal(calls[1][2].steps.length, 17);
+  assert.equal(result.valid, true);
+  assert.equal(workbook.sheet("Plan").get("B8"), "plan-1");
+
+  const again = pane(workbook, { putDocument: { valid: true, diagnostics: [], plan_hash: "h",
+    plan: PLAN } });
+  await again.pane.sync();
+  assert.deepEqual(again.calls.map((c) => c[0]), ["putDocument"], "the plan id is reused");
+});
+
+test("a 422 from the server is written into the cells it names", async () => {
+  const workbook = planWorkbook(layout, { ...sampleCells(), plan_id: "plan-1" });
+  const refusal = new ApiError(422, { detail: "bad", errors: [
+    { loc: ["body", "inputs", 2, "dtype"], msg: "Input should be 'decimal'", type: "literal" },
+    { loc: ["body", "effective_from"], msg: "Input should be a valid date", type: "date" },
+  ] });
+  const { pane: p } = pane(workbook, { putDocument: refusal });
+  const result = await p.sync();
+  assert.equal(result.valid, false);
+  assert.deepEqual(result.problems.map((x) => x.cell), ["Inputs!C4", "Plan!B4"]);
+  assert.equal(workbook.sheet("Inputs").get("G4"), "error");
+  assert.equal(workbook.sheet("Inputs").fills.get("C4"), "#F8CBAD");
+});
+
+test("unreadable cells are reported without calling the server", async () => {
+  const workbook = planWorkbook(layout, { ...sampleCells(), plan_id: "plan-1" });
+  workbook.sheet("Steps").set("A2", "first");
+  const { pane: p, calls } = pane(workbook, {});
+  const result = await p.sync();
+  assert.deepEqual(calls, []);
+  assert.deepEqual(result.problems.map((x) => x.cell), ["Steps!A2"]);
+  assert.equal(workbook.sheet("Steps").get("G2"), "error");
+});
+
+test("tests run on the synced plan and lock writes the hash", async () => {
+  const workbook = planWorkbook(layout, { ...sampleCells(), plan_id: "plan-1" });
+  const tests = workbook.sheet("Tests");
+  tests.set("D1", "base_salary");
+  tests.set("E1", "expect bonus");
+  tests.set("D2", "1000");
+  tests.set("E2", "15");
+  const { pane: p, calls } = pane(workbook, {
+    evaluate: (_, rows) => ({ rows: rows.map((r) => ({ employee_ref: r.employee_ref,
+      values: { bonus: "15.0000000000" }, diagnostics: [] })) }),
+    lock: { ...PLAN, status: "locked", plan_hash: "a".repeat(64) },
+  });
+  const results = await p.runTests("plan-1");
+  assert.deepEqual(results, [{ row: 2, passed: true, message: "all expected values match" }]);
+  assert.deepEqual(calls[0], ["evaluate", "plan-1", [{ employee_ref: "T2", base_salary: "1000" }]]);
+  assert.equal(tests.get("B2"), "pass");
+  await p.lock("plan-1");
+  assert.equal(workbook.sheet("Plan").get("B9"), "locked");
+  assert.equal(workbook.sheet("Plan").get("B10"), "a".repeat(64));
+});

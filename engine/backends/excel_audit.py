@@ -1,0 +1,219 @@
+"""The frozen audit workbook (issue 7): a run's inputs, one real formula column per step, the
+engine's stored values beside them, a check column per row and a cover sheet; and its
+verification, which recalculates the workbook independently with `formulas`.
+
+Sheet `Calc`: inputs | step formulas | "<step> (engine)" values | check | helper columns.
+A hidden sheet `Meta` holds the plan document, so `verify_workbook` can recompile the plan
+and prove that every formula cell is exactly what the Excel backend emits (a formula replaced
+by a constant is caught), then that every recalculated step agrees with the stored engine
+value to the cent (a changed input or a changed stored value is caught).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from openpyxl.utils import get_column_letter
+
+from engine.backends.base import EvalResult
+from engine.backends.excel import (
+    HEADER_ROW,
+    SHEET,
+    _write_value,
+    compile_plan,
+    input_layout,
+    write_formulas,
+    write_inputs,
+)
+from engine.dsl.ast import Type
+from engine.plan import CompiledPlan
+from engine.plan import compile_plan as compile_document
+
+COVER = "Cover"
+META = "Meta"
+CHECK_HEADER = "check"
+TOLERANCE = Decimal("0.01")
+EXCEL_EPOCH = date(1899, 12, 30)
+META_CHUNK = 30_000  # a cell holds at most 32,767 characters
+
+
+@dataclass(frozen=True)
+class AuditLayout:
+    """Where the audit workbook keeps things (also stored, as JSON, in the Meta sheet)."""
+
+    first_row: int
+    last_row: int
+    employee_ref: str
+    input_columns: dict[str, str]
+    formula_columns: dict[str, str]
+    engine_columns: dict[str, str]
+    step_types: dict[str, str]
+    check_column: str
+
+
+def _agreement(formula: str, engine: str, kind: str) -> str:
+    """True where the recalculated step and the stored engine value agree (null = error/empty)."""
+    both_null = f'AND(ISERROR({formula}),{engine}="")'
+    if kind == Type.DECIMAL.value:
+        return f"IFERROR(ABS({formula}-{engine})<0.01,{both_null})"
+    if kind == Type.TEXT.value:
+        return f"IFERROR(EXACT({formula},{engine}),{both_null})"
+    return f"IFERROR({formula}={engine},{both_null})"
+
+
+def build_audit_workbook(
+    plan: CompiledPlan, frame: Any, result: EvalResult, cover: Mapping[str, Any]
+) -> Any:
+    """The audit workbook of an evaluated run. `frame` is the input frame the engine saw,
+    `result` its EvalResult, `cover` the lines of the cover sheet (hashes, approvals, …)."""
+    from openpyxl import Workbook
+
+    frame = frame.sort("employee_ref")
+    values = result.frame.sort("employee_ref")
+    input_columns = input_layout(plan, frame)
+    steps = plan.display_order
+    first_row, last_row = HEADER_ROW + 1, max(HEADER_ROW + 1, HEADER_ROW + frame.height)
+    engine_start = len(input_columns) + len(steps) + 1
+    check = engine_start + len(steps)
+    excel = compile_plan(plan, input_columns, first_row, last_row, len(input_columns) + 1,
+                         first_helper_column=check + 1)
+    audit = AuditLayout(
+        first_row=first_row,
+        last_row=last_row,
+        employee_ref=input_columns["employee_ref"],
+        input_columns=dict(input_columns),
+        formula_columns=dict(excel.step_columns),
+        engine_columns={name: get_column_letter(engine_start + i) for i, name in enumerate(steps)},
+        step_types={step.name: step.type.value for step in plan.steps},
+        check_column=get_column_letter(check),
+    )
+    workbook = Workbook()
+    _cover_sheet(workbook.active, plan, cover)
+    sheet = workbook.create_sheet(SHEET)
+    write_inputs(sheet, frame, input_columns)
+    write_formulas(sheet, excel, frame.height)
+    for name, letter in audit.engine_columns.items():
+        sheet[f"{letter}{HEADER_ROW}"] = f"{name} (engine)"
+        for offset, value in enumerate(values[name].to_list()):
+            if value is not None:
+                _write_value(sheet[f"{letter}{audit.first_row + offset}"], value)
+    sheet[f"{audit.check_column}{HEADER_ROW}"] = CHECK_HEADER
+    for row in range(audit.first_row, audit.first_row + frame.height):
+        parts = [
+            _agreement(f"{audit.formula_columns[n]}{row}", f"{audit.engine_columns[n]}{row}",
+                       audit.step_types[n])
+            for n in plan.display_order
+        ]
+        sheet[f"{audit.check_column}{row}"] = f"=AND({','.join(parts)})"
+    _meta_sheet(workbook.create_sheet(META), plan, audit)
+    return workbook
+
+
+def _cover_sheet(sheet: Any, plan: CompiledPlan, cover: Mapping[str, Any]) -> None:
+    sheet.title = COVER
+    lines = {"plan": plan.document.name, "plan version": plan.document.version,
+             "plan hash": plan.plan_hash, **cover}
+    sheet["A1"] = "Paysheet audit workbook"
+    for row, (key, value) in enumerate(lines.items(), start=3):
+        sheet[f"A{row}"] = key
+        sheet[f"B{row}"] = value if isinstance(value, int | str) else json.dumps(value)
+    sheet.column_dimensions["A"].width = 24
+    sheet.column_dimensions["B"].width = 80
+
+
+def _meta_sheet(sheet: Any, plan: CompiledPlan, audit: AuditLayout) -> None:
+    payload = json.dumps({
+        "document": plan.document.model_dump(mode="json"),
+        "layout": audit.__dict__,
+    })
+    for index in range(0, len(payload), META_CHUNK):
+        sheet.cell(index // META_CHUNK + 1, 1, payload[index:index + META_CHUNK])
+    sheet.sheet_state = "hidden"
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    rows: int = 0
+    steps: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _read_meta(workbook: Any) -> tuple[CompiledPlan, AuditLayout]:
+    from engine.plan import validate_document
+
+    if META not in workbook.sheetnames or SHEET not in workbook.sheetnames:
+        raise ValueError("not a Paysheet audit workbook (no Meta or Calc sheet)")
+    sheet = workbook[META]
+    payload = "".join(str(row[0]) for row in sheet.iter_rows(values_only=True) if row[0])
+    meta = json.loads(payload)
+    return compile_document(validate_document(meta["document"])), AuditLayout(**meta["layout"])
+
+
+def verify_workbook(path: str | Path) -> Verification:
+    """Check every formula cell against the backend's output for the stored plan, then
+    recalculate with `formulas` and compare each step with the stored engine value."""
+    from openpyxl import load_workbook
+
+    from engine.backends.excel_recalc import is_error, recalculate
+
+    workbook = load_workbook(path)
+    plan, audit = _read_meta(workbook)
+    sheet = workbook[SHEET]
+    rows = [r for r in range(audit.first_row, audit.last_row + 1)
+            if sheet[f"{audit.employee_ref}{r}"].value is not None]
+    report = Verification(rows=len(rows), steps=len(plan.display_order))
+    first_step = min(audit.formula_columns.values(), key=_column_number)
+    helpers = _column_number(audit.check_column) + 1
+    expected = compile_plan(plan, audit.input_columns, audit.first_row, audit.last_row,
+                            _column_number(first_step), first_helper_column=helpers)
+    for column in expected.columns:
+        for row in rows:
+            if sheet[f"{column.letter}{row}"].value != column.formula(row):
+                report.problems.append(f"{SHEET}!{column.letter}{row}: formula of "
+                                       f"'{column.key}' was changed")
+    cells = recalculate(path)
+    for row in rows:
+        ref = sheet[f"{audit.employee_ref}{row}"].value
+        for name in plan.display_order:
+            got = cells.get(f"{SHEET.upper()}!{audit.formula_columns[name]}{row}")
+            got = None if got is None or is_error(got) else got
+            stored = sheet[f"{audit.engine_columns[name]}{row}"].value
+            if not agrees(stored, got, audit.step_types[name]):
+                report.problems.append(
+                    f"employee {ref}, step '{name}': workbook {got!r}, engine {stored!r}"
+                )
+    return report
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for char in letters:
+        number = number * 26 + ord(char) - 64
+    return number
+
+
+def agrees(stored: Any, got: Any, kind: str) -> bool:
+    """Stored engine value vs recalculated value: decimals within a cent, others exactly."""
+    if stored is None or stored == "" or got is None:
+        return (stored is None or stored == "") and got is None
+    if kind == Type.DECIMAL.value:
+        return abs(Decimal(repr(float(got))) - Decimal(repr(float(stored)))) < TOLERANCE
+    if kind == Type.BOOL.value:
+        return bool(got) is bool(stored) and type(got).__name__ in ("bool", "bool_")
+    if kind == Type.DATE.value:
+        stored_date = stored.date() if hasattr(stored, "date") else stored
+        return EXCEL_EPOCH + timedelta(days=int(got)) == stored_date
+    return str(got) == str(stored)

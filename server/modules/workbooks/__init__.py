@@ -1,0 +1,1 @@
+"""The Excel plan workbook: template, import (workbook → plan document), export."""
