@@ -711,3 +711,21 @@ def test_tape_carries_each_steps_own_diagnostics_and_parameter_overrides():
     assert scaled["result"] == "15.0000000000"
     with pytest.raises(KeyError, match="employee 'E9' is not in the data"):
         explain(compiled, data, "E9")
+
+
+def test_rounding_up_to_1e28_is_an_overflow():
+    inputs = {"x": "decimal"}
+    with pytest.raises(ValueOverflow):
+        run("round(x, 0)", inputs, [{"x": "9999999999999999999999999999.5"}])
+    with pytest.raises(ValueOverflow):
+        run("round2(x)", inputs, [{"x": "9999999999999999999999999999.995"}])
+    assert run("round(x, 0)", inputs, [{"x": "9999999999999999999999999999.4"}])[0] == [
+        "9999999999999999999999999999.0000000000"
+    ]
+
+
+def test_an_overflowing_value_does_not_make_a_later_aggregate_name_another_row():
+    rows = [{"employee_ref": "A", "x": 1}, {"employee_ref": "B", "x": 10**14}]
+    with pytest.raises(ValueOverflow) as info:
+        run("sum_over(x * x)", {"x": "decimal"}, rows)
+    assert info.value.employee_ref == "B"
