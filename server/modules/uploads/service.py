@@ -12,6 +12,7 @@ as `<upload>.parquet`, whose SHA-256 is `metadata.parquet.sha256` (for snapshot 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -430,6 +431,7 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
     def progress(stage: str, rows: int) -> None:
         publish(settings, upload_id, type="progress", stage=stage, rows=rows)
 
+    started = time.perf_counter()
     with tenant_session(principal.tenant_id) as session:
         upload = get_upload(session, upload_id, lock=True)
         fmt = FileFormat.from_json(upload.metadata_["format"])
@@ -449,12 +451,16 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
             rows.abandon()
             raise
         inserted = rows.finish()
+        timings = {"seconds": round(time.perf_counter() - started, 2),
+                   "db_copy_seconds": round(rows.copy_seconds, 2),
+                   "db_insert_seconds": round(rows.insert_seconds, 2)}
         if report.rows == 0:
             report.add_file_problem("the file has no data rows", "Add rows below the header")
         if report.ok:
             upload.status = "ready"
             upload.metadata_ = {**upload.metadata_, "phase": "validated",
                                 "summary": report.summary(), "rows_stored": inserted,
+                                "timings": timings,
                                 "parquet": {"sha256": report.parquet_sha256,
                                             "bytes": report.parquet_bytes}}
         else:
