@@ -13,6 +13,8 @@ from server.errors import install_error_handlers, problem_response
 from server.modules.audit.router import router as audit_router
 from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
+from server.modules.catalog.router import router as catalog_router
+from server.modules.plans.router import router as plans_router
 from server.modules.tenants.router import router as tenants_router
 from server.modules.uploads.router import router as uploads_router
 from server.observability.logging import configure_logging
@@ -28,14 +30,17 @@ API_ROUTERS: list[APIRouter] = [
     auth_router,
     tenants_router,
     audit_router,
+    catalog_router,
+    plans_router,
     uploads_router,
 ]
 
 
 def _buckets(settings: Settings) -> Buckets:
     if settings.redis_url:
-        return RedisBuckets(settings.redis_url, settings.rate_limit_per_minute,
-                            settings.rate_limit_burst)
+        return RedisBuckets(
+            settings.redis_url, settings.rate_limit_per_minute, settings.rate_limit_burst
+        )
     return MemoryBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
 
 
@@ -52,8 +57,9 @@ def _add_operational_routes(app: FastAPI) -> None:
             with db.get_engine().connect() as connection:
                 connection.execute(text("select 1"))
         except Exception as exc:
-            return problem_response(None, 503, "Service Unavailable",
-                                    f"database unreachable: {type(exc).__name__}")
+            return problem_response(
+                None, 503, "Service Unavailable", f"database unreachable: {type(exc).__name__}"
+            )
         return {"status": "ready"}
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
@@ -66,8 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; `settings` defaults to the environment (tests pass their own)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    configure_password_hashing(settings.argon2_time_cost, settings.argon2_memory_kib,
-                               settings.argon2_parallelism)
+    configure_password_hashing(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
     if settings.database_url:
         db.configure(settings)
 
