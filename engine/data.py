@@ -313,6 +313,7 @@ def typed_column(frame: pl.DataFrame, spec: InputSpec) -> tuple[pl.Expr, list[Da
     """
     from engine.plan import DTYPE_TO_TYPE
 
-    problems: list[DataProblem] = []
+    problems = _Problems()
     expr = _typed(frame, spec, DTYPE_TO_TYPE[spec.dtype], "", problems)
-    return expr, problems
+    problems.run_checks()
+    return expr, list(problems)

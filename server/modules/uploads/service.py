@@ -284,7 +284,7 @@ def mapping_suggestions(session: Session, upload_id: uuid.UUID, plan_id: uuid.UU
                         ) -> dict[str, Any]:
     upload = get_upload(session, upload_id)
     fmt = _format(upload)
-    targets = mapping_targets(session, upload.tenant_id, upload.kind, plan_id)
+    targets = mapping_targets(session, upload.kind, plan_id)
     found = suggestions_engine.suggest(targets, fmt.columns, _memory(session, upload.kind))
     by_key = {t.key: t for t in targets}
     mapped = {s.column for s in found if s.column}
@@ -330,7 +330,7 @@ def save_mapping(session: Session, principal: Principal, settings: Settings,
         raise Conflict("the upload is already being validated")
     if upload.status == "ready":
         raise Conflict("the upload is ready and immutable; upload the file again to remap it")
-    targets = mapping_targets(session, upload.tenant_id, upload.kind, plan_id)
+    targets = mapping_targets(session, upload.kind, plan_id)
     _check_mapping(mapping, targets, fmt, upload.kind)
     before = upload.mapping
     upload.mapping, upload.plan_id, upload.status, upload.error = mapping, plan_id, \
@@ -435,7 +435,7 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
     with tenant_session(principal.tenant_id) as session:
         upload = get_upload(session, upload_id, lock=True)
         fmt = FileFormat.from_json(upload.metadata_["format"])
-        targets = mapping_targets(session, upload.tenant_id, upload.kind, upload.plan_id)
+        targets = mapping_targets(session, upload.kind, upload.plan_id)
         columns = mapped_columns(fmt, dict(upload.mapping or {}), targets)
         report = Report()
         parquet = parquet_path(settings, upload.tenant_id, upload.id)
