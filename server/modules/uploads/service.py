@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ KINDS = ("employees", "funds")
 PREVIEW_ROWS = 100
 STAGE = "upload_rows_stage"
 HISTORY_UPLOADS = 50
+# A `processing` upload untouched this long lost its worker (a restart): it may be deleted.
+STALE_AFTER = timedelta(hours=1)
 
 
 def upload_dir(settings: Settings, tenant_id: uuid.UUID) -> Path:
@@ -218,7 +221,7 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
 def delete_upload(session: Session, principal: Principal, settings: Settings,
                   upload_id: uuid.UUID) -> None:
     upload = get_upload(session, upload_id, lock=True)
-    if upload.status == "processing":
+    if upload.status == "processing" and upload.updated_at > datetime.now(UTC) - STALE_AFTER:
         raise Conflict("the upload is being validated; delete it when that has finished")
     for path in (file_path(settings, upload.tenant_id, upload.id),
                  parquet_path(settings, upload.tenant_id, upload.id)):
