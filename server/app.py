@@ -10,9 +10,11 @@ from sqlalchemy import text
 
 from server.db import session as db
 from server.errors import install_error_handlers, problem_response
+from server.modules.approvals.router import router as approvals_router
 from server.modules.audit.router import router as audit_router
 from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
+from server.modules.runs.router import router as runs_router
 from server.modules.tenants.router import router as tenants_router
 from server.observability.logging import configure_logging
 from server.observability.metrics import render_latest
@@ -27,6 +29,8 @@ API_ROUTERS: list[APIRouter] = [
     auth_router,
     tenants_router,
     audit_router,
+    runs_router,
+    approvals_router,
 ]
 
 

@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     # Password given to the two roles when the embedded/test bootstrap creates them.
     bootstrap_role_password: str = "paysheet-dev"
 
+    # Runs: the job queue's name (RedisHuey key prefix / PostgresHuey queue column), how many
+    # times a run interrupted by a dead worker is attempted, and `paysheet worker` processes.
+    queue_name: str = "paysheet"
+    run_max_attempts: int = 2
+    worker_processes: int = 2
+    # Threads of the in-process consumer that `paysheet serve` runs (0: none, use workers).
+    embedded_workers: int = 1
+
     log_level: str = "INFO"
     log_json: bool = True
 
