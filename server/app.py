@@ -14,6 +14,8 @@ from server.modules.approvals.router import router as approvals_router
 from server.modules.audit.router import router as audit_router
 from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
+from server.modules.catalog.router import router as catalog_router
+from server.modules.plans.router import router as plans_router
 from server.modules.runs.router import router as runs_router
 from server.modules.tenants.router import router as tenants_router
 from server.observability.logging import configure_logging
@@ -29,6 +31,8 @@ API_ROUTERS: list[APIRouter] = [
     auth_router,
     tenants_router,
     audit_router,
+    catalog_router,
+    plans_router,
     runs_router,
     approvals_router,
 ]
