@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 
 from engine.backends.base import EvalResult
 from engine.plan import CompiledPlan
-from server.db.bulk import bulk_insert_csv
+from server.db.bulk import insert_staged, staged_copy
 
 RESULT_COLUMNS = (("employee_ref", "text"), ("values", "jsonb"), ("diagnostics", "jsonb"))
+STAGE = "_run_results_in"
+COPY_CHUNK = 1 << 20
 
 
 def _json_ready(name: str, dtype: pl.DataType) -> pl.Expr:
@@ -57,4 +59,8 @@ def store_results(session: Session, run_id: uuid.UUID, plan: CompiledPlan,
                   result: EvalResult) -> int:
     """Insert every employee's row of `run_id` in the session's transaction."""
     payload = result_rows_csv(plan, result)
-    return bulk_insert_csv(session, "run_results", RESULT_COLUMNS, payload, {"run_id": run_id})
+    with staged_copy(session, STAGE, RESULT_COLUMNS) as copy:
+        for start in range(0, len(payload), COPY_CHUNK):
+            copy.write(payload[start:start + COPY_CHUNK])
+    return insert_staged(session, STAGE, "run_results", [name for name, _ in RESULT_COLUMNS],
+                         {"run_id": run_id})
