@@ -1,7 +1,7 @@
 """Runs: idempotency, stored snapshot, attempts, frozen approvals, the job queue tables.
 
 Revision ID: 0020
-Revises: 0001
+Revises: 0010
 Create Date: 2026-11-28
 
 - `plan_runs` gains what execution and approvals need: the funds upload, the Idempotency-Key
@@ -21,7 +21,7 @@ Create Date: 2026-11-28
 from alembic import op
 
 revision = "0020"
-down_revision = "0001"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

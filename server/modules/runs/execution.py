@@ -131,10 +131,11 @@ def _claim(tenant_id: uuid.UUID, run_id: uuid.UUID) -> Snapshot | None:
         return Snapshot.from_json(run.snapshot)
 
 
-def load_inputs(session: Session, snapshot: Snapshot, plan: CompiledPlan) -> RunInputs:
+def load_inputs(session: Session, snapshot: Snapshot, plan: CompiledPlan,
+                settings: Settings) -> RunInputs:
     """The snapshot's data, aligned to the plan; the data must still hash the same."""
-    employees = ready_upload(session, snapshot.upload_id, "employees")
-    funds = (ready_upload(session, snapshot.funds_upload_id, "funds")
+    employees = ready_upload(session, settings, snapshot.upload_id, "employees")
+    funds = (ready_upload(session, settings, snapshot.funds_upload_id, "funds")
              if snapshot.funds_upload_id else None)
     if combined_data_hash(employees, funds) != snapshot.data_sha256:
         raise RunFailed("input data changed since the run was started (hash differs)")
@@ -151,11 +152,12 @@ def evaluate(plan: CompiledPlan, frame: pl.DataFrame) -> EvalResult:
         raise RunFailed(str(error), step=error.step) from None
 
 
-def _load(tenant_id: uuid.UUID, snapshot: Snapshot) -> tuple[CompiledPlan, RunInputs]:
+def _load(tenant_id: uuid.UUID, snapshot: Snapshot,
+          settings: Settings) -> tuple[CompiledPlan, RunInputs]:
     plan = snapshot.compiled()
     try:
         with db.tenant_session(tenant_id) as session:
-            return plan, load_inputs(session, snapshot, plan)
+            return plan, load_inputs(session, snapshot, plan, settings)
     except DataError as error:
         raise RunFailed(str(error)) from None
     except ProblemError as error:
@@ -225,10 +227,11 @@ def execute_run(tenant_id: uuid.UUID, run_id: uuid.UUID,
         snapshot = _claim(tenant_id, run_id)
         if snapshot is None:
             return None
-        return _execute_claimed(tenant_id, run_id, snapshot)
+        return _execute_claimed(tenant_id, run_id, snapshot, settings)
 
 
-def _execute_claimed(tenant_id: uuid.UUID, run_id: uuid.UUID, snapshot: Snapshot) -> str:
+def _execute_claimed(tenant_id: uuid.UUID, run_id: uuid.UUID, snapshot: Snapshot,
+                     settings: Settings) -> str:
     timings = Timings()
     started = time.perf_counter()
     bound = structlog.contextvars.bound_contextvars(run_id=str(run_id),
@@ -236,7 +239,7 @@ def _execute_claimed(tenant_id: uuid.UUID, run_id: uuid.UUID, snapshot: Snapshot
     with bound:
         try:
             with timings.phase("load"):
-                plan, inputs = _load(tenant_id, snapshot)
+                plan, inputs = _load(tenant_id, snapshot, settings)
             rows = inputs.frame.height
             set_progress(tenant_id, run_id, phase="compute", rows_total=rows, rows_done=0)
             with timings.phase("compute"):

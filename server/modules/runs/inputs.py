@@ -1,17 +1,12 @@
 """What a run needs from other modules, behind one narrow interface.
 
-- `locked_plan(session, plan_id)`: the locked plan document and its hash (plans module).
-- `ready_upload(session, upload_id, kind)`: a ready upload's typed, normalised frame, its
-  SHA-256 and its column mapping (uploads module).
+- `locked_plan(session, plan_id)`: the locked plan and its document, through
+  `plans.service.get_locked_plan` (404 unknown, 409 not locked).
+- `ready_upload(session, settings, upload_id, kind)`: a ready upload's typed, normalised
+  Parquet (path, SHA-256, mapping) through `uploads.service` (404 / 409 otherwise).
 - `align_inputs(plan, employees, funds)`: the typed frame the engine evaluates, built from
   those frames exactly as `engine.data.load_inputs` builds it from CSV text (same column
   order, same defaults, same errors), so a run and `paysheet eval` see the same inputs.
-
-The plans and uploads modules are being built alongside this one. Until their services
-offer these reads, the two loaders below read the rows those modules write (documented
-shapes: `bonus_plans.document/plan_hash/status`, `uploads.metadata.normalized_path/
-data_sha256/mapping`); they are the only place that does, and are swapped for the services'
-functions when those land.
 """
 
 from __future__ import annotations
@@ -25,13 +20,15 @@ from threading import Lock
 from typing import Any
 
 import polars as pl
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from engine.data import DataError, DataProblem
 from engine.dsl.ast import Type
-from engine.plan import CompiledPlan, PlanDocument, compile_plan, validate_document
-from server.errors import Conflict, NotFound
+from engine.plan import CompiledPlan, PlanDocument, compile_plan
+from server.errors import Conflict
+from server.modules.plans import service as plans
+from server.modules.uploads import service as uploads
+from server.settings import Settings
 
 DEC = pl.Decimal(38, 10)
 POLARS_TYPES: dict[Type, pl.DataType] = {
@@ -79,33 +76,24 @@ class RunInputs:
 
 def locked_plan(session: Session, plan_id: uuid.UUID) -> LockedPlan:
     """The plan if it exists for this tenant and is locked (404 / 409 otherwise)."""
-    row = session.execute(
-        text("select id, name, version, status, plan_hash, document from comp.bonus_plans "
-             "where id = :id"), {"id": plan_id}).first()
-    if row is None:
-        raise NotFound("plan")
-    if row.status != "locked" or not row.plan_hash or not row.document:
-        raise Conflict(f"plan {plan_id} is {row.status}: only a locked plan can be run")
-    return LockedPlan(row.id, row.name, row.version, row.plan_hash,
-                      validate_document(row.document, f"plan {plan_id}"))
+    row, compiled = plans.get_locked_plan(session, plan_id)
+    return LockedPlan(row.id, row.name, row.version, row.plan_hash or compiled.plan_hash,
+                      compiled.document)
 
 
-def ready_upload(session: Session, upload_id: uuid.UUID, kind: str) -> UploadData:
-    """The typed frame of a ready upload of `kind` (404 / 409 / 422 otherwise)."""
-    row = session.execute(
-        text("select id, kind, status, metadata from comp.uploads where id = :id"),
-        {"id": upload_id}).first()
-    if row is None:
-        raise NotFound("upload")
-    if row.kind != kind:
-        raise Conflict(f"upload {upload_id} holds {row.kind}, not {kind}")
-    if row.status != "ready":
-        raise Conflict(f"upload {upload_id} is {row.status}: only a ready upload can be run")
-    meta = row.metadata or {}
-    path = Path(meta.get("normalized_path", ""))
-    if not meta.get("normalized_path") or not path.is_file():
+def ready_upload(session: Session, settings: Settings, upload_id: uuid.UUID,
+                 kind: str) -> UploadData:
+    """Where a ready upload of `kind` keeps its typed data (404 / 409 otherwise)."""
+    upload = uploads.get_upload(session, upload_id)
+    if upload.kind != kind:
+        raise Conflict(f"upload {upload_id} holds {upload.kind}, not {kind}")
+    if upload.status != "ready":
+        raise Conflict(f"upload {upload_id} is {upload.status}: only a ready upload can be run")
+    digest = ((upload.metadata_ or {}).get("parquet") or {}).get("sha256")
+    path = uploads.parquet_path(settings, upload.tenant_id, upload.id)
+    if not digest or not path.is_file():
         raise Conflict(f"upload {upload_id} has no normalised data on disk")
-    return UploadData(row.id, row.kind, path, meta["data_sha256"], meta.get("mapping") or {})
+    return UploadData(upload.id, upload.kind, path, digest, dict(upload.mapping or {}))
 
 
 def combined_data_hash(employees: UploadData, funds: UploadData | None) -> str:

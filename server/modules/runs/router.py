@@ -93,6 +93,7 @@ def get_run(run_id: uuid.UUID, db_session: DbSession,
 @router.get("/runs/{run_id}/results", response_model=ResultsPage | TapeOut)
 def get_results(
     run_id: uuid.UUID,
+    request: Request,
     db_session: DbSession,
     principal: Principal = Depends(require("runs.read")),
     employee_ref: str | None = Query(None, max_length=200,
@@ -103,7 +104,7 @@ def get_results(
 ) -> ResultsPage | TapeOut:
     """Per-employee values and diagnostics by employee_ref, or one employee's tape."""
     if employee_ref is not None:
-        return service.tape(db_session, run_id, employee_ref)
+        return service.tape(db_session, request.app.state.settings, run_id, employee_ref)
     rows, next_cursor = service.result_rows(db_session, run_id, limit, cursor, with_diagnostics)
     return ResultsPage(run_id=run_id, next_cursor=next_cursor, items=[
         ResultRow(employee_ref=r.employee_ref, values=r.values, diagnostics=r.diagnostics)
@@ -111,10 +112,10 @@ def get_results(
 
 
 @router.post("/runs/{run_id}/reproduce", response_model=ReproduceOut)
-def reproduce(run_id: uuid.UUID, db_session: DbSession,
+def reproduce(run_id: uuid.UUID, request: Request, db_session: DbSession,
               principal: Principal = Depends(require("runs.create"))) -> ReproduceOut:
     """Re-execute the stored snapshot; says whether the results hash is identical."""
-    return service.reproduce(db_session, principal, run_id)
+    return service.reproduce(db_session, request.app.state.settings, principal, run_id)
 
 
 @router.get("/runs/{run_id}/compare/{other_run_id}", response_model=CompareOut)

@@ -107,8 +107,8 @@ def start_run(principal: Principal, body: RunStart, idempotency_key: str | None,
             if existing is not None:
                 return Started(existing, created=False)
         plan = locked_plan(session, body.plan_id)
-        employees = ready_upload(session, body.upload_id, "employees")
-        funds = (ready_upload(session, body.funds_upload_id, "funds")
+        employees = ready_upload(session, settings, body.upload_id, "employees")
+        funds = (ready_upload(session, settings, body.funds_upload_id, "funds")
                  if body.funds_upload_id else None)
         snapshot = build_snapshot(plan, body.parameters, combined_mapping(employees, funds),
                                   combined_data_hash(employees, funds), employees, funds)
@@ -249,22 +249,23 @@ def _stored_row(session: Session, run_id: uuid.UUID, employee_ref: str) -> RunRe
     return row
 
 
-def _snapshot_inputs(session: Session, run: PlanRun):
+def _snapshot_inputs(session: Session, run: PlanRun, settings: Settings):
     snapshot = Snapshot.from_json(run.snapshot)
     plan = snapshot.compiled()
     try:
-        inputs = execution.load_inputs(session, snapshot, plan)
+        inputs = execution.load_inputs(session, snapshot, plan, settings)
     except execution.RunFailed as error:
         raise Conflict(error.reason) from None
     return snapshot, plan, inputs
 
 
-def tape(session: Session, run_id: uuid.UUID, employee_ref: str) -> TapeOut:
+def tape(session: Session, settings: Settings, run_id: uuid.UUID,
+         employee_ref: str) -> TapeOut:
     """The employee's calculation tape from the reference engine (ENGINE.md §8), over the
     run's own snapshot, with a check that it agrees with the stored results."""
     run = computed_run(session, run_id)
     stored = _stored_row(session, run_id, employee_ref)
-    _, plan, inputs = _snapshot_inputs(session, run)
+    _, plan, inputs = _snapshot_inputs(session, run, settings)
     explained = reference.explain(plan, inputs.frame, employee_ref).to_dict()
     results = {entry["step"]: entry["result"] for entry in explained["steps"]}
     return TapeOut(run_id=run_id, employee_ref=employee_ref, plan_name=explained["plan_name"],
@@ -275,10 +276,11 @@ def tape(session: Session, run_id: uuid.UUID, employee_ref: str) -> TapeOut:
 
 
 # -- reproduce -----------------------------------------------------------------------------
-def reproduce(session: Session, principal: Principal, run_id: uuid.UUID) -> ReproduceOut:
+def reproduce(session: Session, settings: Settings, principal: Principal,
+              run_id: uuid.UUID) -> ReproduceOut:
     """Re-execute the stored snapshot now and compare its results hash with the run's."""
     run = computed_run(session, run_id)
-    _, plan, inputs = _snapshot_inputs(session, run)
+    _, plan, inputs = _snapshot_inputs(session, run, settings)
     try:
         result = execution.evaluate(plan, inputs.frame)
     except execution.RunFailed as error:
