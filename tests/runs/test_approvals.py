@@ -1,4 +1,4 @@
-"""Approvals: every role × action × state, four-eyes, reject, null payouts, finalize freezes."""
+"""Approvals: every role x action x state, four-eyes, reject, null payouts, finalize freezes."""
 
 from __future__ import annotations
 
