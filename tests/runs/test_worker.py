@@ -1,4 +1,4 @@
-"""Real worker processes (`python -m server.worker`, Huey process workers) on RedisHuey and
+"""Real worker processes (`paysheet worker`, Huey process workers) on RedisHuey and
 PostgresHuey, and the crash test: a worker killed mid-run leaves no partial results, and the
 run completes on retry or fails with the reason."""
 
@@ -41,14 +41,14 @@ def api(queue_settings: Settings) -> Iterator[TestClient]:
 
 @contextmanager
 def worker(settings: Settings, max_attempts: int = 2) -> Iterator[subprocess.Popen]:
-    """A `python -m server.worker` consumer (one process worker) for `settings`."""
+    """A `paysheet worker` consumer (one process worker) for `settings`."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(DATABASE_URL=settings.database_url, QUEUE_NAME=settings.queue_name,
                DATA_DIR=str(settings.data_dir), RUN_MAX_ATTEMPTS=str(max_attempts),
                LOG_LEVEL="WARNING", PYTHONPATH=ROOT)
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
-    process = subprocess.Popen([sys.executable, "-m", "server.worker", "--workers", "1"],
+    process = subprocess.Popen([sys.executable, "-m", "server.cli", "worker", "--processes", "1"],
                                env=env, cwd=ROOT, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
