@@ -41,6 +41,7 @@ from engine.backends.base import (
     ValueOverflow,
     null_payout_message,
 )
+from engine.catalog import CATALOG
 from engine.dsl.ast import Binary, Boolean, Call, DateLiteral, If, Name, Node, Number, String, Unary
 from engine.dsl.ast import Type as T
 from engine.plan import CompiledPlan, CompiledStep, coerce_value
@@ -106,6 +107,11 @@ class _StepState:
 
     def add_diagnostic(self, code: str, where: pl.Expr) -> None:
         self.diagnostics.setdefault(code, []).append(where)
+
+
+def _row_mask(expr: pl.Expr) -> pl.Expr:
+    """A null-free Boolean column of frame height, even where `expr` is a scalar."""
+    return pl.repeat(False, pl.len()) | expr.fill_null(False)
 
 
 class _FastModeOverflow(Exception):
@@ -208,13 +214,13 @@ class Compiler:
         codes: dict[str, str] = {}
         for code in sorted(state.diagnostics):
             name = f"__diag__{state.name}__{code}"
-            self.final[name] = pl.any_horizontal(state.diagnostics[code]).fill_null(False)
+            self.final[name] = _row_mask(pl.any_horizontal(state.diagnostics[code]))
             codes[code] = name
         self.diag_columns[state.name] = codes
         names = []
         for index, expr in enumerate(state.overflows):
             name = f"__ovf__{state.name}__{index}"
-            self.final[name] = expr.fill_null(False)
+            self.final[name] = _row_mask(expr)
             names.append(name)
         self.overflow_columns[state.name] = names
 
@@ -424,6 +430,10 @@ class Compiler:
 
         level = self.level(values, key)
         if not self.exact:
+            # Polars 2.1 checks a plain Decimal sum for overflow but NOT a windowed one (it
+            # wraps silently). Sum |x| over the whole frame too: if that does not overflow,
+            # no group sum can; if it does, Polars raises and we re-run in exact mode.
+            self.put(values.expr.abs().sum(), level)
             return Val(over(values.expr.sum()), level), None
         sx = values.expr.to_physical()
         e20 = i128(10**20)
@@ -607,7 +617,7 @@ def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 
 def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
     """Rows that take an aggregate call: taken, and with a non-null key when keyed."""
-    rows = pl.lit(True) if taken is None else taken.expr
+    rows = pl.repeat(True, pl.len()) if taken is None else taken.expr  # a column, not a scalar
     return rows if key is None else rows & key.expr.is_not_null()
 
 
@@ -711,6 +721,8 @@ FUNCTIONS: dict[str, Function] = {
     "count_over": _count_over,
     "allocate": _allocate,
 }
+if set(FUNCTIONS) != set(CATALOG):  # a catalog entry without a case here is a bug
+    raise RuntimeError(f"Polars backend and catalog disagree: {set(FUNCTIONS) ^ set(CATALOG)}")
 
 
 # -- evaluation --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ diagnostic) and the same overflow errors, on random typed plans over random data
 from __future__ import annotations
 
 import decimal
+import os
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -254,7 +255,11 @@ def assert_same(plan, frame: pl.DataFrame) -> None:
     assert_frame_equal(fast.evaluate(plan, frame).frame, expected)
 
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("PAYSHEET_PARITY_EXAMPLES", "150"))
+"""Examples per property; the mutation run (docs/engine.md) lowers it to stay affordable."""
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @SETTINGS
