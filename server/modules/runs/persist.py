@@ -12,15 +12,16 @@ import io
 import uuid
 
 import polars as pl
+from psycopg import sql
 from sqlalchemy.orm import Session
 
 from engine.backends.base import EvalResult
 from engine.plan import CompiledPlan
-from server.db.bulk import insert_staged, staged_copy
+from server.db.bulk import StagedInserter
 
 RESULT_COLUMNS = (("employee_ref", "text"), ("values", "jsonb"), ("diagnostics", "jsonb"))
-STAGE = "_run_results_in"
-COPY_CHUNK = 1 << 20
+STAGE = "run_results_stage"
+CHUNK_ROWS = 20_000
 
 
 def _json_ready(name: str, dtype: pl.DataType) -> pl.Expr:
@@ -43,7 +44,10 @@ def _diagnostics_json() -> pl.Expr:
 
 def result_rows_csv(plan: CompiledPlan, result: EvalResult) -> bytes:
     """COPY-ready CSV (no header): employee_ref, values JSON, diagnostics JSON."""
-    frame = result.frame
+    return _rows_csv(plan, result.frame)
+
+
+def _rows_csv(plan: CompiledPlan, frame: pl.DataFrame) -> bytes:
     values = pl.struct(*(_json_ready(name, frame.schema[name]) for name in plan.display_order))
     rows = frame.select(
         pl.col("employee_ref"),
@@ -57,10 +61,17 @@ def result_rows_csv(plan: CompiledPlan, result: EvalResult) -> bytes:
 
 def store_results(session: Session, run_id: uuid.UUID, plan: CompiledPlan,
                   result: EvalResult) -> int:
-    """Insert every employee's row of `run_id` in the session's transaction."""
-    payload = result_rows_csv(plan, result)
-    with staged_copy(session, STAGE, RESULT_COLUMNS) as copy:
-        for start in range(0, len(payload), COPY_CHUNK):
-            copy.write(payload[start:start + COPY_CHUNK])
-    return insert_staged(session, STAGE, "run_results", [name for name, _ in RESULT_COLUMNS],
-                         {"run_id": run_id})
+    """Insert every employee's row of `run_id` in the session's transaction; chunks are
+    serialised here while the previous one is being inserted (server.db.bulk)."""
+    inserter = StagedInserter(
+        session, "run_results", RESULT_COLUMNS,
+        {"run_id": sql.Literal(run_id),
+         **{name: sql.Identifier(name) for name, _ in RESULT_COLUMNS}},
+        stage=STAGE)
+    try:
+        for chunk in result.frame.iter_slices(CHUNK_ROWS):
+            inserter.submit(_rows_csv(plan, chunk))
+    except BaseException:
+        inserter.abandon()
+        raise
+    return inserter.finish()
