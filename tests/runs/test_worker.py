@@ -76,6 +76,7 @@ def _blocked_backend(database, deadline_seconds: float = 60.0) -> int:
         while True:
             row = conn.execute(
                 "select pid from pg_stat_activity where wait_event_type = 'Lock' "
+                "and datname = current_database() "
                 "and query ilike 'insert into comp.run_totals%'").fetchone()
             if row:
                 return row[0]
