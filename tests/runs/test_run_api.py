@@ -266,3 +266,15 @@ def test_legacy_parity(rc, make_tenant, sample_inputs):
     assert failed["failing_rows"][0]["employee_ref"] == first
     missing = parity("employee_ref,Other\nE1,1\n")
     assert missing.status_code == 422 and "Bonus Paid" in missing.json()["detail"]
+
+
+def test_data_that_does_not_fit_fails_the_run_naming_rows(rc, make_tenant, sample_inputs):
+    tenant = make_tenant()
+    hr = tenant.users["hr"].headers
+    sample = sample_inputs(tenant, count=40, funds=6,
+                           edit_funds=lambda funds: funds.filter(funds["fund_ref"] != "F003"))
+    run = wait_for_run(rc, _start(rc, hr, sample).json()["run_id"], hr)
+    assert run["status"] == "failed"
+    assert "unknown fund_ref (not in the funds file)" in run["error"]
+    assert "employees, line " in run["error"] and "'F003'" in run["error"]
+    assert rc.get(f"/api/v1/runs/{run['id']}/results", headers=hr).status_code == 409
