@@ -191,6 +191,7 @@ def run(rows: int, chunk_mb: int, keep: bool) -> None:
         print(f"server RSS: {baseline / 1024:.0f} MB before, peak {peak / 1024:.0f} MB, "
               f"growth {growth_mb:.0f} MB, budget {BUDGET_RSS_MB} MB: "
               f"{'OK' if growth_mb <= BUDGET_RSS_MB else 'OVER'}")
+        print(f"server-side timings: {body.get('timings')}")
         if body["status"] != "ready":
             print(json.dumps(body, indent=1)[:2000])
     finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +43,8 @@ class StagedInserter:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._inserted = 0
+        self.copy_seconds = 0.0
+        self.insert_seconds = 0.0
         self._thread = threading.Thread(target=self._run, name=f"bulk-{table}", daemon=True)
         self._thread.start()
 
@@ -85,10 +88,14 @@ class StagedInserter:
                 cursor.execute(create)
                 cursor.execute(sql.SQL("truncate {}").format(sql.Identifier(self._stage)))
                 while (chunk := self._queue.get()) is not _DONE:
+                    started = time.perf_counter()
                     with cursor.copy(copy) as writer:
                         writer.write(chunk)
+                    copied = time.perf_counter()
                     cursor.execute(insert, params)
                     self._inserted += cursor.rowcount
+                    self.copy_seconds += copied - started
+                    self.insert_seconds += time.perf_counter() - copied
                     cursor.execute(sql.SQL("truncate {}").format(sql.Identifier(self._stage)))
         except BaseException as error:  # reported to the caller by submit/finish
             self._error = error

@@ -171,3 +171,14 @@ def test_funds_upload_is_keyed_by_fund_ref(uc, make_tenant, database) -> None:
             json={"fund_ref": "Fund Code", "fund_return": "Net Return"})
     report = uc.get(f"{API}/uploads/{upload_id}/validation", headers=headers).json()
     assert [(p["row"], p["rule"]) for p in report["problems"]] == [(4, {"unique": True})]
+
+
+def test_processing_upload_is_kept_unless_stale(uc, make_tenant, owner_conn) -> None:
+    headers = make_tenant().users["hr"].headers
+    upload_id = multipart(uc, headers, b"employee_ref\nE1\n").json()["id"]
+    owner_conn.execute("update comp.uploads set status = 'processing' where id = %s",
+                       (upload_id,))
+    assert uc.delete(f"{API}/uploads/{upload_id}", headers=headers).status_code == 409
+    owner_conn.execute("update comp.uploads set updated_at = now() - interval '2 hours' "
+                       "where id = %s", (upload_id,))
+    assert uc.delete(f"{API}/uploads/{upload_id}", headers=headers).status_code == 204

@@ -49,7 +49,7 @@ def upload_out(upload: Upload, settings: Settings) -> UploadOut:
         received_bytes=service.received_bytes(settings, upload), sha256=upload.sha256,
         error=upload.error, scan=meta.get("scan"), format=meta.get("format"),
         mapping=upload.mapping, plan_id=upload.plan_id, summary=meta.get("summary"),
-        parquet_sha256=(meta.get("parquet") or {}).get("sha256"),
+        parquet_sha256=(meta.get("parquet") or {}).get("sha256"), timings=meta.get("timings"),
         created_at=upload.created_at, updated_at=upload.updated_at,
     )
 

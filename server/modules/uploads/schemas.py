@@ -25,6 +25,7 @@ class UploadOut(BaseModel):
     plan_id: uuid.UUID | None
     summary: dict[str, Any] | None
     parquet_sha256: str | None
+    timings: dict[str, float] | None = None
     created_at: datetime
     updated_at: datetime
 

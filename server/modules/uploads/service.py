@@ -12,8 +12,10 @@ as `<upload>.parquet`, whose SHA-256 is `metadata.parquet.sha256` (for snapshot 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,8 @@ KINDS = ("employees", "funds")
 PREVIEW_ROWS = 100
 STAGE = "upload_rows_stage"
 HISTORY_UPLOADS = 50
+# A `processing` upload untouched this long lost its worker (a restart): it may be deleted.
+STALE_AFTER = timedelta(hours=1)
 
 
 def upload_dir(settings: Settings, tenant_id: uuid.UUID) -> Path:
@@ -217,7 +221,7 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
 def delete_upload(session: Session, principal: Principal, settings: Settings,
                   upload_id: uuid.UUID) -> None:
     upload = get_upload(session, upload_id, lock=True)
-    if upload.status == "processing":
+    if upload.status == "processing" and upload.updated_at > datetime.now(UTC) - STALE_AFTER:
         raise Conflict("the upload is being validated; delete it when that has finished")
     for path in (file_path(settings, upload.tenant_id, upload.id),
                  parquet_path(settings, upload.tenant_id, upload.id)):
@@ -283,7 +287,7 @@ def mapping_suggestions(session: Session, upload_id: uuid.UUID, plan_id: uuid.UU
                         ) -> dict[str, Any]:
     upload = get_upload(session, upload_id)
     fmt = _format(upload)
-    targets = mapping_targets(session, upload.tenant_id, upload.kind, plan_id)
+    targets = mapping_targets(session, upload.kind, plan_id)
     found = suggestions_engine.suggest(targets, fmt.columns, _memory(session, upload.kind))
     by_key = {t.key: t for t in targets}
     mapped = {s.column for s in found if s.column}
@@ -329,7 +333,7 @@ def save_mapping(session: Session, principal: Principal, settings: Settings,
         raise Conflict("the upload is already being validated")
     if upload.status == "ready":
         raise Conflict("the upload is ready and immutable; upload the file again to remap it")
-    targets = mapping_targets(session, upload.tenant_id, upload.kind, plan_id)
+    targets = mapping_targets(session, upload.kind, plan_id)
     _check_mapping(mapping, targets, fmt, upload.kind)
     before = upload.mapping
     upload.mapping, upload.plan_id, upload.status, upload.error = mapping, plan_id, \
@@ -430,10 +434,11 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
     def progress(stage: str, rows: int) -> None:
         publish(settings, upload_id, type="progress", stage=stage, rows=rows)
 
+    started = time.perf_counter()
     with tenant_session(principal.tenant_id) as session:
         upload = get_upload(session, upload_id, lock=True)
         fmt = FileFormat.from_json(upload.metadata_["format"])
-        targets = mapping_targets(session, upload.tenant_id, upload.kind, upload.plan_id)
+        targets = mapping_targets(session, upload.kind, upload.plan_id)
         columns = mapped_columns(fmt, dict(upload.mapping or {}), targets)
         report = Report()
         parquet = parquet_path(settings, upload.tenant_id, upload.id)
@@ -449,12 +454,16 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
             rows.abandon()
             raise
         inserted = rows.finish()
+        timings = {"seconds": round(time.perf_counter() - started, 2),
+                   "db_copy_seconds": round(rows.copy_seconds, 2),
+                   "db_insert_seconds": round(rows.insert_seconds, 2)}
         if report.rows == 0:
             report.add_file_problem("the file has no data rows", "Add rows below the header")
         if report.ok:
             upload.status = "ready"
             upload.metadata_ = {**upload.metadata_, "phase": "validated",
                                 "summary": report.summary(), "rows_stored": inserted,
+                                "timings": timings,
                                 "parquet": {"sha256": report.parquet_sha256,
                                             "bytes": report.parquet_bytes}}
         else:

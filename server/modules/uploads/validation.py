@@ -45,7 +45,7 @@ from server.modules.uploads.targets import Target
 
 MAX_LISTED = 10_000
 BATCH_ROWS = 50_000
-BLOCK_BYTES = 8 * 1024 * 1024
+BLOCK_BYTES = 4 * 1024 * 1024
 PROGRESS_EVERY = 100_000
 REFERENCE_KEYS = ("employee_ref", "fund_ref")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -394,7 +394,9 @@ class Normaliser:
         for _, _, problem in sorted(problems, key=lambda item: (item[0], item[1])):
             self.report.add(problem)
         if self.ref_key in frame.columns:
-            self.refs.append(frame.select(LINE_COLUMN, self.ref_key))
+            ref = pl.col(self.ref_key).str.strip_chars()
+            self.refs.append(frame.select(pl.col(LINE_COLUMN).cast(pl.Int32), ref,
+                                          ref.hash(7).alias("hash")).filter(ref != ""))
         if self.report.ok:
             self._emit(frame, typed)
         self.done += frame.height
@@ -449,11 +451,14 @@ class Normaliser:
     def _duplicates(self) -> None:
         if not self.refs:
             return
-        refs = pl.concat(self.refs).with_columns(pl.col(self.ref_key).str.strip_chars())
+        # Duplicates by 64-bit hash first (a small hash table even for millions of rows),
+        # then by value among the few candidates.
+        hashes = pl.concat([r.get_column("hash") for r in self.refs])
+        repeated = hashes.filter(hashes.is_duplicated()).unique().implode()
+        refs = pl.concat([r.filter(pl.col("hash").is_in(repeated)) for r in self.refs])
         self.refs = []
         column = next(c for c in self.columns if c.target.key == self.ref_key)
-        dupes = refs.filter(pl.col(self.ref_key).is_not_null() & (pl.col(self.ref_key) != "")
-                            & pl.col(self.ref_key).is_duplicated())
+        dupes = refs.filter(pl.col(self.ref_key).is_duplicated())
         first = dupes.group_by(self.ref_key).agg(pl.col(LINE_COLUMN).min().alias("first"))
         dupes = dupes.join(first, on=self.ref_key).filter(pl.col(LINE_COLUMN) != pl.col("first"))
         for line, value, first_row in dupes.sort(LINE_COLUMN).select(
