@@ -98,13 +98,14 @@ def serve(
 def worker(
     processes: int | None = typer.Option(None, help="Worker processes (env WORKER_PROCESSES)"),
     threads: bool = typer.Option(False, help="Thread workers instead of processes"),
+    metrics_port: int | None = typer.Option(None, help="Serve the workers' /metrics here"),
 ) -> None:
     """Run the job queue consumer that executes runs (RedisHuey with REDIS_URL, else
     PostgresHuey on the database). Start as many as you like, on as many machines."""
     from server.worker.consumer import run_worker
 
     with _database(get_settings()) as ready:
-        run_worker(ready, processes, "thread" if threads else "process")
+        run_worker(ready, processes, "thread" if threads else "process", metrics_port)
 
 
 @app.command()

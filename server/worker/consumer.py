@@ -7,6 +7,9 @@ periodic `runs.recover` task repeats that every minute.
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,9 +31,28 @@ def recover(queue: RunQueue) -> None:
         log.info("runs_recovered", runs=[str(run_id) for run_id in handled])
 
 
+def serve_worker_metrics(port: int) -> None:
+    """Prometheus multiprocess mode: each worker process writes its samples to files under
+    PROMETHEUS_MULTIPROC_DIR, and this (the consumer's main) process serves their union on
+    `port`. Must run before anything imports prometheus_client."""
+    if "prometheus_client" in sys.modules and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        raise RuntimeError("worker metrics must be set up before prometheus_client is loaded")
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                          tempfile.mkdtemp(prefix="paysheet-worker-metrics-"))
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    start_http_server(port, registry=registry)
+
+
 def run_worker(settings: Settings, workers: int | None = None,
-               worker_type: str = "process") -> None:
-    """Block running a Huey consumer (Ctrl-C / SIGINT stops it gracefully)."""
+               worker_type: str = "process", metrics_port: int | None = None) -> None:
+    """Block running a Huey consumer (Ctrl-C / SIGINT stops it gracefully); with
+    `metrics_port`, serve the workers' run metrics there (GET /metrics)."""
+    if metrics_port is not None:
+        serve_worker_metrics(metrics_port)
     logging.basicConfig(level=settings.log_level)
     db.configure(settings)
     queue = get_queue(settings)

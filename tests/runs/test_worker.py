@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -40,7 +42,8 @@ def api(queue_settings: Settings) -> Iterator[TestClient]:
 
 
 @contextmanager
-def worker(settings: Settings, max_attempts: int = 2) -> Iterator[subprocess.Popen]:
+def worker(settings: Settings, max_attempts: int = 2,
+           metrics_port: int | None = None) -> Iterator[subprocess.Popen]:
     """A `paysheet worker` consumer (one process worker) for `settings`."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(DATABASE_URL=settings.database_url, QUEUE_NAME=settings.queue_name,
@@ -48,7 +51,10 @@ def worker(settings: Settings, max_attempts: int = 2) -> Iterator[subprocess.Pop
                LOG_LEVEL="WARNING", PYTHONPATH=ROOT)
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
-    process = subprocess.Popen([sys.executable, "-m", "server.cli", "worker", "--processes", "1"],
+    command = [sys.executable, "-m", "server.cli", "worker", "--processes", "1"]
+    if metrics_port is not None:
+        command += ["--metrics-port", str(metrics_port)]
+    process = subprocess.Popen(command,
                                env=env, cwd=ROOT, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -57,6 +63,12 @@ def worker(settings: Settings, max_attempts: int = 2) -> Iterator[subprocess.Pop
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _superuser(database) -> psycopg.Connection:
@@ -96,10 +108,14 @@ def test_worker_process_executes_runs(api, queue_settings, make_tenant, sample_i
     tenant = make_tenant()
     sample = sample_inputs(tenant, count=150)
     hr = tenant.users["hr"].headers
-    with worker(queue_settings):
+    port = _free_port()
+    with worker(queue_settings, metrics_port=port):
         run_ids = [api.post("/api/v1/runs", json=sample.body(), headers=hr).json()["run_id"]
                    for _ in range(2)]
         runs = [wait_for_run(api, run_id, hr) for run_id in run_ids]
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'paysheet_runs_finished_total{outcome="completed"} 2.0' in metrics
+    assert "paysheet_run_duration_seconds_count 2.0" in metrics
     assert [run["status"] for run in runs] == ["draft", "draft"], runs
     assert runs[0]["results_hash"] == runs[1]["results_hash"]
     assert all(run["progress"]["worker"].split(":")[1].isdigit() for run in runs)

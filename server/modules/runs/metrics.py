@@ -20,7 +20,8 @@ RUNS_FINISHED = Counter("paysheet_runs_finished_total", "Runs finished, by outco
 STEP_FAILURES = Counter(
     "paysheet_run_step_failures_total", "Runs failed by a step (overflow), by step", ["step"]
 )
-QUEUE_DEPTH = Gauge("paysheet_run_queue_depth", "Tasks waiting in the run queue")
+QUEUE_DEPTH = Gauge("paysheet_run_queue_depth", "Tasks waiting in the run queue",
+                    multiprocess_mode="livemax")
 
 
 def observe_completed(rows: int, seconds: float) -> None:
