@@ -16,7 +16,12 @@ from fastapi.routing import APIRoute
 from server.app import API_ROUTERS
 from server.db.session import get_db
 
-PUBLIC = {("POST", "/auth/token")}
+PUBLIC = {
+    ("POST", "/auth/token"),
+    # tus discovery: clients ask before authenticating; it returns protocol headers only.
+    ("OPTIONS", "/uploads"),
+    ("OPTIONS", "/uploads/{upload_id}"),
+}
 
 
 def _routes() -> list[APIRoute]:

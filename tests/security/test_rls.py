@@ -14,6 +14,8 @@ from server.db.session import TenantNotSet
 from server.modules.tenants.models import User
 
 TENANT_TABLES = [
+    "mapping_presets",
+    "upload_problems",
     "tenants",
     "users",
     "api_tokens",
