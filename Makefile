@@ -25,6 +25,7 @@ test: install
 bench: install
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/uploads.py
+	$(BIN)/python bench/runs.py
 
 lint: install
 	$(BIN)/ruff check .

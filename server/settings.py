@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     # Password given to the two roles when the embedded/test bootstrap creates them.
     bootstrap_role_password: str = "paysheet-dev"
 
+    # Runs: the job queue's name (RedisHuey key prefix / PostgresHuey queue column), how many
+    # times a run interrupted by a dead worker is attempted, and `paysheet worker` processes.
+    queue_name: str = "paysheet"
+    run_max_attempts: int = 2
+    worker_processes: int = 2
+    # Threads of the in-process consumer `paysheet serve` runs; unset: 1 with the embedded
+    # database, 0 with DATABASE_URL (run `paysheet worker` processes instead).
+    embedded_workers: int | None = None
+
     log_level: str = "INFO"
     log_json: bool = True
 
