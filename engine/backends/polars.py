@@ -623,7 +623,9 @@ def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 
 def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
     """Rows that take an aggregate call: taken, and with a non-null key when keyed."""
-    rows = pl.repeat(True, pl.len()) if taken is None else taken.expr  # a column, not a scalar
+    # Always a column, never a scalar: a literal guard (`true`) must still count every row.
+    every_row = pl.repeat(True, pl.len())
+    rows = every_row if taken is None else taken.expr & every_row
     return rows if key is None else rows & key.expr.is_not_null()
 
 

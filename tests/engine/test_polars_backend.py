@@ -213,3 +213,15 @@ def test_no_float_ever_reaches_a_literal() -> None:
     compiler = fast.compiled(plan, {}, exact=False)
     text = " ".join(str(e) for stage in compiler.stages for e in stage.values())
     assert "dyn float" not in text and "f64" not in text
+
+
+@pytest.mark.parametrize("expr", ["count_over()", "sum_over(1)", "sum_over(2, \"k\")"])
+def test_aggregates_under_a_literal_guard_see_every_row(expr):
+    """A guard that is a literal (`true`) is a scalar in Polars; aggregates must still count
+    and sum over every row, not over one broadcast value."""
+    plan = plan_for(expr, condition="true")
+    data = frame(["1", "2", "3"])
+    expected = reference.evaluate(plan, data).frame
+    actual = fast.evaluate(plan, data).frame
+    assert actual["out"].to_list() == expected["out"].to_list()
+    assert expected["out"].to_list()[0] in (Decimal(3), Decimal(6))
