@@ -15,6 +15,8 @@ import polars as pl
 DIVISION_BY_ZERO = "division_by_zero"
 NEGATIVE_WEIGHT = "negative_weight"
 NULL_PAYOUT = "null_payout"
+POOL_NOT_CONSTANT = "pool_not_constant"
+INVALID_PERIOD = "invalid_period"
 
 DIAGNOSTIC_DTYPE = pl.List(pl.Struct({"step": pl.String, "code": pl.String, "message": pl.String}))
 """Per row: the diagnostics in evaluation order (step order of the topological sort)."""
@@ -53,4 +55,6 @@ def null_payout_message(payout: str, first_null_step: str, cause: str | None) ->
 DIAGNOSTIC_MESSAGES = {
     DIVISION_BY_ZERO: "division by zero",
     NEGATIVE_WEIGHT: "negative weight in allocate",
+    POOL_NOT_CONSTANT: "allocate pool differs within a group",
+    INVALID_PERIOD: "period ends before it starts",
 }

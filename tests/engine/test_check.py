@@ -1,0 +1,273 @@
+"""Plan validation: every problem reported together, each located and explained."""
+
+import pytest
+
+from engine.check import check_expression, evaluation_order
+from engine.dsl.ast import Type
+from engine.plan import PlanInvalid, compile_plan
+from tests.engine.plans import document, plan
+
+
+def problems_of(steps, inputs=None, parameters=None, payout=None, overrides=None):
+    with pytest.raises(PlanInvalid) as info:
+        compile_plan(document(steps, inputs, parameters, payout), overrides)
+    return info.value.problems
+
+
+def only(problems, code):
+    found = [p for p in problems if p.code == code]
+    assert found, f"no {code} among {[str(p) for p in problems]}"
+    return found
+
+
+def test_valid_plan_compiles_with_typed_trees_and_orders():
+    compiled = plan(
+        [
+            {"order": 30, "name": "total", "expr": "bonus + extra"},
+            {"order": 10, "name": "bonus", "expr": "salary * rate"},
+            {"order": 20, "name": "extra", "expr": "if (senior) then 100 else 0"},
+        ],
+        inputs={"salary": "decimal", "senior": "bool"},
+        parameters=[{"key": "rate", "dtype": "decimal", "value": "0.15"}],
+    )
+    assert compiled.display_order == ("bonus", "extra", "total")
+    assert [s.name for s in compiled.steps] == ["bonus", "extra", "total"]
+    assert compiled.dependencies["total"] == frozenset({"bonus", "extra"})
+    assert compiled.step("total").reads == frozenset({"bonus", "extra"})
+    assert compiled.step("bonus").expr.type == Type.DECIMAL
+    assert compiled.input_types["employee_ref"] == Type.TEXT
+    assert compiled.input_types["fund_ref"] == Type.TEXT
+    assert str(compiled.parameters["rate"][1]) == "0.1500000000"
+    assert len(compiled.plan_hash) == 64
+
+
+def test_evaluation_order_is_topological_with_ties_by_display_order():
+    compiled = plan(
+        [
+            {"order": 1, "name": "c", "expr": "b + a"},
+            {"order": 2, "name": "b", "expr": "a * 2"},
+            {"order": 3, "name": "z", "expr": "1"},
+            {"order": 3, "name": "y", "expr": "2"},
+            {"order": 4, "name": "a", "expr": "5"},
+        ],
+        payout="c",
+    )
+    assert compiled.display_order == ("c", "b", "y", "z", "a")
+    assert [s.name for s in compiled.steps] == ["y", "z", "a", "b", "c"]
+
+
+def test_evaluation_order_reports_steps_left_on_cycles():
+    order, cyclic = evaluation_order(
+        ("a", "b", "c", "d"),
+        {"a": frozenset({"b"}), "b": frozenset({"a"}), "c": frozenset({"a"}), "d": frozenset()},
+    )
+    assert order == ["d"]
+    assert cyclic == {"a", "b", "c"}
+
+
+def test_cycle_message_lists_the_cycle():
+    problems = problems_of({"a": "c + 1", "b": "a * 2", "c": "b - 1", "d": "d + 1", "p": "a"})
+    messages = sorted(p.message for p in only(problems, "cycle"))
+    assert messages == [
+        "circular dependency: a -> c -> b -> a",
+        "circular dependency: d -> d",
+    ]
+    assert {p.step for p in only(problems, "cycle")} == {"a", "d"}
+    assert not [p for p in problems if p.code == "unknown_name"]
+
+
+def test_unknown_name_suggests_the_closest_name():
+    problems = problems_of({"bonus": "base_salray * 0.1"}, inputs={"base_salary": "decimal"})
+    (problem,) = only(problems, "unknown_name")
+    assert problem.message == "unknown name 'base_salray'; did you mean 'base_salary'?"
+    assert (problem.step, problem.field, problem.line, problem.column) == ("bonus", "expr", 1, 1)
+
+
+def test_every_problem_is_reported_at_once():
+    problems = problems_of(
+        [
+            {"order": 1, "name": "a", "expr": "x + 1"},
+            {"order": 2, "name": "a", "expr": "2"},
+            {"order": 3, "name": "b", "expr": "flag * 2"},
+            {"order": 4, "name": "c", "expr": "1 +", "condition": "x"},
+            {"order": 5, "name": "x", "expr": "3"},
+            {"order": 6, "name": "d", "expr": "round(x, 11)"},
+            {"order": 7, "name": "e", "expr": "1", "default": "true"},
+        ],
+        inputs={"x": "decimal", "flag": "bool"},
+        payout="nope",
+    )
+    assert sorted(p.code for p in problems) == [
+        "duplicate_step",
+        "invalid_default",
+        "payout",
+        "shadowing",
+        "syntax",
+        "type_error",
+        "type_error",
+        "type_error",
+    ]
+    by_step = {(p.step, p.field) for p in problems}
+    assert ("c", "expr") in by_step and ("c", "condition") in by_step
+    assert ("e", "default") in by_step
+
+
+@pytest.mark.parametrize(
+    ("expr", "fragment"),
+    [
+        ('x + "a"', "'+' needs decimals, got decimal and text"),
+        ("flag * 2", "'*' needs decimals, got bool and decimal"),
+        ("-flag", "unary '-' needs a decimal, got bool"),
+        ("x && flag", "'&&' needs bools, got decimal and bool"),
+        ("not(x)", "not() argument 'b' must be bool, got decimal"),
+        ('x == "1"', "'==' compares values of one type, got decimal and text"),
+        ('t < "b"', "'<' orders decimals or dates only, got text"),
+        ("flag >= flag", "'>=' orders decimals or dates only, got bool"),
+        ("if (x) then 1 else 2", "'if' condition must be bool, got decimal"),
+        ('if (flag) then 1 else "2"', "branches must have the same type"),
+        ("max(x, d)", "arguments must all have one type, got decimal, date"),
+        ("days_between(x, d)", "argument 'a' must be date, got decimal"),
+        ("round(x, 2.5)", "must be a whole-number literal from 0 to 10"),
+        ("round(x, y)", "must be a whole-number literal from 0 to 10"),
+    ],
+)
+def test_type_errors(expr, fragment):
+    inputs = {"x": "decimal", "y": "decimal", "flag": "bool", "t": "text", "d": "date"}
+    problems = problems_of({"s": expr, "p": "1"}, inputs=inputs)
+    (problem,) = only(problems, "type_error")
+    assert fragment in problem.message
+    assert (problem.step, problem.field) == ("s", "expr")
+
+
+@pytest.mark.parametrize(
+    ("expr", "fragment"),
+    [
+        ("max(x)", "max() takes at least 2 arguments (max(a, b, ...)), got 1"),
+        ("abs(x, x)", "abs() takes 1 argument (abs(x)), got 2"),
+        ("round(x)", "round() takes 2 arguments (round(x, n)), got 1"),
+        ("allocate(x)", "allocate() takes 2 to 3 arguments (allocate(pool, weight, [key])), got 1"),
+        ("count_over(t, t)", "count_over() takes 0 to 1 arguments"),
+        ("prorate(d, d, d)", "prorate() takes 4 arguments"),
+    ],
+)
+def test_arity_errors(expr, fragment):
+    problems = problems_of({"s": expr, "p": "1"}, inputs={"x": "decimal", "t": "text", "d": "date"})
+    (problem,) = only(problems, "arity")
+    assert fragment in problem.message
+
+
+def test_type_error_points_at_the_offending_argument():
+    problems = problems_of({"s": "max(1,\n  flag)"}, inputs={"flag": "bool"})
+    (problem,) = only(problems, "type_error")
+    assert (problem.line, problem.column) == (2, 3)
+
+
+def test_condition_must_be_bool_and_default_must_match_the_step_type():
+    problems = problems_of(
+        [
+            {"order": 1, "name": "a", "expr": "1", "condition": "x"},
+            {"order": 2, "name": "b", "expr": "x > 1", "default": "0"},
+            {"order": 3, "name": "c", "expr": "d", "default": '"2025-13-01"'},
+            {"order": 4, "name": "e", "expr": "x", "default": "x + 1"},
+        ],
+        inputs={"x": "decimal", "d": "date"},
+        payout="a",
+    )
+    assert [(p.step, p.field) for p in problems] == [
+        ("a", "condition"),
+        ("b", "default"),
+        ("c", "default"),
+        ("e", "default"),
+    ]
+    assert "condition must be bool, got decimal" in problems[0].message
+    assert "default must be a bool literal" in problems[1].message
+
+
+def test_valid_defaults_become_typed_literals():
+    compiled = plan(
+        [
+            {"order": 1, "name": "a", "expr": "x", "condition": "f", "default": "-2.5"},
+            {"order": 2, "name": "b", "expr": "f", "condition": "f", "default": "true"},
+            {"order": 3, "name": "c", "expr": "t", "condition": "f", "default": '"none"'},
+            {"order": 4, "name": "d", "expr": "dt", "condition": "f", "default": '"2025-02-01"'},
+            {"order": 5, "name": "e", "expr": "dt", "condition": "f"},
+            {"order": 6, "name": "g", "expr": "x", "condition": "f", "default": 3},
+        ],
+        inputs={"x": "decimal", "f": "bool", "t": "text", "dt": "date"},
+        payout="a",
+    )
+    defaults = {s.name: s.default for s in compiled.steps}
+    assert str(defaults["a"].value) == "-2.5"
+    assert defaults["b"].value is True
+    assert defaults["c"].value == "none"
+    assert defaults["d"].value.isoformat() == "2025-02-01"
+    assert defaults["e"] is None
+    assert str(defaults["g"].value) == "3"
+
+
+def test_names_reserved_shadowed_and_invalid():
+    problems = problems_of(
+        [
+            {"order": 1, "name": "fund_ref", "expr": "1"},
+            {"order": 2, "name": "rate", "expr": "1"},
+            {"order": 3, "name": "__x", "expr": "1"},
+            {"order": 4, "name": "max", "expr": "1"},
+            {"order": 5, "name": "else", "expr": "1"},
+            {"order": 6, "name": "Bonus", "expr": "1"},
+            {"order": 7, "name": "p", "expr": "1"},
+        ],
+        inputs={"employee_ref": "text", "rate": "decimal"},
+        parameters=[{"key": "rate", "dtype": "decimal", "value": 1}],
+        payout="p",
+    )
+    assert [(p.code, p.step) for p in problems] == [
+        ("reserved_name", None),
+        ("duplicate_name", None),
+        ("reserved_name", "fund_ref"),
+        ("shadowing", "rate"),
+        ("invalid_name", "__x"),
+        ("invalid_name", "max"),
+        ("invalid_name", "else"),
+        ("invalid_name", "Bonus"),
+    ]
+
+
+def test_payout_must_be_a_decimal_step():
+    (problem,) = problems_of({"bonus": "1"}, payout="bonsu")
+    assert problem.code == "payout"
+    assert problem.message == "payout 'bonsu' is not a step; did you mean 'bonus'?"
+    (problem,) = problems_of({"flag": "true"}, payout="flag")
+    assert problem.message == "payout step 'flag' must be decimal, got bool"
+
+
+def test_parameter_overrides_are_typed_and_checked():
+    parameters = [{"key": "pool", "dtype": "decimal", "value": "100"}]
+    compiled = compile_plan(document({"p": "pool"}, parameters=parameters), {"pool": "250.5"})
+    assert str(compiled.parameters["pool"][1]) == "250.5000000000"
+    problems = problems_of({"p": "pool"}, parameters=parameters, overrides={"pol": 1})
+    assert problems[0].message == "override of unknown parameter 'pol'; did you mean 'pool'?"
+    problems = problems_of({"p": "pool"}, parameters=parameters, overrides={"pool": "abc"})
+    assert problems[0].code == "invalid_value"
+
+
+def test_literal_scale_is_a_plan_problem():
+    (problem,) = problems_of({"p": "x * 0.00000000001"}, inputs={"x": "decimal"})
+    assert problem.code == "literal_scale"
+    assert (problem.line, problem.column) == (1, 5)
+
+
+def test_check_expression_types_a_single_expression():
+    node, problems = check_expression(
+        'score >= 0.8 && level == "vp"', {"score": Type.DECIMAL, "level": Type.TEXT}
+    )
+    assert problems == []
+    assert node.type == Type.BOOL
+    node, problems = check_expression("scor + 1", {"score": Type.DECIMAL})
+    assert [p.message for p in problems] == ["unknown name 'scor'; did you mean 'score'?"]
+    node, problems = check_expression("a.b", {})
+    assert node is None and problems[0].code == "syntax" and problems[0].column == 2
+
+
+def test_problem_text_names_step_field_and_position():
+    (problem,) = problems_of({"p": "1 + missing"})
+    assert str(problem) == "step 'p', expr, line 1, column 5: unknown name 'missing'"

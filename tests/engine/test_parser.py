@@ -1,0 +1,172 @@
+"""Grammar: what the DSL accepts, what it rejects, and how it says so."""
+
+from decimal import Decimal
+
+import pytest
+
+from engine.dsl.ast import Binary, Boolean, Call, If, Name, Number, Pos, String, Unary
+from engine.dsl.errors import DslSyntaxError
+from engine.dsl.parser import parse
+
+
+def num(text: str) -> Number:
+    return Number(Decimal(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "tree"),
+    [
+        ("1 + 2 * 3", Binary("+", num("1"), Binary("*", num("2"), num("3")))),
+        ("(1 + 2) * 3", Binary("*", Binary("+", num("1"), num("2")), num("3"))),
+        ("10 - 4 - 3", Binary("-", Binary("-", num("10"), num("4")), num("3"))),
+        ("8 / 4 % 3", Binary("%", Binary("/", num("8"), num("4")), num("3"))),
+        ("-2 ^ 2", Unary("-", Binary("^", num("2"), num("2")))),
+        ("-x * 2", Binary("*", Unary("-", Name("x")), num("2"))),
+        ("+x", Unary("+", Name("x"))),
+        ("2 * x ^ 3", Binary("*", num("2"), Binary("^", Name("x"), num("3")))),
+        (
+            "a || b && c",
+            Binary("||", Name("a"), Binary("&&", Name("b"), Name("c"))),
+        ),
+        (
+            "a + 1 >= b * 2 && c",
+            Binary(
+                "&&",
+                Binary(">=", Binary("+", Name("a"), num("1")), Binary("*", Name("b"), num("2"))),
+                Name("c"),
+            ),
+        ),
+        ('level == "analyst"', Binary("==", Name("level"), String("analyst"))),
+        ("true != false", Binary("!=", Boolean(True), Boolean(False))),
+        ("max(a, b, 3)", Call("max", (Name("a"), Name("b"), num("3")))),
+        ("count_over()", Call("count_over", ())),
+        (
+            "if (s >= 0.8) then 1.2 else 0.9",
+            If(Binary(">=", Name("s"), num("0.8")), num("1.2"), num("0.9")),
+        ),
+        (
+            "if(a) then if(b) then 1 else 2 else 3",
+            If(Name("a"), If(Name("b"), num("1"), num("2")), num("3")),
+        ),
+        (
+            "if (a) then 1 else x + 2",
+            If(Name("a"), num("1"), Binary("+", Name("x"), num("2"))),
+        ),
+        ("0.0000000001", num("0.0000000001")),
+        ("iffy + true_value", Binary("+", Name("iffy"), Name("true_value"))),
+        ("_private1", Name("_private1")),
+        ("a\n  + b", Binary("+", Name("a"), Name("b"))),
+    ],
+)
+def test_accepts_the_engine_syntax(text, tree):
+    assert parse(text) == tree
+
+
+def test_positions_are_one_based_line_and_column():
+    tree = parse("a +\n  max(b, 2)")
+    assert tree.pos == Pos(1, 1)
+    assert tree.right.pos == Pos(2, 3)
+    assert tree.right.args[1].pos == Pos(2, 10)
+
+
+def test_number_literal_keeps_its_exact_value():
+    assert parse("123456789012345678.1234567891").value == Decimal("123456789012345678.1234567891")
+
+
+def syntax_error(text: str) -> DslSyntaxError:
+    with pytest.raises(DslSyntaxError) as info:
+        parse(text)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "fragment"),
+    [
+        ("a.b", 2, "attribute access"),
+        ("salary.real", 7, "attribute access"),
+        ("a[0]", 2, "subscripts"),
+        ("lambda x: x", 1, "lambdas are not allowed"),
+        ("a = 1", 3, "assignment ('=') is not allowed"),
+        ("a; b", 2, "statements (';')"),
+        ("import os", 1, "statements ('import')"),
+        ("__x + 1", 1, "names starting with '__'"),
+        ('__import__("os")', 1, "names starting with '__'"),
+        ("x ^ 1.5", 5, "whole-number literal from 0 to 64"),
+        ("x ^ y", 5, "whole-number literal from 0 to 64"),
+        ("x ^ 65", 5, "whole-number literal from 0 to 64"),
+        ("x ^ -1", 5, "whole-number literal from 0 to 64"),
+        ("x ^ 2 ^ 2", 5, "whole-number literal from 0 to 64"),
+        ("1.12345678901", 1, "at most 10 decimal places"),
+        ("1e5", 1, "exponent notation"),
+        ("2.5E-3 * x", 1, "exponent notation"),
+        ("a < b < c", 7, "cannot be chained"),
+        ("a == b != c", 8, "cannot be chained"),
+        ("foo(1)", 1, "unknown function 'foo'"),
+        ("Salary", 1, "names are lower case"),
+        ("max", 1, "'max' is a function"),
+        ("(1 + 2", 7, "unexpected end of expression"),
+        ("1 +", 4, "unexpected end of expression"),
+        ("a and b", 3, "use '&&'"),
+        ("a or b", 3, "use '||'"),
+        ("'text'", 1, "double quotes"),
+        ('"open', 1, "unterminated text"),
+        ("a # note", 3, "comments are not allowed"),
+        ("if (a) 1 else 2", 8, "expected 'then'"),
+        ("x." + "y", 2, "attribute access"),
+        ("True", 1, "true / false"),
+        ("{1}", 1, "braces"),
+        ("", 1, "empty expression"),
+        ("a" * 64, 1, "longer than 63"),
+        ("99999999999999999999999999999", 1, "too large"),
+    ],
+)
+def test_rejects_with_position_and_reason(text, column, fragment):
+    error = syntax_error(text)
+    assert fragment in error.message
+    assert (error.line, error.column) == (1, column)
+
+
+def test_unknown_function_suggests_the_closest_catalog_name():
+    assert "did you mean 'allocate'?" in syntax_error("alocate(p, w)").message
+    assert "did you mean 'round2'?" in syntax_error("rnd2(x)").message
+
+
+def test_error_text_shows_message_position_and_caret_excerpt():
+    error = syntax_error("bonus +\n  base.real")
+    assert (error.line, error.column) == (2, 7)
+    assert error.excerpt == "  base.real\n      ^"
+    text = str(error)
+    assert text.startswith("line 2, column 7: attribute access")
+    assert text.endswith("  base.real\n      ^")
+
+
+def test_literal_scale_and_range_errors_carry_their_own_code():
+    assert syntax_error("0.12345678901").code == "literal_scale"
+    assert syntax_error("1" + "0" * 28).code == "literal_range"
+    assert syntax_error("a.b").code == "syntax"
+
+
+def test_nothing_reaches_python_eval(monkeypatch):
+    import builtins
+
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("the parser must never call eval/exec/compile")
+
+    for name in ("eval", "exec", "compile"):
+        monkeypatch.setattr(builtins, name, forbidden)
+    assert parse("max(a, 2) * 3") == Binary("*", Call("max", (Name("a"), num("2"))), num("3"))
+    with pytest.raises(DslSyntaxError):
+        parse('__import__("os").system("true")')
+
+
+def test_non_text_source_is_a_type_error():
+    with pytest.raises(TypeError):
+        parse(b"1 + 1")  # type: ignore[arg-type]
+
+
+def test_hostile_sizes_are_rejected_before_any_recursive_walk():
+    assert "nested too deeply" in syntax_error(" + ".join(["a"] * 250)).message
+    assert "nested too deeply" in syntax_error("-" * 250 + "x").message
+    assert "longer than 10000 characters" in syntax_error("x" * 10_001).message
+    assert parse("(" * 3000 + "1" + ")" * 3000) == num("1")
+    assert isinstance(parse(" + ".join(["a"] * 150)), Binary)

@@ -1,0 +1,125 @@
+"""Plan documents from JSON and YAML: exact numbers, and errors that name the field."""
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from engine.plan import PlanLoadError, load_plan, validate_document
+
+PLAN = {
+    "name": "2025 Analyst Bonus Plan",
+    "version": 1,
+    "effective_from": "2025-01-01",
+    "effective_to": None,
+    "currency": "USD",
+    "inputs": [
+        {
+            "key": "score",
+            "label": "Score",
+            "dtype": "decimal",
+            "scope": "employee",
+            "required": True,
+        },
+        {"key": "start_date", "dtype": "date", "required": False, "default": None},
+        {"key": "headcount", "dtype": "int", "default": 1},
+    ],
+    "parameters": [{"key": "pool_amount", "dtype": "decimal", "value": "2500000"}],
+    "steps": [
+        {
+            "order": 10,
+            "name": "mult",
+            "expr": "if(score >= 0.8) then 1.2 else 0.9",
+            "condition": "",
+            "default": 0,
+            "notes": "",
+        }
+    ],
+    "payout": "mult",
+}
+
+
+def test_json_and_yaml_load_the_same_document(tmp_path):
+    json_path = tmp_path / "plan.json"
+    json_path.write_text(json.dumps(PLAN))
+    yaml_path = tmp_path / "plan.yaml"
+    yaml_path.write_text(
+        "name: 2025 Analyst Bonus Plan\nversion: 1\neffective_from: 2025-01-01\n"
+        "effective_to: null\ncurrency: USD\ninputs:\n"
+        "  - {key: score, label: Score, dtype: decimal, scope: employee, required: true}\n"
+        "  - {key: start_date, dtype: date, required: false, default: null}\n"
+        "  - {key: headcount, dtype: int, default: 1}\n"
+        "parameters:\n  - {key: pool_amount, dtype: decimal, value: '2500000'}\n"
+        "steps:\n  - order: 10\n    name: mult\n"
+        "    expr: 'if(score >= 0.8) then 1.2 else 0.9'\n    condition: ''\n    default: 0\n"
+        "    notes: ''\npayout: mult\n"
+    )
+    from_json, from_yaml = load_plan(json_path), load_plan(yaml_path)
+    assert from_json == from_yaml
+    assert from_json.steps[0].condition is None
+    assert from_json.steps[0].default == "0"
+    assert from_json.inputs[2].default == Decimal("1")
+
+
+def test_numbers_never_pass_through_float(tmp_path):
+    path = tmp_path / "plan.yml"
+    path.write_text(
+        "name: p\neffective_from: 2025-01-01\ncurrency: USD\n"
+        "parameters: [{key: rate, dtype: decimal, value: 0.1000000001}]\n"
+        "steps: [{order: 1, name: s, expr: rate, default: 0.30000000000}]\npayout: s\n"
+    )
+    loaded = load_plan(path)
+    assert loaded.parameters[0].value == Decimal("0.1000000001")
+    json_path = tmp_path / "plan.json"
+    json_path.write_text(
+        '{"name": "p", "effective_from": "2025-01-01", "currency": "USD", '
+        '"parameters": [{"key": "rate", "dtype": "decimal", '
+        '"value": 12345678901234567.1234567891}],'
+        ' "steps": [{"order": 1, "name": "s", "expr": "rate"}], "payout": "s"}'
+    )
+    assert load_plan(json_path).parameters[0].value == Decimal("12345678901234567.1234567891")
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"currency": "usd"}, "currency:"),
+        ({"steps": []}, "steps:"),
+        ({"steps": [{"order": 1, "name": "s"}]}, "steps[0].expr: Field required"),
+        ({"inputs": [{"key": "a", "dtype": "money"}]}, "inputs[0].dtype:"),
+        (
+            {"parameters": [{"key": "r", "dtype": "decimal", "value": "abc"}]},
+            "parameters[0]: Value error, expected a decimal number",
+        ),
+        (
+            {"parameters": [{"key": "r", "dtype": "int", "value": "1.5"}]},
+            "parameters[0]: Value error, expected a whole number",
+        ),
+        (
+            {"parameters": [{"key": "r", "dtype": "decimal", "value": "0.00000000001"}]},
+            "more than 10 decimal places",
+        ),
+        (
+            {"inputs": [{"key": "d", "dtype": "date", "default": "31/01/2025"}]},
+            "inputs[0]: Value error, expected an ISO date",
+        ),
+        ({"effective_to": "2024-12-31"}, "effective_to is before effective_from"),
+        ({"extra_field": 1}, "extra_field: Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_documents_name_the_field(change, fragment):
+    with pytest.raises(PlanLoadError) as info:
+        validate_document({**PLAN, **change}, "plan.json")
+    assert any(fragment in problem for problem in info.value.problems), info.value.problems
+    assert str(info.value).startswith("plan.json: invalid plan document")
+
+
+def test_unreadable_files(tmp_path):
+    bad = tmp_path / "plan.json"
+    bad.write_text("{not json")
+    with pytest.raises(PlanLoadError, match="not valid JSON"):
+        load_plan(bad)
+    other = tmp_path / "plan.txt"
+    other.write_text("{}")
+    with pytest.raises(PlanLoadError, match=r"\.json, \.yaml or \.yml"):
+        load_plan(other)
