@@ -1,0 +1,798 @@
+"""The vectorised backend: the typed AST compiled to Polars expressions over Decimal(38,10).
+
+Every step becomes one column of a lazy frame; sub-expressions read more than once are
+materialised as temporary columns, and all columns that can be computed together go into
+one `with_columns` stage (so a plan costs one stage per dependency level of its expression
+DAG). Results, diagnostics and overflow errors are exactly the reference backend's
+(ENGINE.md §4-§6, docs/engine.md "Semantics decided beyond ENGINE.md").
+
+How R10 is met (docs/engine.md "How R10 is implemented in Polars"):
+- Polars 2.1 keeps Decimal(38,10) at scale 10 through `+ - * / %`, rounds `*`, `/`, `round`
+  and casts half to even, and its `%` is floored: exactly R10 while nothing overflows.
+- But a native Decimal operation whose result does not fit raises for the WHOLE column,
+  even on rows whose result is never used, and `*` raises already for products in
+  (MAX, MAX + 0.5e-10) that R10 rounds down to MAX. So evaluation first runs in *fast mode*
+  (native operations only). If Polars reports a decimal overflow anywhere, the plan is
+  re-run in *exact mode*: products are computed on the Int128 physical values split into
+  19-digit limbs (UInt128, never wrapping), sums on 20-digit limbs, and every other
+  operation sees operands zeroed on the rows where it would overflow. Overflow masks are
+  then recorded on taken rows only, and the first one raises `ValueOverflow`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+
+from engine.backends.base import (
+    DIAGNOSTIC_DTYPE,
+    DIAGNOSTIC_MESSAGES,
+    DIVISION_BY_ZERO,
+    INVALID_PERIOD,
+    NEGATIVE_WEIGHT,
+    NULL_PAYOUT,
+    POOL_NOT_CONSTANT,
+    EvalResult,
+    ValueOverflow,
+    null_payout_message,
+)
+from engine.dsl.ast import Binary, Boolean, Call, DateLiteral, If, Name, Node, Number, String, Unary
+from engine.dsl.ast import Type as T
+from engine.plan import CompiledPlan, CompiledStep, coerce_value
+
+DEC = pl.Decimal(38, 10)
+I128 = pl.Int128
+U128 = pl.UInt128
+POLARS_TYPES: dict[T, pl.DataType] = {
+    T.DECIMAL: DEC,
+    T.BOOL: pl.Boolean(),
+    T.TEXT: pl.String(),
+    T.DATE: pl.Date(),
+}
+MAX_SCALED = 10**38 - 1
+"""The largest |value| in scaled (x 1e10) units: 9999999999999999999999999999.9999999999."""
+CENT_SCALED = 10**8
+_DIAGNOSTIC_STRUCT = DIAGNOSTIC_DTYPE.inner
+
+
+def dec(value: Decimal | int | str) -> pl.Expr:
+    """A Decimal(38,10) literal with an explicit dtype (never a float)."""
+    return pl.lit(Decimal(value), dtype=DEC)
+
+
+def i128(value: int) -> pl.Expr:
+    return pl.lit(value, dtype=I128)
+
+
+def u128(value: int) -> pl.Expr:
+    return pl.lit(value, dtype=U128)
+
+
+def from_scaled(scaled: pl.Expr) -> pl.Expr:
+    """An Int128 count of 1e-10 units as Decimal(38,10), exactly (|scaled| < 1e38)."""
+    return scaled.cast(pl.Decimal(38, 0)) * dec("0.0000000001")
+
+
+ZERO = dec(0)
+ONE = dec(1)
+
+
+@dataclass(frozen=True)
+class Val:
+    """A compiled expression and the first stage in which it can be computed."""
+
+    expr: pl.Expr
+    level: int
+    simple: bool = False
+
+
+Mask = Val | None
+"""Rows on which a node is taken (non-null Boolean); None means every row."""
+
+
+@dataclass
+class _StepState:
+    """What one step collects while it is compiled."""
+
+    name: str
+    diagnostics: dict[str, list[pl.Expr]] = field(default_factory=dict)
+    overflows: list[pl.Expr] = field(default_factory=list)
+    level: int = 0
+
+    def add_diagnostic(self, code: str, where: pl.Expr) -> None:
+        self.diagnostics.setdefault(code, []).append(where)
+
+
+class _FastModeOverflow(Exception):
+    """A native Decimal operation overflowed somewhere: re-run in exact mode."""
+
+
+class Compiler:
+    """Compiles one plan to staged Polars expressions (in fast or exact mode)."""
+
+    def __init__(self, plan: CompiledPlan, parameters: Mapping[str, Any], exact: bool) -> None:
+        self.plan = plan
+        self.exact = exact
+        self.stages: list[dict[str, pl.Expr]] = []
+        self.counter = 0
+        self.names: dict[str, Val] = {}
+        for key in plan.input_types:
+            self.names[key] = Val(pl.col(key), 0, simple=True)
+        for reserved in ("employee_ref", "fund_ref"):
+            self.names[reserved] = Val(pl.col(reserved), 0, simple=True)
+        for key, value in parameter_values(plan, parameters).items():
+            ptype = plan.parameters[key][0]
+            self.names[key] = Val(literal(ptype, value), 0, simple=True)
+        self.step_states: dict[str, _StepState] = {}
+        self.diag_columns: dict[str, dict[str, str]] = {}
+        self.overflow_columns: dict[str, list[str]] = {}
+        self.state = _StepState("")
+        self.final: dict[str, pl.Expr] = {}
+
+    # -- staging ---------------------------------------------------------------------
+    def put(self, expr: pl.Expr, level: int, name: str | None = None) -> Val:
+        """Materialise `expr` as a column in stage `level`; usable from stage level + 1."""
+        while len(self.stages) <= level:
+            self.stages.append({})
+        if name is None:
+            self.counter += 1
+            name = f"__t{self.counter}"
+        self.stages[level][name] = expr
+        return Val(pl.col(name), level + 1, simple=True)
+
+    def share(self, val: Val) -> Val:
+        """A value that may be read several times without recomputing its expression."""
+        return val if val.simple else self.put(val.expr, val.level)
+
+    @staticmethod
+    def level(*vals: Val | None) -> int:
+        return max((v.level for v in vals if v is not None), default=0)
+
+    def mask_and(self, taken: Mask, cond: pl.Expr, *deps: Val) -> Val:
+        """taken AND cond (cond already null-free), materialised."""
+        level = self.level(taken, *deps)
+        expr = cond if taken is None else taken.expr & cond
+        return self.put(expr, level)
+
+    @staticmethod
+    def on(taken: Mask, cond: pl.Expr) -> pl.Expr:
+        return cond if taken is None else taken.expr & cond
+
+    def overflow(self, taken: Mask, cond: pl.Expr) -> None:
+        """Record an overflow error where `cond` holds on taken rows."""
+        self.state.overflows.append(self.on(taken, cond.fill_null(False)))
+
+    # -- steps -----------------------------------------------------------------------
+    def compile_step(self, step: CompiledStep) -> None:
+        self.state = _StepState(step.name)
+        default = (
+            literal(step.type, None)
+            if step.default is None
+            else self.value(step.default, None).expr
+        )
+        if step.condition is None:
+            result = self.value(step.expr, None)
+            expr = result.expr
+        else:
+            cond = self.share(self.value(step.condition, None))
+            taken = self.mask_and(None, cond.expr.fill_null(False), cond)
+            result = self.value(step.expr, taken)
+            expr = (
+                pl.when(cond.expr.is_null())
+                .then(literal(step.type, None))
+                .when(cond.expr)
+                .then(result.expr)
+                .otherwise(default)
+            )
+            result = Val(expr, self.level(cond, result, taken))
+        column = self.put(expr.cast(POLARS_TYPES[step.type]), result.level, step.name)
+        self.names[step.name] = column
+        self._finish_step_state()
+
+    def _finish_step_state(self) -> None:
+        """Queue the step's diagnostic and overflow masks for the final stage."""
+        state = self.state
+        codes: dict[str, str] = {}
+        for code in sorted(state.diagnostics):
+            name = f"__diag__{state.name}__{code}"
+            self.final[name] = pl.any_horizontal(state.diagnostics[code]).fill_null(False)
+            codes[code] = name
+        self.diag_columns[state.name] = codes
+        names = []
+        for index, expr in enumerate(state.overflows):
+            name = f"__ovf__{state.name}__{index}"
+            self.final[name] = expr.fill_null(False)
+            names.append(name)
+        self.overflow_columns[state.name] = names
+
+    # -- expressions -----------------------------------------------------------------
+    def value(self, node: Node, taken: Mask) -> Val:
+        match node:
+            case Number(value=v):
+                return Val(dec(v), 0, simple=True)
+            case String(value=v):
+                return Val(pl.lit(v, dtype=pl.String), 0, simple=True)
+            case Boolean(value=v):
+                return Val(pl.lit(v, dtype=pl.Boolean), 0, simple=True)
+            case DateLiteral(value=v):
+                return Val(pl.lit(v, dtype=pl.Date), 0, simple=True)
+            case Name(ident=ident):
+                return self.names[ident]
+            case Unary(op="-", operand=operand):
+                inner = self.value(operand, taken)
+                return Val(-inner.expr, inner.level)
+            case Unary(operand=operand):
+                return self.value(operand, taken)
+            case Binary(op="&&" | "||"):
+                return self.logical(node, taken)
+            case Binary(op="^", left=left, right=right):
+                return self.power(self.value(left, taken), int(right.value), taken)
+            case Binary(op=op, left=left, right=right):
+                return self.binary(op, self.value(left, taken), self.value(right, taken), taken)
+            case If():
+                return self.conditional(node, taken)
+            case Call(func=func, args=args):
+                return FUNCTIONS[func](self, args, taken)
+        raise TypeError(f"unsupported node {node!r}")
+
+    def logical(self, node: Binary, taken: Mask) -> Val:
+        left = self.share(self.value(node.left, taken))
+        if node.op == "&&":
+            right_taken = self.mask_and(taken, left.expr.fill_null(True), left)
+            right = self.value(node.right, right_taken)
+            return Val(left.expr & right.expr, self.level(left, right))
+        right_taken = self.mask_and(taken, (~left.expr).fill_null(True), left)
+        right = self.value(node.right, right_taken)
+        return Val(left.expr | right.expr, self.level(left, right))
+
+    def conditional(self, node: If, taken: Mask) -> Val:
+        cond = self.share(self.value(node.cond, taken))
+        then_taken = self.mask_and(taken, cond.expr.fill_null(False), cond)
+        else_taken = self.mask_and(taken, (~cond.expr).fill_null(False), cond)
+        then = self.value(node.then, then_taken)
+        else_ = self.value(node.else_, else_taken)
+        none = literal(node.type or T.DECIMAL, None)
+        expr = pl.when(cond.expr.is_null()).then(none).when(cond.expr).then(then.expr)
+        return Val(expr.otherwise(else_.expr), self.level(cond, then, else_))
+
+    def binary(self, op: str, left: Val, right: Val, taken: Mask) -> Val:
+        if op in COMPARISONS:
+            return Val(COMPARISONS[op](left.expr, right.expr), self.level(left, right))
+        left, right = self.share(left), self.share(right)
+        if op == "+":
+            return self.add(left, right, taken)
+        if op == "-":
+            return self.subtract(left, right, taken)
+        if op == "*":
+            return self.multiply(left, right, taken)
+        if op == "/":
+            return self.divide(left, right, taken)
+        return self.modulo(left, right, taken)
+
+    # -- R10 arithmetic ---------------------------------------------------------------
+    def add(self, a: Val, b: Val, taken: Mask) -> Val:
+        level = self.level(a, b)
+        if not self.exact:
+            return Val(a.expr + b.expr, level)
+        sa, sb = a.expr.to_physical(), b.expr.to_physical()
+        too_big = ((sa > 0) & (sb > i128(MAX_SCALED) - sa)) | (
+            (sa < 0) & (sb < i128(-MAX_SCALED) - sa)
+        )
+        return self._guarded(too_big, a, b, level, taken, lambda x, y: x + y)
+
+    def subtract(self, a: Val, b: Val, taken: Mask) -> Val:
+        level = self.level(a, b)
+        if not self.exact:
+            return Val(a.expr - b.expr, level)
+        sa, sb = a.expr.to_physical(), b.expr.to_physical()
+        too_big = ((sa >= 0) & (sb < sa - i128(MAX_SCALED))) | (
+            (sa < 0) & (sb > sa + i128(MAX_SCALED))
+        )
+        return self._guarded(too_big, a, b, level, taken, lambda x, y: x - y)
+
+    def _guarded(
+        self,
+        too_big: pl.Expr,
+        a: Val,
+        b: Val,
+        level: int,
+        taken: Mask,
+        op: Callable[[pl.Expr, pl.Expr], pl.Expr],
+    ) -> Val:
+        """op(a, b) with both operands zeroed where it would overflow (recorded if taken)."""
+        flag = self.put(too_big.fill_null(False), level)
+        self.overflow(taken, flag.expr)
+        safe_a = pl.when(flag.expr).then(ZERO).otherwise(a.expr)
+        safe_b = pl.when(flag.expr).then(ZERO).otherwise(b.expr)
+        return Val(op(safe_a, safe_b), flag.level)
+
+    def multiply(self, a: Val, b: Val, taken: Mask) -> Val:
+        level = self.level(a, b)
+        if not self.exact:
+            return Val(a.expr * b.expr, level)
+        return self._exact_product(a, b, taken)
+
+    def _exact_product(self, a: Val, b: Val, taken: Mask) -> Val:
+        """round_half_even(|a| * |b| * 1e10) on scaled integers split into 19-digit limbs."""
+        sa, sb = a.expr.to_physical(), b.expr.to_physical()
+        level = self.level(a, b)
+        e19, e38 = u128(10**19), u128(10**38)
+        ua = self.put(sa.abs().cast(U128), level)
+        ub = self.put(sb.abs().cast(U128), level)
+        limbs = [
+            self.put(ua.expr // e19, ua.level),
+            self.put(ua.expr % e19, ua.level),
+            self.put(ub.expr // e19, ub.level),
+            self.put(ub.expr % e19, ub.level),
+        ]
+        a1, a0, b1, b0 = (v.expr for v in limbs)
+        level = self.level(*limbs)
+        high = self.put(a1 * b1, level)
+        middle = self.put(a1 * b0 + a0 * b1, level)
+        low_raw = self.put((middle.expr % e19) * e19 + a0 * b0, middle.level)
+        upper = self.put(high.expr + middle.expr // e19 + low_raw.expr // e38, low_raw.level)
+        low = self.put(low_raw.expr % e38, low_raw.level)
+        quotient = self.put(low.expr // u128(10**10), low.level)
+        remainder = low.expr % u128(10**10)
+        half = u128(5 * 10**9)
+        round_up = (remainder > half) | ((remainder == half) & (quotient.expr % u128(2) == 1))
+        capped_upper = pl.min_horizontal(upper.expr, u128(10**10))
+        magnitude = self.put(
+            capped_upper * u128(10**28) + quotient.expr + round_up.cast(U128),
+            self.level(upper, quotient),
+        )
+        too_big = self.put((magnitude.expr >= e38).fill_null(False), magnitude.level)
+        self.overflow(taken, too_big.expr)
+        signed = magnitude.expr.cast(I128, strict=False)
+        negative = (sa < 0) != (sb < 0)
+        scaled = pl.when(too_big.expr).then(i128(0)).when(negative).then(-signed).otherwise(signed)
+        return Val(from_scaled(scaled), too_big.level)
+
+    def divide(self, a: Val, b: Val, taken: Mask) -> Val:
+        """R10 a / b; b = 0 gives null and division_by_zero on taken rows."""
+        return self._quotient(a, b, taken, lambda x, y: x / y, check_overflow=True)
+
+    def modulo(self, a: Val, b: Val, taken: Mask) -> Val:
+        """Floored a % b (never overflows: |result| < |b|)."""
+        return self._quotient(a, b, taken, lambda x, y: x % y, check_overflow=False)
+
+    def _quotient(
+        self,
+        a: Val,
+        b: Val,
+        taken: Mask,
+        op: Callable[[pl.Expr, pl.Expr], pl.Expr],
+        check_overflow: bool,
+    ) -> Val:
+        level = self.level(a, b)
+        zero = self.put(b.expr == ZERO, level)
+        self.state.add_diagnostic(
+            DIVISION_BY_ZERO, self.on(taken, (zero.expr & a.expr.is_not_null()).fill_null(False))
+        )
+        divisor = pl.when(zero.expr).then(ONE).otherwise(b.expr)
+        dividend = a.expr
+        if self.exact and check_overflow:
+            # |a / b| rounds to >= 1e28 exactly when |b| < 1 and |sa| >= 1e28 * |sb|; a quotient
+            # can never land in (MAX, MAX + 0.5e-10) when |sb| < 1e10 (see docs/engine.md).
+            sa, sb = a.expr.to_physical().abs(), b.expr.to_physical().abs()
+            too_big = (sb < i128(10**10)) & (sb > i128(0)) & (sa >= sb * i128(10**28))
+            flag = self.put(too_big.fill_null(False), level)
+            self.overflow(taken, flag.expr)
+            dividend = pl.when(flag.expr).then(ZERO).otherwise(a.expr)
+            level = flag.level
+        expr = pl.when(zero.expr).then(literal(T.DECIMAL, None)).otherwise(op(dividend, divisor))
+        return Val(expr, max(level, zero.level))
+
+    def power(self, base: Val, exponent: int, taken: Mask) -> Val:
+        """x ^ n: n - 1 products left to right, each rounded (x ^ 0 = 1, null stays null)."""
+        if exponent == 0:
+            return Val(pl.when(base.expr.is_null()).then(None).otherwise(ONE), base.level)
+        base = self.share(base)
+        result = base
+        for _ in range(exponent - 1):
+            result = self.multiply(self.share(result), base, taken)
+        return result
+
+    def sum_scaled(self, values: Val, key: Val | None) -> tuple[Val, pl.Expr | None]:
+        """Sum of a Decimal column (nulls skipped) over the frame or per key, with its
+        overflow mask in exact mode (None in fast mode)."""
+
+        def over(expr: pl.Expr) -> pl.Expr:
+            return expr.over(key.expr) if key is not None else expr
+
+        level = self.level(values, key)
+        if not self.exact:
+            return Val(over(values.expr.sum()), level), None
+        sx = values.expr.to_physical()
+        e20 = i128(10**20)
+        parts = self.put(over((sx // e20).sum()), level), self.put(over((sx % e20).sum()), level)
+        high_sum, low_sum = parts
+        upper = self.put(high_sum.expr + low_sum.expr // e20, low_sum.level)
+        low = low_sum.expr % e20
+        limit = i128(10**18)
+        too_big = self.put(
+            (upper.expr >= limit)
+            | (upper.expr < -limit)
+            | ((upper.expr == -limit) & (low == i128(0))),
+            upper.level,
+        )
+        scaled = pl.when(too_big.expr).then(i128(0)).otherwise(upper.expr * e20 + low)
+        return Val(from_scaled(scaled), too_big.level), too_big.expr
+
+
+    def running_sum_overflows(self, values: Val, key: Val | None) -> pl.Expr:
+        """Rows (in input order, per key) at which the running sum of non-negative values
+        reaches 1e28: the reference checks every partial sum of allocate weights."""
+        scaled = values.expr.to_physical()
+        e20 = i128(10**20)
+
+        def running(expr: pl.Expr) -> pl.Expr:
+            return expr.cum_sum().over(key.expr) if key is not None else expr.cum_sum()
+
+        high = self.put(running(scaled // e20), values.level)
+        low = self.put(running(scaled % e20), values.level)
+        upper = high.expr + low.expr // e20
+        return self.put(upper >= i128(10**18), self.level(high, low)).expr
+
+
+COMPARISONS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def parameter_values(plan: CompiledPlan, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan's parameter values with `overrides` (raw values, coerced by dtype)."""
+    values = {name: value for name, (_, value) in plan.parameters.items()}
+    dtypes = {spec.key: spec.dtype for spec in plan.document.parameters}
+    for name, raw in overrides.items():
+        if name not in dtypes:
+            raise KeyError(f"unknown parameter '{name}'")
+        values[name] = coerce_value(dtypes[name], raw)
+    return values
+
+
+def literal(type_: T, value: Any) -> pl.Expr:
+    """A typed literal (null when value is None); decimals always via Decimal."""
+    if value is not None and type_ == T.DECIMAL:
+        return dec(value)
+    return pl.lit(value, dtype=POLARS_TYPES[type_])
+
+
+# -- catalog functions -------------------------------------------------------------------
+Function = Callable[[Compiler, Sequence[Node], Mask], Val]
+
+
+def _args(c: Compiler, args: Sequence[Node], taken: Mask) -> list[Val]:
+    return [c.value(arg, taken) for arg in args]
+
+
+def _any_null(vals: Sequence[Val]) -> pl.Expr:
+    return pl.any_horizontal([v.expr.is_null() for v in vals])
+
+
+def _strict(vals: Sequence[Val], expr: pl.Expr) -> pl.Expr:
+    return pl.when(_any_null(vals)).then(None).otherwise(expr)
+
+
+def _extreme(horizontal: Callable[..., pl.Expr]) -> Function:
+    def compile_(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+        vals = [c.share(v) for v in _args(c, args, taken)]
+        return Val(_strict(vals, horizontal([v.expr for v in vals])), c.level(*vals))
+
+    return compile_
+
+
+def _min_max(x: Val, lo: Val, hi: Val) -> pl.Expr:
+    """min(max(x, lo), hi), null if any is null."""
+    vals = (x, lo, hi)
+    return _strict(vals, pl.min_horizontal(pl.max_horizontal(x.expr, lo.expr), hi.expr))
+
+
+def _clip(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    x, lo, hi = (c.share(v) for v in _args(c, args, taken))
+    return Val(_min_max(x, lo, hi), c.level(x, lo, hi))
+
+
+def _cap_floor(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    x, cap, floor = (c.share(v) for v in _args(c, args, taken))
+    return Val(_min_max(x, floor, cap), c.level(x, cap, floor))
+
+
+def _hurdle(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    perf, rate = (c.share(v) for v in _args(c, args, taken))
+    expr = pl.when(perf.expr < rate.expr).then(ZERO).otherwise(perf.expr)
+    return Val(_strict((perf, rate), expr), c.level(perf, rate))
+
+
+def _abs(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    x = c.value(args[0], taken)
+    return Val(x.expr.abs(), x.level)
+
+
+def _not(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    x = c.value(args[0], taken)
+    return Val(~x.expr, x.level)
+
+
+def _round_to(c: Compiler, x: Val, places: int, taken: Mask) -> Val:
+    """Half-even to `places` decimals; the result overflows only if it reaches 1e28."""
+    if places >= 10:
+        return x
+    if c.exact:
+        x = c.share(x)
+        threshold = 10**38 - 5 * 10 ** (9 - places)
+        flag = c.put((x.expr.to_physical().abs() >= i128(threshold)).fill_null(False), x.level)
+        c.overflow(taken, flag.expr)
+        safe = pl.when(flag.expr).then(ZERO).otherwise(x.expr)
+        return Val(safe.round(places), flag.level)
+    return Val(x.expr.round(places), x.level)
+
+
+def _round2(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    return _round_to(c, c.value(args[0], taken), 2, taken)
+
+
+def _round(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    places = args[1]
+    assert isinstance(places, Number)
+    return _round_to(c, c.value(args[0], taken), int(places.value), taken)
+
+
+def _pct(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    x = c.value(args[0], taken)
+    return Val(x.expr / dec(100), x.level)
+
+
+def _pct_change(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    """round10((cur - prev) / prev); the difference itself must not overflow either
+    (it is not computed where prev = 0, which gives null and division_by_zero)."""
+    cur, prev = (c.share(v) for v in _args(c, args, taken))
+    nonzero = c.mask_and(taken, (prev.expr != ZERO).fill_null(False), prev)
+    difference = c.share(c.subtract(cur, prev, nonzero))
+    return c.divide(difference, prev, taken)
+
+
+def _days(expr: pl.Expr) -> pl.Expr:
+    return expr.dt.total_days()
+
+
+def _days_between(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    a, b = _args(c, args, taken)
+    return Val(_days(b.expr - a.expr).cast(DEC), c.level(a, b))
+
+
+def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    start, end, period_start, period_end = (c.share(v) for v in _args(c, args, taken))
+    ps, pe = period_start.expr, period_end.expr
+    s = pl.coalesce(start.expr, ps)
+    e = pl.coalesce(end.expr, pe)
+    level = c.level(start, end, period_start, period_end)
+    covered = pl.max_horizontal(
+        pl.lit(0, dtype=pl.Int64), _days(pl.min_horizontal(e, pe) - pl.max_horizontal(s, ps)) + 1
+    )
+    total = c.put(_days(pe - ps) + 1, level)
+    invalid = (total.expr <= 0).fill_null(False)
+    c.state.add_diagnostic(INVALID_PERIOD, c.on(taken, invalid))
+    safe_total = pl.when(invalid).then(pl.lit(1, dtype=pl.Int64)).otherwise(total.expr)
+    share = covered.cast(DEC) / safe_total.cast(DEC)
+    expr = pl.when(invalid | ps.is_null() | pe.is_null()).then(None).otherwise(share)
+    return Val(expr, total.level)
+
+
+def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
+    """Rows that take an aggregate call: taken, and with a non-null key when keyed."""
+    rows = pl.lit(True) if taken is None else taken.expr
+    return rows if key is None else rows & key.expr.is_not_null()
+
+
+def _over(expr: pl.Expr, key: Val | None) -> pl.Expr:
+    return expr if key is None else expr.over(key.expr)
+
+
+def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    x = c.share(c.value(args[0], taken))
+    key = c.share(c.value(args[1], taken)) if len(args) > 1 else None
+    rows = c.put(_taking(c, taken, key), c.level(taken, key))
+    contributions = c.put(pl.when(rows.expr).then(x.expr), c.level(rows, x))
+    total, too_big = c.sum_scaled(contributions, key)
+    if too_big is not None:
+        c.overflow(rows, too_big)
+    return Val(pl.when(rows.expr).then(total.expr), total.level)
+
+
+def _count_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    key = c.share(c.value(args[0], taken)) if args else None
+    rows = c.put(_taking(c, taken, key), c.level(taken, key))
+    count = _over(rows.expr.cast(pl.Int64).sum(), key).cast(DEC)
+    return Val(pl.when(rows.expr).then(count), rows.level)
+
+
+def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
+    """docs/engine.md §4: R10 raw shares, floored to cents, leftover cents by remainder."""
+    pool = c.share(c.value(args[0], taken))
+    weight = c.share(c.value(args[1], taken))
+    key = c.share(c.value(args[2], taken)) if len(args) > 2 else None
+    level = c.level(taken, pool, weight, key)
+    rows = c.put(_taking(c, taken, key), level)
+    valid = rows.expr & pool.expr.is_not_null() & weight.expr.is_not_null()
+    negative = c.put(valid & (weight.expr < ZERO), rows.level)
+    c.state.add_diagnostic(NEGATIVE_WEIGHT, negative.expr)
+    included = c.put(valid & (weight.expr >= ZERO), rows.level)
+    pools = pl.when(included.expr).then(pool.expr)
+    varying = c.put(_over(pools.min() != pools.max(), key).fill_null(False), included.level)
+    c.state.add_diagnostic(POOL_NOT_CONSTANT, included.expr & varying.expr)
+    weights = c.put(pl.when(included.expr).then(weight.expr), included.level)
+    wsum, _ = c.sum_scaled(weights, key)
+    wsum = c.share(wsum)
+    if c.exact:
+        c.overflow(included, c.running_sum_overflows(weights, key))
+    usable = c.put(included.expr & ~varying.expr, c.level(included, varying))
+    zero_sum = c.put(usable.expr & (wsum.expr == ZERO), c.level(usable, wsum))
+    c.state.add_diagnostic(DIVISION_BY_ZERO, zero_sum.expr)
+    sharing = c.put(usable.expr & ~zero_sum.expr, zero_sum.level)
+    shared_pool = c.share(Val(pl.when(sharing.expr).then(pool.expr), sharing.level))
+    product = c.share(c.multiply(shared_pool, weight, sharing))
+    raw = c.share(c.divide(product, wsum, sharing))
+    cents = c.put(_floor_cents(raw.expr), raw.level)
+    remainder = (raw.expr.to_physical() - cents.expr.to_physical()).cast(pl.Int64)
+    tie_break = pl.col("employee_ref").rank("ordinal").cast(pl.Int64)
+    order_key = pl.when(sharing.expr).then(remainder * pl.lit(2**32, dtype=pl.Int64) - tie_break)
+    rank = c.put(
+        _over(order_key.rank("ordinal", descending=True), key).cast(pl.Int64),
+        c.level(cents, sharing),
+    )
+    floor_sum = _over(pl.when(sharing.expr).then(cents.expr.to_physical()).sum(), key)
+    pool_cents = _floor_cents(shared_pool.expr).to_physical()
+    leftover = c.put((pool_cents - floor_sum) // i128(CENT_SCALED), c.level(cents, shared_pool))
+    bonus = pl.when(rank.expr.cast(I128) <= leftover.expr).then(dec("0.01")).otherwise(ZERO)
+    result = pl.when(sharing.expr).then(cents.expr + bonus)
+    return Val(result, c.level(rank, leftover))
+
+
+def _floor_cents(x: pl.Expr) -> pl.Expr:
+    """x rounded toward minus infinity to 0.01."""
+    scaled = x.to_physical()
+    return from_scaled(scaled - scaled % i128(CENT_SCALED))
+
+
+FUNCTIONS: dict[str, Function] = {
+    "min": _extreme(pl.min_horizontal),
+    "max": _extreme(pl.max_horizontal),
+    "abs": _abs,
+    "not": _not,
+    "round2": _round2,
+    "round": _round,
+    "clip": _clip,
+    "cap_floor": _cap_floor,
+    "hurdle": _hurdle,
+    "pct": _pct,
+    "pct_change": _pct_change,
+    "days_between": _days_between,
+    "prorate": _prorate,
+    "sum_over": _sum_over,
+    "count_over": _count_over,
+    "allocate": _allocate,
+}
+
+
+# -- evaluation --------------------------------------------------------------------------
+def compile_plan_frame(
+    plan: CompiledPlan, frame: pl.LazyFrame, parameters: Mapping[str, Any], exact: bool
+) -> tuple[pl.LazyFrame, Compiler]:
+    """The lazy frame computing every step, diagnostic mask and overflow mask."""
+    compiler = Compiler(plan, parameters, exact)
+    for step in plan.steps:
+        compiler.compile_step(step)
+    lazy = frame
+    for stage in [*compiler.stages, compiler.final]:
+        if stage:
+            lazy = lazy.with_columns([expr.alias(name) for name, expr in stage.items()])
+    return lazy, compiler
+
+
+def _diagnostics_expr(plan: CompiledPlan, compiler: Compiler) -> pl.Expr:
+    entries: list[pl.Expr] = []
+    for step in plan.steps:
+        for code, column in compiler.diag_columns[step.name].items():
+            entry = {"step": step.name, "code": code, "message": DIAGNOSTIC_MESSAGES[code]}
+            entries.append(pl.when(pl.col(column)).then(pl.lit(entry, dtype=_DIAGNOSTIC_STRUCT)))
+    entries.append(_null_payout_expr(plan, compiler))
+    return pl.concat_list(entries).list.drop_nulls()
+
+
+def _null_payout_expr(plan: CompiledPlan, compiler: Compiler) -> pl.Expr:
+    """One `null_payout` entry where the payout is null (docs/engine.md §7)."""
+    payout = plan.payout
+    relevant = _transitive(plan, payout)
+    chain = pl.when(pl.lit(False)).then(None)
+    for step in plan.steps:
+        if step.name not in relevant:
+            continue
+        earlier_not_null = [
+            pl.col(s.name).is_not_null()
+            for s in plan.steps[: plan.steps.index(step)]
+            if s.name in relevant
+        ]
+        first = pl.col(step.name).is_null()
+        if earlier_not_null:
+            first = first & pl.all_horizontal(earlier_not_null)
+        causes = list(compiler.diag_columns[step.name].items())
+        for code, column in causes:
+            chain = chain.when(first & pl.col(column)).then(_payout_entry(payout, step.name, code))
+        chain = chain.when(first).then(_payout_entry(payout, step.name, None))
+    return pl.when(pl.col(payout).is_null()).then(chain.otherwise(None))
+
+
+def _payout_entry(payout: str, first: str, cause: str | None) -> pl.Expr:
+    entry = {
+        "step": payout,
+        "code": NULL_PAYOUT,
+        "message": null_payout_message(payout, first, cause),
+    }
+    return pl.lit(entry, dtype=_DIAGNOSTIC_STRUCT)
+
+
+def _transitive(plan: CompiledPlan, name: str) -> set[str]:
+    seen = {name}
+    todo = [name]
+    while todo:
+        for dep in plan.dependencies.get(todo.pop(), ()):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def _run(
+    plan: CompiledPlan, frame: pl.DataFrame, parameters: Mapping[str, Any], exact: bool
+) -> tuple[pl.DataFrame, Compiler]:
+    lazy, compiler = compile_plan_frame(plan, frame.lazy(), parameters, exact)
+    overflow_columns = [c for cols in compiler.overflow_columns.values() for c in cols]
+    outputs = [
+        pl.col("employee_ref"),
+        *(pl.col(name) for name in plan.display_order),
+        _diagnostics_expr(plan, compiler).alias("diagnostics"),
+        *(pl.col(c) for c in overflow_columns),
+    ]
+    try:
+        return lazy.select(outputs).collect(), compiler
+    except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as error:
+        if not exact and "overflow" in str(error):
+            raise _FastModeOverflow from error
+        raise
+
+
+def _raise_first_overflow(plan: CompiledPlan, result: pl.DataFrame, compiler: Compiler) -> None:
+    """ValueOverflow naming the first step (evaluation order) with an overflow on a taken
+    row, and its first such row in input order."""
+    for step in plan.steps:
+        columns = compiler.overflow_columns[step.name]
+        if not columns:
+            continue
+        hits = result.select(pl.any_horizontal(columns)).to_series()
+        if hits.any():
+            row = hits.arg_true()[0]
+            raise ValueOverflow(step.name, result.get_column("employee_ref")[row])
+
+
+def evaluate(
+    plan: CompiledPlan, frame: pl.DataFrame, parameters: Mapping[str, Any] | None = None
+) -> EvalResult:
+    """Evaluate every step over `frame` (typed inputs, see engine.data.load_inputs)."""
+    parameters = dict(parameters or {})
+    try:
+        result, compiler = _run(plan, frame, parameters, exact=False)
+    except _FastModeOverflow:
+        result, compiler = _run(plan, frame, parameters, exact=True)
+        _raise_first_overflow(plan, result, compiler)
+    columns = ["employee_ref", *plan.display_order, "diagnostics"]
+    return EvalResult(result.select(columns))
