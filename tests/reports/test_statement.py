@@ -112,7 +112,7 @@ def test_hostile_text_is_inert_everywhere(sample: Sample) -> None:
     assert HOSTILE.replace('"', "&#34;") in html
     data = statement_xlsx(statement)
     sheet = load_workbook(io.BytesIO(data)).active
-    team = [row[2] for row in sheet.iter_rows() if row[1].value == "team"][0]
+    team = next(row[2] for row in sheet.iter_rows() if row[1].value == "team")
     assert team.data_type == "s" and team.value == "'" + HOSTILE
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert b"<f>" not in archive.read("xl/worksheets/sheet1.xml")
