@@ -32,8 +32,9 @@ API_ROUTERS: list[APIRouter] = [
 
 def _buckets(settings: Settings) -> Buckets:
     if settings.redis_url:
-        return RedisBuckets(settings.redis_url, settings.rate_limit_per_minute,
-                            settings.rate_limit_burst)
+        return RedisBuckets(
+            settings.redis_url, settings.rate_limit_per_minute, settings.rate_limit_burst
+        )
     return MemoryBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
 
 
@@ -50,8 +51,9 @@ def _add_operational_routes(app: FastAPI) -> None:
             with db.get_engine().connect() as connection:
                 connection.execute(text("select 1"))
         except Exception as exc:
-            return problem_response(None, 503, "Service Unavailable",
-                                    f"database unreachable: {type(exc).__name__}")
+            return problem_response(
+                None, 503, "Service Unavailable", f"database unreachable: {type(exc).__name__}"
+            )
         return {"status": "ready"}
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
@@ -64,8 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; `settings` defaults to the environment (tests pass their own)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    configure_password_hashing(settings.argon2_time_cost, settings.argon2_memory_kib,
-                               settings.argon2_parallelism)
+    configure_password_hashing(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
     if settings.database_url:
         db.configure(settings)
 

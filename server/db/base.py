@@ -36,4 +36,4 @@ class TenantScoped:
     refuses to run one when no tenant is set (see server.db.session); RLS is the second layer.
     """
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, index=False)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)

@@ -22,8 +22,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _ROLE_LOCK_KEY = 0x7061_7973  # cluster roles are shared by parallel test workers
 
 
-def with_login(url: str, *, user: str | None = None, password: str | None = None,
-               database: str | None = None) -> str:
+def with_login(
+    url: str, *, user: str | None = None, password: str | None = None, database: str | None = None
+) -> str:
     """`url` with another user, password and/or database (libpq form, password kept)."""
     parsed = make_url(url)
     if user is not None:
@@ -71,8 +72,9 @@ def ensure_database(admin_url: str, name: str) -> bool:
 
 def drop_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
 
 
 def run_migrations(url: str) -> None:

@@ -38,7 +38,7 @@ def route_template(scope: Scope) -> str:
     path = scope["path"]
     if regex is not None and not regex.match(path):
         for prefix in ROUTER_PREFIXES:
-            if path.startswith(prefix) and regex.match(path[len(prefix):]):
+            if path.startswith(prefix) and regex.match(path[len(prefix) :]):
                 return prefix + template
     return template
 
@@ -74,6 +74,12 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             template = route_template(scope)
             REQUEST_LATENCY.labels(scope["method"], template, str(status)).observe(elapsed)
-            log.info("request", method=scope["method"], route=template, path=scope["path"],
-                     status=status, duration_ms=round(elapsed * 1000, 2))
+            log.info(
+                "request",
+                method=scope["method"],
+                route=template,
+                path=scope["path"],
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
             structlog.contextvars.clear_contextvars()

@@ -66,8 +66,9 @@ return tostring(wait)
 
 
 class RedisBuckets:
-    def __init__(self, url: str, per_minute: int, burst: int,
-                 prefix: str = "paysheet:ratelimit:") -> None:
+    def __init__(
+        self, url: str, per_minute: int, burst: int, prefix: str = "paysheet:ratelimit:"
+    ) -> None:
         self.rate = per_minute / 60.0
         self.burst = burst
         self.prefix = prefix
@@ -96,13 +97,17 @@ class RateLimitMiddleware:
         self.buckets = buckets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and scope["method"] in WRITE_METHODS
-                and scope["path"].startswith("/api/")):
+        if (
+            scope["type"] == "http"
+            and scope["method"] in WRITE_METHODS
+            and scope["path"].startswith("/api/")
+        ):
             wait = self.buckets.take(client_key(scope))
             if wait > 0:
                 error = TooManyRequests(max(1, math.ceil(wait)))
-                response = problem_response(Request(scope), error.status, error.title, error.detail,
-                                            headers=error.headers)
+                response = problem_response(
+                    Request(scope), error.status, error.title, error.detail, headers=error.headers
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

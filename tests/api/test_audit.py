@@ -20,9 +20,14 @@ def _events(client, headers, **params):
 
 def _append(tenant_id, action: str, entity_id: uuid.UUID, actor=None) -> int:
     with db.tenant_session(tenant_id) as session:
-        return audit.record_event(session, principal_or_actor_id=actor, action=action,
-                                  entity="widget", entity_id=entity_id,
-                                  after={"n": action}).id
+        return audit.record_event(
+            session,
+            principal_or_actor_id=actor,
+            action=action,
+            entity="widget",
+            entity_id=entity_id,
+            after={"n": action},
+        ).id
 
 
 def test_auditor_and_admin_read_the_log_others_do_not(client, make_tenant) -> None:
@@ -33,8 +38,10 @@ def test_auditor_and_admin_read_the_log_others_do_not(client, make_tenant) -> No
     for role in ("hr", "manager", "finance", "readonly"):
         response = client.get("/api/v1/audit", headers=tenant.users[role].headers)
         assert response.status_code == 403
-        assert client.get("/api/v1/audit/verify",
-                          headers=tenant.users[role].headers).status_code == 403
+        assert (
+            client.get("/api/v1/audit/verify", headers=tenant.users[role].headers).status_code
+            == 403
+        )
     assert client.get("/api/v1/audit").status_code == 401
 
 
@@ -91,8 +98,11 @@ def test_bad_query_parameters_are_422_naming_them(client, make_tenant, params, l
 def test_events_carry_the_request_id(client, make_tenant) -> None:
     tenant = make_tenant()
     headers = tenant.users["admin"].headers | {"X-Request-ID": "req-audit-42"}
-    created = client.post(f"/api/v1/tenants/{tenant.id}/users", headers=headers,
-                          json={"email": "rid@example.com", "role": "readonly"})
+    created = client.post(
+        f"/api/v1/tenants/{tenant.id}/users",
+        headers=headers,
+        json={"email": "rid@example.com", "role": "readonly"},
+    )
     assert created.headers["x-request-id"] == "req-audit-42"
     event = _events(client, headers, entity_id=created.json()["id"])["items"][0]
     assert event["request_id"] == "req-audit-42"
@@ -107,16 +117,23 @@ def test_verify_reports_ok_then_the_first_tampered_event(client, make_tenant, ow
     assert report["ok"] is True and report["checked"] >= 4 and report["broken_event_id"] is None
     owner_conn.execute("alter table comp.audit_events disable trigger audit_events_append_only")
     try:
-        owner_conn.execute("update comp.audit_events set after = '{\"n\": \"forged\"}' "
-                           "where id = %s", (ids[1],))
+        owner_conn.execute(
+            'update comp.audit_events set after = \'{"n": "forged"}\' where id = %s', (ids[1],)
+        )
     finally:
         owner_conn.execute("alter table comp.audit_events enable trigger audit_events_append_only")
     report = client.get("/api/v1/audit/verify", headers=headers).json()
-    assert report == {"ok": False, "checked": report["checked"], "broken_event_id": ids[1],
-                      "reason": "signature does not match the event"}
+    assert report == {
+        "ok": False,
+        "checked": report["checked"],
+        "broken_event_id": ids[1],
+        "reason": "signature does not match the event",
+    }
     other = make_tenant()
-    assert client.get("/api/v1/audit/verify",
-                      headers=other.users["auditor"].headers).json()["ok"] is True
+    assert (
+        client.get("/api/v1/audit/verify", headers=other.users["auditor"].headers).json()["ok"]
+        is True
+    )
 
 
 def test_deleting_an_event_breaks_the_link_of_the_next(client, make_tenant, owner_conn):
@@ -138,13 +155,15 @@ def test_refusal_is_recorded_even_when_the_request_rolls_back(make_tenant) -> No
     plan = uuid.uuid4()
     with pytest.raises(RuntimeError), db.tenant_session(tenant.id) as session:
         _ = session  # the request's own work, rolled back below
-        audit.record_refusal(tenant.id, tenant.users["hr"].id, "plan.update", "bonus_plan",
-                             plan, "plan is locked")
+        audit.record_refusal(
+            tenant.id, tenant.users["hr"].id, "plan.update", "bonus_plan", plan, "plan is locked"
+        )
         raise RuntimeError("request fails with 409")
     with db.tenant_session(tenant.id) as session:
         events, _ = audit.list_events(session, audit.AuditFilter(entity_id=plan), 10, None)
     assert [(e.action, e.after) for e in events] == [
-        ("plan.update.refused", {"refused": "plan is locked"})]
+        ("plan.update.refused", {"refused": "plan is locked"})
+    ]
 
 
 def test_concurrent_appends_keep_one_chain(make_tenant) -> None:
@@ -165,6 +184,7 @@ def test_canonical_json_is_stable_and_float_free() -> None:
 
     value = {"b": Decimal("1.10"), "a": [1, 2.5, None], "c": uuid.UUID(int=1)}
     assert audit.canonical_json(audit.to_jsonable(value)) == (
-        '{"a":[1,"2.5",null],"b":"1.10","c":"00000000-0000-0000-0000-000000000001"}')
+        '{"a":[1,"2.5",null],"b":"1.10","c":"00000000-0000-0000-0000-000000000001"}'
+    )
     with pytest.raises(TypeError):
         audit.to_jsonable(object())

@@ -33,15 +33,21 @@ def test_token_is_stored_only_as_its_hash(client, make_tenant, owner_conn) -> No
     tenant = make_tenant()
     admin = tenant.users["admin"]
     token = _login(client, admin.email, admin.password).json()["access_token"]
-    stored = [r[0] for r in owner_conn.execute(
-        "select token_hash from comp.api_tokens where user_id = %s", (admin.id,))]
+    stored = [
+        r[0]
+        for r in owner_conn.execute(
+            "select token_hash from comp.api_tokens where user_id = %s", (admin.id,)
+        )
+    ]
     assert token not in stored and all(len(h) == 64 for h in stored)
 
 
 def test_wrong_password_and_unknown_email_answer_401(client, make_tenant) -> None:
     tenant = make_tenant()
-    for email, password in ((tenant.users["admin"].email, "wrong"),
-                            ("nobody@nowhere.example.com", "x")):
+    for email, password in (
+        (tenant.users["admin"].email, "wrong"),
+        ("nobody@nowhere.example.com", "x"),
+    ):
         response = _login(client, email, password)
         assert response.status_code == 401
         assert response.headers["content-type"] == PROBLEM
@@ -101,7 +107,10 @@ def test_login_is_audited(client, make_tenant) -> None:
     tenant = make_tenant()
     auditor = tenant.users["auditor"]
     assert _login(client, auditor.email, auditor.password).status_code == 200
-    events = client.get("/api/v1/audit", params={"entity": "user", "entity_id": str(auditor.id)},
-                        headers=auditor.headers).json()["items"]
+    events = client.get(
+        "/api/v1/audit",
+        params={"entity": "user", "entity_id": str(auditor.id)},
+        headers=auditor.headers,
+    ).json()["items"]
     assert [e["action"] for e in events][:1] == ["auth.login"]
     assert events[0]["actor_user_id"] == str(auditor.id)

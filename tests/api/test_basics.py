@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import uuid
 
+import structlog
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from server.observability.logging import configure_logging
 
 PROBLEM = "application/problem+json"
 
@@ -18,8 +22,9 @@ def test_health_and_readiness(client) -> None:
 
 
 def test_readyz_answers_503_when_the_database_is_unreachable(settings) -> None:
-    broken = settings.model_copy(update={
-        "database_url": "postgresql://paysheet_app@127.0.0.1:1/nowhere"})
+    broken = settings.model_copy(
+        update={"database_url": "postgresql://paysheet_app@127.0.0.1:1/nowhere"}
+    )
     app = create_app(broken)
     try:
         with TestClient(app) as local:
@@ -34,8 +39,11 @@ def test_metrics_report_latency_by_route_template(client, make_tenant) -> None:
     tenant = make_tenant()
     client.get(f"/api/v1/tenants/{tenant.id}/users", headers=tenant.users["admin"].headers)
     text = client.get("/metrics").text
-    assert re.search(r'paysheet_http_request_duration_seconds_count\{method="GET",'
-                     r'route="/api/v1/tenants/\{tenantId\}/users",status="200"\} \d', text)
+    assert re.search(
+        r'paysheet_http_request_duration_seconds_count\{method="GET",'
+        r'route="/api/v1/tenants/\{tenantId\}/users",status="200"\} \d',
+        text,
+    )
 
 
 def test_openapi_and_docs(client) -> None:
@@ -46,8 +54,10 @@ def test_openapi_and_docs(client) -> None:
 
 
 def test_request_id_is_echoed_or_generated(client) -> None:
-    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers[
-        "x-request-id"] == "abc-123"
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
     generated = client.get("/healthz").headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
     hostile = client.get("/healthz", headers={"X-Request-ID": "x" * 200}).headers["x-request-id"]
@@ -66,8 +76,9 @@ def test_unknown_route_is_problem_json_with_request_id(client) -> None:
 def _exhaust_write_bucket(app) -> list[int]:
     headers = {"Authorization": f"Bearer {uuid.uuid4().hex}"}
     with TestClient(app) as local:
-        statuses = [local.post("/api/v1/auth/logout", headers=headers).status_code
-                    for _ in range(3)]
+        statuses = [
+            local.post("/api/v1/auth/logout", headers=headers).status_code for _ in range(3)
+        ]
         limited = local.post("/api/v1/auth/logout", headers=headers)
         assert limited.headers["content-type"] == PROBLEM
         assert int(limited.headers["retry-after"]) >= 1
@@ -77,18 +88,40 @@ def _exhaust_write_bucket(app) -> list[int]:
 
 
 def test_write_rate_limit_in_process(settings) -> None:
-    app = create_app(settings.model_copy(update={"rate_limit_per_minute": 1,
-                                                 "rate_limit_burst": 2}))
+    app = create_app(
+        settings.model_copy(update={"rate_limit_per_minute": 1, "rate_limit_burst": 2})
+    )
     assert _exhaust_write_bucket(app) == [401, 401, 429, 429, 401]
 
 
 def test_write_rate_limit_in_redis_is_shared_by_processes(settings, redis_url) -> None:
-    limited = settings.model_copy(update={"rate_limit_per_minute": 1, "rate_limit_burst": 2,
-                                          "redis_url": redis_url})
+    limited = settings.model_copy(
+        update={"rate_limit_per_minute": 1, "rate_limit_burst": 2, "redis_url": redis_url}
+    )
     first, second = create_app(limited), create_app(limited)
     headers = {"Authorization": f"Bearer {uuid.uuid4().hex}"}
     with TestClient(first) as one, TestClient(second) as two:
-        statuses = [one.post("/api/v1/auth/logout", headers=headers).status_code,
-                    two.post("/api/v1/auth/logout", headers=headers).status_code,
-                    one.post("/api/v1/auth/logout", headers=headers).status_code]
+        statuses = [
+            one.post("/api/v1/auth/logout", headers=headers).status_code,
+            two.post("/api/v1/auth/logout", headers=headers).status_code,
+            one.post("/api/v1/auth/logout", headers=headers).status_code,
+        ]
     assert statuses == [401, 401, 429]
+
+
+def test_access_log_is_json_with_request_and_user_ids(client, make_tenant, settings) -> None:
+    tenant = make_tenant()
+    buffer = io.StringIO()
+    configure_logging("INFO", json_output=True)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(buffer))
+    try:
+        headers = tenant.users["hr"].headers | {"X-Request-ID": "log-check-1"}
+        assert client.get("/api/v1/me", headers=headers).status_code == 200
+    finally:
+        configure_logging(settings.log_level, settings.log_json)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    access = [e for e in lines if e.get("event") == "request" and e["route"] == "/api/v1/me"]
+    assert len(access) == 1
+    assert access[0]["request_id"] == "log-check-1"
+    assert access[0]["user_id"] == str(tenant.users["hr"].id)
+    assert access[0]["tenant_id"] == str(tenant.id) and access[0]["status"] == 200

@@ -19,13 +19,19 @@ def _locked_plan(owner_conn: psycopg.Connection, tenant_id: uuid.UUID) -> tuple[
     """A plan with one step, then locked: returns (plan id, step id)."""
     plan_id = owner_conn.execute(
         "insert into comp.bonus_plans (tenant_id, name, version, document) "
-        "values (%s, %s, 1, '{}') returning id", (tenant_id, f"plan {uuid.uuid4()}")).fetchone()[0]
+        "values (%s, %s, 1, '{}') returning id",
+        (tenant_id, f"plan {uuid.uuid4()}"),
+    ).fetchone()[0]
     step_id = owner_conn.execute(
         "insert into comp.plan_steps (tenant_id, plan_id, step_order, name, expr) "
-        "values (%s, %s, 1, 'bonus', '1000') returning id", (tenant_id, plan_id)).fetchone()[0]
+        "values (%s, %s, 1, 'bonus', '1000') returning id",
+        (tenant_id, plan_id),
+    ).fetchone()[0]
     owner_conn.execute(
         "update comp.bonus_plans set status = 'locked', locked_at = now(), plan_hash = 'h' "
-        "where id = %s", (plan_id,))
+        "where id = %s",
+        (plan_id,),
+    )
     return plan_id, step_id
 
 
@@ -64,11 +70,11 @@ def test_locked_plan_may_only_be_archived(make_tenant, owner_conn, app_conn) -> 
     plan_id, _ = _locked_plan(owner_conn, tenant.id)
     _set_tenant(app_conn, tenant.id)
     app_conn.execute("update comp.bonus_plans set status = 'archived' where id = %s", (plan_id,))
-    assert app_conn.execute("select status from comp.bonus_plans where id = %s",
-                            (plan_id,)).fetchone() == ("archived",)
+    assert app_conn.execute(
+        "select status from comp.bonus_plans where id = %s", (plan_id,)
+    ).fetchone() == ("archived",)
     with pytest.raises(psycopg.Error) as caught:
-        app_conn.execute("update comp.bonus_plans set status = 'locked' where id = %s",
-                         (plan_id,))
+        app_conn.execute("update comp.bonus_plans set status = 'locked' where id = %s", (plan_id,))
     assert caught.value.sqlstate == IMMUTABLE
 
 
@@ -76,16 +82,22 @@ def test_draft_plan_steps_change_freely(make_tenant, owner_conn, app_conn) -> No
     tenant = make_tenant()
     plan_id = owner_conn.execute(
         "insert into comp.bonus_plans (tenant_id, name, version) values (%s, 'draft', 1) "
-        "returning id", (tenant.id,)).fetchone()[0]
+        "returning id",
+        (tenant.id,),
+    ).fetchone()[0]
     _set_tenant(app_conn, tenant.id)
-    app_conn.execute("insert into comp.plan_steps (tenant_id, plan_id, step_order, name, expr) "
-                     "values (%s, %s, 1, 'a', '1'), (%s, %s, 2, 'b', '2')",
-                     (tenant.id, plan_id, tenant.id, plan_id))
+    app_conn.execute(
+        "insert into comp.plan_steps (tenant_id, plan_id, step_order, name, expr) "
+        "values (%s, %s, 1, 'a', '1'), (%s, %s, 2, 'b', '2')",
+        (tenant.id, plan_id, tenant.id, plan_id),
+    )
     # Reordering swaps step_order: the unique constraint is deferred to commit.
-    app_conn.execute("update comp.plan_steps set step_order = 3 - step_order where plan_id = %s",
-                     (plan_id,))
-    assert app_conn.execute("select name from comp.plan_steps where plan_id = %s "
-                            "order by step_order", (plan_id,)).fetchall() == [("b",), ("a",)]
+    app_conn.execute(
+        "update comp.plan_steps set step_order = 3 - step_order where plan_id = %s", (plan_id,)
+    )
+    assert app_conn.execute(
+        "select name from comp.plan_steps where plan_id = %s order by step_order", (plan_id,)
+    ).fetchall() == [("b",), ("a",)]
 
 
 def test_audit_events_are_append_only(make_tenant, owner_conn, app_conn) -> None:
@@ -93,8 +105,10 @@ def test_audit_events_are_append_only(make_tenant, owner_conn, app_conn) -> None
     _set_tenant(app_conn, tenant.id)
     event_id = app_conn.execute("select min(id) from comp.audit_events").fetchone()[0]
     assert event_id is not None
-    for statement in ("update comp.audit_events set action = 'x' where id = %s",
-                      "delete from comp.audit_events where id = %s"):
+    for statement in (
+        "update comp.audit_events set action = 'x' where id = %s",
+        "delete from comp.audit_events where id = %s",
+    ):
         with pytest.raises(errors.InsufficientPrivilege):
             app_conn.execute(statement, (event_id,))
         app_conn.rollback()
@@ -111,12 +125,17 @@ def test_finalized_run_results_are_immutable(make_tenant, owner_conn, app_conn) 
     plan_id, _ = _locked_plan(owner_conn, tenant.id)
     run_id = owner_conn.execute(
         "insert into comp.plan_runs (tenant_id, plan_id, snapshot_hash, status) "
-        "values (%s, %s, 's', 'draft') returning id", (tenant.id, plan_id)).fetchone()[0]
+        "values (%s, %s, 's', 'draft') returning id",
+        (tenant.id, plan_id),
+    ).fetchone()[0]
     owner_conn.execute(
-        "insert into comp.run_results (run_id, tenant_id, employee_ref, \"values\") "
-        "values (%s, %s, 'E1', '{\"bonus\": \"1000.0000000000\"}')", (run_id, tenant.id))
-    owner_conn.execute("insert into comp.run_totals (run_id, tenant_id) values (%s, %s)",
-                       (run_id, tenant.id))
+        'insert into comp.run_results (run_id, tenant_id, employee_ref, "values") '
+        "values (%s, %s, 'E1', '{\"bonus\": \"1000.0000000000\"}')",
+        (run_id, tenant.id),
+    )
+    owner_conn.execute(
+        "insert into comp.run_totals (run_id, tenant_id) values (%s, %s)", (run_id, tenant.id)
+    )
     owner_conn.execute("update comp.plan_runs set status = 'finalized' where id = %s", (run_id,))
     _set_tenant(app_conn, tenant.id)
     assert app_conn.execute(
@@ -125,7 +144,7 @@ def test_finalized_run_results_are_immutable(make_tenant, owner_conn, app_conn) 
     for statement in (
         "update comp.run_results set \"values\" = '{}' where run_id = %(run)s",
         "delete from comp.run_results where run_id = %(run)s",
-        "insert into comp.run_results (run_id, tenant_id, employee_ref, \"values\") "
+        'insert into comp.run_results (run_id, tenant_id, employee_ref, "values") '
         "values (%(run)s, %(tenant)s, 'E2', '{}')",
         "update comp.run_totals set totals = '{\"x\": 1}' where run_id = %(run)s",
         "update comp.plan_runs set status = 'draft' where id = %(run)s",

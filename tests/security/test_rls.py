@@ -14,9 +14,20 @@ from server.db.session import TenantNotSet
 from server.modules.tenants.models import User
 
 TENANT_TABLES = [
-    "tenants", "users", "api_tokens", "input_catalog", "bonus_plans", "plan_inputs",
-    "plan_steps", "bonus_pools", "uploads", "employee_rows", "plan_runs", "run_results",
-    "run_totals", "audit_events",
+    "tenants",
+    "users",
+    "api_tokens",
+    "input_catalog",
+    "bonus_plans",
+    "plan_inputs",
+    "plan_steps",
+    "bonus_pools",
+    "uploads",
+    "employee_rows",
+    "plan_runs",
+    "run_results",
+    "run_totals",
+    "audit_events",
 ]
 
 
@@ -25,13 +36,20 @@ def _set_tenant(conn: psycopg.Connection, tenant_id: uuid.UUID) -> None:
 
 
 def test_every_tenant_table_has_rls_enabled_and_forced(owner_conn: psycopg.Connection) -> None:
-    rows = dict(owner_conn.execute(
-        "select c.relname, c.relrowsecurity and c.relforcerowsecurity from pg_class c "
-        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'comp' "
-        "and c.relkind = 'r'").fetchall())
-    with_tenant_column = {r[0] for r in owner_conn.execute(
-        "select table_name from information_schema.columns "
-        "where table_schema = 'comp' and column_name = 'tenant_id'").fetchall()}
+    rows = dict(
+        owner_conn.execute(
+            "select c.relname, c.relrowsecurity and c.relforcerowsecurity from pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'comp' "
+            "and c.relkind = 'r'"
+        ).fetchall()
+    )
+    with_tenant_column = {
+        r[0]
+        for r in owner_conn.execute(
+            "select table_name from information_schema.columns "
+            "where table_schema = 'comp' and column_name = 'tenant_id'"
+        ).fetchall()
+    }
     assert with_tenant_column - {"run_step_results"} <= set(TENANT_TABLES)
     assert {t: rows[t] for t in TENANT_TABLES} == dict.fromkeys(TENANT_TABLES, True)
 
@@ -39,10 +57,12 @@ def test_every_tenant_table_has_rls_enabled_and_forced(owner_conn: psycopg.Conne
 def test_app_role_is_unprivileged(app_conn: psycopg.Connection) -> None:
     row = app_conn.execute(
         "select rolsuper, rolbypassrls, rolcreaterole, rolcreatedb from pg_roles "
-        "where rolname = current_user").fetchone()
+        "where rolname = current_user"
+    ).fetchone()
     assert row == (False, False, False, False)
-    owner = app_conn.execute("select tableowner from pg_tables where schemaname = 'comp' "
-                             "and tablename = 'users'").fetchone()
+    owner = app_conn.execute(
+        "select tableowner from pg_tables where schemaname = 'comp' and tablename = 'users'"
+    ).fetchone()
     assert owner == ("paysheet_owner",)
 
 
@@ -51,11 +71,13 @@ def test_select_as_tenant_a_sees_no_rows_of_b(make_tenant, app_conn) -> None:
     _set_tenant(app_conn, a.id)
     tenants_seen = {r[0] for r in app_conn.execute("select tenant_id from comp.users")}
     assert tenants_seen == {a.id}
-    assert app_conn.execute("select count(*) from comp.users where tenant_id = %s",
-                            (b.id,)).fetchone() == (0,)
+    assert app_conn.execute(
+        "select count(*) from comp.users where tenant_id = %s", (b.id,)
+    ).fetchone() == (0,)
     assert app_conn.execute("select id from comp.tenants").fetchall() == [(a.id,)]
-    assert app_conn.execute("select count(*) from comp.audit_events where tenant_id = %s",
-                            (b.id,)).fetchone() == (0,)
+    assert app_conn.execute(
+        "select count(*) from comp.audit_events where tenant_id = %s", (b.id,)
+    ).fetchone() == (0,)
 
 
 def test_insert_of_another_tenants_row_fails(make_tenant, app_conn) -> None:
@@ -64,14 +86,19 @@ def test_insert_of_another_tenants_row_fails(make_tenant, app_conn) -> None:
     with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
         app_conn.execute(
             "insert into comp.input_catalog (tenant_id, key, label, dtype) "
-            "values (%s, 'aum', 'AUM', 'decimal')", (b.id,))
+            "values (%s, 'aum', 'AUM', 'decimal')",
+            (b.id,),
+        )
 
 
 def test_update_cannot_move_a_row_to_another_tenant(make_tenant, app_conn) -> None:
     a, b = make_tenant(), make_tenant()
     _set_tenant(app_conn, a.id)
-    app_conn.execute("insert into comp.input_catalog (tenant_id, key, label, dtype) "
-                     "values (%s, 'aum', 'AUM', 'decimal')", (a.id,))
+    app_conn.execute(
+        "insert into comp.input_catalog (tenant_id, key, label, dtype) "
+        "values (%s, 'aum', 'AUM', 'decimal')",
+        (a.id,),
+    )
     with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
         app_conn.execute("update comp.input_catalog set tenant_id = %s", (b.id,))
 
@@ -80,18 +107,23 @@ def test_child_row_cannot_reference_another_tenants_parent(make_tenant, owner_co
     a, b = make_tenant(), make_tenant()
     plan_b = owner_conn.execute(
         "insert into comp.bonus_plans (tenant_id, name, version) values (%s, 'B plan', 1) "
-        "returning id", (b.id,)).fetchone()[0]
+        "returning id",
+        (b.id,),
+    ).fetchone()[0]
     _set_tenant(app_conn, a.id)
     with pytest.raises(errors.ForeignKeyViolation):
         app_conn.execute(
             "insert into comp.plan_steps (tenant_id, plan_id, step_order, name, expr) "
-            "values (%s, %s, 1, 'x', '1')", (a.id, plan_b))
+            "values (%s, %s, 1, 'x', '1')",
+            (a.id, plan_b),
+        )
 
 
 def test_queries_fail_when_no_tenant_is_set(make_tenant, database) -> None:
     make_tenant()
-    with psycopg.connect(database.app) as conn, pytest.raises(
-        errors.UndefinedObject, match=r"app\.tenant_id"
+    with (
+        psycopg.connect(database.app) as conn,
+        pytest.raises(errors.UndefinedObject, match=r"app\.tenant_id"),
     ):
         conn.execute("select count(*) from comp.users")
     with psycopg.connect(database.app) as conn:

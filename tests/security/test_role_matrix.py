@@ -1,6 +1,8 @@
 """Every role against every route of this module: allowed exactly when PERMISSIONS says so.
 
-Modules add rows to ROUTES: (permission, method, path template, body factory).
+Modules add rows to ROUTES: (permission, method, path template, body factory, setup). The
+template may use {tenant} and {readonly} (that user's id); `setup(tenant, owner_conn)` may
+create objects in the tenant and return more template values, e.g. {"plan": "<plan id>"}.
 """
 
 from __future__ import annotations
@@ -12,25 +14,35 @@ import pytest
 from server.modules.auth.permissions import PERMISSIONS, Role
 
 ROUTES = [
-    ("users.read", "GET", "/api/v1/tenants/{tenant}/users", None),
-    ("users.write", "POST", "/api/v1/tenants/{tenant}/users",
-     lambda: {"email": f"{uuid.uuid4().hex[:8]}@matrix.example.com", "role": "readonly"}),
-    ("users.write", "PATCH", "/api/v1/users/{readonly}", lambda: {"display_name": "R. O."}),
-    ("audit.read", "GET", "/api/v1/audit", None),
-    ("audit.read", "GET", "/api/v1/audit/verify", None),
-    ("me.read", "GET", "/api/v1/me", None),
-    ("me.read", "GET", "/api/v1/tenants/{tenant}", None),
-    ("me.read", "POST", "/api/v1/auth/logout", None),
+    ("users.read", "GET", "/api/v1/tenants/{tenant}/users", None, None),
+    (
+        "users.write",
+        "POST",
+        "/api/v1/tenants/{tenant}/users",
+        lambda: {"email": f"{uuid.uuid4().hex[:8]}@matrix.example.com", "role": "readonly"},
+        None,
+    ),
+    ("users.write", "PATCH", "/api/v1/users/{readonly}", lambda: {"display_name": "R. O."}, None),
+    ("audit.read", "GET", "/api/v1/audit", None, None),
+    ("audit.read", "GET", "/api/v1/audit/verify", None, None),
+    ("me.read", "GET", "/api/v1/me", None, None),
+    ("me.read", "GET", "/api/v1/tenants/{tenant}", None, None),
+    ("me.read", "POST", "/api/v1/auth/logout", None, None),
 ]
 
 
 @pytest.mark.parametrize("role", [r.value for r in Role])
-@pytest.mark.parametrize(("permission", "method", "template", "body"), ROUTES)
-def test_role_matrix(client, make_tenant, role, permission, method, template, body) -> None:
+@pytest.mark.parametrize(("permission", "method", "template", "body", "setup"), ROUTES)
+def test_role_matrix(
+    client, make_tenant, owner_conn, role, permission, method, template, body, setup
+) -> None:
     tenant = make_tenant()
-    path = template.format(tenant=tenant.id, readonly=tenant.users["readonly"].id)
-    response = client.request(method, path, headers=tenant.users[role].headers,
-                              json=body() if body else None)
+    values = {"tenant": tenant.id, "readonly": tenant.users["readonly"].id}
+    values |= setup(tenant, owner_conn) if setup else {}
+    path = template.format(**values)
+    response = client.request(
+        method, path, headers=tenant.users[role].headers, json=body() if body else None
+    )
     if Role(role) in PERMISSIONS[permission]:
         assert response.status_code in (200, 201, 204), response.text
     else:

@@ -30,8 +30,9 @@ def list_audit_events(
     """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
     filters = service.AuditFilter(since, until, actor, entity, entity_id)
     events, next_cursor = service.list_events(db, filters, limit, cursor)
-    return AuditPage(items=[AuditEventOut.model_validate(e) for e in events],
-                     next_cursor=next_cursor)
+    return AuditPage(
+        items=[AuditEventOut.model_validate(e) for e in events], next_cursor=next_cursor
+    )
 
 
 @router.get("/audit/verify", response_model=ChainVerification)
@@ -40,5 +41,9 @@ def verify_audit_chain(
 ) -> ChainVerification:
     """Recompute the tenant's hash chain; `broken_event_id` is the first event that fails."""
     report = service.verify_chain(db)
-    return ChainVerification(ok=report.ok, checked=report.checked,
-                             broken_event_id=report.broken_event_id, reason=report.reason)
+    return ChainVerification(
+        ok=report.ok,
+        checked=report.checked,
+        broken_event_id=report.broken_event_id,
+        reason=report.reason,
+    )

@@ -100,9 +100,7 @@ def record_event(
     else:
         actor_id = principal_or_actor_id
     _lock_chain(session, tenant_id)
-    previous = session.scalar(
-        select(AuditEvent.signature).order_by(AuditEvent.id.desc()).limit(1)
-    )
+    previous = session.scalar(select(AuditEvent.signature).order_by(AuditEvent.id.desc()).limit(1))
     event = AuditEvent(
         tenant_id=tenant_id,
         actor_user_id=actor_id,
@@ -158,8 +156,9 @@ def verify_chain(session: Session) -> ChainReport:
     """Recompute the tenant's chain from the first event; stop at the first broken link."""
     previous: str | None = None
     checked = 0
-    events = session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(
-        yield_per=1000))
+    events = session.scalars(
+        select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
+    )
     for event in events:
         if event.prev_signature != previous:
             return ChainReport(False, checked, event.id, "prev_signature does not link")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from server.errors import Forbidden, NotFound, Unauthorized
 from server.modules.auth.permissions import PERMISSIONS, Role
@@ -33,16 +34,20 @@ class Principal:
     token_id: uuid.UUID | None = None
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
 ) -> Principal:
-    """Resolve the bearer token (401 when missing, unknown, expired, revoked or inactive)."""
+    """Resolve the bearer token (401 when missing, unknown, expired, revoked or inactive).
+
+    Async so the ids it binds for logging live in the request's own context (the access log
+    line and the endpoint's logs carry them); the database lookup runs in the thread pool.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
     from server.modules.auth.service import resolve_token
 
-    principal = resolve_token(credentials.credentials)
+    principal = await run_in_threadpool(resolve_token, credentials.credentials)
     if principal is None:
         raise Unauthorized()
     structlog.contextvars.bind_contextvars(

@@ -20,8 +20,12 @@ def issue_token(body: TokenRequest, request: Request) -> TokenResponse:
     """Exchange email + password for an opaque bearer token (expires; revoke with logout)."""
     ttl = timedelta(hours=request.app.state.settings.token_ttl_hours)
     issued = service.login(body.email, body.password, ttl, body.tenant_id)
-    return TokenResponse(access_token=issued.token, expires_at=issued.expires_at,
-                         tenant_id=issued.tenant_id, user_id=issued.user_id)
+    return TokenResponse(
+        access_token=issued.token,
+        expires_at=issued.expires_at,
+        tenant_id=issued.tenant_id,
+        user_id=issued.user_id,
+    )
 
 
 @router.post("/auth/logout", status_code=204, response_class=Response)

@@ -104,14 +104,24 @@ def login(
         raise Unauthorized("email or password is wrong")
     if len(matches) > 1:
         raise UnprocessableEntity(
-            [{"loc": ["body", "tenant_id"], "msg": "this login exists in several tenants; "
-              "give tenant_id", "type": "missing"}]
+            [
+                {
+                    "loc": ["body", "tenant_id"],
+                    "msg": "this login exists in several tenants; give tenant_id",
+                    "type": "missing",
+                }
+            ]
         )
     user_id, user_tenant = matches[0].user_id, matches[0].tenant_id
     with tenant_session(user_tenant) as session:
         issued = issue_token(session, user_id, ttl)
-        record_event(session, principal_or_actor_id=user_id, action="auth.login",
-                     entity="user", entity_id=user_id)
+        record_event(
+            session,
+            principal_or_actor_id=user_id,
+            action="auth.login",
+            entity="user",
+            entity_id=user_id,
+        )
     return issued
 
 
@@ -141,8 +151,13 @@ def logout(session: Session, principal: Principal) -> None:
         .where(ApiToken.id == principal.token_id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
-    record_event(session, principal_or_actor_id=principal, action="auth.logout",
-                 entity="user", entity_id=principal.user_id)
+    record_event(
+        session,
+        principal_or_actor_id=principal,
+        action="auth.logout",
+        entity="user",
+        entity_id=principal.user_id,
+    )
 
 
 def revoke_user_tokens(session: Session, user_id: uuid.UUID) -> int:

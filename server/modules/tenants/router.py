@@ -46,8 +46,14 @@ def create_user(
 ) -> UserCreated:
     """Create a user; the response carries a one-time password, shown only here."""
     same_tenant(tenantId, principal)
-    created = service.add_user(db, principal, email=body.email, role=body.role,
-                               display_name=body.display_name, teams=body.teams)
+    created = service.add_user(
+        db,
+        principal,
+        email=body.email,
+        role=body.role,
+        display_name=body.display_name,
+        teams=body.teams,
+    )
     out = UserOut.model_validate(created.user).model_dump()
     return UserCreated(**out, one_time_password=created.password)
 

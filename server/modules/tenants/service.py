@@ -29,8 +29,9 @@ TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 def normalise_email(email: str, loc: list[str | int]) -> str:
     cleaned = email.strip().lower()
     if not EMAIL_RE.match(cleaned):
-        raise UnprocessableEntity([{"loc": loc, "msg": "not an email address",
-                                    "type": "value_error"}])
+        raise UnprocessableEntity(
+            [{"loc": loc, "msg": "not an email address", "type": "value_error"}]
+        )
     return cleaned
 
 
@@ -60,17 +61,25 @@ class NewTenant:
 def create_tenant(name: str, admin_email: str, admin_display_name: str | None = None) -> NewTenant:
     """A tenant and its first admin, in one transaction (CLI and seeding)."""
     if not name.strip():
-        raise UnprocessableEntity([{"loc": ["name"], "msg": "must not be empty",
-                                    "type": "value_error"}])
+        raise UnprocessableEntity(
+            [{"loc": ["name"], "msg": "must not be empty", "type": "value_error"}]
+        )
     tenant_id = uuid.uuid4()
     with tenant_session(tenant_id) as session:
         tenant = Tenant(id=tenant_id, name=name.strip(), is_active=True, metadata_={})
         session.add(tenant)
         session.flush()
-        record_event(session, principal_or_actor_id=None, action="tenant.create",
-                     entity="tenant", entity_id=tenant_id, after={"name": tenant.name})
-        admin = add_user(session, None, email=admin_email, role=Role.ADMIN,
-                         display_name=admin_display_name)
+        record_event(
+            session,
+            principal_or_actor_id=None,
+            action="tenant.create",
+            entity="tenant",
+            entity_id=tenant_id,
+            after={"name": tenant.name},
+        )
+        admin = add_user(
+            session, None, email=admin_email, role=Role.ADMIN, display_name=admin_display_name
+        )
     return NewTenant(tenant, admin)
 
 
@@ -108,33 +117,55 @@ def add_user(
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict(f"a user with email {email} already exists")
     password = password or new_password()
-    user = User(email=email, role=Role(role).value, display_name=display_name,
-                teams=teams, is_active=True, password_hash=hash_password(password))
+    user = User(
+        email=email,
+        role=Role(role).value,
+        display_name=display_name,
+        teams=teams,
+        is_active=True,
+        password_hash=hash_password(password),
+    )
     try:
         with session.begin_nested():
             session.add(user)
     except IntegrityError as exc:
         raise Conflict(f"a user with email {email} already exists") from exc
-    record_event(session, principal_or_actor_id=actor, action="user.create", entity="user",
-                 entity_id=user.id, after=user_snapshot(user))
+    record_event(
+        session,
+        principal_or_actor_id=actor,
+        action="user.create",
+        entity="user",
+        entity_id=user.id,
+        after=user_snapshot(user),
+    )
     return NewUser(user, password)
 
 
 def _checked_teams(teams: list[str]) -> list[str]:
     for index, team in enumerate(teams):
         if not TEAM_RE.match(team):
-            raise UnprocessableEntity([{"loc": ["body", "teams", index],
-                                        "msg": "team codes are 1-64 letters, digits, _ . -",
-                                        "type": "value_error"}])
+            raise UnprocessableEntity(
+                [
+                    {
+                        "loc": ["body", "teams", index],
+                        "msg": "team codes are 1-64 letters, digits, _ . -",
+                        "type": "value_error",
+                    }
+                ]
+            )
     return sorted(set(teams))
 
 
 def _active_admin_ids(session: Session) -> list[uuid.UUID]:
     """Active admins of the tenant, row-locked so concurrent demotions serialise."""
-    return list(session.scalars(
-        select(User.id).where(User.role == Role.ADMIN.value, User.is_active.is_(True))
-        .order_by(User.id).with_for_update()
-    ))
+    return list(
+        session.scalars(
+            select(User.id)
+            .where(User.role == Role.ADMIN.value, User.is_active.is_(True))
+            .order_by(User.id)
+            .with_for_update()
+        )
+    )
 
 
 def update_user(
@@ -150,8 +181,11 @@ def update_user(
     deactivating = changes.get("is_active") is False and user.is_active
     if user.id == actor.user_id and ROLE_RANK[new_role] > ROLE_RANK[Role(user.role)]:
         raise Forbidden("you cannot raise your own role")
-    loses_admin = user.role == Role.ADMIN.value and user.is_active and (
-        new_role != Role.ADMIN or deactivating)
+    loses_admin = (
+        user.role == Role.ADMIN.value
+        and user.is_active
+        and (new_role != Role.ADMIN or deactivating)
+    )
     if loses_admin and _active_admin_ids(session) == [user.id]:
         raise Conflict("this is the tenant's last active admin; promote another admin first")
     user.role = new_role.value
@@ -166,6 +200,13 @@ def update_user(
     session.flush()
     after = user_snapshot(user)
     if after != before:
-        record_event(session, principal_or_actor_id=actor, action="user.update", entity="user",
-                     entity_id=user.id, before=before, after=after)
+        record_event(
+            session,
+            principal_or_actor_id=actor,
+            action="user.update",
+            entity="user",
+            entity_id=user.id,
+            before=before,
+            after=after,
+        )
     return user

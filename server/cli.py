@@ -1,0 +1,136 @@
+"""The `paysheet` command: the engine's commands (check/eval/explain) plus the server's.
+
+paysheet serve                      embedded PostgreSQL (or DATABASE_URL) + API on :8000
+paysheet migrate                    alembic upgrade head (owner role)
+paysheet tenant create --name … --admin-email …
+paysheet seed-demo                  demo tenant, one user per role, sample plan
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from server.settings import Settings, get_settings
+
+if importlib.util.find_spec("engine.cli") is not None:
+    from engine.cli import app
+else:
+    app = typer.Typer(help="Paysheet: bonus plans as data.", no_args_is_help=True)
+
+tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at a migrated database: DATABASE_URL, else the embedded one."""
+    from server.db import session as db
+    from server.db.bootstrap import run_migrations
+    from server.db.embedded import start_embedded
+    from server.modules.auth.service import configure_password_hashing
+    from server.observability.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+    configure_password_hashing(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
+    if settings.database_url:
+        if settings.migration_database_url:
+            run_migrations(settings.migration_database_url)
+        db.configure(settings)
+        yield settings
+        return
+    typer.echo(f"Starting embedded PostgreSQL under {settings.data_dir / 'pgdata'} …")
+    embedded = start_embedded(settings.data_dir, settings.bootstrap_role_password)
+    try:
+        settings = settings.model_copy(
+            update={
+                "database_url": embedded.urls.app,
+                "migration_database_url": embedded.urls.migrate,
+            }
+        )
+        db.configure(settings)
+        yield settings
+    finally:
+        db.release_connections()
+        embedded.release()
+
+
+def _print_logins(settings: Settings) -> None:
+    from server.seed import seed_demo
+
+    logins = seed_demo(settings.data_dir)
+    typer.echo(f"Demo tenant 'Demo Capital' ({logins.tenant_id}); logins (email / password):")
+    for email, password in sorted(logins.passwords.items()):
+        typer.echo(f"  {email:<32} {password}")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (env HOST, default 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="Port (env PORT, default 8000)"),
+) -> None:
+    """Run the API. Without DATABASE_URL: embedded PostgreSQL, migrations, demo data."""
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    embedded = not settings.database_url
+    with _database(settings) as ready:
+        if embedded:
+            _print_logins(ready)
+        typer.echo(f"Paysheet API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+        uvicorn.run(create_app(ready), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the schema to the latest migration (MIGRATION_DATABASE_URL, owner role)."""
+    from server.db.bootstrap import run_migrations
+
+    settings = get_settings()
+    url = settings.migration_database_url or settings.database_url
+    if url:
+        run_migrations(url)
+    else:
+        with _database(settings):
+            pass
+    typer.echo("Schema is up to date.")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: str = typer.Option(..., help="Tenant (company) name"),
+    admin_email: str = typer.Option(..., help="Email of the tenant's first admin"),
+    admin_name: str | None = typer.Option(None, help="Display name of that admin"),
+) -> None:
+    """Create a tenant and its first admin; prints the admin's one-time password."""
+    from server.errors import ProblemError
+    from server.modules.tenants.service import create_tenant
+
+    with _database(get_settings()):
+        try:
+            created = create_tenant(name, admin_email, admin_name)
+        except ProblemError as exc:
+            typer.echo(f"error: {exc.detail}", err=True)
+            raise typer.Exit(code=1) from exc
+    typer.echo(f"Tenant {created.tenant.name} created: {created.tenant.id}")
+    typer.echo(f"Admin {created.admin.user.email} one-time password: {created.admin.password}")
+
+
+@app.command("seed-demo")
+def seed_demo_command() -> None:
+    """Create the demo tenant (idempotent) and print its logins."""
+    with _database(get_settings()) as ready:
+        _print_logins(ready)
+
+
+if __name__ == "__main__":
+    app()
