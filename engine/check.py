@@ -62,6 +62,8 @@ class Problem:
     field: str | None = None
     line: int | None = None
     column: int | None = None
+    excerpt: str | None = None
+    """For syntax errors: the source line with a caret under the column."""
 
     def __str__(self) -> str:
         where = []
@@ -72,7 +74,8 @@ class Problem:
         if self.line is not None:
             where.append(f"line {self.line}, column {self.column}")
         prefix = ", ".join(where)
-        return f"{prefix}: {self.message}" if prefix else self.message
+        text = f"{prefix}: {self.message}" if prefix else self.message
+        return f"{text}\n{self.excerpt}" if self.excerpt else text
 
 
 Report = Callable[[str, str, Node], None]
@@ -248,14 +251,7 @@ def _parse_into(text: str, problems: list[Problem], step: str | None, field: str
         return parse(text)
     except DslSyntaxError as error:
         problems.append(
-            Problem(
-                error.code,
-                f"{error.message}\n{error.excerpt}",
-                step,
-                field,
-                error.line,
-                error.column,
-            )
+            Problem(error.code, error.message, step, field, error.line, error.column, error.excerpt)
         )
         return None
 
@@ -384,7 +380,7 @@ def check_plan(
         document=doc,
         steps=tuple(compiled_steps),
         display_order=display,
-        input_types=dict(declared.types),
+        input_types={k: t for k, t in declared.types.items() if k not in declared.parameters},
         input_scopes=declared.scopes,
         parameters=declared.parameters,
         payout=doc.payout,

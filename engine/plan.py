@@ -52,10 +52,10 @@ def to_decimal(raw: Any) -> Decimal:
         raise ValueError(f"expected a decimal number, got {raw!r}") from None
     if not value.is_finite():
         raise ValueError(f"expected a finite decimal number, got {raw!r}")
-    if value.as_tuple().exponent < -10:  # type: ignore[operator]
-        raise ValueError(f"{raw!r} has more than 10 decimal places")
     if r10.overflows(value):
         raise ValueError(f"{raw!r} is out of range (|x| must be below 1e28)")
+    if r10.r10(value) != value:
+        raise ValueError(f"{raw!r} has more than 10 decimal places")
     return r10.r10(value)
 
 
@@ -206,10 +206,15 @@ class _DecimalLoader(yaml.SafeLoader):
     """YAML loader that reads floats as exact Decimals (money is never a float)."""
 
 
-_DecimalLoader.add_constructor(
-    "tag:yaml.org,2002:float",
-    lambda loader, node: Decimal(loader.construct_scalar(node).replace("_", "")),
-)
+def _exact_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal | str:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return text  # e.g. ".inf": left as text, rejected with a message by coerce_value
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _exact_float)
 
 
 def load_plan(path: str | Path) -> PlanDocument:
@@ -229,7 +234,7 @@ def load_plan(path: str | Path) -> PlanDocument:
     return validate_document(data, str(path))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CompiledStep:
     """A checked step. `default` is a typed literal node, or None for a null date default."""
 
@@ -242,10 +247,11 @@ class CompiledStep:
     reads: frozenset[str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CompiledPlan:
     """A plan ready to evaluate: typed trees in evaluation order plus everything backends
-    need to know about inputs and parameters."""
+    need to know about inputs and parameters. Compared and hashed by identity, so backends
+    may cache per compiled plan."""
 
     document: PlanDocument
     steps: tuple[CompiledStep, ...]

@@ -13,6 +13,8 @@ from server.errors import install_error_handlers, problem_response
 from server.modules.audit.router import router as audit_router
 from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
+from server.modules.catalog.router import router as catalog_router
+from server.modules.plans.router import router as plans_router
 from server.modules.tenants.router import router as tenants_router
 from server.observability.logging import configure_logging
 from server.observability.metrics import render_latest
@@ -27,6 +29,8 @@ API_ROUTERS: list[APIRouter] = [
     auth_router,
     tenants_router,
     audit_router,
+    catalog_router,
+    plans_router,
 ]
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, localcontext
+from functools import partial
 from typing import Any
 
 import polars as pl
@@ -129,9 +130,16 @@ def _input_columns(
             continue
         if name not in frame.columns:
             raise KeyError(f"input column '{name}' is missing from the frame")
-        values = frame[name].to_list()
+        series = frame[name]
         if kind == Type.DECIMAL:
-            values = [None if v is None else r10.r10(Decimal(v)) for v in values]
+            if not (isinstance(series.dtype, pl.Decimal) or series.dtype.is_integer()):
+                raise TypeError(
+                    f"input column '{name}' is {series.dtype}; decimal inputs must be "
+                    "Decimal (never float)"
+                )
+            values = [None if v is None else r10.r10(Decimal(v)) for v in series.to_list()]
+        else:
+            values = series.to_list()
         columns[name] = values
     for name, value in _parameter_values(plan, overrides).items():
         columns[name] = [value] * frame.height
@@ -302,22 +310,20 @@ def _eval_binary(run: _Run, op: str, left: Column, right: Column) -> Column:
 Function = Callable[[_Run, Call, list[Column], Mask], Column]
 
 
-def _rowwise(compute: Callable[..., Any]) -> Function:
-    """A strict function: null if any argument is null, else compute(*args)."""
-
-    def apply(run: _Run, node: Call, args: list[Column], taken: Mask) -> Column:
-        out: Column = []
-        for row, values in enumerate(zip(*args, strict=True)):
-            if any(v is None for v in values):
-                out.append(None)
-                continue
-            result = compute(*values)
-            if isinstance(result, Decimal):
-                run.check_range(row, result)
-            out.append(result)
-        return out
-
-    return apply
+def _strict(
+    compute: Callable[..., Any], run: _Run, node: Call, args: list[Column], taken: Mask
+) -> Column:
+    """A strict row-wise function: null if any argument is null, else compute(*values)."""
+    out: Column = []
+    for row, values in enumerate(zip(*args, strict=True)):
+        if any(v is None for v in values):
+            out.append(None)
+            continue
+        result = compute(*values)
+        if isinstance(result, Decimal):
+            run.check_range(row, result)
+        out.append(result)
+    return out
 
 
 def _round(run: _Run, node: Call, args: list[Column], taken: Mask) -> Column:
@@ -453,19 +459,47 @@ def _max(*values: Any) -> Any:
     return max(values)
 
 
+def _abs(x: Decimal) -> Decimal:
+    return r10.r10(abs(x))
+
+
+def _not(value: bool) -> bool:
+    return not value
+
+
+def _round2(x: Decimal) -> Decimal:
+    return r10.round_to(x, 2)
+
+
+def _clip(x: Decimal, low: Decimal, high: Decimal) -> Decimal:
+    return min(max(x, low), high)
+
+
+def _cap_floor(x: Decimal, cap: Decimal, floor: Decimal) -> Decimal:
+    return min(max(x, floor), cap)
+
+
+def _hurdle(perf: Decimal, rate: Decimal) -> Decimal:
+    return r10.ZERO if perf < rate else perf
+
+
+def _pct(x: Decimal) -> Decimal:
+    return r10.div(x, Decimal(100))
+
+
 FUNCTIONS: dict[str, Function] = {
-    "min": _rowwise(_min),
-    "max": _rowwise(_max),
-    "abs": _rowwise(lambda x: r10.r10(abs(x))),
-    "not": _rowwise(lambda b: not b),
-    "round2": _rowwise(lambda x: r10.round_to(x, 2)),
+    "min": partial(_strict, _min),
+    "max": partial(_strict, _max),
+    "abs": partial(_strict, _abs),
+    "not": partial(_strict, _not),
+    "round2": partial(_strict, _round2),
     "round": _round,
-    "clip": _rowwise(lambda x, lo, hi: min(max(x, lo), hi)),
-    "cap_floor": _rowwise(lambda x, cap, floor: min(max(x, floor), cap)),
-    "hurdle": _rowwise(lambda perf, rate: r10.ZERO if perf < rate else perf),
-    "pct": _rowwise(lambda x: r10.div(x, Decimal(100))),
+    "clip": partial(_strict, _clip),
+    "cap_floor": partial(_strict, _cap_floor),
+    "hurdle": partial(_strict, _hurdle),
+    "pct": partial(_strict, _pct),
     "pct_change": _pct_change,
-    "days_between": _rowwise(_days),
+    "days_between": partial(_strict, _days),
     "prorate": _prorate,
     "sum_over": _sum_over,
     "count_over": _count_over,
@@ -511,8 +545,32 @@ def _result_frame(run: _Run) -> pl.DataFrame:
     series = [pl.Series("employee_ref", run.refs, dtype=pl.String)]
     for name in plan.display_order:
         series.append(pl.Series(name, run.columns[name], dtype=POLARS_TYPES[types[name]]))
-    series.append(pl.Series("diagnostics", run.diagnostics, dtype=DIAGNOSTIC_DTYPE))
+    series.append(_diagnostics_series(run.diagnostics))
     return pl.DataFrame(series)
+
+
+def _diagnostics_series(diagnostics: list[list[dict[str, str]]]) -> pl.Series:
+    """The per-row diagnostic lists as one DIAGNOSTIC_DTYPE column.
+
+    Built from flat columns and grouped, because converting a Python list of lists of
+    dicts row by row costs seconds on large frames."""
+    flat: dict[str, list[Any]] = {"row": [], "step": [], "code": [], "message": []}
+    for row, entries in enumerate(diagnostics):
+        for entry in entries:
+            flat["row"].append(row)
+            for key in ("step", "code", "message"):
+                flat[key].append(entry[key])
+    entries = pl.DataFrame(
+        flat, schema={"row": pl.Int64, "step": pl.String, "code": pl.String, "message": pl.String}
+    )
+    grouped = entries.group_by("row").agg(pl.struct("step", "code", "message").alias("d"))
+    rows = pl.DataFrame({"row": pl.int_range(len(diagnostics), eager=True, dtype=pl.Int64)})
+    column = rows.join(grouped, on="row", how="left", maintain_order="left")["d"]
+    return (
+        column.fill_null(pl.lit([], dtype=DIAGNOSTIC_DTYPE))
+        .cast(DIAGNOSTIC_DTYPE)
+        .alias("diagnostics")
+    )
 
 
 # --- the calculation tape -------------------------------------------------------------------

@@ -285,6 +285,12 @@ def _describe(text: str, error: UnexpectedInput) -> tuple[str, int, int]:
     for candidate in (previous, token):
         if candidate is not None and candidate.type == "NAME" and str(candidate) in FORBIDDEN_WORDS:
             return FORBIDDEN_WORDS[str(candidate)], candidate.line, candidate.column
+    if previous is not None and previous.type == "NAME" and str(previous) in CATALOG:
+        return (
+            f"'{previous}' is a function; call it with parentheses: {previous}(...)",
+            previous.line,
+            previous.column,
+        )
     if token.type == "$END":
         return "unexpected end of expression" + _expected(error), *_end_position(text)
     if token.type == "NAME" and previous is not None and previous.type == "NUMBER":

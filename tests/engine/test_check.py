@@ -36,7 +36,14 @@ def test_valid_plan_compiles_with_typed_trees_and_orders():
     assert compiled.step("total").reads == frozenset({"bonus", "extra"})
     assert compiled.step("bonus").expr.type == Type.DECIMAL
     assert compiled.input_types["employee_ref"] == Type.TEXT
-    assert compiled.input_types["fund_ref"] == Type.TEXT
+    assert compiled.input_types == {
+        "employee_ref": Type.TEXT,
+        "fund_ref": Type.TEXT,
+        "salary": Type.DECIMAL,
+        "senior": Type.BOOL,
+    }
+    assert compiled.input_scopes["salary"] == "employee"
+    assert not compiled.uses_fund_ref
     assert str(compiled.parameters["rate"][1]) == "0.1500000000"
     assert len(compiled.plan_hash) == 64
 
@@ -271,3 +278,10 @@ def test_check_expression_types_a_single_expression():
 def test_problem_text_names_step_field_and_position():
     (problem,) = problems_of({"p": "1 + missing"})
     assert str(problem) == "step 'p', expr, line 1, column 5: unknown name 'missing'"
+
+
+def test_syntax_problems_keep_the_caret_excerpt_apart_from_the_message():
+    (problem,) = problems_of({"p": "salary.amount"}, inputs={"salary": "decimal"})
+    assert problem.message.startswith("attribute access")
+    assert problem.excerpt == "salary.amount\n      ^"
+    assert str(problem).endswith("\nsalary.amount\n      ^")

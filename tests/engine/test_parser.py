@@ -170,3 +170,9 @@ def test_hostile_sizes_are_rejected_before_any_recursive_walk():
     assert "longer than 10000 characters" in syntax_error("x" * 10_001).message
     assert parse("(" * 3000 + "1" + ")" * 3000) == num("1")
     assert isinstance(parse(" + ".join(["a"] * 150)), Binary)
+
+
+def test_function_name_without_parentheses_says_how_to_call_it():
+    error = syntax_error("not is_leaver")
+    assert error.message == "'not' is a function; call it with parentheses: not(...)"
+    assert error.column == 1

@@ -123,3 +123,29 @@ def test_unreadable_files(tmp_path):
     other.write_text("{}")
     with pytest.raises(PlanLoadError, match=r"\.json, \.yaml or \.yml"):
         load_plan(other)
+
+
+def test_trailing_zeros_beyond_ten_places_are_fine_but_digits_are_not():
+    ok = validate_document(
+        {**PLAN, "parameters": [{"key": "r", "dtype": "decimal", "value": "0.12345678900000"}]}
+    )
+    assert ok.parameters[0].value == Decimal("0.123456789")
+    with pytest.raises(PlanLoadError, match="more than 10 decimal places"):
+        validate_document(
+            {**PLAN, "parameters": [{"key": "r", "dtype": "decimal", "value": "0.12345678901"}]}
+        )
+    with pytest.raises(PlanLoadError, match="out of range"):
+        validate_document(
+            {**PLAN, "parameters": [{"key": "r", "dtype": "decimal", "value": "1" + "0" * 28}]}
+        )
+
+
+def test_yaml_special_floats_are_rejected_with_a_message(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "name: p\neffective_from: 2025-01-01\ncurrency: USD\n"
+        "parameters: [{key: rate, dtype: decimal, value: .inf}]\n"
+        "steps: [{order: 1, name: s, expr: rate}]\npayout: s\n"
+    )
+    with pytest.raises(PlanLoadError, match=r"parameters\[0\].*expected a decimal number"):
+        load_plan(path)

@@ -1,7 +1,9 @@
 """The Decimal reference backend: R10 arithmetic, nulls, guards, every catalog function."""
 
+import math
 from datetime import date
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Context, Decimal
+from fractions import Fraction
 
 import polars as pl
 import pytest
@@ -571,7 +573,13 @@ def test_explain_builds_the_tape_in_display_order():
         ],
     )
     tape = explain(compiled, data, "E1").to_dict()
-    assert tape["payout"] == "120.0000000000"
+    assert {k: v for k, v in tape.items() if k != "steps"} == {
+        "employee_ref": "E1",
+        "plan_name": "test plan",
+        "plan_hash": compiled.plan_hash,
+        "payout_step": "bonus",
+        "payout": "120.0000000000",
+    }
     assert [s["step"] for s in tape["steps"]] == ["target", "mult", "bonus", "share"]
     bonus = tape["steps"][2]
     assert bonus == {
@@ -617,3 +625,61 @@ def test_allocate_hands_out_the_pool_to_the_cent(pool, members):
             assert share == share.quantize(Decimal("0.01"))
             exact = Decimal(pool) * Decimal(members[i][0]) / weight_sum
             assert abs(share - exact) <= Decimal("0.01")
+
+
+def test_float_input_columns_are_refused():
+    compiled = plan({"p": "x * 2"}, {"x": "decimal"})
+    data = pl.DataFrame({"employee_ref": ["E1"], "x": [0.1]})
+    with pytest.raises(TypeError, match="input column 'x' is Float64"):
+        evaluate(compiled, data)
+
+
+def test_one_entry_per_code_per_step_sorted_alphabetically_in_evaluation_order():
+    compiled = plan(
+        [
+            {"order": 1, "name": "late", "expr": "early + 1 / x"},
+            {"order": 2, "name": "early", "expr": "allocate(100, w) + 1 / x + 2 / x"},
+        ],
+        {"x": "decimal", "w": "decimal"},
+        payout="late",
+    )
+    data = frame({"x": "decimal", "w": "decimal"}, [{"x": 0, "w": -1}])
+    (row,) = evaluate(compiled, data).frame["diagnostics"].to_list()
+    assert [(d["step"], d["code"]) for d in row] == [
+        ("early", "division_by_zero"),
+        ("early", "negative_weight"),
+        ("late", "division_by_zero"),
+        ("late", "null_payout"),
+    ]
+
+
+def _exact_r10(value: Fraction) -> Decimal:
+    """Independent oracle: round a rational to 10 places, half to even."""
+    scaled = value * 10**10
+    floor = scaled.numerator // scaled.denominator
+    rest = scaled - floor
+    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and floor % 2 == 1):
+        floor += 1
+    return Decimal(floor).scaleb(-10, context=Context(prec=100)) if floor else Decimal("0E-10")
+
+
+r10_values = st.decimals(
+    min_value=-(10**13), max_value=10**13, places=10, allow_nan=False, allow_infinity=False
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=r10_values, b=r10_values)
+def test_r10_primitives_match_an_exact_rational_oracle(a, b):
+    from engine import r10
+
+    fa, fb = Fraction(a), Fraction(b)
+    assert r10.add(a, b) == _exact_r10(fa + fb)
+    assert r10.sub(a, b) == _exact_r10(fa - fb)
+    assert r10.mul(a, b) == _exact_r10(fa * fb)
+    if b != 0:
+        assert r10.div(a, b) == _exact_r10(fa / fb)
+        floored = fa - fb * math.floor(fa / fb)
+        assert r10.mod(a, b) == _exact_r10(floored)
+    for result in (r10.mul(a, b), r10.sub(a, a)):
+        assert result.as_tuple().exponent == -10 and not (result.is_zero() and result.is_signed())

@@ -1,0 +1,188 @@
+"""The tenant's input catalog: the keys plans may declare as inputs, with their types.
+
+An entry can be changed or removed only while no plan declares it (the plans module owns
+that knowledge; it is asked through its service). Plan documents add missing keys here
+through `ensure_inputs`, and a key declared with another dtype than the catalog's is refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.catalog import CATALOG
+from engine.check import NAME_RULE
+from engine.dsl.parser import KEYWORDS
+from engine.plan import RESERVED_INPUTS, coerce_value
+from server.errors import Conflict, NotFound, UnprocessableEntity
+from server.jsonbody import plain_json
+from server.modules.audit.service import record_event
+from server.modules.auth.dependencies import Principal
+from server.modules.catalog.models import CatalogInput
+
+ENTITY = "input_catalog"
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name an input, parameter or step (engine rules), or None."""
+    if name in RESERVED_INPUTS:
+        return f"'{name}' is reserved (always available as a text input)"
+    if name.startswith("__"):
+        return f"'{name}': names starting with '__' are not allowed"
+    if not NAME_RULE.fullmatch(name):
+        return f"'{name}' is not a valid name (lower case letters, digits, '_'; up to 63)"
+    if name in KEYWORDS:
+        return f"'{name}' is a keyword"
+    if name in CATALOG:
+        return f"'{name}' is a catalog function"
+    return None
+
+
+def typed_default(dtype: str, raw: Any, loc: list[str | int]) -> Any:
+    """`raw` checked against `dtype` and stored in canonical JSON form (None stays None)."""
+    if raw is None:
+        return None
+    try:
+        value = coerce_value(dtype, raw)
+    except ValueError as error:
+        problem = {"loc": loc, "msg": str(error), "type": "value_error"}
+        raise UnprocessableEntity([problem]) from None
+    return value.isoformat() if isinstance(value, date) else plain_json(value)
+
+
+def snapshot(entry: CatalogInput) -> dict[str, Any]:
+    """What the audit log records about an entry."""
+    return {
+        "key": entry.key, "label": entry.label, "dtype": entry.dtype, "scope": entry.scope,
+        "required": entry.required, "default_value": entry.default_value,
+        "validation": entry.validation,
+    }
+
+
+def list_inputs(session: Session) -> list[CatalogInput]:
+    return list(session.scalars(select(CatalogInput).order_by(CatalogInput.key)))
+
+
+def get_input(session: Session, input_id: uuid.UUID, *, for_update: bool = False) -> CatalogInput:
+    query = select(CatalogInput).where(CatalogInput.id == input_id)
+    entry = session.scalar(query.with_for_update() if for_update else query)
+    if entry is None:
+        raise NotFound("input")
+    return entry
+
+
+def inputs_by_key(session: Session, keys: Iterable[str]) -> dict[str, CatalogInput]:
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    rows = session.scalars(select(CatalogInput).where(CatalogInput.key.in_(wanted)))
+    return {row.key: row for row in rows}
+
+
+def create_input(session: Session, actor: Principal | None, fields: Mapping[str, Any]
+                 ) -> CatalogInput:
+    """Add an entry; the key must be a legal DSL name and new to the tenant (else 409)."""
+    problem = name_problem(fields["key"])
+    if problem:
+        raise UnprocessableEntity([{"loc": ["body", "key"], "msg": problem,
+                                    "type": "value_error"}])
+    default = typed_default(fields["dtype"], fields.get("default_value"),
+                            ["body", "default_value"])
+    entry = CatalogInput(
+        key=fields["key"], label=fields["label"], dtype=fields["dtype"],
+        scope=fields.get("scope", "employee"), required=bool(fields.get("required", False)),
+        default_value=default, validation=plain_json(dict(fields.get("validation") or {})),
+    )
+    try:
+        with session.begin_nested():
+            session.add(entry)
+    except IntegrityError:
+        raise Conflict(f"input '{fields['key']}' already exists in the catalog") from None
+    record_event(session, principal_or_actor_id=actor, action="catalog.input.create",
+                 entity=ENTITY, entity_id=entry.id, after=snapshot(entry))
+    return entry
+
+
+def _refuse_if_used(session: Session, entry: CatalogInput, verb: str) -> None:
+    from server.modules.plans.service import plans_using_input
+
+    users = plans_using_input(session, entry.id)
+    if users:
+        names = ", ".join(users)
+        raise Conflict(
+            f"input '{entry.key}' is used by plan(s) {names}; it cannot be {verb}",
+            [{"loc": ["path", "inputId"], "msg": f"used by {name}", "type": "in_use"}
+             for name in users],
+        )
+
+
+def update_input(session: Session, actor: Principal, input_id: uuid.UUID,
+                 changes: Mapping[str, Any]) -> CatalogInput:
+    """Change an entry that no plan declares yet (409 naming the plans otherwise)."""
+    entry = get_input(session, input_id, for_update=True)
+    _refuse_if_used(session, entry, "changed")
+    before = snapshot(entry)
+    for field in ("label", "dtype", "scope", "required"):
+        if changes.get(field) is not None:
+            setattr(entry, field, changes[field])
+    if "validation" in changes and changes["validation"] is not None:
+        entry.validation = plain_json(dict(changes["validation"]))
+    if "default_value" in changes:
+        entry.default_value = changes["default_value"]
+    entry.default_value = typed_default(entry.dtype, entry.default_value,
+                                        ["body", "default_value"])
+    session.flush()
+    record_event(session, principal_or_actor_id=actor, action="catalog.input.update",
+                 entity=ENTITY, entity_id=entry.id, before=before, after=snapshot(entry))
+    return entry
+
+
+def delete_input(session: Session, actor: Principal, input_id: uuid.UUID) -> None:
+    entry = get_input(session, input_id, for_update=True)
+    _refuse_if_used(session, entry, "deleted")
+    before = snapshot(entry)
+    session.delete(entry)
+    session.flush()
+    record_event(session, principal_or_actor_id=actor, action="catalog.input.delete",
+                 entity=ENTITY, entity_id=input_id, before=before)
+
+
+@dataclass(frozen=True)
+class DeclaredInput:
+    """An input as a plan document declares it (what `ensure_inputs` needs)."""
+
+    key: str
+    label: str | None
+    dtype: str
+    scope: str
+
+
+def ensure_inputs(session: Session, actor: Principal | None, declared: list[DeclaredInput],
+                  loc_prefix: list[str | int]) -> dict[str, CatalogInput]:
+    """Catalog entries for every declared key, creating the missing ones.
+
+    A key already in the catalog with another dtype is a 422 naming the input's position
+    (`loc_prefix + [index, "dtype"]`): the catalog is the tenant's single meaning of a key.
+    """
+    existing = inputs_by_key(session, (d.key for d in declared))
+    errors = [
+        {"loc": [*loc_prefix, index, "dtype"],
+         "msg": (f"input '{d.key}' is '{existing[d.key].dtype}' in the tenant's input "
+                 f"catalog, not '{d.dtype}'"), "type": "dtype_conflict"}
+        for index, d in enumerate(declared)
+        if d.key in existing and existing[d.key].dtype != d.dtype
+    ]
+    if errors:
+        raise UnprocessableEntity(errors)
+    for d in declared:
+        if d.key not in existing:
+            existing[d.key] = create_input(session, actor, {
+                "key": d.key, "label": d.label or d.key, "dtype": d.dtype, "scope": d.scope})
+    return existing
