@@ -270,3 +270,21 @@ def _join_funds(
 
 def _problem_order(problem: DataProblem) -> tuple[str, int, str]:
     return (problem.file, problem.line or 0, problem.column)
+
+
+LINE_COLUMN = _ROW
+
+
+def typed_column(frame: pl.DataFrame, spec: InputSpec) -> tuple[pl.Expr, list[DataProblem]]:
+    """The typing expression for text column `spec.key` of `frame` and the problems of its
+    cells, for callers that validate a file in batches (the server's uploads).
+
+    `frame` must carry the file line of each row in `LINE_COLUMN`; problems carry that line
+    and an empty file name. Same rules as `load_inputs`: empty cells take the default, or
+    are reported when the input is required.
+    """
+    from engine.plan import DTYPE_TO_TYPE
+
+    problems: list[DataProblem] = []
+    expr = _typed(frame, spec, DTYPE_TO_TYPE[spec.dtype], "", problems)
+    return expr, problems

@@ -16,6 +16,7 @@ from server.modules.auth.service import configure_password_hashing
 from server.modules.catalog.router import router as catalog_router
 from server.modules.plans.router import router as plans_router
 from server.modules.tenants.router import router as tenants_router
+from server.modules.uploads.router import router as uploads_router
 from server.observability.logging import configure_logging
 from server.observability.metrics import render_latest
 from server.observability.middleware import RequestContextMiddleware
@@ -31,6 +32,7 @@ API_ROUTERS: list[APIRouter] = [
     audit_router,
     catalog_router,
     plans_router,
+    uploads_router,
 ]
 
 

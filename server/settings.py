@@ -30,7 +30,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
 
     token_ttl_hours: int = 12
-    max_upload_bytes: int = 512 * 1024 * 1024
+    # Default per-tenant size limit of one upload (tenants.metadata.upload_limit_bytes wins).
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    # ClamAV: a unix socket path or host:port of clamd; unset: files are "not scanned".
+    clamd_socket: str | None = None
+    clamd_timeout_seconds: float = 120.0
     # Write endpoints (POST/PUT/PATCH/DELETE): a token bucket per client refilled at this rate.
     rate_limit_per_minute: int = 300
     rate_limit_burst: int = 60

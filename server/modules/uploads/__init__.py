@@ -1,0 +1,1 @@
+"""Uploads: resumable (tus) and multipart uploads, scanning, parsing, mapping, validation."""

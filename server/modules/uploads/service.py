@@ -1,0 +1,501 @@
+"""Uploads service: storage, lifecycle, preview, mapping, presets, validation, events.
+
+Lifecycle (`uploads.status`, with `metadata.phase`):
+  received/uploading → received/uploaded (scanned, format detected)
+                     → failed (empty, unreadable, infected: the file is deleted)
+  received/uploaded --POST map--> processing → ready (zero errors: Parquet + employee_rows)
+                                             → failed/validated (report lists every problem;
+                                               mapping again is allowed)
+Files live under `<data_dir>/uploads/<tenant>/<upload>.bin`, the typed data next to them
+as `<upload>.parquet`, whose SHA-256 is `metadata.parquet.sha256` (for snapshot hashes).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
+
+from server.db.bulk import insert_staged, staged_copy
+from server.db.session import tenant_session
+from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
+from server.modules.audit.service import record_event
+from server.modules.auth.dependencies import Principal
+from server.modules.tenants import service as tenants
+from server.modules.uploads import mapping as suggestions_engine
+from server.modules.uploads.models import EmployeeRow, MappingPreset, Upload, UploadProblem
+from server.modules.uploads.parsing import FileFormat, FileRejected, iter_records, sniff
+from server.modules.uploads.scanning import scanner_from_settings
+from server.modules.uploads.targets import Target, mapping_targets
+from server.modules.uploads.validation import (
+    Normaliser,
+    Report,
+    infer_column,
+    mapped_columns,
+    write_normalised_csv,
+)
+from server.progress import get_hub
+from server.settings import Settings
+
+log = structlog.get_logger(__name__)
+KINDS = ("employees", "funds")
+PREVIEW_ROWS = 100
+STAGE = "upload_rows_stage"
+HISTORY_UPLOADS = 50
+
+
+def upload_dir(settings: Settings, tenant_id: uuid.UUID) -> Path:
+    path = Path(settings.data_dir) / "uploads" / str(tenant_id)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def file_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
+    return upload_dir(settings, tenant_id) / f"{upload_id}.bin"
+
+
+def parquet_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
+    return upload_dir(settings, tenant_id) / f"{upload_id}.parquet"
+
+
+def channel(upload_id: uuid.UUID) -> str:
+    return f"upload:{upload_id}"
+
+
+def publish(settings: Settings, upload_id: uuid.UUID, **event: Any) -> None:
+    """Progress event on the upload's channel; never lets a hub failure break the work."""
+    try:
+        get_hub(settings.redis_url).publish(channel(upload_id),
+                                            {"upload_id": str(upload_id), **event})
+    except Exception:  # progress is best effort; the upload's status is the truth
+        log.warning("progress_publish_failed", upload_id=str(upload_id), exc_info=True)
+
+
+def status_event(upload: Upload) -> dict[str, Any]:
+    return {"type": "status", "status": upload.status, "phase": upload.metadata_.get("phase"),
+            "error": upload.error, "final": upload.status in ("ready", "failed")
+            and upload.metadata_.get("phase") != "uploading"}
+
+
+def size_limit(session: Session, settings: Settings, tenant_id: uuid.UUID) -> int:
+    """The tenant's own limit (`tenants.metadata.upload_limit_bytes`) or the default."""
+    tenant = tenants.get_tenant(session, tenant_id)
+    value = (tenant.metadata_ or {}).get("upload_limit_bytes")
+    return int(value) if isinstance(value, int) and value > 0 else settings.max_upload_bytes
+
+
+def check_size(session: Session, settings: Settings, tenant_id: uuid.UUID, size: int) -> None:
+    limit = size_limit(session, settings, tenant_id)
+    if size > limit:
+        raise ProblemError(413, "Content Too Large",
+                           f"the file is {size} bytes; this tenant's limit is {limit} bytes",
+                           [{"loc": ["header", "Upload-Length"], "msg": "over the size limit"}],
+                           headers={"Tus-Resumable": "1.0.0", "Tus-Max-Size": str(limit)})
+
+
+def clean_filename(name: str | None) -> str:
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    base = "".join(ch for ch in base if ch.isprintable())[:255]
+    return base or "upload.csv"
+
+
+def check_kind(kind: str | None, loc: list[str]) -> str:
+    kind = kind or "employees"
+    if kind not in KINDS:
+        raise UnprocessableEntity([{"loc": loc, "msg": f"kind must be one of {', '.join(KINDS)}",
+                                    "type": "value_error"}])
+    return kind
+
+
+def get_upload(session: Session, upload_id: uuid.UUID, *, lock: bool = False) -> Upload:
+    query = select(Upload).where(Upload.id == upload_id)
+    upload = session.scalar(query.with_for_update() if lock else query)
+    if upload is None:
+        raise NotFound("upload")
+    return upload
+
+
+def received_bytes(settings: Settings, upload: Upload) -> int:
+    path = file_path(settings, upload.tenant_id, upload.id)
+    return path.stat().st_size if path.exists() else 0
+
+
+def create_upload(session: Session, principal: Principal, settings: Settings, *, filename: str,
+                  kind: str, length: int, sheet: str | None, protocol: str,
+                  idempotency_key: str | None) -> tuple[Upload, bool]:
+    """A new upload with an empty file; (upload, created) — an Idempotency-Key repeat
+    returns the first upload instead of making another."""
+    if idempotency_key:
+        existing = session.scalar(select(Upload).where(
+            Upload.created_by == principal.user_id,
+            Upload.metadata_["idempotency_key"].astext == idempotency_key))
+        if existing is not None:
+            return existing, False
+    if length == 0:
+        raise UnprocessableEntity([{"loc": ["header", "Upload-Length"],
+                                    "msg": "the file is empty", "type": "value_error"}])
+    check_size(session, settings, principal.tenant_id, length)
+    upload = Upload(
+        id=uuid.uuid4(), tenant_id=principal.tenant_id, created_by=principal.user_id,
+        filename=clean_filename(filename), kind=kind, status="received", file_size=length,
+        metadata_={"phase": "uploading", "protocol": protocol, "sheet": sheet,
+                   "idempotency_key": idempotency_key},
+    )
+    session.add(upload)
+    session.flush()
+    file_path(settings, principal.tenant_id, upload.id).touch()
+    record_event(session, principal_or_actor_id=principal, action="upload.create",
+                 entity="upload", entity_id=upload.id,
+                 after={"filename": upload.filename, "kind": kind, "size": length,
+                        "protocol": protocol})
+    return upload, True
+
+
+def _fail(session: Session, upload: Upload, error: str, phase: str) -> None:
+    upload.status, upload.error = "failed", error
+    upload.metadata_ = {**upload.metadata_, "phase": phase}
+
+
+def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UUID,
+                    sha256: str) -> Upload:
+    """All bytes are in: scan, then detect the format. A refused file is deleted, the upload
+    ends `failed`, and the request gets 422 naming the reason."""
+    path = file_path(settings, principal.tenant_id, upload_id)
+    publish(settings, upload_id, type="progress", stage="scanning")
+    result = scanner_from_settings(settings.clamd_socket, settings.clamd_timeout_seconds
+                                   ).scan(path)
+    refusal: str | None = None
+    fmt: FileFormat | None = None
+    if result.verdict == "infected":
+        refusal = f"the file is infected ({result.signature}); it was deleted"
+    elif result.verdict == "error":
+        refusal = f"the file could not be virus-scanned ({result.detail}); it was deleted"
+    else:
+        try:
+            fmt = sniff(path, None)
+        except FileRejected as rejected:
+            refusal = str(rejected)
+    with tenant_session(principal.tenant_id) as session:
+        upload = get_upload(session, upload_id, lock=True)
+        upload.sha256 = sha256
+        upload.metadata_ = {**upload.metadata_, "scan": result.as_json()}
+        if refusal is None and fmt is not None:
+            try:
+                fmt = sniff(path, upload.metadata_.get("sheet")) if upload.metadata_.get(
+                    "sheet") else fmt
+            except FileRejected as rejected:
+                refusal = str(rejected)
+        if refusal is not None:
+            path.unlink(missing_ok=True)
+            _fail(session, upload, refusal, "rejected")
+            action = "upload.infected" if result.verdict == "infected" else "upload.rejected"
+            record_event(session, principal_or_actor_id=principal, action=action,
+                         entity="upload", entity_id=upload.id,
+                         after={"error": refusal, "scan": result.as_json(), "sha256": sha256})
+        else:
+            assert fmt is not None
+            upload.metadata_ = {**upload.metadata_, "phase": "uploaded",
+                                "format": fmt.as_json()}
+            record_event(session, principal_or_actor_id=principal, action="upload.complete",
+                         entity="upload", entity_id=upload.id,
+                         after={"sha256": sha256, "size": upload.file_size,
+                                "scan": result.verdict, "columns": fmt.columns})
+        session.flush()
+        session.refresh(upload)
+    publish(settings, upload_id, **status_event(upload))
+    if refusal is not None:
+        raise ProblemError(422, "Upload refused", refusal,
+                           [{"loc": ["file"], "msg": refusal}],
+                           headers={"Tus-Resumable": "1.0.0",
+                                    "Upload-Offset": str(upload.file_size)})
+    return upload
+
+
+def delete_upload(session: Session, principal: Principal, settings: Settings,
+                  upload_id: uuid.UUID) -> None:
+    upload = get_upload(session, upload_id, lock=True)
+    if upload.status == "processing":
+        raise Conflict("the upload is being validated; delete it when that has finished")
+    for path in (file_path(settings, upload.tenant_id, upload.id),
+                 parquet_path(settings, upload.tenant_id, upload.id)):
+        path.unlink(missing_ok=True)
+    record_event(session, principal_or_actor_id=principal, action="upload.delete",
+                 entity="upload", entity_id=upload.id,
+                 before={"filename": upload.filename, "status": upload.status,
+                         "sha256": upload.sha256})
+    session.delete(upload)
+
+
+def list_uploads(session: Session, limit: int, before: Any | None) -> list[Upload]:
+    query = select(Upload).order_by(Upload.created_at.desc(), Upload.id.desc()).limit(limit + 1)
+    if before is not None:
+        query = query.where(Upload.created_at < before)
+    return list(session.scalars(query))
+
+
+def _format(upload: Upload) -> FileFormat:
+    if upload.metadata_.get("phase") in (None, "uploading") or "format" not in upload.metadata_:
+        detail = ("the upload is not complete yet" if upload.metadata_.get("phase") == "uploading"
+                  else f"the file was refused: {upload.error}")
+        raise Conflict(detail)
+    return FileFormat.from_json(upload.metadata_["format"])
+
+
+def preview(session: Session, settings: Settings, upload_id: uuid.UUID) -> dict[str, Any]:
+    """First 100 data rows, each column's inferred type and its type warnings."""
+    upload = get_upload(session, upload_id)
+    fmt = _format(upload)
+    path = file_path(settings, upload.tenant_id, upload.id)
+    rows = []
+    for record in iter_records(path, fmt):
+        rows.append({"row": record.row, "cells": record.cells[: len(fmt.columns)]})
+        if len(rows) == PREVIEW_ROWS:
+            break
+    columns = []
+    for index, name in enumerate(fmt.columns):
+        values = [(r["row"], r["cells"][index] if index < len(r["cells"]) else "") for r in rows]
+        inferred, warnings = infer_column(name, values)
+        columns.append({"index": index, "name": name, "inferred_type": inferred,
+                        "warnings": warnings})
+    return {"upload_id": upload.id, "format": fmt.as_json(), "columns": columns, "rows": rows}
+
+
+def _memory(session: Session, kind: str) -> dict[str, list[suggestions_engine.Remembered]]:
+    memory: dict[str, list[suggestions_engine.Remembered]] = defaultdict(list)
+    for preset in session.scalars(select(MappingPreset).where(MappingPreset.kind == kind)):
+        for key, column in preset.mapping.items():
+            memory[suggestions_engine.remembered_key(column)].append(
+                suggestions_engine.Remembered(key, f"preset:{preset.name}", 1.0))
+    past = session.scalars(select(Upload.mapping).where(
+        Upload.kind == kind, Upload.mapping.is_not(None)
+    ).order_by(Upload.updated_at.desc()).limit(HISTORY_UPLOADS))
+    for mapping in past:
+        for key, column in (mapping or {}).items():
+            memory[suggestions_engine.remembered_key(column)].append(
+                suggestions_engine.Remembered(key, "history", 0.99))
+    return memory
+
+
+def mapping_suggestions(session: Session, upload_id: uuid.UUID, plan_id: uuid.UUID | None
+                        ) -> dict[str, Any]:
+    upload = get_upload(session, upload_id)
+    fmt = _format(upload)
+    targets = mapping_targets(session, upload.tenant_id, upload.kind, plan_id)
+    found = suggestions_engine.suggest(targets, fmt.columns, _memory(session, upload.kind))
+    by_key = {t.key: t for t in targets}
+    mapped = {s.column for s in found if s.column}
+    return {
+        "upload_id": upload.id, "plan_id": plan_id, "columns": fmt.columns,
+        "suggestions": [{**by_key[s.key].as_json(), "column": s.column,
+                         "confidence": s.confidence, "source": s.source,
+                         "alternatives": [{"column": a.column, "confidence": a.confidence,
+                                           "source": a.source} for a in s.alternatives]}
+                        for s in found],
+        "unmapped_columns": [c for c in fmt.columns if c not in mapped],
+    }
+
+
+def _check_mapping(mapping: dict[str, str], targets: list[Target], fmt: FileFormat,
+                   kind: str) -> None:
+    known = {t.key: t for t in targets}
+    errors = []
+    for key, column in mapping.items():
+        if key not in known:
+            errors.append({"loc": ["body", key], "msg": f"'{key}' is not an input of this "
+                           f"{'plan' if targets else 'catalog'} for {kind} files",
+                           "type": "value_error"})
+        elif column not in fmt.columns:
+            errors.append({"loc": ["body", key], "msg": f"the file has no column '{column}'",
+                           "type": "value_error"})
+    for target in targets:
+        if target.required and target.default is None and target.key not in mapping:
+            errors.append({"loc": ["body", target.key],
+                           "msg": f"'{target.key}' ({target.label}) is required and not mapped",
+                           "type": "missing"})
+    if errors:
+        raise UnprocessableEntity(errors)
+
+
+def save_mapping(session: Session, principal: Principal, settings: Settings,
+                 upload_id: uuid.UUID, mapping: dict[str, str], plan_id: uuid.UUID | None,
+                 preset_name: str | None) -> Upload:
+    """Store the mapping (and preset), then mark the upload `processing`."""
+    upload = get_upload(session, upload_id, lock=True)
+    fmt = _format(upload)
+    if upload.status == "processing":
+        raise Conflict("the upload is already being validated")
+    if upload.status == "ready":
+        raise Conflict("the upload is ready and immutable; upload the file again to remap it")
+    targets = mapping_targets(session, upload.tenant_id, upload.kind, plan_id)
+    _check_mapping(mapping, targets, fmt, upload.kind)
+    before = upload.mapping
+    upload.mapping, upload.plan_id, upload.status, upload.error = mapping, plan_id, \
+        "processing", None
+    upload.metadata_ = {**upload.metadata_, "phase": "validating"}
+    record_event(session, principal_or_actor_id=principal, action="upload.map",
+                 entity="upload", entity_id=upload.id, before={"mapping": before},
+                 after={"mapping": mapping, "plan_id": plan_id, "preset": preset_name})
+    if preset_name:
+        save_preset(session, principal, preset_name, upload.kind, mapping, fmt.columns)
+    return upload
+
+
+def save_preset(session: Session, principal: Principal, name: str, kind: str,
+                mapping: dict[str, str], headers: list[str]) -> MappingPreset:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise UnprocessableEntity([{"loc": ["query", "preset_name"],
+                                    "msg": "a preset name has 1 to 200 characters",
+                                    "type": "value_error"}])
+    preset = session.scalar(select(MappingPreset).where(MappingPreset.name == name))
+    if preset is None:
+        preset = MappingPreset(id=uuid.uuid4(), tenant_id=principal.tenant_id, name=name,
+                               kind=kind, mapping=mapping, headers=headers,
+                               created_by=principal.user_id)
+        session.add(preset)
+        session.flush()
+        action, before = "preset.create", None
+    else:
+        before = {"mapping": preset.mapping, "kind": preset.kind}
+        preset.mapping, preset.kind, preset.headers = mapping, kind, headers
+        action = "preset.update"
+    record_event(session, principal_or_actor_id=principal, action=action,
+                 entity="mapping_preset", entity_id=preset.id, before=before,
+                 after={"name": name, "kind": kind, "mapping": mapping})
+    return preset
+
+
+def list_presets(session: Session, kind: str | None) -> list[MappingPreset]:
+    query = select(MappingPreset).order_by(MappingPreset.name)
+    if kind:
+        query = query.where(MappingPreset.kind == kind)
+    return list(session.scalars(query))
+
+
+def _preset(session: Session, preset_id: uuid.UUID) -> MappingPreset:
+    preset = session.scalar(select(MappingPreset).where(MappingPreset.id == preset_id)
+                            .with_for_update())
+    if preset is None:
+        raise NotFound("mapping_preset")
+    return preset
+
+
+def rename_preset(session: Session, principal: Principal, preset_id: uuid.UUID,
+                  name: str) -> MappingPreset:
+    preset = _preset(session, preset_id)
+    name = name.strip()
+    taken = session.scalar(select(func.count()).select_from(MappingPreset).where(
+        MappingPreset.name == name, MappingPreset.id != preset_id))
+    if taken:
+        raise Conflict(f"a preset named '{name}' already exists")
+    before = preset.name
+    preset.name = name
+    record_event(session, principal_or_actor_id=principal, action="preset.rename",
+                 entity="mapping_preset", entity_id=preset.id, before={"name": before},
+                 after={"name": name})
+    return preset
+
+
+def delete_preset(session: Session, principal: Principal, preset_id: uuid.UUID) -> None:
+    preset = _preset(session, preset_id)
+    record_event(session, principal_or_actor_id=principal, action="preset.delete",
+                 entity="mapping_preset", entity_id=preset.id,
+                 before={"name": preset.name, "mapping": preset.mapping})
+    session.delete(preset)
+
+
+def process_upload(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
+    """Validate the mapped file; with zero errors store Parquet and employee_rows (`ready`).
+
+    Runs after the map request (a background task; the runs worker can call it too). Any
+    unexpected failure leaves the upload `failed` with a message rather than `processing`.
+    """
+    tenant_id = principal.tenant_id
+    source = file_path(settings, tenant_id, upload_id)
+    normalised = source.with_suffix(".norm.csv")
+    try:
+        _validate_and_store(settings, principal, upload_id, source, normalised)
+    except Exception:
+        log.exception("upload_processing_failed", upload_id=str(upload_id))
+        with tenant_session(tenant_id) as session:
+            upload = get_upload(session, upload_id, lock=True)
+            _fail(session, upload, "internal error while validating; try again", "validated")
+    finally:
+        normalised.unlink(missing_ok=True)
+    with tenant_session(tenant_id) as session:
+        publish(settings, upload_id, **status_event(get_upload(session, upload_id)))
+
+
+def _validate_and_store(settings: Settings, principal: Principal, upload_id: uuid.UUID,
+                        source: Path, normalised: Path) -> None:
+    def progress(stage: str, rows: int) -> None:
+        publish(settings, upload_id, type="progress", stage=stage, rows=rows)
+
+    with tenant_session(principal.tenant_id) as session:
+        upload = get_upload(session, upload_id, lock=True)
+        fmt = FileFormat.from_json(upload.metadata_["format"])
+        targets = mapping_targets(session, upload.tenant_id, upload.kind, upload.plan_id)
+        columns = mapped_columns(fmt, dict(upload.mapping or {}), targets)
+        report = Report()
+        write_normalised_csv(source, fmt, columns, normalised, report, progress)
+        parquet = parquet_path(settings, upload.tenant_id, upload.id)
+        with staged_copy(session, STAGE, [("employee_ref", "text"), ("raw", "jsonb")]) as copy:
+            Normaliser(columns, upload.kind, parquet, copy.write, report, progress
+                       ).run(normalised)
+        if report.rows == 0:
+            report.add_file_problem("the file has no data rows", "Add rows below the header")
+        session.execute(delete(UploadProblem).where(UploadProblem.upload_id == upload.id))
+        session.execute(delete(EmployeeRow).where(EmployeeRow.upload_id == upload.id))
+        if report.ok:
+            inserted = insert_staged(session, STAGE, "employee_rows", ["employee_ref", "raw"],
+                                     {"upload_id": upload.id})
+            upload.status = "ready"
+            upload.metadata_ = {**upload.metadata_, "phase": "validated",
+                                "summary": report.summary(), "rows_stored": inserted,
+                                "parquet": {"sha256": report.parquet_sha256,
+                                            "bytes": report.parquet_bytes}}
+        else:
+            _store_problems(session, upload, report)
+            _fail(session, upload, f"validation found {report.errors} problem(s)", "validated")
+            upload.metadata_ = {**upload.metadata_, "summary": report.summary()}
+        flag_modified(upload, "metadata_")
+        record_event(session, principal_or_actor_id=principal, action="upload.validate",
+                     entity="upload", entity_id=upload.id,
+                     after={"status": upload.status, "summary": report.summary(),
+                            "parquet_sha256": report.parquet_sha256})
+
+
+def _store_problems(session: Session, upload: Upload, report: Report) -> None:
+    rows = [{"upload_id": upload.id, "tenant_id": upload.tenant_id, "seq": seq,
+             "file_row": p.row, "column_name": p.column, "input_key": p.input_key,
+             "value": p.value, "rule": p.rule, "message": p.message, "hint": p.hint}
+            for seq, p in enumerate(report.problems, start=1)]
+    if rows:
+        session.execute(insert(UploadProblem), rows)
+
+
+def validation_report(session: Session, upload_id: uuid.UUID, limit: int, after: int
+                      ) -> dict[str, Any]:
+    upload = get_upload(session, upload_id)
+    if upload.mapping is None:
+        raise Conflict("the upload has no mapping yet: POST /uploads/{id}/map first")
+    problems = list(session.scalars(
+        select(UploadProblem).where(UploadProblem.upload_id == upload.id,
+                                    UploadProblem.seq > after)
+        .order_by(UploadProblem.seq).limit(limit + 1)))
+    more = len(problems) > limit
+    problems = problems[:limit]
+    return {
+        "upload_id": upload.id, "status": upload.status, "mapping": upload.mapping,
+        "summary": upload.metadata_.get("summary"),
+        "problems": [{"row": p.file_row, "column": p.column_name, "input_key": p.input_key,
+                      "value": p.value, "rule": p.rule, "message": p.message, "hint": p.hint}
+                     for p in problems],
+        "next_cursor": str(problems[-1].seq) if more and problems else None,
+    }

@@ -1,0 +1,370 @@
+"""Validating a mapped file and producing its typed, normalised form.
+
+Two streaming passes, so memory stays bounded whatever the file size:
+1. `parsing.iter_records` → a normalised CSV holding only the mapped columns plus each
+   row's spreadsheet row number; ragged rows and undecodable bytes are reported here.
+2. Polars reads that CSV in batches; each batch is typed with `engine.data.typed_column`
+   (the engine's own number/date/bool rules), then checked against the catalog's
+   `validation` JSON (min, max, regex, allowed), formula injection and the reference
+   columns. While no error has been seen, typed batches go to Parquet and the raw mapped
+   values to the caller's COPY writer (employee_rows).
+Problem counts are complete; at most `MAX_LISTED` entries are kept for the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from engine.data import ISO_DATE, LINE_COLUMN, NUMBER, DataProblem, typed_column
+from engine.plan import InputSpec
+from server.modules.uploads.parsing import FileFormat, iter_records
+from server.modules.uploads.targets import Target
+
+MAX_LISTED = 10_000
+BATCH_ROWS = 200_000
+PROGRESS_EVERY = 100_000
+REFERENCE_KEYS = ("employee_ref", "fund_ref")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+HINTS = {
+    "not a decimal number": (
+        {"type": "decimal"},
+        "Use digits with an optional leading minus and a dot for decimals, without thousands "
+        "separators, currency symbols or %, e.g. 1234.56"),
+    "more than 10 decimal places": (
+        {"type": "decimal", "max_scale": 10}, "Round the value to at most 10 decimal places"),
+    "out of range (|x| must be below 1e28)": (
+        {"type": "decimal", "max_abs": "1e28"}, "Check the value: it is far too large"),
+    "not a whole number": ({"type": "int"}, "Use a whole number such as 3"),
+    "not a boolean (true/false, 1/0, yes/no)": (
+        {"type": "bool"}, "Use true/false, yes/no or 1/0"),
+    "not an ISO date (YYYY-MM-DD)": (
+        {"type": "date", "format": "YYYY-MM-DD"},
+        "Write dates as YYYY-MM-DD, e.g. 2025-03-31 (in Excel, format the column as "
+        "yyyy-mm-dd before saving)"),
+    "required value is empty": (
+        {"required": True}, "Fill in a value: this input is required and has no default"),
+}
+
+
+@dataclass
+class Problem:
+    row: int | None
+    column: str | None
+    input_key: str | None
+    value: str | None
+    rule: dict[str, Any]
+    message: str
+    hint: str
+
+
+@dataclass
+class Report:
+    """Counts are complete; `problems` holds the first MAX_LISTED entries in file order."""
+
+    rows: int = 0
+    errors: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+    by_column: Counter[str] = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)
+    parquet_sha256: str | None = None
+    parquet_bytes: int | None = None
+
+    def add(self, problem: Problem) -> None:
+        self.errors += 1
+        self.by_rule[_rule_name(problem.rule)] += 1
+        self.by_column[problem.column or "(row)"] += 1
+        if len(self.problems) < MAX_LISTED:
+            self.problems.append(problem)
+
+    def add_file_problem(self, message: str, hint: str) -> None:
+        self.add(Problem(None, None, None, None, {"file": True}, message, hint))
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"rows": self.rows, "errors": self.errors, "by_rule": dict(self.by_rule),
+                "by_column": dict(self.by_column), "listed": len(self.problems),
+                "truncated": self.errors > len(self.problems)}
+
+
+def _rule_name(rule: dict[str, Any]) -> str:
+    return next(iter(rule)) if rule else "other"
+
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class MappedColumn:
+    target: Target
+    column: str
+    index: int
+
+
+def mapped_columns(fmt: FileFormat, mapping: dict[str, str], targets: Sequence[Target]
+                   ) -> list[MappedColumn]:
+    by_key = {t.key: t for t in targets}
+    return [MappedColumn(by_key[key], column, fmt.columns.index(column))
+            for key, column in mapping.items()]
+
+
+def write_normalised_csv(source: Path, fmt: FileFormat, columns: Sequence[MappedColumn],
+                         out: Path, report: Report, progress: Progress) -> None:
+    """Pass 1: the mapped cells of every data row, with its row number, as UTF-8 CSV."""
+    width = len(fmt.columns)
+    indexes = [c.index for c in columns]
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow([LINE_COLUMN, *(c.target.key for c in columns)])
+        for record in iter_records(source, fmt):
+            cells, count = record.cells, len(record.cells)
+            if count < width or (count > width and any(c.strip() for c in cells[width:])):
+                report.add(_ragged(record.row, count, width))
+            if record.bad_encoding:
+                report.add(Problem(
+                    record.row, None, None, None, {"encoding": fmt.encoding},
+                    f"the row holds bytes that are not valid {fmt.encoding}",
+                    "Save the file as CSV UTF-8 (in Excel: Save As → CSV UTF-8)"))
+            writer.writerow([record.row, *(cells[i] if i < count else "" for i in indexes)])
+            report.rows += 1
+            if report.rows % PROGRESS_EVERY == 0:
+                progress("parsing", report.rows)
+    progress("parsing", report.rows)
+
+
+def _ragged(row: int, count: int, width: int) -> Problem:
+    kind = "fewer" if count < width else "more"
+    return Problem(row, None, None, None, {"shape": {"cells": count, "expected": width}},
+                   f"the row has {count} cells, {kind} than the {width} columns of the header",
+                   "Check for a missing or extra delimiter (a comma inside a value needs quotes)")
+
+
+def _spec(target: Target) -> InputSpec:
+    dtype = target.dtype if target.key not in REFERENCE_KEYS else "text"
+    return InputSpec(key=target.key, label=target.label, dtype=dtype, scope=target.scope,
+                     required=target.required, default=target.default)
+
+
+def _engine_problem(problem: DataProblem, column: MappedColumn) -> Problem:
+    rule, hint = HINTS.get(problem.message, ({"type": column.target.dtype}, "Correct the value"))
+    if problem.message == "required value is empty" and column.target.key in REFERENCE_KEYS:
+        hint = f"Every row needs a {column.target.label}"
+    return Problem(problem.line, column.column, column.target.key, problem.value, rule,
+                   f"{problem.message} (expected {column.target.dtype})"
+                   if "required" not in problem.message else problem.message, hint)
+
+
+def _bound(dtype: str, raw: Any) -> Any:
+    return date.fromisoformat(str(raw)) if dtype == "date" else Decimal(str(raw))
+
+
+def _rule_checks(column: MappedColumn, typed: pl.Expr, text: pl.Expr
+                 ) -> list[tuple[pl.Expr, dict[str, Any], str, str]]:
+    """(bad-cell expression, rule, message, hint) for the catalog's validation JSON."""
+    rules = column.target.validation or {}
+    dtype = column.target.dtype
+    checks: list[tuple[pl.Expr, dict[str, Any], str, str]] = []
+    if "min" in rules and dtype in ("decimal", "int", "date"):
+        low = _bound(dtype, rules["min"])
+        checks.append((typed < low, {"min": str(rules["min"])}, f"below the minimum {low}",
+                       f"Use a value of at least {low}"))
+    if "max" in rules and dtype in ("decimal", "int", "date"):
+        high = _bound(dtype, rules["max"])
+        checks.append((typed > high, {"max": str(rules["max"])}, f"above the maximum {high}",
+                       f"Use a value of at most {high}"))
+    if rules.get("regex"):
+        pattern = f"^(?:{rules['regex']})$"
+        checks.append((~text.str.contains(pattern), {"regex": rules["regex"]},
+                       "does not match the required pattern",
+                       f"The value must match the pattern {rules['regex']}"))
+    if rules.get("allowed"):
+        allowed = [str(v) for v in rules["allowed"]]
+        shown = ", ".join(allowed[:10]) + (" ..." if len(allowed) > 10 else "")
+        checks.append((~text.is_in(allowed), {"allowed": allowed}, "not an allowed value",
+                       f"Use one of: {shown}"))
+    return checks
+
+
+def _formula_check(column: MappedColumn, text: pl.Expr) -> pl.Expr | None:
+    """Cells a spreadsheet would run as a formula. Numbers like -5 are not formulas."""
+    starts = pl.any_horizontal(*(text.str.starts_with(p) for p in FORMULA_START))
+    if column.target.dtype in ("decimal", "int") and column.target.key not in REFERENCE_KEYS:
+        return starts & ~text.str.contains(NUMBER)
+    if column.target.dtype == "date" and column.target.key not in REFERENCE_KEYS:
+        return starts & ~text.str.contains(ISO_DATE)
+    return starts
+
+
+class Normaliser:
+    """Pass 2 over the normalised CSV; typed Parquet and COPY rows while error-free."""
+
+    def __init__(self, columns: Sequence[MappedColumn], kind: str, parquet: Path,
+                 copy_write: Callable[[bytes], None], report: Report, progress: Progress):
+        self.columns = columns
+        self.kind = kind
+        self.ref_key = "fund_ref" if kind == "funds" else "employee_ref"
+        self.parquet = parquet
+        self.copy_write = copy_write
+        self.report = report
+        self.progress = progress
+        self.writer: pq.ParquetWriter | None = None
+        self.refs: list[pl.DataFrame] = []
+        self.done = 0
+
+    def run(self, normalised: Path) -> None:
+        schema = {LINE_COLUMN: pl.Int64, **{c.target.key: pl.String for c in self.columns}}
+        batches = pl.scan_csv(normalised, schema=schema).collect_batches(chunk_size=BATCH_ROWS)
+        try:
+            for batch in batches:
+                self._batch(batch)
+            self._duplicates()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        if self.report.ok and self.writer is not None:
+            self.report.parquet_sha256 = _file_sha256(self.parquet)
+            self.report.parquet_bytes = self.parquet.stat().st_size
+        else:
+            self.parquet.unlink(missing_ok=True)
+
+    def _batch(self, frame: pl.DataFrame) -> None:
+        problems: list[tuple[int, int, Problem]] = []
+        typed_exprs = []
+        for order, column in enumerate(self.columns):
+            expr, engine_problems = typed_column(frame, _spec(column.target))
+            typed_exprs.append(expr)
+            problems += [(p.line or 0, order, _engine_problem(p, column))
+                         for p in engine_problems]
+        typed = frame.select(pl.col(LINE_COLUMN), *typed_exprs)
+        problems += self._extra_problems(frame, typed)
+        for _, _, problem in sorted(problems, key=lambda item: (item[0], item[1])):
+            self.report.add(problem)
+        if self.ref_key in frame.columns:
+            self.refs.append(frame.select(LINE_COLUMN, self.ref_key))
+        if self.report.ok:
+            self._emit(frame, typed)
+        self.done += frame.height
+        self.progress("validating", self.done)
+
+    def _extra_problems(self, frame: pl.DataFrame, typed: pl.DataFrame
+                        ) -> list[tuple[int, int, Problem]]:
+        raw = [pl.col(c.target.key).alias(f"raw:{c.target.key}") for c in self.columns]
+        both = frame.select(pl.col(LINE_COLUMN), *raw).hstack(typed.drop(LINE_COLUMN))
+        found: list[tuple[int, int, Problem]] = []
+        for order, column in enumerate(self.columns):
+            key = column.target.key
+            text = pl.col(f"raw:{key}").str.strip_chars()
+            present = text.is_not_null() & (text != "")
+            checks = _rule_checks(column, pl.col(key), text)
+            formula = _formula_check(column, text)
+            if formula is not None:
+                checks.append((formula, {"formula_injection": True},
+                               "starts with = + - or @ and would run as a spreadsheet formula",
+                               "Remove the leading character, or prefix the value with an "
+                               "apostrophe if it is meant as text"))
+            for bad, rule, message, hint in checks:
+                rows = both.filter(present & bad.fill_null(False)).select(
+                    LINE_COLUMN, f"raw:{key}")
+                for line, value in rows.iter_rows():
+                    found.append((line, order, Problem(line, column.column, key, value, rule,
+                                                       message, hint)))
+        return found
+
+    def _emit(self, frame: pl.DataFrame, typed: pl.DataFrame) -> None:
+        table = typed.drop(LINE_COLUMN).to_arrow()
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.parquet, table.schema)
+        self.writer.write_table(table)
+        keys = [c.target.key for c in self.columns]
+        raw = frame.select(
+            pl.col(self.ref_key).str.strip_chars().alias("ref"),
+            pl.struct([pl.col(k) for k in keys]).struct.json_encode().alias("raw"))
+        self.copy_write(raw.write_csv(include_header=False).encode("utf-8"))
+
+    def _duplicates(self) -> None:
+        if not self.refs:
+            return
+        refs = pl.concat(self.refs).with_columns(pl.col(self.ref_key).str.strip_chars())
+        self.refs = []
+        column = next(c for c in self.columns if c.target.key == self.ref_key)
+        dupes = refs.filter(pl.col(self.ref_key).is_not_null() & (pl.col(self.ref_key) != "")
+                            & pl.col(self.ref_key).is_duplicated())
+        first = dupes.group_by(self.ref_key).agg(pl.col(LINE_COLUMN).min().alias("first"))
+        dupes = dupes.join(first, on=self.ref_key).filter(pl.col(LINE_COLUMN) != pl.col("first"))
+        for line, value, first_row in dupes.sort(LINE_COLUMN).select(
+                LINE_COLUMN, self.ref_key, "first").iter_rows():
+            self.report.add(Problem(
+                line, column.column, self.ref_key, value, {"unique": True},
+                f"duplicate {column.target.label}: row {first_row} has the same value",
+                "Each row needs its own reference; remove the repeated row or fix the id"))
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# Preview: cheap type inference over the first rows ------------------------------------
+
+_NUMBER_RE = re.compile(NUMBER)
+_DATE_RE = re.compile(ISO_DATE)
+_LOOSE_NUMBER = re.compile(r"^[-+(]?[$€£]?\s*[\d,. ]+%?\)?$")
+_LOOSE_DATE = re.compile(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}$")
+BOOL_WORDS = {"true", "false", "yes", "no"}
+
+
+def _kind(value: str) -> str:
+    if _NUMBER_RE.match(value):
+        return "int" if "." not in value else "decimal"
+    if _DATE_RE.match(value):
+        return "date"
+    if value.lower() in BOOL_WORDS:
+        return "bool"
+    return "text"
+
+
+def infer_column(name: str, values: Sequence[tuple[int, str]]) -> tuple[str, list[dict]]:
+    """Inferred type of a column from (row, value) samples, and warnings for cells that
+    break the column's majority type or would not load (thousands separators, 31/12/2025)."""
+    filled = [(row, v.strip()) for row, v in values if v.strip()]
+    if not filled:
+        return "empty", []
+    kinds = Counter(_kind(v) for _, v in filled)
+    numeric = kinds["int"] + kinds["decimal"]
+    if numeric >= max(kinds["date"], kinds["bool"], kinds["text"]):
+        inferred = "decimal" if kinds["decimal"] else "int"
+    else:
+        inferred = max(("date", "bool", "text"), key=lambda k: kinds[k])
+    warnings = []
+    for row, value in filled:
+        kind = _kind(value)
+        if inferred in ("int", "decimal") and kind not in ("int", "decimal"):
+            why = ("a formatted number (thousands separators, currency or %): it will not load"
+                   if _LOOSE_NUMBER.match(value) else "not a number")
+            warnings.append({"row": row, "column": name, "value": value, "message": why})
+        elif inferred == "date" and kind != "date":
+            why = ("not an ISO date: write it as YYYY-MM-DD"
+                   if _LOOSE_DATE.match(value) else "not a date")
+            warnings.append({"row": row, "column": name, "value": value, "message": why})
+        elif inferred == "text" and value.startswith(FORMULA_START[:4]) and kind == "text":
+            warnings.append({"row": row, "column": name, "value": value,
+                             "message": "starts with = + - or @ (spreadsheet formula)"})
+    return inferred, warnings
