@@ -15,6 +15,7 @@ from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
 from server.modules.catalog.router import router as catalog_router
 from server.modules.plans.router import router as plans_router
+from server.modules.reports.router import router as reports_router
 from server.modules.tenants.router import router as tenants_router
 from server.modules.uploads.router import router as uploads_router
 from server.observability.logging import configure_logging
@@ -33,6 +34,7 @@ API_ROUTERS: list[APIRouter] = [
     catalog_router,
     plans_router,
     uploads_router,
+    reports_router,
 ]
 
 

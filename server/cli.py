@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import typer
 
+from server.modules.reports.cli import verify_bundle_command
 from server.settings import Settings, get_settings
 
 if importlib.util.find_spec("engine.cli") is not None:
@@ -130,6 +131,9 @@ def seed_demo_command() -> None:
     """Create the demo tenant (idempotent) and print its logins."""
     with _database(get_settings()) as ready:
         _print_logins(ready)
+
+
+app.command("verify-bundle")(verify_bundle_command)
 
 
 if __name__ == "__main__":

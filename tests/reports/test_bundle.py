@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import zipfile
@@ -145,3 +146,30 @@ def test_statement_file_names_are_safe(ref: str) -> None:
     name = safe_member_name(ref)
     assert "/" not in name and ".." not in name and name
     assert name != safe_member_name(ref + "x")
+
+
+def test_verify_bundle_cli(bundle: bytes, tmp_path) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from typer.testing import CliRunner
+
+    from server.cli import app
+
+    runner = CliRunner()
+    good, bad = tmp_path / "bundle.zip", tmp_path / "tampered.zip"
+    good.write_bytes(bundle)
+    members = _members(bundle)
+    bad.write_bytes(_rezip([(n, p + b" " if n == "results.csv" else p) for n, p in members]))
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(KEY.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    raw = KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    inline = base64.b64encode(raw).decode()
+
+    ok = runner.invoke(app, ["verify-bundle", str(good), "--public-key", str(pem)])
+    assert ok.exit_code == 0, ok.output
+    assert "OK" in ok.output and "a1" * 32 in ok.output
+    assert runner.invoke(app, ["verify-bundle", str(good), "--public-key", inline]).exit_code == 0
+    tampered = runner.invoke(app, ["verify-bundle", str(bad), "--public-key", str(pem)])
+    assert tampered.exit_code == 1
+    assert "results.csv: SHA-256 does not match the manifest" in tampered.output
+    wrong = runner.invoke(app, ["verify-bundle", str(good), "--public-key", "bm90IGEga2V5"])
+    assert wrong.exit_code == 2 and "32 bytes" in wrong.output

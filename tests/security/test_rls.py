@@ -28,6 +28,7 @@ TENANT_TABLES = [
     "run_results",
     "run_totals",
     "audit_events",
+    "tenant_signing_keys",
 ]
 
 
