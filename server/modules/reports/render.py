@@ -31,6 +31,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["guard"] = display
+    env.filters["number"] = display
     return env
 
 
