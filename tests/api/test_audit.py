@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from server.db import session as db
 from server.modules.audit import service as audit
@@ -188,3 +189,20 @@ def test_canonical_json_is_stable_and_float_free() -> None:
     )
     with pytest.raises(TypeError):
         audit.to_jsonable(object())
+
+
+def test_refusal_after_own_append_fails_instead_of_deadlocking(make_tenant, monkeypatch):
+    monkeypatch.setattr(audit, "REFUSAL_LOCK_TIMEOUT", "200ms")
+    tenant = make_tenant()
+    with (
+        pytest.raises(OperationalError, match="lock timeout"),
+        db.tenant_session(tenant.id) as session,
+    ):
+        audit.record_event(
+            session,
+            principal_or_actor_id=None,
+            action="widget.make",
+            entity="widget",
+            entity_id=uuid.uuid4(),
+        )
+        audit.record_refusal(tenant.id, None, "widget.edit", "widget", uuid.uuid4(), "locked")

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -29,6 +29,7 @@ from server.modules.audit.models import AuditEvent
 from server.modules.auth.dependencies import Principal
 
 REFUSED_SUFFIX = ".refused"
+REFUSAL_LOCK_TIMEOUT = "10s"
 
 
 def to_jsonable(value: Any) -> Any:
@@ -134,6 +135,11 @@ def record_refusal(
     """
     name = action if action.endswith(REFUSED_SUFFIX) else action + REFUSED_SUFFIX
     with tenant_session(tenant_id) as session:
+        # A caller that already appended in its own open transaction holds the chain lock:
+        # fail after a bounded wait rather than deadlock with ourselves.
+        session.execute(
+            text("select set_config('lock_timeout', :t, true)"), {"t": REFUSAL_LOCK_TIMEOUT}
+        )
         return record_event(
             session,
             principal_or_actor_id=actor_id,
@@ -152,13 +158,10 @@ class ChainReport:
     reason: str | None = None
 
 
-def verify_chain(session: Session) -> ChainReport:
-    """Recompute the tenant's chain from the first event; stop at the first broken link."""
+def check_chain(events: Iterable[AuditEvent]) -> ChainReport:
+    """Walk events in id order; report the first whose link or signature does not hold."""
     previous: str | None = None
     checked = 0
-    events = session.scalars(
-        select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
-    )
     for event in events:
         if event.prev_signature != previous:
             return ChainReport(False, checked, event.id, "prev_signature does not link")
@@ -167,6 +170,12 @@ def verify_chain(session: Session) -> ChainReport:
         previous = event.signature
         checked += 1
     return ChainReport(True, checked)
+
+
+def verify_chain(session: Session) -> ChainReport:
+    """Recompute the session tenant's whole chain, streaming the events in id order."""
+    query = select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
+    return check_chain(session.scalars(query))
 
 
 @dataclass(frozen=True)
