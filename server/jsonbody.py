@@ -16,13 +16,18 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 
+def _no_constants(name: str) -> Any:
+    """NaN and Infinity are not JSON; refuse them like any other malformed body."""
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+
+
 class ExactNumberRequest(Request):
     """A request whose `.json()` reads every non-integer number as a `Decimal`."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            self._json = json.loads(body, parse_float=Decimal)
+            self._json = json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
         return self._json
 
 
@@ -39,7 +44,12 @@ class ExactNumberRoute(APIRoute):
 
 
 def plain_json(value: Any) -> Any:
-    """`value` with Decimals as plain strings (no exponent), ready for a jsonb column."""
+    """`value` with Decimals as plain strings (no exponent), ready for a jsonb column.
+
+    A float (from a caller that parsed JSON itself) becomes the string of its shortest repr,
+    which is the number the author wrote; it is never stored as binary floating point."""
+    if isinstance(value, float):
+        value = Decimal(repr(value))
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, dict):

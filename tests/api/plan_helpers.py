@@ -13,18 +13,31 @@ SAMPLE_DOCUMENT: dict[str, Any] = {
     "effective_to": None,
     "currency": "USD",
     "inputs": [
-        {"key": "employee_score", "label": "Score", "dtype": "decimal", "scope": "employee",
-         "required": True},
+        {
+            "key": "employee_score",
+            "label": "Score",
+            "dtype": "decimal",
+            "scope": "employee",
+            "required": True,
+        },
         {"key": "base_salary", "dtype": "decimal", "scope": "employee", "required": True},
         {"key": "fund_return", "dtype": "decimal", "scope": "fund", "required": True},
     ],
     "parameters": [{"key": "target_pct", "dtype": "decimal", "value": "0.15"}],
     "steps": [
-        {"order": 10, "name": "perf_multiplier",
-         "expr": "if(employee_score >= 0.8) then 1.2 else 0.9",
-         "condition": "fund_return >= 0.0", "default": "0", "notes": ""},
-        {"order": 20, "name": "bonus",
-         "expr": "round2(base_salary * target_pct * perf_multiplier)"},
+        {
+            "order": 10,
+            "name": "perf_multiplier",
+            "expr": "if(employee_score >= 0.8) then 1.2 else 0.9",
+            "condition": "fund_return >= 0.0",
+            "default": "0",
+            "notes": "",
+        },
+        {
+            "order": 20,
+            "name": "bonus",
+            "expr": "round2(base_salary * target_pct * perf_multiplier)",
+        },
     ],
     "payout": "bonus",
 }
@@ -56,13 +69,19 @@ def create_document_plan(client: Any, tenant: Any, **changes: Any) -> dict[str, 
 
 def audit_actions(client: Any, tenant: Any, entity_id: Any) -> list[str]:
     """Audit actions recorded for `entity_id`, oldest first."""
-    response = client.get("/api/v1/audit", params={"entity_id": str(entity_id), "limit": 500},
-                          headers=tenant.users["admin"].headers)
+    response = client.get(
+        "/api/v1/audit",
+        params={"entity_id": str(entity_id), "limit": 500},
+        headers=tenant.users["admin"].headers,
+    )
     assert response.status_code == 200, response.text
     return [event["action"] for event in reversed(response.json()["items"])]
 
 
 def audit_events(client: Any, tenant: Any, entity_id: Any) -> list[dict[str, Any]]:
-    response = client.get("/api/v1/audit", params={"entity_id": str(entity_id), "limit": 500},
-                          headers=tenant.users["admin"].headers)
+    response = client.get(
+        "/api/v1/audit",
+        params={"entity_id": str(entity_id), "limit": 500},
+        headers=tenant.users["admin"].headers,
+    )
     return list(reversed(response.json()["items"]))

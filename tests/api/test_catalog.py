@@ -21,9 +21,17 @@ def _create(client, tenant, role="hr", **body):
 
 def test_create_then_list(client, make_tenant) -> None:
     tenant = make_tenant()
-    created = _create(client, tenant, key="aum", label="Assets", dtype="decimal",
-                      scope="fund", required=True, default_value=1500.25,
-                      validation={"min": "0"})
+    created = _create(
+        client,
+        tenant,
+        key="aum",
+        label="Assets",
+        dtype="decimal",
+        scope="fund",
+        required=True,
+        default_value=1500.25,
+        validation={"min": "0"},
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     assert (body["key"], body["scope"], body["required"]) == ("aum", "fund", True)
@@ -38,10 +46,15 @@ def test_create_then_list(client, make_tenant) -> None:
 
 def test_default_value_keeps_every_digit(client, make_tenant) -> None:
     tenant = make_tenant()
-    raw = ('{"key": "big", "label": "Big", "dtype": "decimal", '
-           '"default_value": 123456789012345678.0123456789}')  # a float would lose digits
-    created = client.post(_url(tenant.id), content=raw, headers=tenant.users["hr"].headers
-                          | {"Content-Type": "application/json"})
+    raw = (
+        '{"key": "big", "label": "Big", "dtype": "decimal", '
+        '"default_value": 123456789012345678.0123456789}'
+    )  # a float would lose digits
+    created = client.post(
+        _url(tenant.id),
+        content=raw,
+        headers=tenant.users["hr"].headers | {"Content-Type": "application/json"},
+    )
     assert created.status_code == 201, created.text
     assert created.json()["default_value"] == "123456789012345678.0123456789"
 
@@ -53,18 +66,21 @@ def test_duplicate_key_is_409(client, make_tenant) -> None:
     assert again.status_code == 409 and "aum" in again.json()["detail"]
 
 
-@pytest.mark.parametrize(("body", "loc"), [
-    ({"key": "Bad Key"}, ["body", "key"]),
-    ({"key": "employee_ref"}, ["body", "key"]),
-    ({"key": "round2"}, ["body", "key"]),
-    ({"key": "if"}, ["body", "key"]),
-    ({"dtype": "money"}, ["body", "dtype"]),
-    ({"scope": "team"}, ["body", "scope"]),
-    ({"label": ""}, ["body", "label"]),
-    ({"dtype": "date", "default_value": "31/01/2025"}, ["body", "default_value"]),
-    ({"dtype": "int", "default_value": 1.5}, ["body", "default_value"]),
-    ({"surprise": True}, ["body", "surprise"]),
-])
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"key": "Bad Key"}, ["body", "key"]),
+        ({"key": "employee_ref"}, ["body", "key"]),
+        ({"key": "round2"}, ["body", "key"]),
+        ({"key": "if"}, ["body", "key"]),
+        ({"dtype": "money"}, ["body", "dtype"]),
+        ({"scope": "team"}, ["body", "scope"]),
+        ({"label": ""}, ["body", "label"]),
+        ({"dtype": "date", "default_value": "31/01/2025"}, ["body", "default_value"]),
+        ({"dtype": "int", "default_value": 1.5}, ["body", "default_value"]),
+        ({"surprise": True}, ["body", "surprise"]),
+    ],
+)
 def test_create_validation_names_the_field(client, make_tenant, body, loc) -> None:
     tenant = make_tenant()
     response = _create(client, tenant, **body)
@@ -76,13 +92,17 @@ def test_patch_and_delete_an_unused_input(client, make_tenant) -> None:
     tenant = make_tenant()
     entry = _create(client, tenant, dtype="decimal").json()
     headers = tenant.users["admin"].headers
-    patched = client.patch(f"/api/v1/input-catalog/{entry['id']}", headers=headers,
-                           json={"label": "Renamed", "dtype": "int", "default_value": 3})
+    patched = client.patch(
+        f"/api/v1/input-catalog/{entry['id']}",
+        headers=headers,
+        json={"label": "Renamed", "dtype": "int", "default_value": 3},
+    )
     assert patched.status_code == 200, patched.text
     assert (patched.json()["label"], patched.json()["dtype"]) == ("Renamed", "int")
     assert patched.json()["default_value"] == "3.0000000000"
-    bad = client.patch(f"/api/v1/input-catalog/{entry['id']}", headers=headers,
-                       json={"dtype": "bool"})
+    bad = client.patch(
+        f"/api/v1/input-catalog/{entry['id']}", headers=headers, json={"dtype": "bool"}
+    )
     assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "default_value"]
     empty = client.patch(f"/api/v1/input-catalog/{entry['id']}", headers=headers, json={})
     assert empty.status_code == 422
@@ -91,8 +111,7 @@ def test_patch_and_delete_an_unused_input(client, make_tenant) -> None:
     assert client.get(_url(tenant.id), headers=headers).json()["items"] == []
     actions = [e["action"] for e in audit_events(client, tenant, entry["id"])]
     assert actions == ["catalog.input.create", "catalog.input.update", "catalog.input.delete"]
-    assert client.delete(f"/api/v1/input-catalog/{entry['id']}", headers=headers
-                         ).status_code == 404
+    assert client.delete(f"/api/v1/input-catalog/{entry['id']}", headers=headers).status_code == 404
 
 
 def test_an_input_used_by_a_plan_cannot_change_or_go(client, make_tenant) -> None:
@@ -102,8 +121,9 @@ def test_an_input_used_by_a_plan_cannot_change_or_go(client, make_tenant) -> Non
     items = client.get(_url(tenant.id), headers=headers).json()["items"]
     score = next(item for item in items if item["key"] == "employee_score")
     for method, body in (("PATCH", {"label": "x"}), ("DELETE", None)):
-        response = client.request(method, f"/api/v1/input-catalog/{score['id']}", json=body,
-                                  headers=headers)
+        response = client.request(
+            method, f"/api/v1/input-catalog/{score['id']}", json=body, headers=headers
+        )
         assert response.status_code == 409
         assert f"'{plan['name']}' v1" in response.json()["detail"]
     still = client.get(_url(tenant.id), headers=headers).json()["items"]
@@ -116,14 +136,23 @@ def test_another_tenants_catalog_is_404(client, make_tenant) -> None:
     headers = a.users["admin"].headers
     assert client.get(_url(b.id), headers=headers).status_code == 404
     assert _create(client, a, role="admin").status_code == 201
-    assert client.post(_url(b.id), headers=headers,
-                       json={"key": "x", "label": "x", "dtype": "text"}).status_code == 404
-    assert client.patch(f"/api/v1/input-catalog/{entry['id']}", json={"label": "mine"},
-                        headers=headers).status_code == 404
-    assert client.delete(f"/api/v1/input-catalog/{entry['id']}", headers=headers
-                         ).status_code == 404
-    assert client.get(_url(b.id), headers=b.users["admin"].headers).json()["items"][0][
-        "label"] == "Some input"
+    assert (
+        client.post(
+            _url(b.id), headers=headers, json={"key": "x", "label": "x", "dtype": "text"}
+        ).status_code
+        == 404
+    )
+    assert (
+        client.patch(
+            f"/api/v1/input-catalog/{entry['id']}", json={"label": "mine"}, headers=headers
+        ).status_code
+        == 404
+    )
+    assert client.delete(f"/api/v1/input-catalog/{entry['id']}", headers=headers).status_code == 404
+    assert (
+        client.get(_url(b.id), headers=b.users["admin"].headers).json()["items"][0]["label"]
+        == "Some input"
+    )
 
 
 def test_without_a_token_is_401(client, make_tenant) -> None:
@@ -140,11 +169,35 @@ def test_role_matrix(client, make_tenant, role) -> None:
     created = _create(client, tenant, role=role)
     assert created.status_code == (201 if allowed else 403), created.text
     entry = _create(client, tenant, role="admin").json()
-    patched = client.patch(f"/api/v1/input-catalog/{entry['id']}", json={"label": "x"},
-                           headers=tenant.users[role].headers)
-    deleted = client.delete(f"/api/v1/input-catalog/{entry['id']}",
-                            headers=tenant.users[role].headers)
+    patched = client.patch(
+        f"/api/v1/input-catalog/{entry['id']}",
+        json={"label": "x"},
+        headers=tenant.users[role].headers,
+    )
+    deleted = client.delete(
+        f"/api/v1/input-catalog/{entry['id']}", headers=tenant.users[role].headers
+    )
     assert (patched.status_code, deleted.status_code) == ((200, 204) if allowed else (403, 403))
     if not allowed:
         assert "catalog.write" in created.json()["detail"]
     assert client.get(_url(tenant.id), headers=tenant.users[role].headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"key": "x", "label": "x", "dtype": "decimal", "default_value": NaN}',
+        '{"key": "x", "label": "x",',
+        "not json",
+    ],
+)
+def test_malformed_json_is_422(client, make_tenant, raw) -> None:
+    tenant = make_tenant()
+    response = client.post(
+        _url(tenant.id),
+        content=raw,
+        headers=tenant.users["hr"].headers | {"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+    assert client.get(_url(tenant.id), headers=tenant.users["hr"].headers).json()["items"] == []

@@ -28,8 +28,7 @@ def list_inputs(
     return CatalogList(items=[CatalogInputOut.model_validate(e) for e in service.list_inputs(db)])
 
 
-@router.post("/tenants/{tenantId}/input-catalog", response_model=CatalogInputOut,
-             status_code=201)
+@router.post("/tenants/{tenantId}/input-catalog", response_model=CatalogInputOut, status_code=201)
 def create_input(
     tenantId: uuid.UUID,
     body: CatalogInputCreate,

@@ -60,8 +60,12 @@ def typed_default(dtype: str, raw: Any, loc: list[str | int]) -> Any:
 def snapshot(entry: CatalogInput) -> dict[str, Any]:
     """What the audit log records about an entry."""
     return {
-        "key": entry.key, "label": entry.label, "dtype": entry.dtype, "scope": entry.scope,
-        "required": entry.required, "default_value": entry.default_value,
+        "key": entry.key,
+        "label": entry.label,
+        "dtype": entry.dtype,
+        "scope": entry.scope,
+        "required": entry.required,
+        "default_value": entry.default_value,
         "validation": entry.validation,
     }
 
@@ -86,27 +90,36 @@ def inputs_by_key(session: Session, keys: Iterable[str]) -> dict[str, CatalogInp
     return {row.key: row for row in rows}
 
 
-def create_input(session: Session, actor: Principal | None, fields: Mapping[str, Any]
-                 ) -> CatalogInput:
+def create_input(
+    session: Session, actor: Principal | None, fields: Mapping[str, Any]
+) -> CatalogInput:
     """Add an entry; the key must be a legal DSL name and new to the tenant (else 409)."""
     problem = name_problem(fields["key"])
     if problem:
-        raise UnprocessableEntity([{"loc": ["body", "key"], "msg": problem,
-                                    "type": "value_error"}])
-    default = typed_default(fields["dtype"], fields.get("default_value"),
-                            ["body", "default_value"])
+        raise UnprocessableEntity([{"loc": ["body", "key"], "msg": problem, "type": "value_error"}])
+    default = typed_default(fields["dtype"], fields.get("default_value"), ["body", "default_value"])
     entry = CatalogInput(
-        key=fields["key"], label=fields["label"], dtype=fields["dtype"],
-        scope=fields.get("scope", "employee"), required=bool(fields.get("required", False)),
-        default_value=default, validation=plain_json(dict(fields.get("validation") or {})),
+        key=fields["key"],
+        label=fields["label"],
+        dtype=fields["dtype"],
+        scope=fields.get("scope", "employee"),
+        required=bool(fields.get("required", False)),
+        default_value=default,
+        validation=plain_json(dict(fields.get("validation") or {})),
     )
     try:
         with session.begin_nested():
             session.add(entry)
     except IntegrityError:
         raise Conflict(f"input '{fields['key']}' already exists in the catalog") from None
-    record_event(session, principal_or_actor_id=actor, action="catalog.input.create",
-                 entity=ENTITY, entity_id=entry.id, after=snapshot(entry))
+    record_event(
+        session,
+        principal_or_actor_id=actor,
+        action="catalog.input.create",
+        entity=ENTITY,
+        entity_id=entry.id,
+        after=snapshot(entry),
+    )
     return entry
 
 
@@ -118,13 +131,16 @@ def _refuse_if_used(session: Session, entry: CatalogInput, verb: str) -> None:
         names = ", ".join(users)
         raise Conflict(
             f"input '{entry.key}' is used by plan(s) {names}; it cannot be {verb}",
-            [{"loc": ["path", "inputId"], "msg": f"used by {name}", "type": "in_use"}
-             for name in users],
+            [
+                {"loc": ["path", "inputId"], "msg": f"used by {name}", "type": "in_use"}
+                for name in users
+            ],
         )
 
 
-def update_input(session: Session, actor: Principal, input_id: uuid.UUID,
-                 changes: Mapping[str, Any]) -> CatalogInput:
+def update_input(
+    session: Session, actor: Principal, input_id: uuid.UUID, changes: Mapping[str, Any]
+) -> CatalogInput:
     """Change an entry that no plan declares yet (409 naming the plans otherwise)."""
     entry = get_input(session, input_id, for_update=True)
     _refuse_if_used(session, entry, "changed")
@@ -136,11 +152,17 @@ def update_input(session: Session, actor: Principal, input_id: uuid.UUID,
         entry.validation = plain_json(dict(changes["validation"]))
     if "default_value" in changes:
         entry.default_value = changes["default_value"]
-    entry.default_value = typed_default(entry.dtype, entry.default_value,
-                                        ["body", "default_value"])
+    entry.default_value = typed_default(entry.dtype, entry.default_value, ["body", "default_value"])
     session.flush()
-    record_event(session, principal_or_actor_id=actor, action="catalog.input.update",
-                 entity=ENTITY, entity_id=entry.id, before=before, after=snapshot(entry))
+    record_event(
+        session,
+        principal_or_actor_id=actor,
+        action="catalog.input.update",
+        entity=ENTITY,
+        entity_id=entry.id,
+        before=before,
+        after=snapshot(entry),
+    )
     return entry
 
 
@@ -150,8 +172,14 @@ def delete_input(session: Session, actor: Principal, input_id: uuid.UUID) -> Non
     before = snapshot(entry)
     session.delete(entry)
     session.flush()
-    record_event(session, principal_or_actor_id=actor, action="catalog.input.delete",
-                 entity=ENTITY, entity_id=input_id, before=before)
+    record_event(
+        session,
+        principal_or_actor_id=actor,
+        action="catalog.input.delete",
+        entity=ENTITY,
+        entity_id=input_id,
+        before=before,
+    )
 
 
 @dataclass(frozen=True)
@@ -164,8 +192,12 @@ class DeclaredInput:
     scope: str
 
 
-def ensure_inputs(session: Session, actor: Principal | None, declared: list[DeclaredInput],
-                  loc_prefix: list[str | int]) -> dict[str, CatalogInput]:
+def ensure_inputs(
+    session: Session,
+    actor: Principal | None,
+    declared: list[DeclaredInput],
+    loc_prefix: list[str | int],
+) -> dict[str, CatalogInput]:
     """Catalog entries for every declared key, creating the missing ones.
 
     A key already in the catalog with another dtype is a 422 naming the input's position
@@ -173,9 +205,14 @@ def ensure_inputs(session: Session, actor: Principal | None, declared: list[Decl
     """
     existing = inputs_by_key(session, (d.key for d in declared))
     errors = [
-        {"loc": [*loc_prefix, index, "dtype"],
-         "msg": (f"input '{d.key}' is '{existing[d.key].dtype}' in the tenant's input "
-                 f"catalog, not '{d.dtype}'"), "type": "dtype_conflict"}
+        {
+            "loc": [*loc_prefix, index, "dtype"],
+            "msg": (
+                f"input '{d.key}' is '{existing[d.key].dtype}' in the tenant's input "
+                f"catalog, not '{d.dtype}'"
+            ),
+            "type": "dtype_conflict",
+        }
         for index, d in enumerate(declared)
         if d.key in existing and existing[d.key].dtype != d.dtype
     ]
@@ -183,6 +220,9 @@ def ensure_inputs(session: Session, actor: Principal | None, declared: list[Decl
         raise UnprocessableEntity(errors)
     for d in declared:
         if d.key not in existing:
-            existing[d.key] = create_input(session, actor, {
-                "key": d.key, "label": d.label or d.key, "dtype": d.dtype, "scope": d.scope})
+            existing[d.key] = create_input(
+                session,
+                actor,
+                {"key": d.key, "label": d.label or d.key, "dtype": d.dtype, "scope": d.scope},
+            )
     return existing

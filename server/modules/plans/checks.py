@@ -20,9 +20,19 @@ from engine.dsl.parser import parse
 from engine.plan import CompiledPlan, PlanDocument
 from server.modules.catalog.service import name_problem
 
-# Header fields a draft may lack; other checks still run with a placeholder in their place.
+# Header fields a draft may lack; the other checks run with a placeholder in their place.
 PLACEHOLDERS: dict[str, Any] = {
-    "name": "draft", "effective_from": "2000-01-01", "effective_to": None, "currency": "XXX",
+    "name": "draft",
+    "effective_from": "2000-01-01",
+    "effective_to": None,
+    "currency": "XXX",
+}
+TYPED_PLACEHOLDERS: dict[Any, Any] = {
+    "decimal": "0",
+    "int": "0",
+    "bool": False,
+    "text": "",
+    "date": "2000-01-01",
 }
 MISSING_MESSAGES = {
     "name": "the plan needs a name",
@@ -33,55 +43,87 @@ MISSING_MESSAGES = {
 }
 
 
-def diagnostic(code: str, message: str, step: str | None = None, field: str | None = None,
-               line: int | None = None, column: int | None = None) -> dict[str, Any]:
-    return {"step": step, "field": field, "line": line, "column": column, "code": code,
-            "message": message}
+def diagnostic(
+    code: str,
+    message: str,
+    step: str | None = None,
+    field: str | None = None,
+    line: int | None = None,
+    column: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "step": step,
+        "field": field,
+        "line": line,
+        "column": column,
+        "code": code,
+        "message": message,
+    }
 
 
 def _from_problem(problem: Problem) -> dict[str, Any]:
-    return diagnostic(problem.code, problem.message, problem.step, problem.field,
-                      problem.line, problem.column)
+    return diagnostic(
+        problem.code, problem.message, problem.step, problem.field, problem.line, problem.column
+    )
 
 
-def _shape_diagnostics(document: Mapping[str, Any], error: ValidationError
-                       ) -> tuple[list[dict[str, Any]], bool]:
-    """Diagnostics for a document the engine model refuses; True when only header fields
-    (or a missing payout) are wrong, so the step checks can still run on placeholders."""
+def _shape_diagnostic(document: Mapping[str, Any], err: Mapping[str, Any]) -> dict[str, Any]:
+    """One error of the engine's document model as a diagnostic on its step or field."""
+    loc = err["loc"]
+    top = str(loc[0]) if loc else "document"
     steps = document.get("steps") or []
-    found = []
-    header_only = True
-    for err in error.errors():
-        loc = err["loc"]
-        top = str(loc[0]) if loc else "document"
-        step = field = None
-        if top == "steps" and len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(steps):
-            step = steps[loc[1]].get("name")
-            field = str(loc[2]) if len(loc) > 2 else None
+    step = None
+    field: str | None = top
+    if top == "steps" and len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(steps):
+        step = steps[loc[1]].get("name")
+        field = str(loc[2]) if len(loc) > 2 else None
+    missing = document.get(top) in (None, []) and top in MISSING_MESSAGES
+    if missing:
+        return diagnostic("missing", MISSING_MESSAGES[top], step, field)
+    path = ".".join(str(part) for part in loc) or "document"
+    return diagnostic("invalid_document", f"{path}: {err['msg']}", step, field)
+
+
+def _neutralise(patched: dict[str, Any], loc: tuple[Any, ...]) -> bool:
+    """Replace the value at `loc` by a harmless placeholder so the remaining checks can run
+    (the diagnostic for it is already recorded); False when that is not possible."""
+    top = str(loc[0]) if loc else ""
+    if top in PLACEHOLDERS:
+        patched[top] = PLACEHOLDERS[top]
+        return True
+    if top == "payout":
+        return True  # a missing payout is handled by the caller
+    section = patched.get(top)
+    if top in ("inputs", "parameters", "steps") and len(loc) > 1 and isinstance(loc[1], int):
+        items = [dict(item) for item in section or []]
+        item = items[loc[1]]
+        if top == "inputs":
+            item["default"] = None
+        elif top == "parameters":
+            item["value"] = TYPED_PLACEHOLDERS.get(item.get("dtype"), "0")
+        elif len(loc) > 2 and loc[2] == "default":
+            item["default"] = None
         else:
-            field = top
-        path = ".".join(str(part) for part in loc) or "document"
-        missing = document.get(top) in (None, []) and top in MISSING_MESSAGES
-        message = MISSING_MESSAGES[top] if missing else f"{path}: {err['msg']}"
-        found.append(diagnostic("missing" if missing else "invalid_document", message,
-                                step, field))
-        if top not in (*PLACEHOLDERS, "payout"):
-            header_only = False
-    return found, header_only
+            return False
+        patched[top] = items
+        return True
+    return False
 
 
 def diagnose(document: Mapping[str, Any]) -> tuple[CompiledPlan | None, list[dict[str, Any]]]:
-    """(compiled plan, []) for a valid document; (None, every diagnostic) otherwise."""
+    """(compiled plan, []) for a valid document; (None, every diagnostic) otherwise.
+
+    Document-shape problems (a missing currency, a parameter value of the wrong type, ...)
+    are reported and then replaced by placeholders, so that the expression checks still run
+    and the author sees every problem at once."""
     try:
         return _compile(PlanDocument.model_validate(dict(document)))
     except ValidationError as error:
-        found, header_only = _shape_diagnostics(document, error)
-    if not header_only:
-        return None, found
+        errors = error.errors()
+    found = [_shape_diagnostic(document, err) for err in errors]
     patched = dict(document)
-    for key in PLACEHOLDERS:
-        if any(d["field"] == key for d in found):
-            patched[key] = PLACEHOLDERS[key]
+    if not all(_neutralise(patched, tuple(err["loc"])) for err in errors):
+        return None, found
     payout_missing = not patched.get("payout")
     if payout_missing:
         patched["payout"] = (patched.get("steps") or [{}])[0].get("name", "")
@@ -99,8 +141,9 @@ def _compile(doc: PlanDocument) -> tuple[CompiledPlan | None, list[dict[str, Any
     return compiled, [_from_problem(p) for p in problems]
 
 
-def _error(field: str, message: str, code: str, line: int | None = None,
-           column: int | None = None) -> dict[str, Any]:
+def _error(
+    field: str, message: str, code: str, line: int | None = None, column: int | None = None
+) -> dict[str, Any]:
     error: dict[str, Any] = {"loc": ["body", field], "msg": message, "type": code}
     if line is not None:
         error.update(line=line, column=column)
@@ -116,8 +159,9 @@ def _parse_error(field: str, text: str | None) -> tuple[Any, dict[str, Any] | No
         return None, _error(field, f"{err.message}\n{err.excerpt}", err.code, err.line, err.column)
 
 
-def step_errors(step: Mapping[str, Any], others: list[Mapping[str, Any]],
-                declared: set[str]) -> list[dict[str, Any]]:
+def step_errors(
+    step: Mapping[str, Any], others: list[Mapping[str, Any]], declared: set[str]
+) -> list[dict[str, Any]]:
     """PRD §15.2 checks of `step` (keys name, step_order, expr, condition_expr, outputs,
     default) against the plan's `others` steps and its `declared` input/parameter keys."""
     errors = []
@@ -126,17 +170,32 @@ def step_errors(step: Mapping[str, Any], others: list[Mapping[str, Any]],
     if problem:
         errors.append(_error("name", problem, "invalid_name"))
     elif name in declared:
-        errors.append(_error("name", f"step '{name}' shadows the input or parameter "
-                                     "of the same name", "shadowing"))
+        errors.append(
+            _error(
+                "name",
+                f"step '{name}' shadows the input or parameter of the same name",
+                "shadowing",
+            )
+        )
     if any(other["name"] == name for other in others):
         errors.append(_error("name", f"a step named '{name}' already exists", "duplicate_step"))
     if any(other["step_order"] == step["step_order"] for other in others):
-        errors.append(_error("step_order", f"another step already has order "
-                                           f"{step['step_order']}", "duplicate_order"))
+        errors.append(
+            _error(
+                "step_order",
+                f"another step already has order {step['step_order']}",
+                "duplicate_order",
+            )
+        )
     outputs = step.get("outputs")
     if outputs is not None and list(outputs) != [name]:
-        errors.append(_error("outputs", f"a step defines exactly one variable, its name: "
-                                        f"outputs must be [\"{name}\"]", "outputs"))
+        errors.append(
+            _error(
+                "outputs",
+                f'a step defines exactly one variable, its name: outputs must be ["{name}"]',
+                "outputs",
+            )
+        )
     trees = []
     for field, key in (("expr", "expr"), ("condition_expr", "condition_expr")):
         tree, error = _parse_error(field, step.get(key))

@@ -19,6 +19,8 @@ Scope = Literal["employee", "fund"]
 Status = Literal["draft", "approved", "locked", "archived"]
 CURRENCY = r"^[A-Z]{3}$"
 MAX_EXPR = 20_000
+# Each row's tape re-evaluates every row (aggregates need them all): cost grows with rows².
+MAX_VECTOR_ROWS = 50
 
 
 class _Body(BaseModel):
@@ -41,7 +43,7 @@ class DocParameter(_Body):
 
 
 class DocStep(_Body):
-    order: int
+    order: int = Field(ge=-1_000_000, le=1_000_000)
     name: str = Field(min_length=1, max_length=200)
     expr: str = Field(max_length=MAX_EXPR)
     condition: str | None = Field(default=None, max_length=MAX_EXPR)
@@ -69,7 +71,7 @@ class PlanCreate(_Body):
     Fields given here win over the same fields of `document`."""
 
     name: str = Field(min_length=1, max_length=200, examples=["2025 Analyst Bonus Plan"])
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=1_000_000)
     effective_from: date | None = None
     effective_to: date | None = None
     notes: str | None = Field(default=None, max_length=5000)
@@ -223,7 +225,7 @@ class DocumentSaved(ValidationResult):
 class EvaluateRequest(_Body):
     """Test vectors: input values per row (`employee_ref` optional), parameter overrides."""
 
-    rows: list[dict[str, Any]] = Field(min_length=1, max_length=200)
+    rows: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_VECTOR_ROWS)
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -19,8 +19,11 @@ from engine.plan import RESERVED_INPUTS, CompiledPlan, coerce_value
 from server.errors import UnprocessableEntity
 
 POLARS_DTYPES: dict[str, pl.DataType] = {
-    "decimal": pl.Decimal(38, 10), "int": pl.Decimal(38, 10), "bool": pl.Boolean(),
-    "text": pl.String(), "date": pl.Date(),
+    "decimal": pl.Decimal(38, 10),
+    "int": pl.Decimal(38, 10),
+    "bool": pl.Boolean(),
+    "text": pl.String(),
+    "date": pl.Date(),
 }
 
 
@@ -48,7 +51,10 @@ def build_frame(plan: CompiledPlan, rows: list[dict[str, Any]]) -> pl.DataFrame:
             if key not in specs and key not in RESERVED_INPUTS:
                 errors.append(_bad(index, key, f"'{key}' is not an input of this plan"))
         refs.append(_reference(index, row.get("employee_ref")))
-        funds.append(row.get("fund_ref"))
+        fund = row.get("fund_ref")
+        if fund is not None and not isinstance(fund, str):
+            errors.append(_bad(index, "fund_ref", "must be text"))
+        funds.append(fund)
         for key, spec in specs.items():
             columns[key].append(_cell(index, key, spec, row.get(key), errors))
     duplicates = sorted({ref for ref in refs if refs.count(ref) > 1})
@@ -56,8 +62,10 @@ def build_frame(plan: CompiledPlan, rows: list[dict[str, Any]]) -> pl.DataFrame:
         errors.append(_bad(refs.index(ref), "employee_ref", f"employee_ref '{ref}' repeats"))
     if errors:
         raise UnprocessableEntity(errors)
-    data = {"employee_ref": pl.Series(refs, dtype=pl.String),
-            "fund_ref": pl.Series([None if f is None else str(f) for f in funds], dtype=pl.String)}
+    data = {
+        "employee_ref": pl.Series(refs, dtype=pl.String),
+        "fund_ref": pl.Series(funds, dtype=pl.String),
+    }
     for key, spec in specs.items():
         data[key] = pl.Series(columns[key], dtype=POLARS_DTYPES[spec.dtype])
     return pl.DataFrame(data)
@@ -86,25 +94,36 @@ def _json(value: Any) -> Any:
     return value
 
 
-def evaluate_rows(plan: CompiledPlan, rows: list[dict[str, Any]],
-                  parameters: dict[str, Any]) -> list[dict[str, Any]]:
+def evaluate_rows(
+    plan: CompiledPlan, rows: list[dict[str, Any]], parameters: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Values (display order), payout, diagnostics and tape of every row."""
     frame = build_frame(plan, rows)
     try:
         result = reference.evaluate(plan, frame, parameters)
     except ValueOverflow as error:
         row = frame["employee_ref"].to_list().index(error.employee_ref)
-        raise UnprocessableEntity([{"loc": ["body", "rows", row], "msg": str(error),
-                                    "type": "overflow", "step": error.step}]) from None
+        raise UnprocessableEntity(
+            [
+                {
+                    "loc": ["body", "rows", row],
+                    "msg": str(error),
+                    "type": "overflow",
+                    "step": error.step,
+                }
+            ]
+        ) from None
     out = []
     for record in result.frame.iter_rows(named=True):
         ref = record["employee_ref"]
         tape = reference.explain(plan, frame, ref, parameters).to_dict()
-        out.append({
-            "employee_ref": ref,
-            "values": {name: _json(record[name]) for name in plan.display_order},
-            "payout": _json(record[plan.payout]),
-            "diagnostics": [dict(d) for d in record["diagnostics"]],
-            "tape": tape,
-        })
+        out.append(
+            {
+                "employee_ref": ref,
+                "values": {name: _json(record[name]) for name in plan.display_order},
+                "payout": _json(record[plan.payout]),
+                "diagnostics": [dict(d) for d in record["diagnostics"]],
+                "tape": tape,
+            }
+        )
     return out
