@@ -190,7 +190,8 @@ def _open_xlsx(path: Path) -> Any:
     from openpyxl import load_workbook
 
     try:
-        return load_workbook(path, read_only=True, data_only=True)
+        # A file object, not the path: stored uploads end in .bin and openpyxl checks names.
+        return load_workbook(path.open("rb"), read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many types for damaged workbooks
         raise FileRejected("xlsx", f"the workbook cannot be read: {error}") from None
 

@@ -167,6 +167,8 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
     """All bytes are in: scan, then detect the format. A refused file is deleted, the upload
     ends `failed`, and the request gets 422 naming the reason."""
     path = file_path(settings, principal.tenant_id, upload_id)
+    with tenant_session(principal.tenant_id) as session:
+        sheet = get_upload(session, upload_id).metadata_.get("sheet")
     publish(settings, upload_id, type="progress", stage="scanning")
     result = scanner_from_settings(settings.clamd_socket, settings.clamd_timeout_seconds
                                    ).scan(path)
@@ -178,19 +180,13 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
         refusal = f"the file could not be virus-scanned ({result.detail}); it was deleted"
     else:
         try:
-            fmt = sniff(path, None)
+            fmt = sniff(path, sheet)
         except FileRejected as rejected:
             refusal = str(rejected)
     with tenant_session(principal.tenant_id) as session:
         upload = get_upload(session, upload_id, lock=True)
         upload.sha256 = sha256
         upload.metadata_ = {**upload.metadata_, "scan": result.as_json()}
-        if refusal is None and fmt is not None:
-            try:
-                fmt = sniff(path, upload.metadata_.get("sheet")) if upload.metadata_.get(
-                    "sheet") else fmt
-            except FileRejected as rejected:
-                refusal = str(rejected)
         if refusal is not None:
             path.unlink(missing_ok=True)
             _fail(session, upload, refusal, "rejected")
@@ -461,6 +457,7 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
                                 "parquet": {"sha256": report.parquet_sha256,
                                             "bytes": report.parquet_bytes}}
         else:
+            report.sort(fmt.columns)
             _store_problems(session, upload, report)
             _fail(session, upload, f"validation found {report.errors} problem(s)", "validated")
             upload.metadata_ = {**upload.metadata_, "summary": report.summary()}

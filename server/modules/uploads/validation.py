@@ -92,6 +92,11 @@ class Report:
     def add_file_problem(self, message: str, hint: str) -> None:
         self.add(Problem(None, None, None, None, {"file": True}, message, hint))
 
+    def sort(self, columns: Sequence[str]) -> None:
+        """File order: by row, then column as in the file (whole-row problems first)."""
+        order = {name: index for index, name in enumerate(columns)}
+        self.problems.sort(key=lambda p: (p.row or 0, order.get(p.column or "", -1)))
+
     @property
     def ok(self) -> bool:
         return self.errors == 0
@@ -119,8 +124,9 @@ class MappedColumn:
 def mapped_columns(fmt: FileFormat, mapping: dict[str, str], targets: Sequence[Target]
                    ) -> list[MappedColumn]:
     by_key = {t.key: t for t in targets}
-    return [MappedColumn(by_key[key], column, fmt.columns.index(column))
-            for key, column in mapping.items()]
+    columns = [MappedColumn(by_key[key], column, fmt.columns.index(column))
+               for key, column in mapping.items()]
+    return sorted(columns, key=lambda c: (c.index, c.target.key))
 
 
 def write_normalised_csv(source: Path, fmt: FileFormat, columns: Sequence[MappedColumn],
@@ -250,7 +256,8 @@ class Normaliser:
             typed_exprs.append(expr)
             problems += [(p.line or 0, order, _engine_problem(p, column))
                          for p in engine_problems]
-        typed = frame.select(pl.col(LINE_COLUMN), *typed_exprs)
+        typed = frame.select(pl.col(LINE_COLUMN), *typed_exprs).with_columns(
+            pl.col(k).str.strip_chars() for k in REFERENCE_KEYS if k in frame.columns)
         problems += self._extra_problems(frame, typed)
         for _, _, problem in sorted(problems, key=lambda item: (item[0], item[1])):
             self.report.add(problem)
