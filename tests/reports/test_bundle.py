@@ -141,6 +141,12 @@ def test_hostile_cells_are_neutralised_in_results(sample: Sample) -> None:
                for cell in row)
 
 
+def test_unsafe_entry_names_fail(bundle: bytes) -> None:
+    for name in ("../evil.csv", "/abs.csv", "a/./b.csv", "statements\\x.pdf"):
+        report = verify_bundle(_rezip([(name, b"x"), *_members(bundle)]), KEY.public_key())
+        assert f"unsafe entry name {name!r}" in report.problems
+
+
 @pytest.mark.parametrize("ref", ["../../etc/passwd", "=cmd|x", "a/b", "émile", ""])
 def test_statement_file_names_are_safe(ref: str) -> None:
     name = safe_member_name(ref)

@@ -34,6 +34,7 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 RESERVED = frozenset({MANIFEST, SIGNATURE})
 MAX_ENTRIES = 200_000
+MAX_TOTAL_BYTES = 8 * 1024**3  # declared uncompressed size: refuse zip bombs before reading
 _SAFE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 
 
@@ -65,7 +66,7 @@ def safe_member_name(text: str) -> str:
 
 
 def _is_safe_path(name: str) -> bool:
-    return bool(_SAFE_PATH.fullmatch(name)) and ".." not in name.split("/")
+    return bool(_SAFE_PATH.fullmatch(name)) and not {".", ".."} & set(name.split("/"))
 
 
 def build_manifest(files: Mapping[str, bytes], run: Mapping[str, Any], signer_key_id: str
@@ -118,6 +119,9 @@ def _read_members(data: bytes, report: Verification) -> dict[str, bytes] | None:
         infos = archive.infolist()
         if len(infos) > MAX_ENTRIES:
             report.problems.append(f"too many entries ({len(infos)})")
+            return None
+        if sum(info.file_size for info in infos) > MAX_TOTAL_BYTES:
+            report.problems.append("the archive declares more than 8 GiB of content")
             return None
         for info in infos:
             if info.filename in members:
