@@ -77,12 +77,15 @@ def render_statements(
     inputs: Mapping[str, Mapping[str, Any]] | None = None,
     processes: int = 2,
     progress: Progress | None = None,
-    chunk_size: int = CHUNK,
+    chunk_size: int | None = None,
 ) -> dict[str, bytes]:
     """employee_ref -> statement bytes for every tape, on `processes` processes (1: inline);
-    `progress(done, total)` after every chunk of `chunk_size` statements."""
+    `progress(done, total)` after every chunk (default size: at most CHUNK, small enough to
+    give every process several chunks)."""
     refs: Sequence[str] = sorted(tapes)
     items = [(ref, dict(tapes[ref]), dict(inputs[ref]) if inputs else None) for ref in refs]
+    if chunk_size is None:
+        chunk_size = max(1, min(CHUNK, -(-len(items) // (max(processes, 1) * 4))))
     chunks = [
         _Chunk(plan.document, plan.plan_hash, run, branding, fmt, tuple(items[i:i + chunk_size]))
         for i in range(0, len(items), chunk_size)
