@@ -10,12 +10,14 @@ from sqlalchemy import text
 
 from server.db import session as db
 from server.errors import install_error_handlers, problem_response
+from server.modules.approvals.router import router as approvals_router
 from server.modules.audit.router import router as audit_router
 from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
 from server.modules.catalog.router import router as catalog_router
 from server.modules.plans.router import router as plans_router
 from server.modules.reports.router import router as reports_router
+from server.modules.runs.router import router as runs_router
 from server.modules.tenants.router import router as tenants_router
 from server.modules.uploads.router import router as uploads_router
 from server.observability.logging import configure_logging
@@ -35,6 +37,8 @@ API_ROUTERS: list[APIRouter] = [
     plans_router,
     uploads_router,
     reports_router,
+    runs_router,
+    approvals_router,
 ]
 
 

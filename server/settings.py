@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     # a random secret is created once in <data_dir>/signing-key.secret (mode 0600).
     signing_key_secret: str | None = None
 
+    # Runs: the job queue's name (RedisHuey key prefix / PostgresHuey queue column), how many
+    # times a run interrupted by a dead worker is attempted, and `paysheet worker` processes.
+    queue_name: str = "paysheet"
+    run_max_attempts: int = 2
+    worker_processes: int = 2
+    # Threads of the in-process consumer that `paysheet serve` runs (0: none, use workers).
+    embedded_workers: int = 1
+
     log_level: str = "INFO"
     log_json: bool = True
 

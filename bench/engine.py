@@ -1,0 +1,109 @@
+"""Engine benchmark (`make bench`): the sample fund bonus plan over generated employees.
+
+Prints one line per figure with its budget (ARCHITECTURE.md "Performance budget"):
+- Polars evaluation time at 10k and 1M employees (best of several runs; the input frame is
+  loaded once beforehand, so this is evaluation only; CSV loading is printed separately);
+- the Decimal reference at 10k, measured (one full run, not extrapolated), and the ratio;
+- peak memory at 1M: the maximum RSS of a child process that loads the CSVs and evaluates
+  the plan once (resource.getrusage(RUSAGE_CHILDREN).ru_maxrss after it exits).
+
+Not a test: it never fails on time. `--quick` uses 1k / 100k employees for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.backends import polars as fast  # noqa: E402
+from engine.backends import reference  # noqa: E402
+from engine.data import load_inputs  # noqa: E402
+from engine.plan import CompiledPlan, compile_plan, load_plan  # noqa: E402
+from samples.generate import write  # noqa: E402
+
+PLAN = ROOT / "samples/plans/fund_bonus.json"
+
+
+def best_of(runs: int, action: Callable[[], object]) -> float:
+    """The fastest of `runs` timings, in seconds."""
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
+def line(label: str, value: str, budget: str = "") -> None:
+    print(f"{label:<44} {value:>14}   {budget}", flush=True)
+
+
+def measure(plan: CompiledPlan, employees: int, funds: int, runs: int, folder: Path):
+    paths = write(employees, funds, seed=7, out=folder / f"n{employees}")
+    start = time.perf_counter()
+    frame = load_inputs(plan, *paths)
+    loaded = time.perf_counter() - start
+    fast.evaluate(plan, frame)  # warm-up: first call pays for imports and thread pools
+    return paths, frame, loaded, best_of(runs, lambda: fast.evaluate(plan, frame))
+
+
+CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from engine.backends import polars as fast
+from engine.data import load_inputs
+from engine.plan import compile_plan, load_plan
+plan = compile_plan(load_plan({plan!r}))
+fast.evaluate(plan, load_inputs(plan, {employees!r}, {funds!r}))
+"""
+
+
+def child_peak_rss_mb(employees: Path, funds: Path) -> float:
+    """Peak RSS (MiB) of a fresh process that loads the CSVs and evaluates once."""
+    code = CHILD.format(root=str(ROOT), plan=str(PLAN), employees=str(employees), funds=str(funds))
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Paysheet engine benchmark")
+    parser.add_argument("--quick", action="store_true", help="1k and 100k employees")
+    args = parser.parse_args(argv)
+    small, large = (1_000, 100_000) if args.quick else (10_000, 1_000_000)
+    plan = compile_plan(load_plan(PLAN))
+    print(f"plan: {plan.document.name} ({len(plan.steps)} steps); employees {small:,} / {large:,}")
+    with tempfile.TemporaryDirectory(prefix="paysheet-bench-") as tmp:
+        folder = Path(tmp)
+        _, frame, loaded, polars_small = measure(plan, small, 40, 15, folder)
+        line(f"CSV load + validation, {small:,} rows", f"{loaded * 1000:.1f} ms")
+        line(
+            f"Polars eval, {small:,} rows (best of 15)",
+            f"{polars_small * 1000:.1f} ms",
+            "budget <= 20 ms",
+        )
+        start = time.perf_counter()
+        reference.evaluate(plan, frame)
+        reference_small = time.perf_counter() - start
+        line(f"reference eval, {small:,} rows (1 run)", f"{reference_small * 1000:.0f} ms")
+        ratio = reference_small / polars_small
+        line("speedup Polars vs reference", f"{ratio:.0f}x", "budget >= 100x")
+        paths, _, loaded, polars_large = measure(plan, large, 200, 3, folder)
+        line(f"CSV load + validation, {large:,} rows", f"{loaded:.2f} s")
+        line(f"Polars eval, {large:,} rows (best of 3)", f"{polars_large:.2f} s", "budget <= 1.5 s")
+        peak = child_peak_rss_mb(*paths)
+        line(
+            f"peak RSS, load + eval {large:,} rows (child)", f"{peak:.0f} MiB", "budget <= 2048 MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()

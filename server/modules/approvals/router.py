@@ -1,0 +1,29 @@
+"""Routes: POST /runs/{runId}/approve and POST /runs/{runId}/finalize (PRD §15.6, §15.7)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends
+
+from server.db.session import DbSession
+from server.modules.approvals import service
+from server.modules.approvals.schemas import ApproveIn, FinalizeIn
+from server.modules.auth.dependencies import Principal, require
+from server.modules.runs.schemas import RunOut
+
+router = APIRouter(tags=["approvals"])
+
+
+@router.post("/runs/{run_id}/approve", response_model=RunOut)
+def approve(run_id: uuid.UUID, body: ApproveIn, db: DbSession,
+            principal: Principal = Depends(require("runs.read"))) -> RunOut:
+    """Advance (or reject) the run's approval state; role-gated, four-eyes."""
+    return service.transition(db, principal, run_id, body.action, body.comment)
+
+
+@router.post("/runs/{run_id}/finalize", response_model=RunOut)
+def finalize(run_id: uuid.UUID, db: DbSession, body: FinalizeIn | None = None,
+             principal: Principal = Depends(require("runs.read"))) -> RunOut:
+    """Freeze a finance-approved run (finance or admin); its results can never change."""
+    return service.transition(db, principal, run_id, "finalize", body.comment if body else None)
