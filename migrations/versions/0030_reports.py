@@ -1,7 +1,7 @@
 """Reports: per-tenant Ed25519 signing keys for export bundles.
 
 Revision ID: 0030
-Revises: 0010
+Revises: 0020
 Create Date: 2026-11-28
 
 `comp.tenant_signing_keys` holds one active key per tenant (older keys stay, retired, so
@@ -15,7 +15,7 @@ never delete them.
 from alembic import op
 
 revision = "0030"
-down_revision = "0010"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -18,6 +18,7 @@ from engine.data import load_inputs
 from engine.plan import CompiledPlan, compile_plan, load_plan
 from samples import generate
 from server.modules.reports.statement import Approval, Branding, RunInfo
+from tests.runs.conftest import consumer, rc, runs_settings, sample_inputs  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "samples" / "plans" / "fund_bonus.json"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SigningKeyOut(BaseModel):
@@ -14,3 +17,13 @@ class SigningKeyOut(BaseModel):
     public_key: str
     public_key_pem: str
     created_at: str | None
+
+
+class StatementRequest(BaseModel):
+    """`POST /reports/individual-statement`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: uuid.UUID
+    employee_ref: str = Field(min_length=1, max_length=200)
+    format: Literal["pdf", "xlsx", "html"] = "pdf"

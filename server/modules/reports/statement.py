@@ -84,14 +84,12 @@ class RunInfo:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunInfo:
         """From a run row/dict: `id`, `status`, `snapshot_hash`, `results_hash`,
-        `scenario_name`, `approvals_state = {"state", "history": [{to|state, by, at}]}`."""
+        `scenario_name`, `approvals_state = {"state", "history": [{to_state, actor_role,
+        actor_user_id, at}]}` (the approvals module's entries)."""
         approvals = data.get("approvals_state") or {}
         history = tuple(
-            Approval(
-                str(entry.get("to") or entry.get("state") or ""),
-                None if entry.get("by") is None else str(entry.get("by")),
-                None if entry.get("at") is None else str(entry.get("at")),
-            )
+            Approval(str(entry.get("to_state") or entry.get("state") or ""), _actor(entry),
+                     None if entry.get("at") is None else str(entry.get("at")))
             for entry in approvals.get("history", [])
         )
         return cls(
@@ -102,6 +100,13 @@ class RunInfo:
             scenario_name=data.get("scenario_name"),
             history=history,
         )
+
+
+def _actor(entry: Mapping[str, Any]) -> str | None:
+    role, user = entry.get("actor_role"), entry.get("actor_user_id")
+    if role is None and user is None:
+        return None
+    return " ".join(str(part) for part in (role, f"({user})" if user else None) if part)
 
 
 @dataclass(frozen=True)
