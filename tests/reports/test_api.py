@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -191,3 +192,40 @@ def test_pool_vs_target_history_and_scenario_deltas(rc, draft_run) -> None:
     sheet = load_workbook(io.BytesIO(deltas.content)).active
     refs = [row[0].value for row in sheet.iter_rows(min_row=4) if row[0].value != "Total"]
     assert refs == ["E0000001", "E0000002"]  # the manager's team only
+
+
+def _wait_for_job(rc, job_id: str, headers: dict[str, str]) -> dict:
+    """Poll the job until it is done or failed (bounded by a deadline, not a sleep)."""
+    deadline = time.monotonic() + 300
+    while True:
+        job = rc.get(f"{API}/reports/jobs/{job_id}", headers=headers)
+        assert job.status_code == 200, job.text
+        if job.json()["status"] in ("done", "failed"):
+            return job.json()
+        assert time.monotonic() < deadline, job.json()
+        time.sleep(0.1)
+
+
+def test_bulk_statements_job_for_a_managers_team(rc, draft_run) -> None:
+    path = f"{API}/runs/{draft_run.run_id}/statements"
+    manager = draft_run.headers("manager")
+    assert rc.post(path, headers=draft_run.headers("readonly"), json={}).status_code == 403
+    leak = rc.post(path, headers=manager, json={"employee_refs": ["E0000001", "E0000004"]})
+    assert leak.status_code == 404 and "E0000004" in leak.json()["detail"]
+    queued = rc.post(path, headers=manager, json={"format": "pdf"})
+    assert queued.status_code == 202, queued.text
+    job = _wait_for_job(rc, queued.json()["id"], manager)
+    assert job["status"] == "done", job
+    assert job["progress"] == {"done": 2, "total": 2}
+    assert rc.get(f"{API}/reports/jobs/{job['id']}",
+                  headers=draft_run.headers("finance")).status_code == 404
+    download = rc.get(f"{API}/reports/jobs/{job['id']}/download", headers=manager)
+    assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        assert archive.namelist() == ["statements/E0000001.pdf", "statements/E0000002.pdf"]
+        assert "E0000002" in pdf_text(archive.read("statements/E0000002.pdf"))
+    team = rc.post(path, headers=draft_run.headers("admin"),
+                   json={"team": MANAGER_TEAM, "format": "xlsx"})
+    assert team.status_code == 202
+    assert _wait_for_job(rc, team.json()["id"], draft_run.headers("admin"))["progress"] == {
+        "done": 2, "total": 2}

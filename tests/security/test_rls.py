@@ -29,6 +29,7 @@ TENANT_TABLES = [
     "run_totals",
     "audit_events",
     "tenant_signing_keys",
+    "report_jobs",
 ]
 
 

@@ -11,9 +11,14 @@ from server.db.session import DbSession
 from server.errors import Conflict
 from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal, require, same_tenant
-from server.modules.reports import deltas, history, pool, service, signing
+from server.modules.reports import deltas, history, jobs, pool, service, signing
 from server.modules.reports.bundle import safe_member_name, sha256
-from server.modules.reports.schemas import SigningKeyOut, StatementRequest
+from server.modules.reports.schemas import (
+    JobOut,
+    SigningKeyOut,
+    StatementRequest,
+    StatementsJobRequest,
+)
 from server.settings import Settings
 
 router = APIRouter(tags=["reports"])
@@ -148,3 +153,30 @@ def scenario_deltas(
                      f"scenario-deltas-{run_id}-{other_run_id}.xlsx")
     return _file(deltas.deltas_pdf(comparison, service.branding(db, principal.tenant_id)),
                  service.MEDIA_TYPES["pdf"], f"scenario-deltas-{run_id}-{other_run_id}.pdf")
+
+
+@router.post("/runs/{run_id}/statements", response_model=JobOut, status_code=202)
+def bulk_statements(
+    run_id: uuid.UUID, body: StatementsJobRequest, request: Request,
+    principal: Principal = Depends(require("reports.read")),
+) -> JobOut:
+    """Queue statements for everyone, a list or a team (managers: their teams only); poll
+    `GET /reports/jobs/{jobId}`, then download the zip."""
+    job = jobs.create_statements_job(principal, _settings(request), run_id, body.employee_refs,
+                                     body.team, body.format)
+    return JobOut.model_validate(job)
+
+
+@router.get("/reports/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: uuid.UUID, db: DbSession,
+            principal: Principal = Depends(require("reports.read"))) -> JobOut:
+    """Status and progress of one of the caller's jobs."""
+    return JobOut.model_validate(jobs.get_job(db, principal, job_id))
+
+
+@router.get("/reports/jobs/{job_id}/download", response_class=Response)
+def download_job(job_id: uuid.UUID, db: DbSession,
+                 principal: Principal = Depends(require("reports.read"))) -> Response:
+    """The finished job's zip (409 until it is done)."""
+    job = jobs.get_job(db, principal, job_id)
+    return _file(jobs.job_archive(job), ZIP, f"statements-{job.run_id}.zip")
