@@ -24,6 +24,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/reports.py
 
 lint: install
 	$(BIN)/ruff check .
