@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from psycopg import sql
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from server.db.bulk import insert_staged, staged_copy
+from server.db.bulk import StagedInserter
 from server.db.session import tenant_session
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event
@@ -36,9 +37,9 @@ from server.modules.uploads.targets import Target, mapping_targets
 from server.modules.uploads.validation import (
     Normaliser,
     Report,
+    data_batches,
     infer_column,
     mapped_columns,
-    write_normalised_csv,
 )
 from server.progress import get_hub
 from server.settings import Settings
@@ -413,23 +414,19 @@ def process_upload(settings: Settings, principal: Principal, upload_id: uuid.UUI
     unexpected failure leaves the upload `failed` with a message rather than `processing`.
     """
     tenant_id = principal.tenant_id
-    source = file_path(settings, tenant_id, upload_id)
-    normalised = source.with_suffix(".norm.csv")
     try:
-        _validate_and_store(settings, principal, upload_id, source, normalised)
+        _validate_and_store(settings, principal, upload_id)
     except Exception:
         log.exception("upload_processing_failed", upload_id=str(upload_id))
         with tenant_session(tenant_id) as session:
             upload = get_upload(session, upload_id, lock=True)
             _fail(session, upload, "internal error while validating; try again", "validated")
-    finally:
-        normalised.unlink(missing_ok=True)
     with tenant_session(tenant_id) as session:
         publish(settings, upload_id, **status_event(get_upload(session, upload_id)))
 
 
-def _validate_and_store(settings: Settings, principal: Principal, upload_id: uuid.UUID,
-                        source: Path, normalised: Path) -> None:
+def _validate_and_store(settings: Settings, principal: Principal, upload_id: uuid.UUID
+                        ) -> None:
     def progress(stage: str, rows: int) -> None:
         publish(settings, upload_id, type="progress", stage=stage, rows=rows)
 
@@ -439,24 +436,29 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
         targets = mapping_targets(session, upload.tenant_id, upload.kind, upload.plan_id)
         columns = mapped_columns(fmt, dict(upload.mapping or {}), targets)
         report = Report()
-        write_normalised_csv(source, fmt, columns, normalised, report, progress)
         parquet = parquet_path(settings, upload.tenant_id, upload.id)
-        with staged_copy(session, STAGE, [("employee_ref", "text"), ("raw", "jsonb")]) as copy:
-            Normaliser(columns, upload.kind, parquet, copy.write, report, progress
-                       ).run(normalised)
-        if report.rows == 0:
-            report.add_file_problem("the file has no data rows", "Add rows below the header")
+        source = file_path(settings, upload.tenant_id, upload.id)
+        batches = data_batches(source, fmt, columns, report, progress)
         session.execute(delete(UploadProblem).where(UploadProblem.upload_id == upload.id))
         session.execute(delete(EmployeeRow).where(EmployeeRow.upload_id == upload.id))
+        rows = employee_rows_inserter(session, upload.id, [c.target.key for c in columns])
+        try:
+            Normaliser(columns, upload.kind, parquet, rows.submit, report, progress
+                       ).run(batches)
+        except BaseException:
+            rows.abandon()
+            raise
+        inserted = rows.finish()
+        if report.rows == 0:
+            report.add_file_problem("the file has no data rows", "Add rows below the header")
         if report.ok:
-            inserted = insert_staged(session, STAGE, "employee_rows", ["employee_ref", "raw"],
-                                     {"upload_id": upload.id})
             upload.status = "ready"
             upload.metadata_ = {**upload.metadata_, "phase": "validated",
                                 "summary": report.summary(), "rows_stored": inserted,
                                 "parquet": {"sha256": report.parquet_sha256,
                                             "bytes": report.parquet_bytes}}
         else:
+            session.execute(delete(EmployeeRow).where(EmployeeRow.upload_id == upload.id))
             report.sort(fmt.columns)
             _store_problems(session, upload, report)
             _fail(session, upload, f"validation found {report.errors} problem(s)", "validated")
@@ -466,6 +468,20 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
                      entity="upload", entity_id=upload.id,
                      after={"status": upload.status, "summary": report.summary(),
                             "parquet_sha256": report.parquet_sha256})
+
+
+def employee_rows_inserter(session: Session, upload_id: uuid.UUID, keys: list[str]
+                           ) -> StagedInserter:
+    """employee_rows from CSV chunks `ref, <mapped keys...>`: `raw` is built in the database
+    (jsonb_build_object of the mapped keys' text), so it runs beside the Python work."""
+    stage = [("ref", "text"), *((f"c{i}", "text") for i in range(len(keys)))]
+    pairs = [part for i, key in enumerate(keys)
+             for part in (sql.Literal(key), sql.Identifier(f"c{i}"))]
+    return StagedInserter(session, "employee_rows", stage, {
+        "upload_id": sql.Literal(str(upload_id)) + sql.SQL("::uuid"),
+        "employee_ref": sql.Identifier("ref"),
+        "raw": sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs)),
+    }, stage=STAGE)
 
 
 def _store_problems(session: Session, upload: Upload, report: Report) -> None:

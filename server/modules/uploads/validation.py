@@ -1,9 +1,9 @@
 """Validating a mapped file and producing its typed, normalised form.
 
 Two streaming passes, so memory stays bounded whatever the file size:
-1. `parsing.iter_records` → a normalised CSV holding only the mapped columns plus each
-   row's spreadsheet row number; ragged rows and undecodable bytes are reported here.
-2. Polars reads that CSV in batches; each batch is typed with `engine.data.typed_column`
+1. `data_batches`: frames of the mapped columns (as text) with each row's spreadsheet row
+   number; ragged rows and undecodable bytes are reported here.
+2. Each batch is typed with `engine.data.typed_column`
    (the engine's own number/date/bool rules), then checked against the catalog's
    `validation` JSON (min, max, regex, allowed), formula injection and the reference
    columns. While no error has been seen, typed batches go to Parquet and the raw mapped
@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -27,16 +28,28 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from engine.data import ISO_DATE, LINE_COLUMN, NUMBER, DataProblem, typed_column
+from engine.data import (
+    FALSE_WORDS,
+    ISO_DATE,
+    LINE_COLUMN,
+    NUMBER,
+    TOO_LARGE,
+    TOO_MANY_DECIMALS,
+    TRUE_WORDS,
+    DataProblem,
+    typed_column,
+)
 from engine.plan import InputSpec
-from server.modules.uploads.parsing import FileFormat, iter_records
+from server.modules.uploads.parsing import BAD_TEXT, FileFormat, iter_records
 from server.modules.uploads.targets import Target
 
 MAX_LISTED = 10_000
-BATCH_ROWS = 200_000
+BATCH_ROWS = 50_000
+BLOCK_BYTES = 8 * 1024 * 1024
 PROGRESS_EVERY = 100_000
 REFERENCE_KEYS = ("employee_ref", "fund_ref")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PATTERN = r"^[=+\-@\t\r]"
 
 HINTS = {
     "not a decimal number": (
@@ -129,28 +142,117 @@ def mapped_columns(fmt: FileFormat, mapping: dict[str, str], targets: Sequence[T
     return sorted(columns, key=lambda c: (c.index, c.target.key))
 
 
-def write_normalised_csv(source: Path, fmt: FileFormat, columns: Sequence[MappedColumn],
-                         out: Path, report: Report, progress: Progress) -> None:
-    """Pass 1: the mapped cells of every data row, with its row number, as UTF-8 CSV."""
-    width = len(fmt.columns)
-    indexes = [c.index for c in columns]
-    with out.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow([LINE_COLUMN, *(c.target.key for c in columns)])
-        for record in iter_records(source, fmt):
-            cells, count = record.cells, len(record.cells)
-            if count < width or (count > width and any(c.strip() for c in cells[width:])):
-                report.add(_ragged(record.row, count, width))
-            if record.bad_encoding:
-                report.add(Problem(
-                    record.row, None, None, None, {"encoding": fmt.encoding},
-                    f"the row holds bytes that are not valid {fmt.encoding}",
-                    "Save the file as CSV UTF-8 (in Excel: Save As → CSV UTF-8)"))
-            writer.writerow([record.row, *(cells[i] if i < count else "" for i in indexes)])
-            report.rows += 1
-            if report.rows % PROGRESS_EVERY == 0:
-                progress("parsing", report.rows)
-    progress("parsing", report.rows)
+def data_batches(source: Path, fmt: FileFormat, columns: Sequence[MappedColumn],
+                 report: Report, progress: Progress) -> Iterator[pl.DataFrame]:
+    """Pass 1: frames of `LINE_COLUMN` + the mapped cells as text (empty cells null).
+
+    Ragged rows and undecodable bytes are reported on the way. UTF-8 CSV without quoted
+    line breaks takes the Polars fast path (lines split natively, quoted lines through
+    `csv`); XLSX, latin-1 and CSV with multi-line cells go record by record."""
+    fast = (fmt.format == "csv" and fmt.encoding in ("utf-8", "utf-8-sig")
+            and not _needs_record_reader(source))
+    batches = _line_batches(source, fmt) if fast else _record_batches(source, fmt)
+    width, indexes = len(fmt.columns), [c.index for c in columns]
+    for frame in batches:
+        _shape_problems(frame, width, fmt, report)
+        out = frame.select(pl.col(LINE_COLUMN), *(
+            pl.col("cells").list.get(c.index, null_on_oob=True).replace("", None)
+            .alias(c.target.key) for c in columns)) if indexes else frame.select(LINE_COLUMN)
+        report.rows += out.height
+        progress("parsing", report.rows)
+        yield out
+
+
+def _needs_record_reader(source: Path) -> bool:
+    """True when a quoted cell spans lines (a line with an odd number of quotes) or a line
+    holds the unit separator the fast path splits lines with."""
+    for _, block in _blocks(source):
+        odd = _lines(block).select(
+            ((pl.col("line").str.count_matches('"', literal=True) % 2) == 1).any()
+            | pl.col("line").str.contains("\x1f", literal=True).any())
+        if odd.item():
+            return True
+    return False
+
+
+def _blocks(source: Path) -> Iterator[tuple[int, bytes]]:
+    """(first line number, bytes) pieces of about BLOCK_BYTES, each ending at a line end.
+
+    Read with plain reads rather than Polars' memory map, so the process's resident memory
+    stays at a few blocks whatever the file size."""
+    first_line, carry = 1, b""
+    with source.open("rb") as handle:
+        while chunk := handle.read(BLOCK_BYTES):
+            data = carry + chunk
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            block, carry = data[:cut], data[cut:]
+            yield first_line, block
+            first_line += block.count(b"\n")
+    if carry:
+        yield first_line, carry
+
+
+def _lines(block: bytes) -> pl.DataFrame:
+    return pl.read_csv(io.BytesIO(block), has_header=False, separator="\x1f", quote_char=None,
+                       schema={"line": pl.String}, encoding="utf8-lossy",
+                       truncate_ragged_lines=True)
+
+
+BATCH_SCHEMA = {LINE_COLUMN: pl.Int64, "cells": pl.List(pl.String), "bad": pl.Boolean}
+_NOT_BLANK = pl.col("cells").list.eval(pl.element().str.strip_chars() != "").list.any()
+
+
+def _line_batches(source: Path, fmt: FileFormat) -> Iterator[pl.DataFrame]:
+    delimiter = fmt.delimiter or ","
+    for first_line, block in _blocks(source):
+        batch = (_lines(block).with_row_index(LINE_COLUMN, offset=first_line)
+                 .filter(pl.col(LINE_COLUMN) > fmt.header_row))
+        batch = batch.filter(pl.col("line").is_not_null()).with_columns(
+            pl.col(LINE_COLUMN).cast(pl.Int64),
+            pl.col("line").str.contains(BAD_TEXT, literal=True).alias("bad"))
+        quoted = pl.col("line").str.contains('"', literal=True)
+        plain = batch.filter(~quoted).select(
+            LINE_COLUMN, pl.col("line").str.split(delimiter).alias("cells"), "bad")
+        rows = batch.filter(quoted).select(LINE_COLUMN, "line", "bad").rows()
+        parsed = pl.DataFrame({
+            LINE_COLUMN: [r[0] for r in rows],
+            "cells": [next(csv.reader([r[1]], delimiter=delimiter), []) for r in rows],
+            "bad": [r[2] for r in rows]}, schema=BATCH_SCHEMA)
+        yield pl.concat([plain, parsed]).sort(LINE_COLUMN).filter(_NOT_BLANK)
+
+
+def _record_batches(source: Path, fmt: FileFormat) -> Iterator[pl.DataFrame]:
+    rows: list[int] = []
+    cells: list[list[str]] = []
+    bad: list[bool] = []
+    for record in iter_records(source, fmt):
+        rows.append(record.row)
+        cells.append(record.cells)
+        bad.append(record.bad_encoding)
+        if len(rows) == BATCH_ROWS:
+            yield pl.DataFrame({LINE_COLUMN: rows, "cells": cells, "bad": bad},
+                               schema=BATCH_SCHEMA)
+            rows, cells, bad = [], [], []
+    if rows:
+        yield pl.DataFrame({LINE_COLUMN: rows, "cells": cells, "bad": bad}, schema=BATCH_SCHEMA)
+
+
+def _shape_problems(frame: pl.DataFrame, width: int, fmt: FileFormat, report: Report) -> None:
+    count = pl.col("cells").list.len()
+    extra = pl.col("cells").list.slice(width).list.eval(
+        pl.element().str.strip_chars() != "").list.any()
+    flagged = frame.filter((count < width) | ((count > width) & extra) | pl.col("bad"))
+    for row, cells, bad in flagged.select(LINE_COLUMN, "cells", "bad").iter_rows():
+        if len(cells) < width or (len(cells) > width and any(c.strip() for c in cells[width:])):
+            report.add(_ragged(row, len(cells), width))
+        if bad:
+            report.add(Problem(
+                row, None, None, None, {"encoding": fmt.encoding},
+                f"the row holds bytes that are not valid {fmt.encoding}",
+                "Save the file as CSV UTF-8 (in Excel: Save As → CSV UTF-8)"))
 
 
 def _ragged(row: int, count: int, width: int) -> Problem:
@@ -207,13 +309,42 @@ def _rule_checks(column: MappedColumn, typed: pl.Expr, text: pl.Expr
 
 
 def _formula_check(column: MappedColumn, text: pl.Expr) -> pl.Expr | None:
-    """Cells a spreadsheet would run as a formula. Numbers like -5 are not formulas."""
-    starts = pl.any_horizontal(*(text.str.starts_with(p) for p in FORMULA_START))
+    """Cells a spreadsheet would run as a formula (the raw cell's first character, as a
+    spreadsheet sees it). Numbers like -5 are not formulas."""
+    starts = text.str.contains(FORMULA_PATTERN)
     if column.target.dtype in ("decimal", "int") and column.target.key not in REFERENCE_KEYS:
-        return starts & ~text.str.contains(NUMBER)
+        return starts & ~text.str.strip_chars().str.contains(NUMBER)
     if column.target.dtype == "date" and column.target.key not in REFERENCE_KEYS:
-        return starts & ~text.str.contains(ISO_DATE)
+        return starts & ~text.str.strip_chars().str.contains(ISO_DATE)
     return starts
+
+
+def _suspect(column: MappedColumn) -> pl.Expr | None:
+    """True for every cell `engine.data.typed_column` could report (a superset, built from
+    the engine's own patterns), so clean rows skip the engine's per-rule filters."""
+    spec = _spec(column.target)
+    raw = pl.col(spec.key)
+    text = raw.str.strip_chars()
+    present = raw.is_not_null() & (text != "")
+    bad: pl.Expr | None = None
+    if spec.dtype in ("decimal", "int"):
+        bad = (~text.str.contains(NUMBER) | text.str.contains(TOO_MANY_DECIMALS)
+               | text.str.contains(TOO_LARGE))
+        if spec.dtype == "int":
+            bad = bad | text.str.contains(".", literal=True)
+    elif spec.dtype == "date":
+        bad = ~text.str.contains(ISO_DATE) | text.str.to_date("%Y-%m-%d", strict=False).is_null()
+    elif spec.dtype == "bool":
+        bad = ~text.str.to_lowercase().is_in([*TRUE_WORDS, *FALSE_WORDS])
+    flag = (present & bad) if bad is not None else None
+    if spec.required and spec.default is None:
+        flag = ~present if flag is None else (flag | ~present)
+    return flag
+
+
+def _suspect_rows(frame: pl.DataFrame, columns: Sequence[MappedColumn]) -> pl.DataFrame:
+    flags = [flag.fill_null(True) for c in columns if (flag := _suspect(c)) is not None]
+    return frame.filter(pl.any_horizontal(flags)) if flags else frame.clear()
 
 
 class Normaliser:
@@ -232,9 +363,7 @@ class Normaliser:
         self.refs: list[pl.DataFrame] = []
         self.done = 0
 
-    def run(self, normalised: Path) -> None:
-        schema = {LINE_COLUMN: pl.Int64, **{c.target.key: pl.String for c in self.columns}}
-        batches = pl.scan_csv(normalised, schema=schema).collect_batches(chunk_size=BATCH_ROWS)
+    def run(self, batches: Iterable[pl.DataFrame]) -> None:
         try:
             for batch in batches:
                 self._batch(batch)
@@ -251,8 +380,11 @@ class Normaliser:
     def _batch(self, frame: pl.DataFrame) -> None:
         problems: list[tuple[int, int, Problem]] = []
         typed_exprs = []
+        suspects = _suspect_rows(frame, self.columns)
         for order, column in enumerate(self.columns):
-            expr, engine_problems = typed_column(frame, _spec(column.target))
+            # The engine's typing expression does not depend on the frame; only its problem
+            # listing does, so it looks at the (usually empty) suspect rows alone.
+            expr, engine_problems = typed_column(suspects, _spec(column.target))
             typed_exprs.append(expr)
             problems += [(p.line or 0, order, _engine_problem(p, column))
                          for p in engine_problems]
@@ -270,38 +402,49 @@ class Normaliser:
 
     def _extra_problems(self, frame: pl.DataFrame, typed: pl.DataFrame
                         ) -> list[tuple[int, int, Problem]]:
+        """Catalog rules and formula injection: every check as one boolean column in a
+        single pass, then only the (usually zero) failing rows are looked at."""
         raw = [pl.col(c.target.key).alias(f"raw:{c.target.key}") for c in self.columns]
         both = frame.select(pl.col(LINE_COLUMN), *raw).hstack(typed.drop(LINE_COLUMN))
-        found: list[tuple[int, int, Problem]] = []
+        checks: list[tuple[int, MappedColumn, dict[str, Any], str, str]] = []
+        flags: list[pl.Expr] = []
         for order, column in enumerate(self.columns):
             key = column.target.key
             text = pl.col(f"raw:{key}").str.strip_chars()
             present = text.is_not_null() & (text != "")
-            checks = _rule_checks(column, pl.col(key), text)
-            formula = _formula_check(column, text)
+            found = _rule_checks(column, pl.col(key), text)
+            formula = _formula_check(column, pl.col(f"raw:{key}"))
             if formula is not None:
-                checks.append((formula, {"formula_injection": True},
-                               "starts with = + - or @ and would run as a spreadsheet formula",
-                               "Remove the leading character, or prefix the value with an "
-                               "apostrophe if it is meant as text"))
-            for bad, rule, message, hint in checks:
-                rows = both.filter(present & bad.fill_null(False)).select(
-                    LINE_COLUMN, f"raw:{key}")
-                for line, value in rows.iter_rows():
-                    found.append((line, order, Problem(line, column.column, key, value, rule,
-                                                       message, hint)))
-        return found
+                found.append((formula, {"formula_injection": True},
+                              "starts with = + - or @ and would run as a spreadsheet formula",
+                              "Remove the leading character, or prefix the value with an "
+                              "apostrophe if it is meant as text"))
+            for bad, rule, message, hint in found:
+                flags.append((present & bad.fill_null(False)).alias(f"check:{len(checks)}"))
+                checks.append((order, column, rule, message, hint))
+        if not flags:
+            return []
+        flagged = (both.lazy().with_columns(flags)
+                   .filter(pl.any_horizontal(pl.col("^check:.*$"))).collect())
+        problems: list[tuple[int, int, Problem]] = []
+        for record in flagged.iter_rows(named=True):
+            for index, (order, column, rule, message, hint) in enumerate(checks):
+                if record[f"check:{index}"]:
+                    line, key = record[LINE_COLUMN], column.target.key
+                    problems.append((line, order, Problem(
+                        line, column.column, key, record[f"raw:{key}"], rule, message, hint)))
+        return problems
 
     def _emit(self, frame: pl.DataFrame, typed: pl.DataFrame) -> None:
         table = typed.drop(LINE_COLUMN).to_arrow()
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.parquet, table.schema)
         self.writer.write_table(table)
-        keys = [c.target.key for c in self.columns]
-        raw = frame.select(
-            pl.col(self.ref_key).str.strip_chars().alias("ref"),
-            pl.struct([pl.col(k) for k in keys]).struct.json_encode().alias("raw"))
-        self.copy_write(raw.write_csv(include_header=False).encode("utf-8"))
+        buffer = io.BytesIO()
+        frame.select(pl.col(self.ref_key).str.strip_chars().alias("ref"),
+                     *(pl.col(c.target.key) for c in self.columns)
+                     ).write_csv(buffer, include_header=False)
+        self.copy_write(buffer.getvalue())
 
     def _duplicates(self) -> None:
         if not self.refs:
