@@ -88,7 +88,24 @@ def serve(
         if embedded:
             _print_logins(ready)
         typer.echo(f"Paysheet API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-        uvicorn.run(create_app(ready), host=host, port=port, log_config=None, access_log=False)
+        from server.worker.consumer import in_process_consumer
+
+        with in_process_consumer(ready, embedded):
+            uvicorn.run(create_app(ready), host=host, port=port, log_config=None,
+                        access_log=False)
+
+
+@app.command()
+def worker(
+    processes: int | None = typer.Option(None, help="Worker processes (env WORKER_PROCESSES)"),
+    threads: bool = typer.Option(False, help="Thread workers instead of processes"),
+) -> None:
+    """Run the job queue consumer that executes runs (RedisHuey with REDIS_URL, else
+    PostgresHuey on the database). Start as many as you like, on as many machines."""
+    from server.worker.consumer import run_worker
+
+    with _database(get_settings()) as ready:
+        run_worker(ready, processes, "thread" if threads else "process")
 
 
 @app.command()

@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     queue_name: str = "paysheet"
     run_max_attempts: int = 2
     worker_processes: int = 2
-    # Threads of the in-process consumer that `paysheet serve` runs (0: none, use workers).
-    embedded_workers: int = 1
+    # Threads of the in-process consumer `paysheet serve` runs; unset: 1 with the embedded
+    # database, 0 with DATABASE_URL (run `paysheet worker` processes instead).
+    embedded_workers: int | None = None
 
     log_level: str = "INFO"
     log_json: bool = True

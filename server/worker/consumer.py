@@ -7,6 +7,8 @@ periodic `runs.recover` task repeats that every minute.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import structlog
 from huey.consumer import Consumer
@@ -48,13 +50,35 @@ class EmbeddedConsumer(Consumer):
         return None
 
 
-def start_embedded_consumer(settings: Settings) -> EmbeddedConsumer | None:
-    """Start `settings.embedded_workers` worker threads in this process (None if 0)."""
-    if settings.embedded_workers <= 0:
+def embedded_worker_count(settings: Settings, embedded_database: bool) -> int:
+    """EMBEDDED_WORKERS if set; else 1 with the embedded database, 0 with an external one
+    (where `paysheet worker` processes do the work)."""
+    if settings.embedded_workers is not None:
+        return settings.embedded_workers
+    return 1 if embedded_database else 0
+
+
+@contextmanager
+def in_process_consumer(settings: Settings, embedded_database: bool) -> Iterator[None]:
+    """`paysheet serve`'s hook: worker threads next to the API while it runs."""
+    count = embedded_worker_count(settings, embedded_database)
+    consumer = start_embedded_consumer(settings, count)
+    try:
+        yield
+    finally:
+        stop_embedded_consumer(consumer)
+
+
+def start_embedded_consumer(settings: Settings,
+                            workers: int | None = None) -> EmbeddedConsumer | None:
+    """Start `workers` (default EMBEDDED_WORKERS, else 1) worker threads in this process;
+    None when that is 0."""
+    workers = workers if workers is not None else (settings.embedded_workers or 1)
+    if workers <= 0:
         return None
     queue = get_queue(settings)
     recover(queue)
-    consumer = EmbeddedConsumer(queue.huey, workers=settings.embedded_workers,
+    consumer = EmbeddedConsumer(queue.huey, workers=workers,
                                 worker_type="thread", periodic=True,
                                 initial_delay=0.05, max_delay=1.0)
     consumer.start()

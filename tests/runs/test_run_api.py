@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from starlette.websockets import WebSocketDisconnect
 
 from tests.runs.support import wait_for_run
 
@@ -195,3 +196,73 @@ def test_results_are_refused_while_running_and_invisible_until_commit(
         blocker.rollback()
     run = wait_for_run(rc, run_id, hr)
     assert run["status"] == "draft"
+
+
+def test_progress_events_over_websocket(rc, make_tenant, sample_inputs):
+    tenant = make_tenant()
+    hr = tenant.users["hr"]
+    sample = sample_inputs(tenant, count=60)
+    run_id = _start(rc, hr.headers, sample).json()["run_id"]
+    with rc.websocket_connect(f"/api/v1/runs/{run_id}/events?token={hr.token}") as socket:
+        messages = []
+        while not messages or messages[-1]["status"] in ("queued", "running"):
+            messages.append(socket.receive_json())
+    assert messages[-1]["status"] == "draft" and messages[-1]["phase"] == "done"
+    assert messages[-1]["rows_done"] == 60
+    phases = [m.get("phase") for m in messages]
+    assert phases == sorted(set(phases), key=phases.index), "phases only move forward"
+    with pytest.raises(WebSocketDisconnect) as refused, rc.websocket_connect(
+            f"/api/v1/runs/{run_id}/events?token=wrong") as socket:
+        socket.receive_json()
+    assert refused.value.code == 4401
+    other = make_tenant().users["hr"].token
+    with rc.websocket_connect(f"/api/v1/runs/{run_id}/events?token={other}") as socket:
+        assert socket.receive_json()["error"] == "run not found"
+
+
+def test_reproduce_says_identical_and_names_differences(rc, make_tenant, sample_inputs,
+                                                        database):
+    tenant = make_tenant()
+    hr = tenant.users["hr"].headers
+    sample = sample_inputs(tenant, count=80)
+    run = wait_for_run(rc, _start(rc, hr, sample).json()["run_id"], hr)
+    same = rc.post(f"/api/v1/runs/{run['id']}/reproduce", headers=hr)
+    assert same.status_code == 200, same.text
+    assert same.json()["identical"] is True
+    assert same.json()["reproduced_results_hash"] == run["results_hash"]
+    with psycopg.connect(database.migrate) as conn:  # a superuser tampers, triggers off
+        conn.execute("set session_replication_role = replica")
+        conn.execute("update comp.run_results set values = jsonb_set(values, '{bonus}', "
+                     "'\"1.0000000000\"') where run_id = %s and employee_ref = 'E0000003'",
+                     (run["id"],))
+    changed = rc.post(f"/api/v1/runs/{run['id']}/reproduce", headers=hr).json()
+    assert changed["identical"] is False and changed["differing_employees"] == 1
+    assert changed["differences"][0]["employee_ref"] == "E0000003"
+    assert changed["differences"][0]["steps"]["bonus"]["stored"] == "1.0000000000"
+
+
+def test_legacy_parity(rc, make_tenant, sample_inputs):
+    tenant = make_tenant()
+    hr = tenant.users["hr"].headers
+    sample = sample_inputs(tenant, count=30)
+    run = wait_for_run(rc, _start(rc, hr, sample).json()["run_id"], hr)
+    rows = _all_results(rc, run["id"], hr)
+    legacy = "employee_ref,Bonus Paid\n" + "".join(
+        f"{r['employee_ref']},{Decimal(r['values']['bonus'] or 0) + Decimal('0.01'):.2f}\n"
+        for r in rows)
+
+    def parity(text: str):
+        return rc.post(f"/api/v1/runs/{run['id']}/parity", headers=hr,
+                       files={"file": ("legacy.csv", text.encode(), "text/csv")},
+                       data={"amount_column": "Bonus Paid"})
+
+    passed = parity(legacy)
+    assert passed.status_code == 200, passed.text
+    assert passed.json()["passed"] is True and passed.json()["compared"] == 30
+    first = rows[0]["employee_ref"]
+    off = legacy.replace(f"{first},", f"{first},9", 1)
+    failed = parity(off).json()
+    assert failed["passed"] is False and failed["failures"] == 1
+    assert failed["failing_rows"][0]["employee_ref"] == first
+    missing = parity("employee_ref,Other\nE1,1\n")
+    assert missing.status_code == 422 and "Bonus Paid" in missing.json()["detail"]

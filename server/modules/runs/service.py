@@ -278,7 +278,8 @@ def tape(session: Session, settings: Settings, run_id: uuid.UUID,
 # -- reproduce -----------------------------------------------------------------------------
 def reproduce(session: Session, settings: Settings, principal: Principal,
               run_id: uuid.UUID) -> ReproduceOut:
-    """Re-execute the stored snapshot now and compare its results hash with the run's."""
+    """Re-execute the stored snapshot now; identical when the results hash is the run's and
+    every stored row equals the recomputed one (else the differing employees, by step)."""
     run = computed_run(session, run_id)
     _, plan, inputs = _snapshot_inputs(session, run, settings)
     try:
@@ -286,16 +287,15 @@ def reproduce(session: Session, settings: Settings, principal: Principal,
     except execution.RunFailed as error:
         raise Conflict(f"re-execution failed: {error.reason}") from None
     digest = hashlib.sha256(results_csv(plan, result)).hexdigest()
-    differences: list[EmployeeDifference] = []
-    differing = 0
-    if digest != run.results_hash:
-        differing, differences = _differences(session, run_id, plan, result)
+    differing, differences = _differences(session, run_id, plan, result)
+    identical = digest == run.results_hash and differing == 0
     record_event(session, principal_or_actor_id=principal, action="run.reproduce",
                  entity="plan_run", entity_id=run_id,
-                 after={"identical": digest == run.results_hash, "results_hash": digest})
+                 after={"identical": identical, "results_hash": digest,
+                        "differing_employees": differing})
     return ReproduceOut(run_id=run_id, snapshot_hash=run.snapshot_hash,
                         stored_results_hash=run.results_hash, reproduced_results_hash=digest,
-                        identical=digest == run.results_hash, differences=differences,
+                        identical=identical, differences=differences,
                         differing_employees=differing)
 
 
