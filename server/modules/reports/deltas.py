@@ -82,8 +82,11 @@ def _values(rows: Iterable[ResultRow], step: str) -> dict[str, Decimal | None]:
 
 
 def compare(base_rows: Iterable[ResultRow], scenario_rows: Iterable[ResultRow], step: str,
-            base_label: str = "Base", scenario_label: str = "Scenario") -> Comparison:
-    base, scenario = _values(base_rows, step), _values(scenario_rows, step)
+            base_label: str = "Base", scenario_label: str = "Scenario",
+            scenario_step: str | None = None) -> Comparison:
+    """`scenario_step` names the step in the scenario's plan when it differs (its payout)."""
+    base = _values(base_rows, step)
+    scenario = _values(scenario_rows, scenario_step or step)
     lines = []
     for ref in sorted(set(base) | set(scenario)):
         if ref not in scenario:

@@ -147,7 +147,8 @@ def scenario_deltas(
         base_rows, scenario_rows = base.rows, scenario.rows
     comparison = deltas.compare(base_rows, scenario_rows, base.plan.payout,
                                 base.info.scenario_name or f"run {run_id}",
-                                scenario.info.scenario_name or f"run {other_run_id}")
+                                scenario.info.scenario_name or f"run {other_run_id}",
+                                scenario.plan.payout)
     if format == "xlsx":
         return _file(deltas.deltas_xlsx(comparison), service.MEDIA_TYPES["xlsx"],
                      f"scenario-deltas-{run_id}-{other_run_id}.xlsx")
