@@ -26,6 +26,7 @@ bench: install
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/uploads.py
 	$(BIN)/python bench/runs.py
+	$(BIN)/python bench/reports.py
 
 lint: install
 	$(BIN)/ruff check .

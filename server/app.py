@@ -17,6 +17,7 @@ from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
 from server.modules.catalog.router import router as catalog_router
 from server.modules.plans.router import router as plans_router
+from server.modules.reports.router import router as reports_router
 from server.modules.runs.router import router as runs_router
 from server.modules.tenants.router import router as tenants_router
 from server.modules.uploads.router import router as uploads_router
@@ -38,6 +39,7 @@ API_ROUTERS: list[APIRouter] = [
     plans_router,
     uploads_router,
     workbooks_router,
+    reports_router,
     runs_router,
     approvals_router,
 ]

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import typer
 
+from server.modules.reports.cli import verify_bundle_command
 from server.settings import Settings, get_settings
 
 if importlib.util.find_spec("engine.cli") is not None:
@@ -159,6 +160,7 @@ def _register_workbook_commands() -> None:
 
 
 _register_workbook_commands()
+app.command("verify-bundle")(verify_bundle_command)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # Password given to the two roles when the embedded/test bootstrap creates them.
     bootstrap_role_password: str = "paysheet-dev"
 
+    # Encrypts tenants' export-signing private keys at rest (any long random string). Unset:
+    # a random secret is created once in <data_dir>/signing-key.secret (mode 0600).
+    signing_key_secret: str | None = None
+
     # Runs: the job queue's name (RedisHuey key prefix / PostgresHuey queue column), how many
     # times a run interrupted by a dead worker is attempted, and `paysheet worker` processes.
     queue_name: str = "paysheet"

@@ -30,6 +30,8 @@ TENANT_TABLES = [
     "run_results",
     "run_totals",
     "audit_events",
+    "tenant_signing_keys",
+    "report_jobs",
 ]
 
 

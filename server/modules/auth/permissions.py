@@ -51,6 +51,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "runs.finalize": frozenset({A, F}),
     "reports.read": frozenset({A, H, M, F, AU}),
     "reports.export": frozenset({A, H, F, AU}),
+    "reports.signing_key.read": EVERYONE,
+    "runs.export": frozenset({A, F, AU}),
 }
 
 

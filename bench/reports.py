@@ -1,0 +1,100 @@
+"""Statement rendering benchmark (prints figures and ratios to the budget; not a test).
+
+    python bench/reports.py [--employees 1000] [--pdf 10] [--xlsx 100] [--bulk 1000]
+                            [--processes 2]
+
+Budget (ARCHITECTURE.md): <= 1 s per PDF statement, <= 0.05 s per XLSX statement. The bulk
+job renders `--bulk` PDF statements on `--processes` spawned processes, as the worker does.
+A ratio above 1 means within budget (budget / measured). Wall time suffers when other work
+shares the cores, so CPU seconds (this process, or the workers for the bulk job) are printed
+too: on a shared machine they are the better measure of the code itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.data import load_inputs  # noqa: E402
+from engine.plan import compile_plan, load_plan  # noqa: E402
+from samples import generate  # noqa: E402
+from server.modules.reports.bulk import render_statements, statements_zip  # noqa: E402
+from server.modules.reports.render import statement_pdf, statement_xlsx  # noqa: E402
+from server.modules.reports.statement import Branding, RunInfo, build_statement  # noqa: E402
+from server.modules.reports.tapes import explain_all  # noqa: E402
+
+PDF_BUDGET, XLSX_BUDGET = 1.0, 0.05
+
+
+def _per_item(render, statements) -> tuple[float, float]:
+    """(wall, cpu) seconds per statement after a warm-up (imports, fonts, templates)."""
+    render(statements[0])
+    wall, cpu = time.perf_counter(), time.process_time()
+    for statement in statements:
+        render(statement)
+    count = len(statements)
+    return (time.perf_counter() - wall) / count, (time.process_time() - cpu) / count
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--employees", type=int, default=1000)
+    parser.add_argument("--pdf", type=int, default=10)
+    parser.add_argument("--xlsx", type=int, default=100)
+    parser.add_argument("--bulk", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    employees = max(args.employees, args.bulk, args.pdf, args.xlsx)
+
+    plan = compile_plan(load_plan(ROOT / "samples" / "plans" / "fund_bonus.json"))
+    with tempfile.TemporaryDirectory() as folder:
+        emp, funds = generate.write(employees, 20, 7, Path(folder))
+        frame = load_inputs(plan, emp, funds)
+    run = RunInfo("bench-run", "draft", "0" * 64, "1" * 64)
+    brand = Branding("Bench Capital")
+    start = time.perf_counter()
+    tapes = explain_all(plan, frame)
+    tape_seconds = time.perf_counter() - start
+    refs = sorted(tapes)
+    print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
+    print(f"tapes: {len(tapes)} employees from one reference evaluation in {tape_seconds:.2f} s")
+
+    statements = [build_statement(plan, tapes[ref], run, brand) for ref in refs]
+    pdf, pdf_cpu = _per_item(statement_pdf, statements[: args.pdf])
+    xlsx, xlsx_cpu = _per_item(statement_xlsx, statements[: args.xlsx])
+    print(f"PDF statement : {pdf:.3f} s wall, {pdf_cpu:.3f} s CPU each (budget {PDF_BUDGET} s; "
+          f"ratio wall {PDF_BUDGET / pdf:.2f}, CPU {PDF_BUDGET / pdf_cpu:.2f})")
+    print(f"XLSX statement: {xlsx:.4f} s wall, {xlsx_cpu:.4f} s CPU each (budget {XLSX_BUDGET} "
+          f"s; ratio wall {XLSX_BUDGET / xlsx:.2f}, CPU {XLSX_BUDGET / xlsx_cpu:.2f})")
+
+    if args.bulk:
+        chosen = {ref: tapes[ref] for ref in refs[: args.bulk]}
+        children_before = _children_cpu()
+        start = time.perf_counter()
+        rendered = render_statements(plan, chosen, run, brand, "pdf", processes=args.processes)
+        archive = statements_zip(rendered, "pdf")
+        seconds = time.perf_counter() - start
+        workers_cpu = _children_cpu() - children_before
+        per = seconds / len(chosen)
+        print(f"bulk: {len(chosen)} PDF statements on {args.processes} processes in "
+              f"{seconds:.1f} s wall = {per:.3f} s/statement ({len(archive) / 1e6:.1f} MB zip); "
+              f"workers' CPU {workers_cpu / len(chosen):.3f} s/statement; "
+              f"{pdf / per:.2f}x the single-process wall rate")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Bulk statements: many employees rendered on a process pool into one zip.
+
+WeasyPrint is CPU-bound Python (~0.3-0.5 s a page here), so statements are rendered in
+chunks on `processes` worker processes (spawned, so no Polars/huey threads are forked) and
+reported through `progress(done, total)`. The zip lists `statements/<ref>.<format>` in
+employee order with fixed metadata, so the same run always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.plan import CompiledPlan, PlanDocument, compile_plan
+from server.modules.reports.bundle import safe_member_name
+from server.modules.reports.files import deterministic_zip
+from server.modules.reports.render import statement_html, statement_pdf, statement_xlsx
+from server.modules.reports.statement import Branding, RunInfo, build_statement
+
+Format = Literal["pdf", "xlsx", "html"]
+Progress = Callable[[int, int], None]
+CHUNK = 20
+
+
+def render_statement(plan: CompiledPlan, tape: Mapping[str, Any], inputs: Mapping[str, Any] | None,
+                     run: RunInfo, branding: Branding, fmt: Format) -> bytes:
+    """One statement in `fmt` (pdf, xlsx or html as UTF-8 bytes)."""
+    statement = build_statement(plan, tape, run, branding, inputs)
+    if fmt == "pdf":
+        return statement_pdf(statement)
+    if fmt == "xlsx":
+        return statement_xlsx(statement)
+    if fmt == "html":
+        return statement_html(statement).encode("utf-8")
+    raise ValueError(f"unknown statement format {fmt!r} (pdf, xlsx or html)")
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    document: PlanDocument
+    plan_hash: str
+    run: RunInfo
+    branding: Branding
+    fmt: Format
+    items: tuple[tuple[str, dict[str, Any], dict[str, Any] | None], ...]
+
+
+_compiled: dict[str, CompiledPlan] = {}
+
+
+def _plan_in_worker(document: PlanDocument, plan_hash: str) -> CompiledPlan:
+    """Compile once per worker process (keyed by plan hash)."""
+    if plan_hash not in _compiled:
+        _compiled[plan_hash] = compile_plan(document)
+    return _compiled[plan_hash]
+
+
+def _render_chunk(chunk: _Chunk) -> list[tuple[str, bytes]]:
+    plan = _plan_in_worker(chunk.document, chunk.plan_hash)
+    return [(ref, render_statement(plan, tape, inputs, chunk.run, chunk.branding, chunk.fmt))
+            for ref, tape, inputs in chunk.items]
+
+
+def member_name(employee_ref: str, fmt: Format) -> str:
+    return f"statements/{safe_member_name(employee_ref)}.{fmt}"
+
+
+def render_statements(
+    plan: CompiledPlan,
+    tapes: Mapping[str, Mapping[str, Any]],
+    run: RunInfo,
+    branding: Branding,
+    fmt: Format = "pdf",
+    inputs: Mapping[str, Mapping[str, Any]] | None = None,
+    processes: int = 2,
+    progress: Progress | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, bytes]:
+    """employee_ref -> statement bytes for every tape, on `processes` processes (1: inline);
+    `progress(done, total)` after every chunk (default size: at most CHUNK, small enough to
+    give every process several chunks)."""
+    refs: Sequence[str] = sorted(tapes)
+    items = [(ref, dict(tapes[ref]), dict(inputs[ref]) if inputs else None) for ref in refs]
+    if chunk_size is None:
+        chunk_size = max(1, min(CHUNK, -(-len(items) // (max(processes, 1) * 4))))
+    chunks = [
+        _Chunk(plan.document, plan.plan_hash, run, branding, fmt, tuple(items[i:i + chunk_size]))
+        for i in range(0, len(items), chunk_size)
+    ]
+    rendered: dict[str, bytes] = {}
+
+    def collect(pairs: list[tuple[str, bytes]]) -> None:
+        rendered.update(pairs)
+        if progress:
+            progress(len(rendered), len(items))
+
+    if processes <= 1 or len(chunks) <= 1:
+        _compiled.setdefault(plan.plan_hash, plan)
+        for chunk in chunks:
+            collect(_render_chunk(chunk))
+        return rendered
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        for future in as_completed([pool.submit(_render_chunk, chunk) for chunk in chunks]):
+            collect(future.result())
+    return rendered
+
+
+def statements_zip(rendered: Mapping[str, bytes], fmt: Format) -> bytes:
+    """The bulk download: statements/<ref>.<fmt> in employee order."""
+    names = {ref: member_name(ref, fmt) for ref in rendered}
+    if len(set(names.values())) != len(names):
+        raise ValueError("two employees map to the same statement file name")
+    return deterministic_zip([(names[ref], rendered[ref]) for ref in sorted(rendered)])

@@ -1,0 +1,161 @@
+"""Bulk statement jobs: queued on the worker, rendered on a process pool, zipped to disk.
+
+`create_statements_job` picks the employees (all, a list, or one team; managers only ever
+get their own teams' employees), records the job in its own committed transaction, audits it
+on the run and queues it. The worker task (`reports.statements`, registered on the run
+queue) computes every tape from one evaluation, renders the statements on
+`settings.worker_processes` processes, reports progress after every chunk, and writes the zip
+to `<data_dir>/reports/<tenant>/<job>.zip` (its SHA-256 is recorded and checked on download).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from huey import Huey
+from huey.api import TaskWrapper
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.db.session import tenant_session
+from server.errors import Conflict, NotFound, UnprocessableEntity
+from server.modules.audit.service import record_event
+from server.modules.auth.dependencies import Principal
+from server.modules.auth.permissions import Role
+from server.modules.reports import service
+from server.modules.reports.bulk import Format, render_statements, statements_zip
+from server.modules.reports.models import ReportJob
+from server.modules.reports.tapes import explain_all
+from server.settings import Settings
+
+STATEMENTS_TASK = "reports.statements"
+_tasks: dict[int, TaskWrapper] = {}
+
+
+def register_tasks(huey: Huey, settings: Settings) -> None:
+    """Called by the run queue's registration, in the API and in every worker process."""
+
+    @huey.task(name=STATEMENTS_TASK)
+    def render_statements_job(tenant_id: str, job_id: str) -> None:
+        run_statements_job(uuid.UUID(tenant_id), uuid.UUID(job_id), settings)
+
+    _tasks[id(huey)] = render_statements_job
+
+
+def _chosen_refs(principal: Principal, frame: pl.DataFrame, employee_refs: Sequence[str] | None,
+                 team: str | None) -> list[str]:
+    everyone = [str(ref) for ref in frame["employee_ref"].to_list()]
+    visible = service.visible_refs(principal, frame)
+    allowed = set(everyone) if visible is None else visible
+    if employee_refs:
+        unknown = [ref for ref in employee_refs if ref not in allowed]
+        if unknown:
+            raise NotFound("employee", f"employee '{unknown[0]}' not found in this run")
+        return sorted(set(employee_refs))
+    chosen = [ref for ref in everyone if ref in allowed]
+    if team is not None:
+        if service.TEAM_INPUT not in frame.columns:
+            raise UnprocessableEntity([{"loc": ["body", "team"],
+                                        "msg": "the plan has no 'team' input"}])
+        members = set(frame.filter(pl.col(service.TEAM_INPUT) == team)["employee_ref"]
+                      .cast(pl.String).to_list())
+        chosen = [ref for ref in chosen if ref in members]
+    if not chosen:
+        raise UnprocessableEntity([{"loc": ["body"], "msg": "no employee selected"}])
+    return sorted(chosen)
+
+
+def create_statements_job(principal: Principal, settings: Settings, run_id: uuid.UUID,
+                          employee_refs: Sequence[str] | None, team: str | None,
+                          fmt: Format) -> ReportJob:
+    """Validate, record (committed) and queue a bulk statement job."""
+    from server.worker.queue import get_queue
+
+    with tenant_session(principal.tenant_id) as session:
+        data = service.load_run(session, settings, run_id, with_rows=False)
+        refs = _chosen_refs(principal, data.frame, employee_refs, team)
+        job = ReportJob(run_id=run_id, kind="statements", status="queued",
+                        params={"employee_refs": refs, "format": fmt},
+                        progress={"done": 0, "total": len(refs)},
+                        created_by=principal.user_id)
+        session.add(job)
+        session.flush()
+        session.refresh(job)  # server defaults (created_at) before the session closes
+        record_event(session, principal_or_actor_id=principal, action="run.statements",
+                     entity="plan_run", entity_id=run_id,
+                     after={"job_id": str(job.id), "count": len(refs), "format": fmt})
+    queue = get_queue(settings)
+    _tasks[id(queue.huey)](str(principal.tenant_id), str(job.id))
+    return job
+
+
+def _update(tenant_id: uuid.UUID, job_id: uuid.UUID, **changes: Any) -> None:
+    with tenant_session(tenant_id) as session:
+        job = session.get(ReportJob, job_id)
+        assert job is not None
+        for name, value in changes.items():
+            setattr(job, name, value)
+
+
+def _write_atomically(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(payload)
+    os.replace(temporary, path)
+
+
+def run_statements_job(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None:
+    """The worker side: render, zip, record; any failure is recorded on the job."""
+    try:
+        with tenant_session(tenant_id) as session:
+            job = session.get(ReportJob, job_id)
+            if job is None or job.status != "queued":
+                return
+            job.status = "running"
+            data = service.load_run(session, settings, job.run_id, with_rows=False)
+            branding = service.branding(session, tenant_id)
+        refs, fmt = job.params["employee_refs"], job.params["format"]
+        tapes = explain_all(data.plan, data.frame, refs)
+        rendered = render_statements(
+            data.plan, tapes, data.info, branding, fmt,
+            inputs=service.employee_inputs(data.frame, refs),
+            processes=settings.worker_processes,
+            progress=lambda done, total: _update(tenant_id, job_id,
+                                                 progress={"done": done, "total": total}))
+        archive = statements_zip(rendered, fmt)
+        path = Path(settings.data_dir) / "reports" / str(tenant_id) / f"{job_id}.zip"
+        _write_atomically(path, archive)
+        _update(tenant_id, job_id, status="done", result_path=str(path),
+                result_sha256=hashlib.sha256(archive).hexdigest(),
+                finished_at=datetime.now(UTC))
+    except Exception as error:  # recorded for the user; the worker stays up
+        _update(tenant_id, job_id, status="failed", error=f"{type(error).__name__}: {error}",
+                finished_at=datetime.now(UTC))
+
+
+def get_job(session: Session, principal: Principal, job_id: uuid.UUID) -> ReportJob:
+    """The job if it is the caller's (admins see every job of the tenant), else 404."""
+    job = session.scalar(select(ReportJob).where(ReportJob.id == job_id))
+    if job is None or (principal.role is not Role.ADMIN and job.created_by != principal.user_id):
+        raise NotFound("job")
+    return job
+
+
+def job_archive(job: ReportJob) -> bytes:
+    """The finished zip, checked against its recorded SHA-256."""
+    if job.status != "done" or not job.result_path:
+        raise Conflict(f"job {job.id} is {job.status}"
+                       + (f": {job.error}" if job.error else ""))
+    payload = Path(job.result_path).read_bytes()
+    if hashlib.sha256(payload).hexdigest() != job.result_sha256:
+        raise Conflict(f"job {job.id}: the stored zip does not match its hash")
+    return payload

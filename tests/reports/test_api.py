@@ -1,0 +1,231 @@
+"""Reports over real runs: plans, uploads, runs, approvals and finalize through their APIs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from openpyxl import load_workbook
+
+from server.db import session as db
+from server.modules.auth.permissions import Role
+from server.modules.auth.service import issue_token
+from server.modules.reports.bundle import verify_bundle
+from server.modules.reports.formatting import decimal_text
+from server.modules.tenants import service as tenants
+from tests.reports.conftest import pdf_text
+from tests.runs.support import sample_document, wait_for_run
+
+API = "/api/v1"
+MANAGER_TEAM = "T1"  # the team make_tenant gives its manager
+
+
+@dataclass(frozen=True)
+class Run:
+    tenant: Any
+    run_id: str
+    finaliser: dict[str, str]
+
+    def headers(self, role: str) -> dict[str, str]:
+        return self.tenant.users[role].headers
+
+
+def _document() -> dict:
+    """The sample plan with defaults on the guarded pool steps: no null payouts to block
+    approval."""
+    document = sample_document()
+    for step in document["steps"]:
+        if step["name"] in ("points", "pool_share"):
+            step["default"] = "0"
+    return document
+
+
+def _second_finance_user(tenant: Any) -> dict[str, str]:
+    """Four-eyes: finalize needs a finance/admin user who neither started nor approved."""
+    with db.tenant_session(tenant.id) as session:
+        user = tenants.add_user(session, None, email=f"fin2-{uuid.uuid4().hex[:6]}@x.example",
+                                role=Role.FINANCE, display_name="Finance 2")
+        token = issue_token(session, user.user.id, timedelta(hours=1)).token
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _run(rc, tenant, sample_inputs, scenario: str | None = None) -> str:
+    sample = sample_inputs(
+        tenant, count=6, funds=2, document=_document(),
+        edit_employees=lambda people: people.with_columns(
+            pl.when(pl.col("employee_ref").is_in(["E0000001", "E0000002"]))
+            .then(pl.lit(MANAGER_TEAM)).otherwise(pl.col("team")).alias("team")))
+    started = rc.post(f"{API}/runs", headers=tenant.users["admin"].headers,
+                      json=sample.body(scenario_name=scenario))
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    run = wait_for_run(rc, run_id, tenant.users["admin"].headers)
+    assert run["status"] == "draft", run
+    return run_id
+
+
+def _finalize(rc, run: Run) -> None:
+    for role, action in (("manager", "manager_approve"), ("hr", "hr_approve"),
+                         ("finance", "finance_approve")):
+        answer = rc.post(f"{API}/runs/{run.run_id}/approve", headers=run.headers(role),
+                         json={"action": action})
+        assert answer.status_code == 200, answer.text
+    final = rc.post(f"{API}/runs/{run.run_id}/finalize", headers=run.finaliser, json={})
+    assert final.status_code == 200, final.text
+
+
+@pytest.fixture
+def draft_run(rc, consumer, make_tenant, sample_inputs) -> Iterator[Run]:
+    tenant = make_tenant()
+    run_id = _run(rc, tenant, sample_inputs)
+    yield Run(tenant, run_id, _second_finance_user(tenant))
+
+
+def _statement(rc, run: Run, role: str, employee_ref: str, fmt: str = "pdf"):
+    return rc.post(f"{API}/reports/individual-statement", headers=run.headers(role),
+                   json={"run_id": run.run_id, "employee_ref": employee_ref, "format": fmt})
+
+
+def test_statements_match_the_runs_tape_and_lose_draft_on_finalize(rc, draft_run) -> None:
+    tape = rc.get(f"{API}/runs/{draft_run.run_id}/results",
+                  params={"employee_ref": "E0000003"}, headers=draft_run.headers("hr")).json()
+    response = _statement(rc, draft_run, "hr", "E0000003")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    text = pdf_text(response.content, "-layout")
+    assert f"USD {decimal_text(Decimal(tape['payout']))}" in text
+    for step in tape["steps"]:
+        if isinstance(step["result"], str) and step["result"][:1].isdigit():
+            assert decimal_text(Decimal(step["result"])) in text, step["step"]
+    assert "DRAFT" in pdf_text(response.content, "-raw")
+    xlsx = _statement(rc, draft_run, "finance", "E0000003", "xlsx")
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    payout = next(row[1] for row in sheet.iter_rows() if row[0].value == "Payout")
+    assert payout.data_type == "n"
+    _finalize(rc, draft_run)
+    final = pdf_text(_statement(rc, draft_run, "auditor", "E0000003").content, "-raw")
+    assert "DRAFT" not in final and "Finalized" in final and "finance (" in final
+
+
+def test_statement_roles_teams_and_tenants(rc, draft_run, make_tenant) -> None:
+    assert _statement(rc, draft_run, "manager", "E0000001").status_code == 200
+    hidden = _statement(rc, draft_run, "manager", "E0000003")
+    assert hidden.status_code == 404 and "E0000003" in hidden.json()["detail"]
+    assert _statement(rc, draft_run, "readonly", "E0000001").status_code == 403
+    assert _statement(rc, draft_run, "admin", "E9999999").status_code == 404
+    other = make_tenant()
+    foreign = rc.post(f"{API}/reports/individual-statement", headers=other.users["admin"].headers,
+                      json={"run_id": draft_run.run_id, "employee_ref": "E0000001"})
+    assert foreign.status_code == 404
+    bad = _statement(rc, draft_run, "admin", "E0000001", "docx")
+    assert bad.status_code == 422
+
+
+def test_export_bundle_of_a_finalized_run(rc, draft_run) -> None:
+    path = f"{API}/runs/{draft_run.run_id}/export"
+    refused = rc.post(path, headers=draft_run.headers("finance"))
+    assert refused.status_code == 409 and "finalized" in refused.json()["detail"]
+    _finalize(rc, draft_run)
+    for role in ("hr", "manager", "readonly"):
+        assert rc.post(path, headers=draft_run.headers(role)).status_code == 403
+    first = rc.post(path, headers=draft_run.headers("auditor"))
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"] == "application/zip"
+    again = rc.post(path, headers=draft_run.headers("admin"))
+    assert again.content == first.content  # identical bytes when exported twice
+    key = rc.get(f"{API}/tenants/{draft_run.tenant.id}/signing-key",
+                 headers=draft_run.headers("readonly")).json()
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key"]))
+    report = verify_bundle(first.content, public)
+    assert report.ok, report.problems
+    run = rc.get(f"{API}/runs/{draft_run.run_id}", headers=draft_run.headers("hr")).json()
+    assert report.manifest["run"]["results_hash"] == run["results_hash"]
+    assert report.manifest["run"]["results_csv_matches_results_hash"] is True
+    with zipfile.ZipFile(io.BytesIO(first.content)) as archive:
+        names = archive.namelist()
+        events = archive.read("audit_events.json").decode()
+    assert len([n for n in names if n.startswith("statements/")]) == 6
+    assert '"run.finalize"' in events and '"run.export"' not in events
+    audit = rc.get(f"{API}/audit", params={"entity_id": draft_run.run_id},
+                   headers=draft_run.headers("auditor")).json()
+    assert sum(1 for event in audit["items"] if event["action"] == "run.export") == 2
+
+
+def test_pool_vs_target_history_and_scenario_deltas(rc, draft_run) -> None:
+    pool = rc.get(f"{API}/reports/pool-vs-target", params={"run_id": draft_run.run_id},
+                  headers=draft_run.headers("finance"))
+    assert pool.status_code == 200, pool.text
+    lines = pool.json()["lines"]
+    assert lines[-1]["group"] == "Total" and lines[-1]["headcount"] == 6
+    xlsx = rc.get(f"{API}/reports/pool-vs-target", headers=draft_run.headers("finance"),
+                  params={"run_id": draft_run.run_id, "format": "xlsx"})
+    assert xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
+    assert rc.get(f"{API}/reports/pool-vs-target", params={"run_id": draft_run.run_id},
+                  headers=draft_run.headers("readonly")).status_code == 403
+
+    empty = rc.get(f"{API}/reports/history", headers=draft_run.headers("finance")).json()
+    assert empty["cells"] == []  # draft runs are not history
+    _finalize(rc, draft_run)
+    history = rc.get(f"{API}/reports/history", params={"group_by": "fund"},
+                     headers=draft_run.headers("finance")).json()
+    total = sum(Decimal(cell["total"]) for cell in history["cells"])
+    assert history["periods"] == ["2025-01-01"]
+    assert total == Decimal(lines[-1]["allocated"])
+    outside = rc.get(f"{API}/reports/history", params={"from": "2026-01-01"},
+                     headers=draft_run.headers("finance")).json()
+    assert outside["cells"] == []
+
+    deltas = rc.get(f"{API}/reports/scenario-deltas", headers=draft_run.headers("manager"),
+                    params={"run_id": draft_run.run_id, "other_run_id": draft_run.run_id})
+    assert deltas.status_code == 200, deltas.text
+    sheet = load_workbook(io.BytesIO(deltas.content)).active
+    refs = [row[0].value for row in sheet.iter_rows(min_row=4) if row[0].value != "Total"]
+    assert refs == ["E0000001", "E0000002"]  # the manager's team only
+
+
+def _wait_for_job(rc, job_id: str, headers: dict[str, str]) -> dict:
+    """Poll the job until it is done or failed (bounded by a deadline, not a sleep)."""
+    deadline = time.monotonic() + 300
+    while True:
+        job = rc.get(f"{API}/reports/jobs/{job_id}", headers=headers)
+        assert job.status_code == 200, job.text
+        if job.json()["status"] in ("done", "failed"):
+            return job.json()
+        assert time.monotonic() < deadline, job.json()
+        time.sleep(0.1)
+
+
+def test_bulk_statements_job_for_a_managers_team(rc, draft_run) -> None:
+    path = f"{API}/runs/{draft_run.run_id}/statements"
+    manager = draft_run.headers("manager")
+    assert rc.post(path, headers=draft_run.headers("readonly"), json={}).status_code == 403
+    leak = rc.post(path, headers=manager, json={"employee_refs": ["E0000001", "E0000004"]})
+    assert leak.status_code == 404 and "E0000004" in leak.json()["detail"]
+    queued = rc.post(path, headers=manager, json={"format": "pdf"})
+    assert queued.status_code == 202, queued.text
+    job = _wait_for_job(rc, queued.json()["id"], manager)
+    assert job["status"] == "done", job
+    assert job["progress"] == {"done": 2, "total": 2}
+    assert rc.get(f"{API}/reports/jobs/{job['id']}",
+                  headers=draft_run.headers("finance")).status_code == 404
+    download = rc.get(f"{API}/reports/jobs/{job['id']}/download", headers=manager)
+    assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        assert archive.namelist() == ["statements/E0000001.pdf", "statements/E0000002.pdf"]
+        assert "E0000002" in pdf_text(archive.read("statements/E0000002.pdf"))
+    team = rc.post(path, headers=draft_run.headers("admin"),
+                   json={"team": MANAGER_TEAM, "format": "xlsx"})
+    assert team.status_code == 202
+    assert _wait_for_job(rc, team.json()["id"], draft_run.headers("admin"))["progress"] == {
+        "done": 2, "total": 2}

@@ -1,0 +1,44 @@
+"""Many statements from one evaluation, rendered on a process pool into one zip."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from decimal import Decimal
+
+from server.modules.reports.bulk import member_name, render_statements, statements_zip
+from server.modules.reports.formatting import decimal_text
+from server.modules.reports.tapes import explain_all
+from tests.reports.conftest import BRANDING, HOSTILE_REF, Sample, pdf_text, run_info
+
+
+def test_explain_all_matches_the_engines_explain(sample: Sample) -> None:
+    refs = ["E0000001", HOSTILE_REF, "E0000040"]
+    tapes = explain_all(sample.plan, sample.frame, refs)
+    assert list(tapes) == refs
+    for ref in refs:
+        assert tapes[ref] == sample.tape(ref)
+
+
+def test_bulk_pdf_statements_on_two_processes(sample: Sample) -> None:
+    refs = [f"E{n:07d}" for n in range(1, 6)]  # 5 statements: chunks of 2, 2 and 1
+    tapes = explain_all(sample.plan, sample.frame, refs)
+    seen: list[tuple[int, int]] = []
+    rendered = render_statements(sample.plan, tapes, run_info(), BRANDING, "pdf",
+                                 processes=2, chunk_size=2,
+                                 progress=lambda done, total: seen.append((done, total)))
+    assert sorted(rendered) == sorted(refs)
+    assert seen[-1] == (5, 5) and len(seen) == 3
+    text = pdf_text(rendered["E0000003"], "-layout")
+    payout = decimal_text(Decimal(tapes["E0000003"]["payout"]))
+    assert "E0000003" in text and f"USD {payout}" in text
+    data = statements_zip(rendered, "pdf")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.namelist() == [member_name(ref, "pdf") for ref in sorted(refs)]
+    assert statements_zip(rendered, "pdf") == data
+
+
+def test_bulk_xlsx_inline(sample: Sample) -> None:
+    tapes = explain_all(sample.plan, sample.frame, ["E0000002", "E0000004"])
+    rendered = render_statements(sample.plan, tapes, run_info(), BRANDING, "xlsx", processes=1)
+    assert all(payload[:2] == b"PK" for payload in rendered.values())
