@@ -87,13 +87,18 @@ class _Run:
         self.current.codes[row].add(code)
 
     def check_range(self, row: int, value: Decimal) -> Decimal:
-        """Note an overflow (|x| >= 1e28) on a taken row; the step fails after evaluation."""
-        if r10.overflows(value):
-            state = self.current
-            assert state is not None
-            if state.first_overflow is None or row < state.first_overflow:
-                state.first_overflow = row
-        return value
+        """Note an overflow (|x| >= 1e28) on a taken row; the step fails after evaluation.
+
+        The out-of-range value is replaced by 0 for the rest of the step (as the Polars
+        backend does), so it cannot push a later aggregate of the same step out of range
+        and get another employee named than the one whose value overflowed."""
+        if not r10.overflows(value):
+            return value
+        state = self.current
+        assert state is not None
+        if state.first_overflow is None or row < state.first_overflow:
+            state.first_overflow = row
+        return r10.ZERO
 
 
 def evaluate(
@@ -320,15 +325,16 @@ def _strict(
             out.append(None)
             continue
         result = compute(*values)
-        if isinstance(result, Decimal):
-            run.check_range(row, result)
-        out.append(result)
+        out.append(run.check_range(row, result) if isinstance(result, Decimal) else result)
     return out
 
 
 def _round(run: _Run, node: Call, args: list[Column], taken: Mask) -> Column:
     places = int(node.args[1].value)  # type: ignore[attr-defined]  # checked literal
-    return [None if v is None else r10.round_to(v, places) for v in args[0]]
+    return [
+        None if v is None else run.check_range(row, r10.round_to(v, places))
+        for row, v in enumerate(args[0])
+    ]
 
 
 def _pct_change(run: _Run, node: Call, args: list[Column], taken: Mask) -> Column:

@@ -683,3 +683,49 @@ def test_r10_primitives_match_an_exact_rational_oracle(a, b):
         assert r10.mod(a, b) == _exact_r10(floored)
     for result in (r10.mul(a, b), r10.sub(a, a)):
         assert result.as_tuple().exponent == -10 and not (result.is_zero() and result.is_signed())
+
+
+def test_tape_carries_each_steps_own_diagnostics_and_parameter_overrides():
+    compiled = plan(
+        [
+            {"order": 1, "name": "ratio", "expr": "x / y"},
+            {"order": 2, "name": "scaled", "expr": "x * rate"},
+        ],
+        {"x": "decimal", "y": "decimal"},
+        parameters=[{"key": "rate", "dtype": "decimal", "value": "2"}],
+        payout="ratio",
+    )
+    data = frame({"x": "decimal", "y": "decimal"}, [{"employee_ref": "E1", "x": 3, "y": 0}])
+    tape = explain(compiled, data, "E1", {"rate": "5"}).to_dict()
+    ratio, scaled = tape["steps"]
+    assert ratio["diagnostics"] == [
+        {"step": "ratio", "code": "division_by_zero", "message": "division by zero"},
+        {
+            "step": "ratio",
+            "code": "null_payout",
+            "message": "payout 'ratio' is null; first null step 'ratio' (division_by_zero)",
+        },
+    ]
+    assert scaled["diagnostics"] == []
+    assert scaled["bindings"] == {"rate": "5.0000000000", "x": "3.0000000000"}
+    assert scaled["result"] == "15.0000000000"
+    with pytest.raises(KeyError, match="employee 'E9' is not in the data"):
+        explain(compiled, data, "E9")
+
+
+def test_rounding_up_to_1e28_is_an_overflow():
+    inputs = {"x": "decimal"}
+    with pytest.raises(ValueOverflow):
+        run("round(x, 0)", inputs, [{"x": "9999999999999999999999999999.5"}])
+    with pytest.raises(ValueOverflow):
+        run("round2(x)", inputs, [{"x": "9999999999999999999999999999.995"}])
+    assert run("round(x, 0)", inputs, [{"x": "9999999999999999999999999999.4"}])[0] == [
+        "9999999999999999999999999999.0000000000"
+    ]
+
+
+def test_an_overflowing_value_does_not_make_a_later_aggregate_name_another_row():
+    rows = [{"employee_ref": "A", "x": 1}, {"employee_ref": "B", "x": 10**14}]
+    with pytest.raises(ValueOverflow) as info:
+        run("sum_over(x * x)", {"x": "decimal"}, rows)
+    assert info.value.employee_ref == "B"
