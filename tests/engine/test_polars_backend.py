@@ -217,7 +217,7 @@ def test_no_float_ever_reaches_a_literal() -> None:
     assert "dyn float" not in text and "f64" not in text
 
 
-@pytest.mark.parametrize("expr", ["count_over()", "sum_over(1)", "sum_over(2, \"k\")"])
+@pytest.mark.parametrize("expr", ["count_over()", "sum_over(1)", 'sum_over(2, "k")'])
 def test_aggregates_under_a_literal_guard_see_every_row(expr):
     """A guard that is a literal (`true`) is a scalar in Polars; aggregates must still count
     and sum over every row, not over one broadcast value."""
