@@ -11,6 +11,7 @@ from server.db import session as db
 from server.errors import Conflict
 from server.modules.auth.permissions import PERMISSIONS, Role
 from server.modules.plans import service as plans
+from server.modules.plans.schemas import MAX_VECTOR_ROWS
 from tests.api.plan_helpers import (
     audit_actions,
     create_document_plan,
@@ -581,6 +582,24 @@ def test_evaluate_test_vectors(client, make_tenant) -> None:
     )
     assert overridden.json()["rows"][0]["payout"] == "12000.0000000000"
     assert audit_actions(client, tenant, plan["id"]) == ["plan.create"]
+
+
+def test_evaluate_many_rows_and_the_row_cap(client, make_tenant) -> None:
+    tenant = make_tenant()
+    plan = create_document_plan(client, tenant)
+    rows = [dict(ROWS[0], employee_ref=f"E{i:04d}") for i in range(MAX_VECTOR_ROWS)]
+    body = client.post(
+        _plan_url(plan["id"], "/evaluate"), headers=tenant.users["hr"].headers, json={"rows": rows}
+    ).json()
+    assert [row["employee_ref"] for row in body["rows"]] == [r["employee_ref"] for r in rows]
+    assert all(row["tape"]["employee_ref"] == row["employee_ref"] for row in body["rows"])
+    too_many = client.post(
+        _plan_url(plan["id"], "/evaluate"),
+        headers=tenant.users["hr"].headers,
+        json={"rows": [*rows, dict(ROWS[0], employee_ref="E9999")]},
+    )
+    assert too_many.status_code == 422
+    assert too_many.json()["errors"][0]["loc"][:2] == ["body", "rows"]
 
 
 def test_evaluate_reports_division_by_zero_as_a_diagnostic(client, make_tenant) -> None:

@@ -19,8 +19,9 @@ Scope = Literal["employee", "fund"]
 Status = Literal["draft", "approved", "locked", "archived"]
 CURRENCY = r"^[A-Z]{3}$"
 MAX_EXPR = 20_000
-# Each row's tape re-evaluates every row (aggregates need them all): cost grows with rows².
-MAX_VECTOR_ROWS = 50
+# Test vectors are evaluated inline, in the request: one evaluation, every tape cut from it
+# (engine.backends.reference.explain_many), so cost is linear; the cap bounds the request.
+MAX_VECTOR_ROWS = 1000
 
 
 class _Body(BaseModel):

@@ -113,10 +113,11 @@ def evaluate_rows(
                 }
             ]
         ) from None
+    tapes = reference.explain_many(plan, frame, parameters=parameters)
     out = []
     for record in result.frame.iter_rows(named=True):
         ref = record["employee_ref"]
-        tape = reference.explain(plan, frame, ref, parameters).to_dict()
+        tape = tapes[ref].to_dict()
         out.append(
             {
                 "employee_ref": ref,
