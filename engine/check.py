@@ -256,8 +256,9 @@ def _parse_into(text: str, problems: list[Problem], step: str | None, field: str
         return None
 
 
-def _name_problem(name: str) -> str | None:
-    """Why `name` cannot name a step, input or parameter, or None if it can."""
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a step, input or parameter (reserved inputs aside: callers
+    word that case themselves), or None if it can."""
     if name.startswith("__"):
         return f"'{name}': names starting with '__' are not allowed"
     if not NAME_RULE.fullmatch(name):
@@ -332,7 +333,7 @@ def _claim(
             )
         )
         return False
-    reason = _name_problem(key)
+    reason = name_problem(key)
     if reason:
         problems.append(Problem("invalid_name", f"{where}: {reason}", field=field))
         return False
@@ -408,7 +409,7 @@ def _unique_steps(
         elif spec.name in seen:
             code, reason = "duplicate_step", f"duplicate step name '{spec.name}'"
         else:
-            reason = _name_problem(spec.name)
+            reason = name_problem(spec.name)
         if reason:
             problems.append(Problem(code, reason, spec.name, "name"))
             continue

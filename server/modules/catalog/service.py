@@ -17,9 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.catalog import CATALOG
-from engine.check import NAME_RULE
-from engine.dsl.parser import KEYWORDS
+from engine.check import name_problem as engine_name_problem
 from engine.plan import RESERVED_INPUTS, coerce_value
 from server.errors import Conflict, NotFound, UnprocessableEntity
 from server.jsonbody import plain_json
@@ -34,15 +32,7 @@ def name_problem(name: str) -> str | None:
     """Why `name` cannot name an input, parameter or step (engine rules), or None."""
     if name in RESERVED_INPUTS:
         return f"'{name}' is reserved (always available as a text input)"
-    if name.startswith("__"):
-        return f"'{name}': names starting with '__' are not allowed"
-    if not NAME_RULE.fullmatch(name):
-        return f"'{name}' is not a valid name (lower case letters, digits, '_'; up to 63)"
-    if name in KEYWORDS:
-        return f"'{name}' is a keyword"
-    if name in CATALOG:
-        return f"'{name}' is a catalog function"
-    return None
+    return engine_name_problem(name)
 
 
 def typed_default(dtype: str, raw: Any, loc: list[str | int]) -> Any:
