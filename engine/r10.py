@@ -8,6 +8,7 @@ Values are kept quantised to 10 dp, so `format(x, 'f')` is the R10 text form.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
 
 CONTEXT = Context(prec=100, rounding=ROUND_HALF_EVEN, Emax=999999, Emin=-999999)
@@ -38,6 +39,15 @@ def floor_to(value: Decimal, places: int) -> Decimal:
 
 def add(a: Decimal, b: Decimal) -> Decimal:
     return r10(CONTEXT.add(a, b))
+
+
+def total(values: Iterable[Decimal | None]) -> Decimal:
+    """The exact sum of the non-null values (aggregates skip nulls); 0 when there are none."""
+    result = ZERO
+    for value in values:
+        if value is not None:
+            result = add(result, value)
+    return result
 
 
 def sub(a: Decimal, b: Decimal) -> Decimal:

@@ -729,3 +729,15 @@ def test_an_overflowing_value_does_not_make_a_later_aggregate_name_another_row()
     with pytest.raises(ValueOverflow) as info:
         run("sum_over(x * x)", {"x": "decimal"}, rows)
     assert info.value.employee_ref == "B"
+
+
+def test_r10_total_skips_nulls_and_is_exact():
+    from engine import r10
+
+    assert r10.total([]) == Decimal(0)
+    assert r10.total([None, None]) == Decimal(0)
+    values = [Decimal("0.1000000000"), None, Decimal("0.2000000000"), Decimal("-0.3000000000")]
+    assert r10.text(r10.total(values)) == "0.0000000000"
+    assert r10.text(r10.total([Decimal("1e27"), Decimal("0.0000000001")])) == (
+        "1000000000000000000000000000.0000000001"
+    )

@@ -51,11 +51,11 @@ class Comparison:
 
     @property
     def base_total(self) -> Decimal:
-        return _sum(line.base for line in self.lines)
+        return r10.total(line.base for line in self.lines)
 
     @property
     def scenario_total(self) -> Decimal:
-        return _sum(line.scenario for line in self.lines)
+        return r10.total(line.scenario for line in self.lines)
 
     @property
     def delta_total(self) -> Decimal:
@@ -63,14 +63,6 @@ class Comparison:
 
     def count(self, status: str) -> int:
         return sum(1 for line in self.lines if line.status == status)
-
-
-def _sum(values: Iterable[Decimal | None]) -> Decimal:
-    total = ZERO
-    for value in values:
-        if value is not None:
-            total = r10.add(total, value)
-    return total
 
 
 def _values(rows: Iterable[ResultRow], step: str) -> dict[str, Decimal | None]:

@@ -103,20 +103,12 @@ def _decimal(value: Any) -> Decimal | None:
     return None if value is None else r10.r10(Decimal(str(value)))
 
 
-def _sum(values: Iterable[Decimal | None]) -> Decimal:
-    total = ZERO
-    for value in values:
-        if value is not None:
-            total = r10.add(total, value)
-    return total
-
-
 def _line(spec: PoolSpec, group: str, members: list[tuple[Any, Decimal | None, Decimal | None]]
           ) -> PoolLine:
     pools = [pool for pool, _, _ in members if pool is not None]
     pool_amount = pools[0] if pools else None
-    targets = _sum(target for _, target, _ in members)
-    allocated = _sum(paid for _, _, paid in members)
+    targets = r10.total(target for _, target, _ in members)
+    allocated = r10.total(paid for _, _, paid in members)
     return PoolLine(
         spec.step, group, len(members), pool_amount, targets, allocated,
         None if pool_amount is None else r10.sub(allocated, pool_amount),
@@ -144,9 +136,9 @@ def pool_vs_target(plan: CompiledPlan, inputs: pl.DataFrame, rows: Iterable[Resu
             ))
         group_lines = [_line(spec, group, groups[group]) for group in sorted(groups)]
         lines.extend(group_lines)
-        pool_total = _sum(line.pool_amount for line in group_lines)
-        targets = _sum(line.target_sum for line in group_lines)
-        allocated = _sum(line.allocated for line in group_lines)
+        pool_total = r10.total(line.pool_amount for line in group_lines)
+        targets = r10.total(line.target_sum for line in group_lines)
+        allocated = r10.total(line.allocated for line in group_lines)
         lines.append(PoolLine(spec.step, TOTAL, sum(line.headcount for line in group_lines),
                               pool_total, targets, allocated, r10.sub(allocated, pool_total),
                               None if targets == 0 else r10.div(allocated, targets)))
