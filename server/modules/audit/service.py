@@ -8,7 +8,6 @@ with a transaction-scoped advisory lock, so concurrent writers never fork the ch
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -24,9 +23,9 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from server.db.session import tenant_session
-from server.errors import UnprocessableEntity
 from server.modules.audit.models import AuditEvent
 from server.modules.auth.dependencies import Principal
+from server.pagination import decode_cursor, encode_cursor
 
 REFUSED_SUFFIX = ".refused"
 REFUSAL_LOCK_TIMEOUT = "10s"
@@ -187,30 +186,13 @@ class AuditFilter:
     entity_id: uuid.UUID | None = None
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"a:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, value = raw.split(":", 1)
-        if prefix != "a":
-            raise ValueError(prefix)
-        return int(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UnprocessableEntity(
-            [{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}]
-        ) from exc
-
-
 def list_events(
     session: Session, filters: AuditFilter, limit: int, cursor: str | None
 ) -> tuple[list[AuditEvent], str | None]:
     """Newest first; `cursor` continues after the last event of the previous page."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit + 1)
     if cursor:
-        query = query.where(AuditEvent.id < decode_cursor(cursor))
+        query = query.where(AuditEvent.id < decode_cursor(cursor, int)[0])
     if filters.since:
         query = query.where(AuditEvent.at >= filters.since)
     if filters.until:

@@ -12,7 +12,6 @@ refuses the same change even if a code path forgot to ask.
 
 from __future__ import annotations
 
-import base64
 import threading
 import uuid
 from collections import OrderedDict
@@ -36,6 +35,7 @@ from server.modules.catalog import service as catalog
 from server.modules.plans import checks, vectors
 from server.modules.plans.diff import diff_documents
 from server.modules.plans.models import BonusPlan, PlanInput, PlanStep
+from server.pagination import decode_cursor, encode_cursor
 
 ENTITY = "bonus_plan"
 IMMUTABLE_SQLSTATE = "PS409"
@@ -83,22 +83,6 @@ def list_steps(session: Session, plan_id: uuid.UUID) -> list[PlanStep]:
     )
 
 
-def _encode_cursor(plan: BonusPlan) -> str:
-    raw = f"{plan.created_at.isoformat()}|{plan.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, plan_id = raw.split("|", 1)
-        return datetime.fromisoformat(at), uuid.UUID(plan_id)
-    except (ValueError, UnicodeDecodeError):
-        raise UnprocessableEntity(
-            [{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}]
-        ) from None
-
-
 def list_plans(
     session: Session,
     *,
@@ -115,7 +99,8 @@ def list_plans(
         .limit(limit + 1)
     )
     if cursor:
-        query = query.where(tuple_(BonusPlan.created_at, BonusPlan.id) < _decode_cursor(cursor))
+        after = decode_cursor(cursor, datetime.fromisoformat, uuid.UUID)
+        query = query.where(tuple_(BonusPlan.created_at, BonusPlan.id) < after)
     if status:
         query = query.where(BonusPlan.status == status)
     if name:
@@ -127,8 +112,10 @@ def list_plans(
             (BonusPlan.effective_to.is_(None)) | (BonusPlan.effective_to >= effective_on),
         )
     rows = list(session.scalars(query))
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(last.created_at.isoformat(), str(last.id))
 
 
 # --- snapshots and the stored document --------------------------------------------------

@@ -6,13 +6,12 @@ Other modules use these functions (approvals: `run_for_update`, `run_out`; repor
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -48,26 +47,12 @@ from server.modules.runs.schemas import (
     TapeOut,
 )
 from server.modules.runs.snapshot import Snapshot, build_snapshot
+from server.pagination import decode_cursor, encode_cursor
 from server.settings import Settings
 
 COMPUTED = ("draft", "manager_approved", "hr_approved", "finance_approved", "finalized")
 PARITY_TOLERANCE = Decimal("0.01")
 MAX_DIFFERENCES = 100
-
-
-# -- cursors -------------------------------------------------------------------------------
-def encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
-
-
-def decode_cursor(cursor: str, size: int) -> list[Any]:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        values = None
-    if not isinstance(values, list) or len(values) != size:
-        raise UnprocessableEntity([{"loc": ["query", "cursor"], "msg": "invalid cursor"}])
-    return values
 
 
 # -- start ---------------------------------------------------------------------------------
@@ -201,17 +186,16 @@ def list_runs(session: Session, filters: RunFilter, limit: int,
     if filters.created_by:
         query = query.where(PlanRun.created_by == filters.created_by)
     if cursor:
-        started, last_id = decode_cursor(cursor, 2)
+        started, last_id = decode_cursor(cursor, datetime.fromisoformat, uuid.UUID)
         query = query.where(or_(
-            PlanRun.started_at < func.cast(started, PlanRun.started_at.type),
-            and_(PlanRun.started_at == func.cast(started, PlanRun.started_at.type),
-                 PlanRun.id < uuid.UUID(last_id))))
+            PlanRun.started_at < started,
+            and_(PlanRun.started_at == started, PlanRun.id < last_id)))
     runs = list(session.scalars(
         query.order_by(PlanRun.started_at.desc(), PlanRun.id.desc()).limit(limit + 1)))
     next_cursor = None
     if len(runs) > limit:
         runs = runs[:limit]
-        next_cursor = encode_cursor([runs[-1].started_at.isoformat(), str(runs[-1].id)])
+        next_cursor = encode_cursor(runs[-1].started_at.isoformat(), str(runs[-1].id))
     return runs, next_cursor
 
 
@@ -232,13 +216,13 @@ def result_rows(session: Session, run_id: uuid.UUID, limit: int, cursor: str | N
     if with_diagnostics:
         query = query.where(func.jsonb_array_length(RunResult.diagnostics) > 0)
     if cursor:
-        (after,) = decode_cursor(cursor, 1)
+        (after,) = decode_cursor(cursor, str)
         query = query.where(RunResult.employee_ref > str(after))
     rows = list(session.scalars(query.order_by(RunResult.employee_ref).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].employee_ref])
+        next_cursor = encode_cursor(rows[-1].employee_ref)
     return rows, next_cursor
 
 
@@ -359,11 +343,11 @@ def compare(session: Session, run_id: uuid.UUID, other_id: uuid.UUID, limit: int
                                     delta=_text(delta), status=status))
     start = 0
     if cursor:
-        (after,) = decode_cursor(cursor, 1)
+        (after,) = decode_cursor(cursor, str)
         start = next((i for i, d in enumerate(deltas) if d.employee_ref > str(after)),
                      len(deltas))
     page = deltas[start:start + limit]
-    next_cursor = encode_cursor([page[-1].employee_ref]) if start + limit < len(deltas) else None
+    next_cursor = encode_cursor(page[-1].employee_ref) if start + limit < len(deltas) else None
     base_total = sum((v for v in left.values() if v is not None), Decimal(0))
     other_total = sum((v for v in right.values() if v is not None), Decimal(0))
     return CompareOut(run_id=run_id, other_run_id=other_id, payout_step=payout,
