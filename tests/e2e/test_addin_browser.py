@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,7 +119,8 @@ def test_task_pane_in_chromium(live_server, make_tenant, client, tmp_path):
     result = subprocess.run([node, "tests/browser/pane.browser.mjs"], cwd=ADDIN, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert "browser flow passed" in result.stdout
+    assert "browser flow passed" in result.stdout, result.stdout
+    print(result.stdout)
     for name in SCREENSHOTS:
         assert (ARTIFACTS / name).stat().st_size > 10_000, name
 
@@ -135,3 +137,6 @@ def test_task_pane_in_chromium(live_server, make_tenant, client, tmp_path):
     assert cover["snapshot hash"] == run["snapshot_hash"]
     assert cover["status"] == "finance_approved"
     assert "approval 3" in cover and "finance_approve" in cover["approval 3"]
+    with zipfile.ZipFile(ARTIFACTS / "addin-statements.zip") as bundle:
+        pdfs = [name for name in bundle.namelist() if name.endswith(".pdf")]
+    assert len(pdfs) == 12, bundle.namelist()

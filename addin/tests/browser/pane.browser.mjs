@@ -89,18 +89,22 @@ async function approveAs(page, user, action, expected) {
     document.getElementById("approval-state").textContent === `State: ${state}`, expected);
 }
 
-async function download(page, selector, name) {
-  const [file] = await Promise.all([page.waitForEvent("download"), page.click(selector)]);
+async function download(page, selector, name, timeout = 30_000) {
+  const [file] = await Promise.all([page.waitForEvent("download", { timeout }),
+    page.click(selector)]);
   const path = join(ARTIFACTS, name);
   await file.saveAs(path);
   return { path, suggested: file.suggestedFilename() };
 }
 
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+let page;
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 700 } });
+  page = await browser.newPage({ viewport: { width: 1400, height: 700 } });
   const failures = [];
   page.on("pageerror", (error) => failures.push(error.message));
+  const sockets = [];
+  page.on("websocket", (socket) => sockets.push(socket.url()));
   await page.route("https://appsforoffice.microsoft.com/**", (route) =>
     route.fulfill({ contentType: "text/javascript", body: OFFICE_STAND_IN }));
   await page.route(`${BASE_URL}/stand-in/fake-excel.js`, (route) =>
@@ -178,6 +182,8 @@ try {
     && /^Run /.test(document.getElementById("run-id").textContent));
   const runId = (await text(page, "#run-id")).replace("Run ", "");
   assert.match(runId, /^[0-9a-f-]{36}$/);
+  assert.ok(sockets.some((url) => url.includes(`/api/v1/runs/${runId}/events?token=`)),
+    `progress came over the run's socket: ${sockets}`);
   assert.match(await text(page, "#totals"), new RegExp(`Employees${dataRows.length - 1}`));
   assert.match(await text(page, "#totals"), /Null payouts0/);
   assert.equal(await page.getAttribute("#run-progress", "value"), "100");
@@ -212,9 +218,21 @@ try {
   await page.fill("#statement-ref", "E01");
   const statement = await download(page, "#download-statement", "addin-statement-E01.pdf");
   assert.equal(readFileSync(statement.path).subarray(0, 4).toString(), "%PDF");
+  // Every statement is rendered by a bulk job on the worker: slower on a busy machine.
+  const started = Date.now();
+  const zip = await download(page, "#download-statements", "addin-statements.zip", 300_000);
+  console.log(`statements zip in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  assert.equal(zip.suggested, `statements-${runId}.zip`);
+  assert.equal(readFileSync(zip.path).subarray(0, 2).toString(), "PK");
   await page.screenshot({ path: join(ARTIFACTS, "addin-6-finance-approved.png"), fullPage: true });
   assert.deepEqual(failures, []);
   console.log(`browser flow passed; plan hash ${await cell(page, "Plan", "B10")}; run ${runId}`);
+} catch (error) {
+  // The pane's log says what the pane saw (server refusals, failed jobs).
+  const log = await page?.textContent("#log").catch(() => "");
+  console.error(`pane log (newest first):\n${log}`);
+  await page?.screenshot({ path: join(ARTIFACTS, "addin-failure.png"), fullPage: true });
+  throw error;
 } finally {
   await browser.close();
 }
