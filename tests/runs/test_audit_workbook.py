@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -52,6 +54,15 @@ def test_audit_workbook_of_a_run(rc, computed_run, tmp_path):
     assert f"run-{run['id']}-audit.xlsx" in response.headers["content-disposition"]
     path = tmp_path / "audit.xlsx"
     path.write_bytes(response.content)
+
+    finished = datetime.fromisoformat(run["finished_at"]).astimezone(UTC).replace(
+        tzinfo=None, microsecond=0)
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        stamps = {info.date_time for info in archive.infolist()}
+        core = archive.read("docProps/core.xml").decode()
+    even = finished.replace(second=finished.second // 2 * 2)
+    assert stamps == {even.timetuple()[:6]}, "zip entries carry the run's finish time"
+    assert core.count(f"{finished.isoformat()}Z") == 2, core  # created and modified
 
     workbook = load_workbook(io.BytesIO(response.content))
     cover = cover_of(workbook)
@@ -98,8 +109,12 @@ def test_workbook_roles_and_tenancy(rc, computed_run, make_tenant):
         refused = rc.get(url, headers=tenant.users[role].headers)
         assert refused.status_code == 403, (role, refused.text)
         assert "runs.workbook" in refused.json()["detail"]
+    files = set()
     for role in ("admin", "hr", "finance"):
-        assert rc.get(url, headers=tenant.users[role].headers).status_code == 200, role
+        response = rc.get(url, headers=tenant.users[role].headers)
+        assert response.status_code == 200, role
+        files.add(response.content)
+    assert len(files) == 1, "the same run in the same state gives the same bytes"
     other = make_tenant()
     assert rc.get(url, headers=other.users["auditor"].headers).status_code == 404
     unknown = "/api/v1/runs/00000000-0000-4000-8000-000000000000/workbook"

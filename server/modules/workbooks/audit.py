@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import uuid
+import zipfile
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -78,15 +81,33 @@ def cover_lines(session: Session, stored: StoredRun) -> dict[str, Any]:
     return lines | approval_lines(session, history)
 
 
+def stable_xlsx(workbook: Any, when: datetime) -> bytes:
+    """The workbook's bytes with every timestamp set to `when` (document properties and zip
+    entries), so the same run in the same state always gives the same file and the audited
+    SHA-256 identifies its content."""
+    stamp = when.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    workbook.properties.created = stamp
+    raw = io.BytesIO()
+    workbook.save(raw)
+    modified = f">{stamp.isoformat()}Z</dcterms:modified>".encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(raw) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            data = source.read(entry.filename)
+            if entry.filename == "docProps/core.xml":
+                data = re.sub(rb">[^<]*</dcterms:modified>", modified, data)
+            target.writestr(zipfile.ZipInfo(entry.filename, stamp.timetuple()[:6]), data,
+                            zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
 def audit_workbook(session: Session, settings: Settings, principal: Principal,
                    run_id: uuid.UUID) -> tuple[str, bytes]:
     """(file name, .xlsx bytes) of the run's audit workbook; the download is audited."""
     stored = load_stored_run(session, settings, run_id)
     workbook = build_audit_workbook(stored.plan, stored.frame, stored.result,
                                     cover_lines(session, stored))
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    payload = buffer.getvalue()
+    payload = stable_xlsx(workbook, stored.run.finished_at or stored.run.started_at)
     record_event(session, principal_or_actor_id=principal, action="run.workbook",
                  entity="plan_run", entity_id=run_id,
                  after={"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload),
