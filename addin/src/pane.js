@@ -1,23 +1,45 @@
 // The task pane's actions, independent of the page: sign in, sync the workbook with the
-// server, run the test vectors, lock. `excel` is the Excel namespace (Excel.run).
+// server, run the test vectors, lock; then upload data, confirm the column mapping, start
+// a run and follow it, approve, download. `excel` is the Excel namespace (Excel.run);
+// `wait` paces polling and `openSocket` opens the run's progress WebSocket (both injectable).
 
 import { ApiError } from "./api.js";
 import { locateRequestErrors } from "./diagnostics.js";
+import { confirmMapping, decisionRequest, mappingRows, RUNNING, statementRequest,
+  statementsJob, workbookDownload } from "./runs.js";
+import { activeSheetCsv } from "./sheetdata.js";
 import { compare, requestRows } from "./vectors.js";
 import { readPlan, readTests, writeDiagnostics, writePlanMeta, writeTestResults }
   from "./workbook.js";
 
+const POLL_MS = 400;
+const defaultWait = () => new Promise((resolve) => { setTimeout(resolve, POLL_MS); });
+const defaultSocket = globalThis.WebSocket ? (url) => new globalThis.WebSocket(url) : null;
+
 export class Pane {
-  constructor({ api, excel }) {
+  constructor({ api, excel, wait = defaultWait, openSocket = defaultSocket }) {
     this.api = api;
     this.excel = excel;
+    this.wait = wait;
+    this.openSocket = openSocket;
     this.layout = null;
+    this.user = null;
   }
 
+  /** Sign in; `user` ({id, role, email, permissions}) decides which approval and download
+   * buttons are offered. */
   async signIn(email, password) {
     const session = await this.api.signIn(email, password);
     this.layout = await this.api.layout();
+    const me = await this.api.me();
+    this.user = { id: me.user_id, role: me.role, email: me.email,
+      permissions: me.permissions || [] };
     return session;
+  }
+
+  async signOut() {
+    await this.api.signOut();
+    this.user = null;
   }
 
   /** Read the workbook, store it as the plan's document, write the answers back.
@@ -74,5 +96,121 @@ export class Pane {
         plan_hash: plan.plan_hash, version: plan.version });
     });
     return plan;
+  }
+
+  /** The plan id the workbook holds (Plan sheet, written by the first sync), or null. */
+  async planIdFromSheet() {
+    return this.excel.run(async (context) => (await readPlan(context, this.layout)).planId);
+  }
+
+  /** Upload a file the user picked (a File); resolves to the parsed upload. */
+  uploadFile(file) {
+    return this.api.upload(file, file.name, "employees");
+  }
+
+  /** Upload the active sheet's used range as CSV; resolves to {upload, rows}. */
+  async uploadActiveSheet() {
+    const data = await this.excel.run((context) => activeSheetCsv(context));
+    const blob = new Blob([data.csv], { type: "text/csv" });
+    const upload = await this.api.upload(blob, `${data.name}.csv`, "employees");
+    return { upload, rows: data.rows };
+  }
+
+  /** The server's mapping suggestions for the plan, as rows to show and confirm. */
+  async suggestMapping(uploadId, planId) {
+    return mappingRows(await this.api.mappingSuggestions(uploadId, planId));
+  }
+
+  /** Send the confirmed mapping and wait for validation: {ready, upload, problems}; the
+   * problems name the input (a local check) or the file row and column (the server's). */
+  async confirmMapping(uploadId, planId, rows, choices) {
+    const { mapping, problems } = confirmMapping(rows, choices);
+    if (problems.length) return { ready: false, upload: null, problems };
+    let upload = await this.api.mapUpload(uploadId, planId, mapping);
+    while (upload.status === "processing") {
+      await this.wait();
+      upload = await this.api.getUpload(uploadId);
+    }
+    if (upload.status === "ready") return { ready: true, upload, problems: [] };
+    const report = await this.api.validation(uploadId);
+    const listed = (report.problems || []).map((p) => ({
+      key: p.input_key, row: p.row, column: p.column,
+      message: `row ${p.row}, column '${p.column}': ${p.message}` }));
+    return { ready: false, upload,
+      problems: listed.length ? listed : [{ message: upload.error || "validation failed" }] };
+  }
+
+  /** Start a run of the locked plan over the ready upload: {run_id, status, snapshot_hash}.
+   * The idempotency key makes a double click start one run, not two. */
+  startRun(planId, uploadId) {
+    return this.api.startRun({ plan_id: planId, upload_id: uploadId }, `addin-${planId}-${uploadId}`);
+  }
+
+  /** Follow a run until it has computed or failed, calling `onUpdate` with each progress
+   * event (WebSocket) and with the run itself; resolves to the final run (with totals). */
+  async followRun(runId, onUpdate = () => {}) {
+    try {
+      await this.watchSocket(runId, onUpdate);
+    } catch {
+      // no socket (or it failed): polling the run below gives the same answers
+    }
+    for (;;) {
+      const run = await this.api.getRun(runId);
+      onUpdate(run);
+      if (!RUNNING.has(run.status)) return run;
+      await this.wait();
+    }
+  }
+
+  watchSocket(runId, onUpdate) {
+    return new Promise((resolve, reject) => {
+      if (!this.openSocket) {
+        reject(new Error("no WebSocket here"));
+        return;
+      }
+      const socket = this.openSocket(this.api.eventsUrl(runId));
+      socket.onmessage = (event) => onUpdate(JSON.parse(event.data));
+      socket.onerror = () => reject(new Error("the progress socket failed"));
+      socket.onclose = (event) => (event.code === 1000 ? resolve()
+        : reject(new Error(`the progress socket closed (${event.code})`)));
+    });
+  }
+
+  /** The newest run of the plan, or null. */
+  async latestRun(planId) {
+    const page = await this.api.latestRun(planId);
+    return page.items.length ? this.api.getRun(page.items[0].id) : null;
+  }
+
+  /** Approve, reject (with a comment) or finalize; resolves to the updated run. */
+  decide(runId, action, comment) {
+    const [path, body] = decisionRequest(runId, action, comment);
+    return this.api.request("POST", path, body);
+  }
+
+  /** {blob, filename} of the run's audit workbook. */
+  downloadWorkbook(runId) {
+    const { path, filename } = workbookDownload(runId);
+    return this.api.download(path, filename);
+  }
+
+  /** {blob, filename} of one employee's statement. */
+  downloadStatement(runId, employeeRef, format = "pdf") {
+    const { path, body, filename } = statementRequest(runId, employeeRef, format);
+    return this.api.download(path, filename, body);
+  }
+
+  /** {blob, filename}: every statement of the run in one zip (a bulk job on the workers;
+   * `onProgress` gets {done, total} while it renders). */
+  async downloadStatements(runId, onProgress = () => {}, format = "pdf") {
+    const request = statementsJob(runId, format);
+    let job = await this.api.request("POST", request.path, request.body);
+    while (job.status === "queued" || job.status === "running") {
+      onProgress(job.progress || {});
+      await this.wait();
+      job = await this.api.job(job.id);
+    }
+    if (job.status !== "done") throw new Error(`statements failed: ${job.error || job.status}`);
+    return this.api.download(request.download(job.id), request.filename);
   }
 }

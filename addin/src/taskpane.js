@@ -2,6 +2,8 @@
 
 import { ApiError, PaysheetApi } from "./api.js";
 import { Pane } from "./pane.js";
+import { RunPanel } from "./runpanel.js";
+import { controlsFor } from "./runs.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -49,6 +51,14 @@ export function start(excel) {
   const api = new PaysheetApi($("server").value || window.location.origin);
   const pane = new Pane({ api, excel });
   let planId = null;
+  const runs = new RunPanel({
+    pane, guarded, say,
+    planId: async () => {
+      planId = planId || await pane.planIdFromSheet();
+      if (!planId) throw new Error("Sync the plan first: the workbook has no plan id yet");
+      return planId;
+    },
+  });
 
   $("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -57,9 +67,24 @@ export function start(excel) {
       await pane.signIn($("email").value, $("password").value);
       $("signin-box").hidden = true;
       $("plan-box").hidden = false;
-      say(`Signed in as ${$("email").value}`);
+      $("run-box").hidden = false;
+      $("who").hidden = false;
+      $("who-text").textContent = `${pane.user.email} (${pane.user.role})`;
+      say(`Signed in as ${pane.user.email} (${pane.user.role})`);
+      const controls = controlsFor(pane.user);
+      $("sync").hidden = !controls.sync;
+      $("lock").hidden = !controls.lock;
+      await runs.refresh();
     });
   });
+
+  $("signout").addEventListener("click", () => guarded($("signout"), async () => {
+    await pane.signOut();
+    for (const id of ["plan-box", "run-box", "who"]) $(id).hidden = true;
+    $("signin-box").hidden = false;
+    $("password").value = "";
+    say("Signed out");
+  }));
 
   $("sync").addEventListener("click", () => guarded($("sync"), async () => {
     const result = await pane.sync();

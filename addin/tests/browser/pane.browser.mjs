@@ -1,7 +1,10 @@
 // Headless Chromium drives the real task pane (served by a live Paysheet server) with the
 // in-memory Office.js stand-in: sign in → sync → a step error lands in the sheet → fix →
-// sync → run the test vectors → lock. Run by tests/e2e/test_addin_browser.py, which starts
-// the server and passes BASE_URL, EMAIL, PASSWORD, ARTIFACTS and CHROMIUM.
+// sync → run the test vectors → lock → upload the active sheet → confirm the mapping →
+// start a run → approvals by other users (four-eyes) → approve as finance → download the
+// audit workbook and a statement. Run by tests/e2e/test_addin_browser.py, which starts the
+// server (with a run worker) and passes BASE_URL, USERS (JSON: hr, manager, hr2, finance →
+// {email, password}), DATA_CSV, ARTIFACTS and CHROMIUM.
 // Exits non-zero (with the reason) when any expectation fails.
 
 import assert from "node:assert/strict";
@@ -14,7 +17,11 @@ const here = new URL(".", import.meta.url);
 const read = (path) => readFileSync(new URL(path, here), "utf8");
 const layout = JSON.parse(read("../../../templates/plan_layout.json"));
 const plan = JSON.parse(read("../../../samples/plans/fund_bonus.json"));
-const { BASE_URL, EMAIL, PASSWORD, ARTIFACTS, CHROMIUM } = process.env;
+const { BASE_URL, USERS, DATA_CSV, ARTIFACTS, CHROMIUM } = process.env;
+const users = JSON.parse(USERS);
+// The employees file as an author would have it in a sheet: numbers as numbers.
+const dataRows = readFileSync(DATA_CSV, "utf8").trim().split("\n")
+  .map((line, r) => line.split(",").map((v) => (r > 0 && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v)));
 
 // The sample plan, with a typo an author might make in step 20's expression.
 plan.name = `Browser plan ${Date.now()}`;
@@ -51,11 +58,53 @@ async function renderSheet(page, name, columns, lastRow) {
 const cell = (page, sheet, address) =>
   page.evaluate(([s, a]) => window.__workbook.sheet(s).get(a), [sheet, address]);
 
+async function signIn(page, user) {
+  await page.fill("#email", user.email);
+  await page.fill("#password", user.password);
+  await page.click("#signin");
+  await page.waitForFunction((email) =>
+    document.getElementById("who-text").textContent.startsWith(email), user.email);
+}
+
+async function signOut(page) {
+  await page.click("#signout");
+  await page.waitForSelector("#signin-box:not([hidden])");
+}
+
+const text = (page, selector) => page.textContent(selector);
+/** Wait until the run view has been drawn for `user` (after a sign-in). */
+const shown = (page, user) => page.waitForFunction((email) =>
+  document.getElementById("run-view").dataset.viewer === email, user.email);
+const buttons = (page) => page.$$eval("#approval-buttons button", (nodes) =>
+  nodes.map((node) => node.dataset.action));
+
+/** Sign in as `user`, open the plan's latest run and press the approval `action`. */
+async function approveAs(page, user, action, expected) {
+  await signOut(page);
+  await signIn(page, user);
+  await shown(page, user);
+  assert.ok((await buttons(page)).includes(action), `${action} offered to ${user.email}`);
+  await page.click(`#approval-buttons button[data-action="${action}"]`);
+  await page.waitForFunction((state) =>
+    document.getElementById("approval-state").textContent === `State: ${state}`, expected);
+}
+
+async function download(page, selector, name, timeout = 30_000) {
+  const [file] = await Promise.all([page.waitForEvent("download", { timeout }),
+    page.click(selector)]);
+  const path = join(ARTIFACTS, name);
+  await file.saveAs(path);
+  return { path, suggested: file.suggestedFilename() };
+}
+
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+let page;
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 700 } });
+  page = await browser.newPage({ viewport: { width: 1400, height: 700 } });
   const failures = [];
   page.on("pageerror", (error) => failures.push(error.message));
+  const sockets = [];
+  page.on("websocket", (socket) => sockets.push(socket.url()));
   await page.route("https://appsforoffice.microsoft.com/**", (route) =>
     route.fulfill({ contentType: "text/javascript", body: OFFICE_STAND_IN }));
   await page.route(`${BASE_URL}/stand-in/fake-excel.js`, (route) =>
@@ -78,10 +127,7 @@ try {
     window.__officeReady();
   }, [layout, plan]);
 
-  await page.fill("#email", EMAIL);
-  await page.fill("#password", PASSWORD);
-  await page.click("#signin");
-  await page.waitForSelector("#plan-box:not([hidden])");
+  await signIn(page, users.hr);
 
   await page.click("#sync");
   await page.waitForFunction(() => /problem/.test(document.getElementById("plan-state").textContent));
@@ -111,8 +157,82 @@ try {
   assert.ok(await page.isDisabled("#lock"), "a locked plan cannot be locked again");
   await renderSheet(page, "Plan", ["A", "B"], 11);
   await page.screenshot({ path: join(ARTIFACTS, "addin-2-locked.png") });
+
+  // The employees data is the active sheet; the pane sends its used range as CSV.
+  await page.evaluate((rows) => {
+    const sheet = window.__workbook.addSheet("Employees");
+    rows.forEach((cells, r) => cells.forEach((value, c) => {
+      sheet.set(`${String.fromCharCode(65 + c)}${r + 1}`, value);
+    }));
+  }, dataRows);
+  await page.click("#upload-sheet");
+  await page.waitForSelector("#mapping-box:not([hidden])");
+  const suggested = await page.$$eval("#mapping select", (nodes) =>
+    Object.fromEntries(nodes.map((node) => [node.name, node.value])));
+  assert.equal(suggested.employee_ref, "Employee ID");
+  assert.equal(suggested.base_salary, "Base Salary");
+  await renderSheet(page, "Employees", ["A", "B", "C", "D", "E", "F", "G", "H"],
+    dataRows.length);
+  await page.screenshot({ path: join(ARTIFACTS, "addin-3-mapping.png"), fullPage: true });
+  await page.click("#confirm-mapping");
+  await page.waitForFunction(() => !document.getElementById("start-run").disabled);
+
+  await page.click("#start-run");
+  await page.waitForFunction(() => /^Computed/.test(document.getElementById("run-state").textContent)
+    && /^Run /.test(document.getElementById("run-id").textContent));
+  const runId = (await text(page, "#run-id")).replace("Run ", "");
+  assert.match(runId, /^[0-9a-f-]{36}$/);
+  assert.ok(sockets.some((url) => url.includes(`/api/v1/runs/${runId}/events?token=`)),
+    `progress came over the run's socket: ${sockets}`);
+  assert.match(await text(page, "#totals"), new RegExp(`Employees${dataRows.length - 1}`));
+  assert.match(await text(page, "#totals"), /Null payouts0/);
+  assert.equal(await page.getAttribute("#run-progress", "value"), "100");
+  assert.deepEqual(await buttons(page), [], "hr cannot approve a draft run");
+  assert.match(await text(page, "#approval-note"), /Waiting for a manager/);
+  await page.screenshot({ path: join(ARTIFACTS, "addin-4-run-computed.png"), fullPage: true });
+
+  await approveAs(page, users.manager, "manager_approve", "manager approved");
+  // Four-eyes: the hr user who started the run holds the hr gate but is not offered it.
+  await signOut(page);
+  await signIn(page, users.hr);
+  await shown(page, users.hr);
+  assert.match(await text(page, "#approval-note"), /Four-eyes: you started/);
+  assert.deepEqual(await buttons(page), ["reject"]);
+  await approveAs(page, users.hr2, "hr_approve", "hr approved");
+
+  await signOut(page);
+  await signIn(page, users.finance);
+  await shown(page, users.finance);
+  assert.deepEqual(await buttons(page), ["finance_approve", "reject"]);
+  assert.ok(await page.isHidden("#sync"), "finance does not edit plans");
+  assert.ok(await page.isHidden("#upload-sheet"), "finance does not upload data");
+  await page.screenshot({ path: join(ARTIFACTS, "addin-5-finance.png"), fullPage: true });
+  await page.click('#approval-buttons button[data-action="finance_approve"]');
+  await page.waitForFunction(() =>
+    document.getElementById("approval-state").textContent === "State: finance approved");
+  assert.equal((await page.$$("#approval-history li")).length, 3);
+  assert.match(await text(page, "#approval-history"), /finance approve by finance/);
+
+  const workbook = await download(page, "#download-workbook", "addin-audit.xlsx");
+  assert.equal(workbook.suggested, `run-${runId}-audit.xlsx`);
+  await page.fill("#statement-ref", "E01");
+  const statement = await download(page, "#download-statement", "addin-statement-E01.pdf");
+  assert.equal(readFileSync(statement.path).subarray(0, 4).toString(), "%PDF");
+  // Every statement is rendered by a bulk job on the worker: slower on a busy machine.
+  const started = Date.now();
+  const zip = await download(page, "#download-statements", "addin-statements.zip", 300_000);
+  console.log(`statements zip in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  assert.equal(zip.suggested, `statements-${runId}.zip`);
+  assert.equal(readFileSync(zip.path).subarray(0, 2).toString(), "PK");
+  await page.screenshot({ path: join(ARTIFACTS, "addin-6-finance-approved.png"), fullPage: true });
   assert.deepEqual(failures, []);
-  console.log(`browser flow passed; plan hash ${await cell(page, "Plan", "B10")}`);
+  console.log(`browser flow passed; plan hash ${await cell(page, "Plan", "B10")}; run ${runId}`);
+} catch (error) {
+  // The pane's log says what the pane saw (server refusals, failed jobs).
+  const log = await page?.textContent("#log").catch(() => "");
+  console.error(`pane log (newest first):\n${log}`);
+  await page?.screenshot({ path: join(ARTIFACTS, "addin-failure.png"), fullPage: true });
+  throw error;
 } finally {
   await browser.close();
 }

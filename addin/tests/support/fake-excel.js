@@ -32,7 +32,19 @@ export class FakeSheet {
     this.name = name;
     this.cells = new Map(); // "B5" -> value
     this.fills = new Map(); // "B5" -> colour
+    this.formats = new Map(); // "B5" -> number format (default "General")
     this.protected = true;
+  }
+
+  /** The smallest range holding every non-empty cell ("A1:F25"), or "A1" when empty. */
+  usedAddress() {
+    if (this.cells.size === 0) return "A1";
+    const boxes = [...this.cells.keys()].map((cell) => parse(cell));
+    const left = Math.min(...boxes.map((b) => b.left));
+    const top = Math.min(...boxes.map((b) => b.top));
+    const right = Math.max(...boxes.map((b) => b.right));
+    const bottom = Math.max(...boxes.map((b) => b.bottom));
+    return `${columnLetter(left)}${top}:${columnLetter(right)}${bottom}`;
   }
 
   get(cell) {
@@ -49,6 +61,16 @@ export class FakeWorkbook {
   constructor(names) {
     this.sheets = new Map(names.map((name) => [name, new FakeSheet(name)]));
     this.syncs = []; // per sync: {cells: number of cells loaded or written}
+    this.active = names[0];
+  }
+
+  /** Add an unprotected sheet (a data sheet) and make it the active one. */
+  addSheet(name) {
+    const sheet = new FakeSheet(name);
+    sheet.protected = false;
+    this.sheets.set(name, sheet);
+    this.active = name;
+    return sheet;
   }
 
   sheet(name) {
@@ -64,6 +86,7 @@ class FakeRange {
     this._sheet = sheet;
     this._box = parse(address);
     this._loaded = null;
+    this._formats = null;
     const range = this;
     this.format = { fill: {
       set color(colour) { context._queue({ kind: "fill", range, colour }); },
@@ -72,9 +95,21 @@ class FakeRange {
   }
 
   load(what) {
-    if (what !== "values") throw new Error(`the stand-in only loads values, not ${what}`);
-    this._context._queue({ kind: "load", range: this });
+    const names = what.split(",").map((name) => name.trim());
+    for (const name of names) {
+      if (!["values", "numberFormat"].includes(name)) {
+        throw new Error(`the stand-in loads values and numberFormat, not ${name}`);
+      }
+    }
+    this._context._queue({ kind: "load", range: this, formats: names.includes("numberFormat") });
     return this;
+  }
+
+  get numberFormat() {
+    if (this._formats === null) {
+      throw new Error("PropertyNotLoaded: call load('numberFormat') and context.sync() first");
+    }
+    return this._formats;
   }
 
   get values() {
@@ -105,7 +140,10 @@ class FakeContext {
     this._workbook = workbook;
     this._pending = [];
     const context = this;
-    this.workbook = { worksheets: { getItem(name) { return context._sheetProxy(name); } } };
+    this.workbook = { worksheets: {
+      getItem(name) { return context._sheetProxy(name); },
+      getActiveWorksheet() { return context._sheetProxy(workbook.active); },
+    } };
   }
 
   _queue(operation) {
@@ -115,9 +153,29 @@ class FakeContext {
   _sheetProxy(name) {
     const sheet = this._workbook.sheet(name);
     const context = this;
+    let nameLoaded = false;
     return {
-      name,
+      get name() {
+        if (!nameLoaded) throw new Error("PropertyNotLoaded: call load('name') and sync first");
+        return name;
+      },
+      load(what) {
+        if (what !== "name") throw new Error(`the stand-in loads a sheet's name, not ${what}`);
+        context._queue({ kind: "call", run: () => { nameLoaded = true; } });
+      },
       getRange(address) { return new FakeRange(context, sheet, address); },
+      getUsedRange() {
+        const used = { _address: null,
+          get address() {
+            if (this._address === null) throw new Error("PropertyNotLoaded: load('address')");
+            return `${name}!${this._address}`;
+          },
+          load(what) {
+            if (what !== "address") throw new Error(`the stand-in loads address, not ${what}`);
+            context._queue({ kind: "call", run: () => { used._address = sheet.usedAddress(); } });
+          } };
+        return used;
+      },
       protection: {
         protect() { context._queue({ kind: "protect", sheet, on: true }); },
         unprotect() { context._queue({ kind: "protect", sheet, on: false }); },
@@ -132,12 +190,19 @@ class FakeContext {
     for (const op of operations) {
       if (op.kind === "protect") {
         op.sheet.protected = op.on;
+      } else if (op.kind === "call") {
+        op.run();
       } else if (op.kind === "load") {
         const { bottom, top, right, left } = op.range._box;
         const rows = Array.from({ length: bottom - top + 1 }, () => Array(right - left + 1));
-        for (const [r, c, cell] of op.range.cells()) rows[r][c] = op.range._sheet.get(cell);
+        const formats = rows.map((row) => [...row]);
+        for (const [r, c, cell] of op.range.cells()) {
+          rows[r][c] = op.range._sheet.get(cell);
+          formats[r][c] = op.range._sheet.formats.get(cell) || "General";
+        }
         op.range._loaded = rows;
-        cells += rows.length * rows[0].length;
+        if (op.formats) op.range._formats = formats;
+        cells += rows.length * rows[0].length * (op.formats ? 2 : 1);
       } else {
         const sheet = op.range._sheet;
         if (sheet.protected) {

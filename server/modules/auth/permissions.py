@@ -53,6 +53,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "reports.export": frozenset({A, H, F, AU}),
     "reports.signing_key.read": EVERYONE,
     "runs.export": frozenset({A, F, AU}),
+    # The frozen audit workbook holds every employee of the run, so not managers (who see
+    # only their teams' statements) and not readonly.
+    "runs.workbook": frozenset({A, H, F, AU}),
 }
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from pydantic import BaseModel
 
 from server.db.session import DbSession
 from server.modules.auth.dependencies import Principal, require, same_tenant
 from server.modules.plans.schemas import PlanOut
-from server.modules.workbooks import service
+from server.modules.workbooks import audit, service
 from server.modules.workbooks.layout import layout
 
 router = APIRouter(tags=["plan workbooks"])
@@ -79,4 +79,15 @@ def export_plan(planId: uuid.UUID, db: DbSession,
                 principal: Principal = Depends(require("plans.read"))) -> Response:
     """The stored plan written into the template, with its diagnostics."""
     filename, data = service.export_workbook(db, planId)
+    return _xlsx(data, filename)
+
+
+@router.get("/runs/{run_id}/workbook", response_class=Response,
+            responses={200: {"content": {service.XLSX_MEDIA_TYPE: {}}}})
+def run_audit_workbook(run_id: uuid.UUID, request: Request, db: DbSession,
+                       principal: Principal = Depends(require("runs.workbook"))) -> Response:
+    """The run's frozen audit workbook: inputs, one formula column per step, the engine's
+    stored values beside them, a check column, and the hashes and approvals on the cover
+    (409 while the run has no results; the download is audited)."""
+    filename, data = audit.audit_workbook(db, request.app.state.settings, principal, run_id)
     return _xlsx(data, filename)

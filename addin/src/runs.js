@@ -1,0 +1,197 @@
+// The run side of the pane as plain functions (no DOM, no network): mapping suggestions →
+// a confirmed mapping, run progress → what to show, role and run → the approval buttons the
+// signed-in user may press, and the download requests. Buttons follow the permissions
+// GET /me lists and the approvals rules of server/modules/approvals/service.py (state,
+// four-eyes); the server still decides, these only keep the pane from offering what it
+// would refuse.
+
+/** Mapping suggestions (GET /uploads/{id}/mapping-suggestions) as rows for the pane:
+ * [{key, label, required, column, confidence, source, options}]. `employee_ref` first. */
+export function mappingRows(suggestions) {
+  const columns = suggestions.columns || [];
+  const rows = (suggestions.suggestions || []).map((s) => ({
+    key: s.key,
+    label: s.label || s.key,
+    required: Boolean(s.required),
+    column: s.column ?? null,
+    confidence: typeof s.confidence === "number" ? s.confidence : 0,
+    source: s.source ?? null,
+    options: columns,
+  }));
+  return rows.sort((a, b) => (b.key === "employee_ref") - (a.key === "employee_ref"));
+}
+
+/** The user's choices ({key: column or ""}) over the suggested rows → {mapping, problems}.
+ * A required input left unmapped, a column chosen twice or a column not in the file is a
+ * problem naming the input; the mapping is sent only when there are none. */
+export function confirmMapping(rows, choices = {}) {
+  const mapping = {};
+  const problems = [];
+  const usedBy = new Map();
+  for (const row of rows) {
+    const chosen = Object.hasOwn(choices, row.key) ? choices[row.key] : row.column;
+    if (!chosen) {
+      if (row.required) problems.push({ key: row.key, message: `'${row.label}' needs a column` });
+      continue;
+    }
+    if (!row.options.includes(chosen)) {
+      problems.push({ key: row.key, message: `column '${chosen}' is not in the file` });
+      continue;
+    }
+    if (usedBy.has(chosen)) {
+      problems.push({ key: row.key,
+        message: `column '${chosen}' is already mapped to '${usedBy.get(chosen)}'` });
+      continue;
+    }
+    usedBy.set(chosen, row.key);
+    mapping[row.key] = chosen;
+  }
+  return { mapping, problems };
+}
+
+const PHASES = ["queued", "load", "compute", "persist", "done"];
+export const RUNNING = new Set(["queued", "running"]);
+
+/** A run (GET /runs/{id}) or a progress event ({status, phase, rows_done, rows_total})
+ * → {label, percent (0..100 or null), finished, failed}. */
+export function progressOf(run) {
+  const status = run.status;
+  const progress = run.progress || run;
+  if (status === "failed") {
+    return { label: `Failed: ${run.error || "no reason given"}`, percent: null, finished: true,
+      failed: true };
+  }
+  if (!RUNNING.has(status)) {
+    return { label: "Computed", percent: 100, finished: true, failed: false };
+  }
+  const phase = progress.phase || status;
+  const step = Math.max(0, PHASES.indexOf(phase));
+  const rows = progress.rows_total ? ` · ${progress.rows_total} employees` : "";
+  return { label: `${status === "queued" ? "Queued" : `Running: ${phase}`}${rows}`,
+    percent: Math.round((step / (PHASES.length - 1)) * 100), finished: false, failed: false };
+}
+
+/** The totals worth showing in a pane: [[label, value]]. */
+export function totalsLines(totals) {
+  if (!totals) return [];
+  const lines = [
+    ["Employees", String(totals.headcount)],
+    [`Total ${totals.payout_step || "payout"}`,
+      `${formatAmount(totals.total_payout)} ${totals.currency || ""}`.trim()],
+    ["Null payouts", String(totals.null_payouts ?? 0)],
+  ];
+  if (totals.rows_with_diagnostics) {
+    lines.push(["Rows with diagnostics", String(totals.rows_with_diagnostics)]);
+  }
+  return lines;
+}
+
+/** "1234567.5000000000" → "1,234,567.50": grouping by text, never through a float. */
+export function formatAmount(text) {
+  if (text === null || text === undefined) return "—";
+  const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(text));
+  if (!match) return String(text);
+  const [, sign, whole, fraction = ""] = match;
+  const cents = (fraction + "00").slice(0, 2);
+  const rest = fraction.slice(2).replace(/0+$/, "");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${sign}${grouped}.${cents}${rest}`;
+}
+
+// Approvals: each action's source state and permission; the reject gate per state.
+const APPROVALS = {
+  manager_approve: { from: "draft", permission: "runs.approve.manager",
+    label: "Approve (manager)" },
+  hr_approve: { from: "manager_approved", permission: "runs.approve.hr", label: "Approve (HR)" },
+  finance_approve: { from: "hr_approved", permission: "runs.approve.finance",
+    label: "Approve (finance)" },
+  finalize: { from: "finance_approved", permission: "runs.finalize", label: "Finalize" },
+};
+const REJECT_GATES = {
+  draft: "runs.approve.manager", manager_approved: "runs.approve.hr",
+  hr_approved: "runs.approve.finance", finance_approved: "runs.finalize",
+};
+const WAITING_FOR = {
+  draft: "a manager", manager_approved: "HR", hr_approved: "finance",
+  finance_approved: "finance or an admin to finalize",
+};
+
+function currentRound(history) {
+  const last = history.map((h) => h.action).lastIndexOf("reject");
+  return history.slice(last + 1);
+}
+
+/** The approval buttons for `user` ({id, role, permissions} from GET /me) on `run`:
+ * {buttons: [{action, label, needsComment}], note} — the note says why an approval is not
+ * offered (not computed yet, another role's turn, four-eyes, finalized). */
+export function approvalButtons(user, run) {
+  if (!run || RUNNING.has(run.status) || run.status === "failed") {
+    return { buttons: [], note: "Approvals open once the run has computed." };
+  }
+  if (run.status === "finalized") return { buttons: [], note: "Finalized: nothing to approve." };
+  const may = (permission) => (user.permissions || []).includes(permission);
+  const round = currentRound(run.approvals?.history || []);
+  const buttons = [];
+  let note = "";
+  for (const [action, gate] of Object.entries(APPROVALS)) {
+    if (gate.from !== run.status || !may(gate.permission)) continue;
+    const approvedOther = round.some((h) => h.actor_user_id === user.id && h.action !== action);
+    if (run.created_by === user.id) {
+      note = "Four-eyes: you started this run, so someone else approves it.";
+    } else if (action !== "finalize" && approvedOther) {
+      note = "Four-eyes: you already approved a stage of this run.";
+    } else {
+      buttons.push({ action, label: gate.label, needsComment: false });
+    }
+  }
+  if (REJECT_GATES[run.status] && may(REJECT_GATES[run.status])) {
+    buttons.push({ action: "reject", label: "Reject", needsComment: true });
+  }
+  if (!buttons.length && !note) {
+    note = `Waiting for ${WAITING_FOR[run.status]}; you are signed in as ${user.role}.`;
+  }
+  return { buttons, note };
+}
+
+/** The approve/finalize request of a button: [path, body]. */
+export function decisionRequest(runId, action, comment) {
+  const body = comment ? { comment } : {};
+  if (action === "finalize") return [`/runs/${runId}/finalize`, body];
+  return [`/runs/${runId}/approve`, { action, ...body }];
+}
+
+/** Which of the pane's own controls `user` may use: syncing and locking the plan, and
+ * uploading data to start a run (a finance user can approve but not upload). */
+export function controlsFor(user) {
+  const may = (permission) => (user?.permissions || []).includes(permission);
+  return { sync: may("plans.write"), lock: may("plans.lock"),
+    data: may("uploads.write") && may("runs.create") };
+}
+
+/** Which downloads `user` may ask for on `run` (once it has computed). */
+export function downloadsFor(user, run) {
+  const computed = Boolean(run) && !RUNNING.has(run.status) && run.status !== "failed";
+  const may = (permission) => (user?.permissions || []).includes(permission);
+  return { workbook: computed && may("runs.workbook"),
+    statements: computed && may("reports.read") };
+}
+
+/** Path and file name of the run's audit workbook. */
+export function workbookDownload(runId) {
+  return { path: `/runs/${runId}/workbook`, filename: `run-${runId}-audit.xlsx` };
+}
+
+/** The request for one employee's statement (POST /reports/individual-statement). */
+export function statementRequest(runId, employeeRef, format = "pdf") {
+  const ref = String(employeeRef || "").trim();
+  if (!ref) throw new Error("Type an employee reference first");
+  const safe = ref.replace(/[^A-Za-z0-9._-]/g, "_");
+  return { path: "/reports/individual-statement",
+    body: { run_id: runId, employee_ref: ref, format }, filename: `statement-${safe}.${format}` };
+}
+
+/** The bulk statements job request and where its zip is fetched once done. */
+export function statementsJob(runId, format = "pdf") {
+  return { path: `/runs/${runId}/statements`, body: { format },
+    download: (jobId) => `/reports/jobs/${jobId}/download`, filename: `statements-${runId}.zip` };
+}
