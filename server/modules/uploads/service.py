@@ -481,7 +481,8 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
         normaliser = Normaliser(columns, upload.kind,
                                 parquet_path(settings, upload.tenant_id, upload.id),
                                 rows_spool_path(settings, upload.tenant_id, upload.id),
-                                report, progress)
+                                report, progress, lambda: data_batches(
+                                    source, fmt, columns, Report(), lambda *_: None))
         normaliser.run(batches)
         timings = {**upload.metadata_.get("timings", {}),
                    **{k: round(v, 2) for k, v in normaliser.timings.items()},

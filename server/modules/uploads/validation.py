@@ -361,7 +361,10 @@ class Normaliser:
     typed Parquet, writing the rows spool and finding duplicates."""
 
     def __init__(self, columns: Sequence[MappedColumn], kind: str, parquet: Path,
-                 rows_spool: Path, report: Report, progress: Progress):
+                 rows_spool: Path, report: Report, progress: Progress,
+                 reread: Callable[[], Iterable[pl.DataFrame]]):
+        """`reread` yields the batches again; it is called only when two references share
+        a hash (a duplicate, almost always), to read the values of those rows."""
         self.columns = columns
         self.kind = kind
         self.ref_key = "fund_ref" if kind == "funds" else "employee_ref"
@@ -371,7 +374,8 @@ class Normaliser:
         self.progress = progress
         self.writer: pq.ParquetWriter | None = None
         self.spool_writer: pa.ipc.RecordBatchStreamWriter | None = None
-        self.refs: list[pl.DataFrame] = []
+        self.reread = reread
+        self.hashes: list[pl.DataFrame] = []
         self.done = 0
         self.timings: Counter[str] = Counter()
 
@@ -412,8 +416,8 @@ class Normaliser:
             self.report.add(problem)
         if self.ref_key in frame.columns:
             ref = pl.col(self.ref_key).str.strip_chars()
-            self.refs.append(frame.select(pl.col(LINE_COLUMN).cast(pl.Int32), ref,
-                                          ref.hash(7).alias("hash")).filter(ref != ""))
+            self.hashes.append(frame.filter(ref != "").select(
+                pl.col(LINE_COLUMN).cast(pl.Int32), ref.hash(7).alias("hash")))
         self.timings["validate"] += time.perf_counter() - started
         if self.report.ok:
             self._emit(frame, typed)
@@ -474,14 +478,23 @@ class Normaliser:
         self.timings["spool"] += time.perf_counter() - written
 
     def _duplicates(self) -> None:
-        if not self.refs:
+        """Duplicate references. Only (row, 64-bit hash) is kept per row (12 bytes: 24 MB
+        for 2M rows, where the values would take several times that); rows whose hash
+        repeats are read again and compared by value."""
+        if not self.hashes:
             return
-        # Duplicates by 64-bit hash first (a small hash table even for millions of rows),
-        # then by value among the few candidates.
-        hashes = pl.concat([r.get_column("hash") for r in self.refs])
-        repeated = hashes.filter(hashes.is_duplicated()).unique().implode()
-        refs = pl.concat([r.filter(pl.col("hash").is_in(repeated)) for r in self.refs])
-        self.refs = []
+        hashes = pl.concat([h.get_column("hash") for h in self.hashes]).sort()
+        repeated = hashes.filter(hashes == hashes.shift(1)).unique()
+        del hashes
+        if repeated.is_empty():
+            return
+        lines = pl.concat([h.filter(pl.col("hash").is_in(repeated.implode()))
+                           for h in self.hashes]).get_column(LINE_COLUMN)
+        self.hashes = []
+        refs = pl.concat([
+            batch.filter(pl.col(LINE_COLUMN).is_in(lines.implode())).select(
+                pl.col(LINE_COLUMN).cast(pl.Int32), pl.col(self.ref_key).str.strip_chars())
+            for batch in self.reread()])
         column = next(c for c in self.columns if c.target.key == self.ref_key)
         dupes = refs.filter(pl.col(self.ref_key).is_duplicated())
         first = dupes.group_by(self.ref_key).agg(pl.col(LINE_COLUMN).min().alias("first"))
