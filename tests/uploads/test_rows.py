@@ -145,3 +145,20 @@ def test_rows_must_reference_an_existing_upload_of_their_tenant(
             conn.execute("update comp.employee_rows set upload_id = %s where upload_id = %s",
                          (theirs, mine))
         conn.rollback()
+
+
+def test_a_nul_character_past_the_sniffed_head_is_a_validation_problem(
+        uc, make_tenant, database) -> None:
+    """PostgreSQL cannot store NUL, so the row could never reach employee_rows: the report
+    names it (the format check only sees the first 256 KiB)."""
+    tenant, headers = _tenant(make_tenant, database)
+    body = "".join(f"E{i},{i},T{i % 7}\n" for i in range(30_000))
+    data = ("ID,Salary,Team\n" + body + "E30000,1,T\x001\n").encode()
+    upload_id = multipart(uc, headers, data).json()["id"]
+    assert uc.post(f"{API}/uploads/{upload_id}/map", headers=headers,
+                   json=MAPPING).status_code == 202
+    report = uc.get(f"{API}/uploads/{upload_id}/validation", headers=headers).json()
+    assert report["status"] == "failed"
+    assert [(p["row"], p["column"], p["value"], p["rule"]) for p in report["problems"]] == [
+        (30_002, "Team", "T\\x001", {"nul_character": True})]
+    assert _stored(database, tenant.id, upload_id) == []

@@ -513,10 +513,16 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
 def _store_problems(session: Session, upload: Upload, report: Report) -> None:
     rows = [{"upload_id": upload.id, "tenant_id": upload.tenant_id, "seq": seq,
              "file_row": p.row, "column_name": p.column, "input_key": p.input_key,
-             "value": p.value, "rule": p.rule, "message": p.message, "hint": p.hint}
+             "value": _storable(p.value), "rule": p.rule, "message": p.message,
+             "hint": p.hint}
             for seq, p in enumerate(report.problems, start=1)]
     if rows:
         session.execute(insert(UploadProblem), rows)
+
+
+def _storable(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: the report shows it as the four characters \\x00."""
+    return value.replace("\x00", "\\x00") if value else value
 
 
 def validation_report(session: Session, upload_id: uuid.UUID, limit: int, after: int
@@ -534,7 +540,8 @@ def validation_report(session: Session, upload_id: uuid.UUID, limit: int, after:
         "upload_id": upload.id, "status": upload.status, "mapping": upload.mapping,
         "summary": upload.metadata_.get("summary"),
         "problems": [{"row": p.file_row, "column": p.column_name, "input_key": p.input_key,
-                      "value": p.value, "rule": p.rule, "message": p.message, "hint": p.hint}
+                      "value": _storable(p.value), "rule": p.rule, "message": p.message,
+             "hint": p.hint}
                      for p in problems],
         "next_cursor": str(problems[-1].seq) if more and problems else None,
     }

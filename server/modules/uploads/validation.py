@@ -443,6 +443,10 @@ class Normaliser:
                               "starts with = + - or @ and would run as a spreadsheet formula",
                               "Remove the leading character, or prefix the value with an "
                               "apostrophe if it is meant as text"))
+            found.append((text.str.contains("\x00", literal=True), {"nul_character": True},
+                          "holds a NUL character (byte 0), which cannot be stored",
+                          "Remove the NUL characters; a file that has them is often damaged "
+                          "or not really text"))
             for bad, rule, message, hint in found:
                 flags.append((present & bad.fill_null(False)).alias(f"check:{len(checks)}"))
                 checks.append((order, column, rule, message, hint))
