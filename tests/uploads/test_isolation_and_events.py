@@ -115,7 +115,12 @@ def test_events_follow_an_upload_to_ready(uc, make_tenant, database) -> None:
     assert [e["rows"] for e in events if e.get("stage") == "validating"][-1] == 250_000
     stages = [e.get("stage") or e.get("phase") for e in events]
     assert stages.index("scanning") < stages.index("parsing") < stages.index("validating")
+    ready = next(i for i, e in enumerate(events) if e.get("status") == "ready")
+    assert events[ready]["rows"]["status"] == "queued" and not events[ready]["final"]
+    assert ready < stages.index("storing_rows")
+    assert [e["rows"] for e in events if e.get("stage") == "storing_rows"][-1] == 250_000
     assert (events[-1]["status"], events[-1]["phase"]) == ("ready", "validated")
+    assert events[-1]["rows"]["status"] == "filled" and events[-1]["rows"]["count"] == 250_000
 
 
 @pytest.mark.parametrize("hub_kind", ["memory", "redis"])

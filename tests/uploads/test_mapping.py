@@ -137,7 +137,8 @@ def test_presets_are_listed_renamed_deleted_and_audited(uc, make_tenant, databas
     assert [e["action"] for e in audit] == ["preset.delete", "preset.rename", "preset.create"]
     upload_audit = uc.get(f"{API}/audit", params={"entity_id": upload_id},
                           headers=tenant.users["admin"].headers).json()["items"]
-    assert [e["action"] for e in upload_audit][:2] == ["upload.validate", "upload.map"]
+    assert [e["action"] for e in upload_audit][:3] == [
+        "upload.rows", "upload.validate", "upload.map"]
 
 
 def test_past_mappings_are_remembered(uc, make_tenant) -> None:

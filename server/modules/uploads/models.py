@@ -33,10 +33,12 @@ class Upload(TenantScoped, Base):
 
 
 class EmployeeRow(TenantScoped, Base):
+    """One data row of a ready upload, keyed by its spreadsheet row (migration 0040)."""
+
     __tablename__ = "employee_rows"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
-    upload_id: Mapped[uuid.UUID]
+    upload_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    file_row: Mapped[int] = mapped_column(primary_key=True)
     employee_ref: Mapped[str]
     raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from server.db.session import DbSession, tenant_session
 from server.errors import ProblemError, UnprocessableEntity
 from server.modules.auth.dependencies import Principal, require
 from server.modules.auth.permissions import allowed
-from server.modules.uploads import service, tus
+from server.modules.uploads import rows, service, tus
 from server.modules.uploads.models import Upload
 from server.modules.uploads.schemas import (
     PresetOut,
@@ -50,6 +51,7 @@ def upload_out(upload: Upload, settings: Settings) -> UploadOut:
         error=upload.error, scan=meta.get("scan"), format=meta.get("format"),
         mapping=upload.mapping, plan_id=upload.plan_id, summary=meta.get("summary"),
         parquet_sha256=(meta.get("parquet") or {}).get("sha256"), timings=meta.get("timings"),
+        rows=meta.get("rows"),
         created_at=upload.created_at, updated_at=upload.updated_at,
     )
 
@@ -135,11 +137,17 @@ async def _multipart_create(request: Request, principal: Principal, settings: Se
             yield chunk
 
     await tus.append(upload_id, path, 0, size, body(), None, lambda _: None)
-    sha256 = tus.final_sha256(upload_id, path)
+    sha256, seconds = _timed_sha256(upload_id, path)
     upload = await run_in_threadpool(service.complete_upload, settings, principal, upload_id,
-                                     sha256)
+                                     sha256, seconds)
     return JSONResponse(upload_out(upload, settings).model_dump(mode="json"), status_code=201,
                         headers={"Location": f"{request.url.path.rstrip('/')}/{upload_id}"})
+
+
+def _timed_sha256(upload_id: uuid.UUID, path: Any) -> tuple[str, float]:
+    started = time.perf_counter()
+    sha256 = tus.final_sha256(upload_id, path)
+    return sha256, time.perf_counter() - started
 
 
 def _load(principal: Principal, upload_id: uuid.UUID) -> Upload:
@@ -189,8 +197,9 @@ async def tus_patch(request: Request, upload_id: uuid.UUID,
     if result.disconnected:
         return Response(status_code=400)  # nobody is listening; the bytes are kept
     if result.offset == length:
-        sha256 = await run_in_threadpool(tus.final_sha256, upload_id, path)
-        await run_in_threadpool(service.complete_upload, settings, principal, upload_id, sha256)
+        sha256, seconds = await run_in_threadpool(_timed_sha256, upload_id, path)
+        await run_in_threadpool(service.complete_upload, settings, principal, upload_id, sha256,
+                                seconds)
     return Response(status_code=204,
                     headers=tus.tus_headers(**{"Upload-Offset": str(result.offset)}))
 
@@ -257,7 +266,18 @@ def map_upload(request: Request, upload_id: uuid.UUID, db: DbSession,
     settings = _settings(request)
     upload = service.save_mapping(db, principal, settings, upload_id, mapping, plan_id,
                                   preset_name)
-    background.add_task(service.process_upload, settings, principal, upload_id)
+    background.add_task(rows.process_and_fill, settings, principal, upload_id)
+    return upload_out(upload, settings)
+
+
+@router.post("/uploads/{upload_id}/rows", status_code=202, response_model=UploadOut,
+             responses={409: {"description": "not ready, rows filled or being filled"}})
+def retry_rows(request: Request, upload_id: uuid.UUID, background: BackgroundTasks,
+               principal: Principal = Depends(require("uploads.write"))) -> UploadOut:
+    """Store a ready upload's `employee_rows` again after `rows.status` says `failed`."""
+    settings = _settings(request)
+    upload = rows.retry(settings, principal, upload_id)
+    background.add_task(rows.fill_rows, settings, principal, upload_id)
     return upload_out(upload, settings)
 
 

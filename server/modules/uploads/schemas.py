@@ -25,7 +25,12 @@ class UploadOut(BaseModel):
     plan_id: uuid.UUID | None
     summary: dict[str, Any] | None
     parquet_sha256: str | None
-    timings: dict[str, float] | None = None
+    timings: dict[str, float] | None = Field(
+        None, description="seconds per stage: sha256, scan, sniff, parse, validate, parquet, "
+        "spool, duplicates, validation (all of validation)")
+    rows: dict[str, Any] | None = Field(
+        None, description="employee_rows of a ready upload: status (queued, filling, filled, "
+        "failed), expected, count, error, seconds")
     created_at: datetime
     updated_at: datetime
 

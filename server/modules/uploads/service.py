@@ -3,11 +3,15 @@
 Lifecycle (`uploads.status`, with `metadata.phase`):
   received/uploading → received/uploaded (scanned, format detected)
                      → failed (empty, unreadable, infected: the file is deleted)
-  received/uploaded --POST map--> processing → ready (zero errors: Parquet + employee_rows)
+  received/uploaded --POST map--> processing → ready (zero errors: typed Parquet written)
                                              → failed/validated (report lists every problem;
                                                mapping again is allowed)
+A ready upload can be run at once (runs read the Parquet). Its `employee_rows` are filled
+afterwards from a spool of the validated rows (`metadata.rows.status`: queued → filling →
+filled | failed; see `rows.py`); the upload's final event comes when that has settled.
 Files live under `<data_dir>/uploads/<tenant>/<upload>.bin`, the typed data next to them
-as `<upload>.parquet`, whose SHA-256 is `metadata.parquet.sha256` (for snapshot hashes).
+as `<upload>.parquet`, whose SHA-256 is `metadata.parquet.sha256` (for snapshot hashes),
+and the rows spool as `<upload>.rows.arrows` (Arrow IPC stream) until the rows are filled.
 """
 
 from __future__ import annotations
@@ -20,19 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from psycopg import sql
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from server.db.bulk import StagedInserter
 from server.db.session import tenant_session
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.tenants import service as tenants
 from server.modules.uploads import mapping as suggestions_engine
-from server.modules.uploads.models import EmployeeRow, MappingPreset, Upload, UploadProblem
+from server.modules.uploads.models import MappingPreset, Upload, UploadProblem
 from server.modules.uploads.parsing import FileFormat, FileRejected, iter_records, sniff
 from server.modules.uploads.scanning import scanner_from_settings
 from server.modules.uploads.targets import Target, mapping_targets
@@ -49,7 +51,6 @@ from server.settings import Settings
 log = structlog.get_logger(__name__)
 KINDS = ("employees", "funds")
 PREVIEW_ROWS = 100
-STAGE = "upload_rows_stage"
 HISTORY_UPLOADS = 50
 # A `processing` upload untouched this long lost its worker (a restart): it may be deleted.
 STALE_AFTER = timedelta(hours=1)
@@ -69,6 +70,10 @@ def parquet_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID)
     return upload_dir(settings, tenant_id) / f"{upload_id}.parquet"
 
 
+def rows_spool_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
+    return upload_dir(settings, tenant_id) / f"{upload_id}.rows.arrows"
+
+
 def channel(upload_id: uuid.UUID) -> str:
     return f"upload:{upload_id}"
 
@@ -82,10 +87,22 @@ def publish(settings: Settings, upload_id: uuid.UUID, **event: Any) -> None:
         log.warning("progress_publish_failed", upload_id=str(upload_id), exc_info=True)
 
 
+ROWS_PENDING = ("queued", "filling")
+
+
+def rows_status(upload: Upload) -> str | None:
+    """`employee_rows` of a ready upload: queued, filling, filled or failed."""
+    return (upload.metadata_.get("rows") or {}).get("status")
+
+
 def status_event(upload: Upload) -> dict[str, Any]:
+    """Final once nothing more will happen by itself: failed, or ready with its rows
+    filled or failed."""
+    settled = upload.status == "failed" or (
+        upload.status == "ready" and rows_status(upload) not in ROWS_PENDING)
     return {"type": "status", "status": upload.status, "phase": upload.metadata_.get("phase"),
-            "error": upload.error, "final": upload.status in ("ready", "failed")
-            and upload.metadata_.get("phase") != "uploading"}
+            "error": upload.error, "rows": upload.metadata_.get("rows"),
+            "final": settled and upload.metadata_.get("phase") != "uploading"}
 
 
 def size_limit(session: Session, settings: Settings, tenant_id: uuid.UUID) -> int:
@@ -168,15 +185,17 @@ def _fail(session: Session, upload: Upload, error: str, phase: str) -> None:
 
 
 def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UUID,
-                    sha256: str) -> Upload:
+                    sha256: str, sha256_seconds: float = 0.0) -> Upload:
     """All bytes are in: scan, then detect the format. A refused file is deleted, the upload
     ends `failed`, and the request gets 422 naming the reason."""
     path = file_path(settings, principal.tenant_id, upload_id)
     with tenant_session(principal.tenant_id) as session:
         sheet = get_upload(session, upload_id).metadata_.get("sheet")
     publish(settings, upload_id, type="progress", stage="scanning")
+    started = time.perf_counter()
     result = scanner_from_settings(settings.clamd_socket, settings.clamd_timeout_seconds
                                    ).scan(path)
+    scanned = time.perf_counter()
     refusal: str | None = None
     fmt: FileFormat | None = None
     if result.verdict == "infected":
@@ -188,10 +207,12 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
             fmt = sniff(path, sheet)
         except FileRejected as rejected:
             refusal = str(rejected)
+    timings = {"sha256": round(sha256_seconds, 2), "scan": round(scanned - started, 2),
+               "sniff": round(time.perf_counter() - scanned, 2)}
     with tenant_session(principal.tenant_id) as session:
         upload = get_upload(session, upload_id, lock=True)
         upload.sha256 = sha256
-        upload.metadata_ = {**upload.metadata_, "scan": result.as_json()}
+        upload.metadata_ = {**upload.metadata_, "scan": result.as_json(), "timings": timings}
         if refusal is not None:
             path.unlink(missing_ok=True)
             _fail(session, upload, refusal, "rejected")
@@ -218,13 +239,25 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
     return upload
 
 
+def _check_idle(upload: Upload) -> None:
+    """409 while validation or the rows fill works on the upload (unless it went stale:
+    a worker lost to a restart)."""
+    if upload.updated_at <= datetime.now(UTC) - STALE_AFTER:
+        return
+    if upload.status == "processing":
+        raise Conflict("the upload is being validated; delete it when that has finished")
+    if upload.status == "ready" and rows_status(upload) in ROWS_PENDING:
+        raise Conflict("the upload's rows are being stored; delete it when that has finished")
+
+
 def delete_upload(session: Session, principal: Principal, settings: Settings,
                   upload_id: uuid.UUID) -> None:
+    _check_idle(get_upload(session, upload_id))  # before locking: the fill holds a lock
     upload = get_upload(session, upload_id, lock=True)
-    if upload.status == "processing" and upload.updated_at > datetime.now(UTC) - STALE_AFTER:
-        raise Conflict("the upload is being validated; delete it when that has finished")
+    _check_idle(upload)
     for path in (file_path(settings, upload.tenant_id, upload.id),
-                 parquet_path(settings, upload.tenant_id, upload.id)):
+                 parquet_path(settings, upload.tenant_id, upload.id),
+                 rows_spool_path(settings, upload.tenant_id, upload.id)):
         path.unlink(missing_ok=True)
     record_event(session, principal_or_actor_id=principal, action="upload.delete",
                  entity="upload", entity_id=upload.id,
@@ -412,11 +445,11 @@ def delete_preset(session: Session, principal: Principal, preset_id: uuid.UUID) 
 
 
 def process_upload(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
-    """Validate the mapped file; with zero errors store Parquet and employee_rows (`ready`).
+    """Validate the mapped file; with zero errors write the typed Parquet (`ready`) and the
+    rows spool (`metadata.rows.status` queued: `rows.fill_rows` loads employee_rows).
 
-    Runs after the map request (a background task; the runs worker can call it too). Any
-    unexpected failure leaves the upload `failed` with a message rather than `processing`.
-    """
+    Any unexpected failure leaves the upload `failed` with a message rather than
+    `processing`."""
     tenant_id = principal.tenant_id
     try:
         _validate_and_store(settings, principal, upload_id)
@@ -425,6 +458,7 @@ def process_upload(settings: Settings, principal: Principal, upload_id: uuid.UUI
         with tenant_session(tenant_id) as session:
             upload = get_upload(session, upload_id, lock=True)
             _fail(session, upload, "internal error while validating; try again", "validated")
+        rows_spool_path(settings, tenant_id, upload_id).unlink(missing_ok=True)
     with tenant_session(tenant_id) as session:
         publish(settings, upload_id, **status_event(get_upload(session, upload_id)))
 
@@ -441,37 +475,34 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
         targets = mapping_targets(session, upload.kind, upload.plan_id)
         columns = mapped_columns(fmt, dict(upload.mapping or {}), targets)
         report = Report()
-        parquet = parquet_path(settings, upload.tenant_id, upload.id)
         source = file_path(settings, upload.tenant_id, upload.id)
         batches = data_batches(source, fmt, columns, report, progress)
         session.execute(delete(UploadProblem).where(UploadProblem.upload_id == upload.id))
-        session.execute(delete(EmployeeRow).where(EmployeeRow.upload_id == upload.id))
-        rows = employee_rows_inserter(session, upload.id, [c.target.key for c in columns])
-        try:
-            Normaliser(columns, upload.kind, parquet, rows.submit, report, progress
-                       ).run(batches)
-        except BaseException:
-            rows.abandon()
-            raise
-        inserted = rows.finish()
-        timings = {"seconds": round(time.perf_counter() - started, 2),
-                   "db_copy_seconds": round(rows.copy_seconds, 2),
-                   "db_insert_seconds": round(rows.insert_seconds, 2)}
+        normaliser = Normaliser(columns, upload.kind,
+                                parquet_path(settings, upload.tenant_id, upload.id),
+                                rows_spool_path(settings, upload.tenant_id, upload.id),
+                                report, progress, lambda: data_batches(
+                                    source, fmt, columns, Report(), lambda *_: None))
+        normaliser.run(batches)
+        timings = {**upload.metadata_.get("timings", {}),
+                   **{k: round(v, 2) for k, v in normaliser.timings.items()},
+                   "validation": round(time.perf_counter() - started, 2)}
         if report.rows == 0:
             report.add_file_problem("the file has no data rows", "Add rows below the header")
         if report.ok:
             upload.status = "ready"
             upload.metadata_ = {**upload.metadata_, "phase": "validated",
-                                "summary": report.summary(), "rows_stored": inserted,
-                                "timings": timings,
+                                "summary": report.summary(), "timings": timings,
+                                "rows": {"status": "queued", "expected": report.rows},
                                 "parquet": {"sha256": report.parquet_sha256,
                                             "bytes": report.parquet_bytes}}
         else:
-            session.execute(delete(EmployeeRow).where(EmployeeRow.upload_id == upload.id))
+            rows_spool_path(settings, upload.tenant_id, upload.id).unlink(missing_ok=True)
             report.sort(fmt.columns)
             _store_problems(session, upload, report)
             _fail(session, upload, f"validation found {report.errors} problem(s)", "validated")
-            upload.metadata_ = {**upload.metadata_, "summary": report.summary()}
+            upload.metadata_ = {**upload.metadata_, "summary": report.summary(),
+                                "timings": timings}
         flag_modified(upload, "metadata_")
         record_event(session, principal_or_actor_id=principal, action="upload.validate",
                      entity="upload", entity_id=upload.id,
@@ -479,27 +510,19 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
                             "parquet_sha256": report.parquet_sha256})
 
 
-def employee_rows_inserter(session: Session, upload_id: uuid.UUID, keys: list[str]
-                           ) -> StagedInserter:
-    """employee_rows from CSV chunks `ref, <mapped keys...>`: `raw` is built in the database
-    (jsonb_build_object of the mapped keys' text), so it runs beside the Python work."""
-    stage = [("ref", "text"), *((f"c{i}", "text") for i in range(len(keys)))]
-    pairs = [part for i, key in enumerate(keys)
-             for part in (sql.Literal(key), sql.Identifier(f"c{i}"))]
-    return StagedInserter(session, "employee_rows", stage, {
-        "upload_id": sql.Literal(str(upload_id)) + sql.SQL("::uuid"),
-        "employee_ref": sql.Identifier("ref"),
-        "raw": sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs)),
-    }, stage=STAGE)
-
-
 def _store_problems(session: Session, upload: Upload, report: Report) -> None:
     rows = [{"upload_id": upload.id, "tenant_id": upload.tenant_id, "seq": seq,
              "file_row": p.row, "column_name": p.column, "input_key": p.input_key,
-             "value": p.value, "rule": p.rule, "message": p.message, "hint": p.hint}
+             "value": _storable(p.value), "rule": p.rule, "message": p.message,
+             "hint": p.hint}
             for seq, p in enumerate(report.problems, start=1)]
     if rows:
         session.execute(insert(UploadProblem), rows)
+
+
+def _storable(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: the report shows it as the four characters \\x00."""
+    return value.replace("\x00", "\\x00") if value else value
 
 
 def validation_report(session: Session, upload_id: uuid.UUID, limit: int, after: int
@@ -517,7 +540,8 @@ def validation_report(session: Session, upload_id: uuid.UUID, limit: int, after:
         "upload_id": upload.id, "status": upload.status, "mapping": upload.mapping,
         "summary": upload.metadata_.get("summary"),
         "problems": [{"row": p.file_row, "column": p.column_name, "input_key": p.input_key,
-                      "value": p.value, "rule": p.rule, "message": p.message, "hint": p.hint}
+                      "value": _storable(p.value), "rule": p.rule, "message": p.message,
+             "hint": p.hint}
                      for p in problems],
         "next_cursor": str(problems[-1].seq) if more and problems else None,
     }
