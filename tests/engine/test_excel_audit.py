@@ -100,6 +100,20 @@ def test_a_changed_check_formula_is_reported(tmp_path):
     assert verify_workbook(tampered).problems == ["Calc!N3: the check formula was changed"]
 
 
+def test_a_run_without_employees_verifies_and_a_blanked_employee_cannot(tmp_path):
+    compiled = plan({"s": "w * 2"}, INPUTS)
+    empty = frame(INPUTS, [])
+    path = tmp_path / "empty.xlsx"
+    build_audit_workbook(compiled, empty, reference.evaluate(compiled, empty), {}).save(path)
+    assert (verify_workbook(path).rows, verify_workbook(path).ok) == (0, True)
+    workbook = load_workbook(_small(tmp_path))
+    workbook["Calc"]["A3"] = None
+    blanked = tmp_path / "blanked.xlsx"
+    workbook.save(blanked)
+    result = CliRunner().invoke(cli, ["verify-workbook", str(blanked)])
+    assert result.exit_code == 2 and "rows 2-5 must each hold an employee_ref" in result.output
+
+
 def test_not_an_audit_workbook_exits_2(tmp_path):
     path = tmp_path / "plain.xlsx"
     Workbook().save(path)
