@@ -153,10 +153,11 @@ def seed_demo_command() -> None:
 
 
 def _register_workbook_commands() -> None:
-    from server.modules.workbooks.cli import template, verify_workbook
+    from server.modules.workbooks.cli import excel, template, verify_workbook
 
     app.command("template")(template)
     app.command("verify-workbook")(verify_workbook)
+    app.add_typer(excel, name="excel")
 
 
 _register_workbook_commands()

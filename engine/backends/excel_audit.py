@@ -12,9 +12,9 @@ value to the cent (a changed input or a changed stored value is caught).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,8 @@ def _meta_sheet(sheet: Any, plan: CompiledPlan, audit: AuditLayout) -> None:
 
 @dataclass
 class Verification:
+    """What `verify_workbook` found: problems in row order, each naming its cell."""
+
     rows: int = 0
     steps: int = 0
     problems: list[str] = field(default_factory=list)
@@ -151,51 +153,118 @@ class Verification:
         return not self.problems
 
 
-def _read_meta(workbook: Any) -> tuple[CompiledPlan, AuditLayout]:
+def _read_meta(grid: Mapping[int, Sequence[Any]]) -> tuple[CompiledPlan, AuditLayout]:
     from engine.plan import validate_document
 
-    if META not in workbook.sheetnames or SHEET not in workbook.sheetnames:
-        raise ValueError("not a Paysheet audit workbook (no Meta or Calc sheet)")
-    sheet = workbook[META]
-    payload = "".join(str(row[0]) for row in sheet.iter_rows(values_only=True) if row[0])
+    payload = "".join(str(row[0]) for _, row in sorted(grid.items()) if row and row[0])
     meta = json.loads(payload)
     return compile_document(validate_document(meta["document"])), AuditLayout(**meta["layout"])
 
 
-def verify_workbook(path: str | Path) -> Verification:
-    """Check every formula cell against the backend's output for the stored plan, then
-    recalculate with `formulas` and compare each step with the stored engine value."""
+def _grids(path: str | Path) -> tuple[dict[int, tuple[Any, ...]], dict[int, tuple[Any, ...]]]:
+    """(Meta, Calc) as {row number: cell values}, formulas as their text."""
     from openpyxl import load_workbook
 
-    from engine.backends.excel_recalc import is_error, recalculate
+    workbook = load_workbook(path, read_only=True)
+    try:
+        if META not in workbook.sheetnames or SHEET not in workbook.sheetnames:
+            raise ValueError("not a Paysheet audit workbook (no Meta or Calc sheet)")
+        return tuple(  # type: ignore[return-value]
+            {index: row for index, row in
+             enumerate(workbook[name].iter_rows(values_only=True), start=1)}
+            for name in (META, SHEET)
+        )
+    finally:
+        workbook.close()
 
-    workbook = load_workbook(path)
-    plan, audit = _read_meta(workbook)
-    sheet = workbook[SHEET]
-    rows = [r for r in range(audit.first_row, audit.last_row + 1)
-            if sheet[f"{audit.employee_ref}{r}"].value is not None]
+
+def verify_workbook(path: str | Path) -> Verification:
+    """Check every formula cell (steps, helpers, check) against the backend's output for the
+    stored plan, then recalculate every row with `formulas` (each column compiled once) and
+    compare each step with the stored engine value to the cent."""
+    from engine.backends.excel_recalc import RowModel
+
+    meta, calc = _grids(path)
+    plan, audit = _read_meta(meta)
+    sheet = _Cells(calc)
+    rows = list(range(audit.first_row, audit.last_row + 1))
     report = Verification(rows=len(rows), steps=len(plan.display_order))
+    if rows == [audit.first_row] and not any(calc.get(audit.first_row, ())):
+        report.rows = 0  # the workbook of a run without employees
+        return report
+    if any(sheet.value(audit.employee_ref, row) is None for row in rows):
+        raise ValueError(f"{SHEET}: rows {audit.first_row}-{audit.last_row} must each hold "
+                         "an employee_ref")
+    expected = _expected_layout(plan, audit)
+    changed = _changed_formulas(sheet, expected, plan, audit, rows)
+    inputs = {letter: [sheet.value(letter, row) for row in rows]
+              for letter in audit.input_columns.values()}
+    computed = RowModel(expected).calculate(inputs)
+    for index, row in enumerate(rows):
+        report.problems += changed.get(row, [])
+        report.problems += _disagreements(sheet, plan, audit, row, computed, index)
+    return report
+
+
+class _Cells:
+    """Cell values of a read-only grid by column letter and row number."""
+
+    def __init__(self, grid: Mapping[int, Sequence[Any]]) -> None:
+        self.grid = grid
+
+    def value(self, letter: str, row: int) -> Any:
+        values = self.grid.get(row, ())
+        index = _column_number(letter) - 1
+        return values[index] if index < len(values) else None
+
+
+def _expected_layout(plan: CompiledPlan, audit: AuditLayout) -> Any:
     first_step = min(audit.formula_columns.values(), key=_column_number)
     helpers = _column_number(audit.check_column) + 1
-    expected = compile_plan(plan, audit.input_columns, audit.first_row, audit.last_row,
-                            _column_number(first_step), first_helper_column=helpers)
-    for column in expected.columns:
-        for row in rows:
-            if sheet[f"{column.letter}{row}"].value != column.formula(row):
-                report.problems.append(f"{SHEET}!{column.letter}{row}: formula of "
-                                       f"'{column.key}' was changed")
-    cells = recalculate(path)
+    return compile_plan(plan, audit.input_columns, audit.first_row, audit.last_row,
+                        _column_number(first_step), first_helper_column=helpers)
+
+
+def _changed_formulas(sheet: _Cells, expected: Any, plan: CompiledPlan, audit: AuditLayout,
+                      rows: list[int]) -> dict[int, list[str]]:
+    """Row → the formula cells that are not what the backend emits for the stored plan."""
+    changed: dict[int, list[str]] = {}
     for row in rows:
-        ref = sheet[f"{audit.employee_ref}{row}"].value
-        for name in plan.display_order:
-            got = cells.get(f"{SHEET.upper()}!{audit.formula_columns[name]}{row}")
-            got = None if got is None or is_error(got) else got
-            stored = sheet[f"{audit.engine_columns[name]}{row}"].value
-            if not agrees(stored, got, audit.step_types[name]):
-                report.problems.append(
-                    f"employee {ref}, step '{name}': workbook {got!r}, engine {stored!r}"
-                )
-    return report
+        for column in expected.columns:
+            if sheet.value(column.letter, row) != column.formula(row):
+                changed.setdefault(row, []).append(
+                    f"{SHEET}!{column.letter}{row}: formula of '{column.key}' was changed")
+        if sheet.value(audit.check_column, row) != _check_formula(plan, audit, row):
+            changed.setdefault(row, []).append(
+                f"{SHEET}!{audit.check_column}{row}: the check formula was changed")
+    return changed
+
+
+def _check_formula(plan: CompiledPlan, audit: AuditLayout, row: int) -> str:
+    parts = [
+        _agreement(f"{audit.formula_columns[n]}{row}", f"{audit.engine_columns[n]}{row}",
+                   audit.step_types[n])
+        for n in plan.display_order
+    ]
+    return f"=AND({','.join(parts)})"
+
+
+def _disagreements(sheet: _Cells, plan: CompiledPlan, audit: AuditLayout, row: int,
+                   computed: Mapping[str, list[Any]], index: int) -> list[str]:
+    from engine.backends.excel_recalc import is_error
+
+    ref = sheet.value(audit.employee_ref, row)
+    found = []
+    for name in plan.display_order:
+        letter = audit.formula_columns[name]
+        got = computed[letter][index]
+        got = None if got is None or is_error(got) else got
+        stored_at = f"{audit.engine_columns[name]}{row}"
+        stored = sheet.value(audit.engine_columns[name], row)
+        if not agrees(stored, got, audit.step_types[name]):
+            found.append(f"{SHEET}!{letter}{row} (employee {ref}, step '{name}'): workbook "
+                         f"{got!r}, engine {stored!r} ({SHEET}!{stored_at})")
+    return found
 
 
 def _column_number(letters: str) -> int:
@@ -206,14 +275,22 @@ def _column_number(letters: str) -> int:
 
 
 def agrees(stored: Any, got: Any, kind: str) -> bool:
-    """Stored engine value vs recalculated value: decimals within a cent, others exactly."""
+    """Stored engine value vs recalculated value: decimals within a cent, others exactly.
+    An empty text is stored as an empty cell (xlsx keeps no empty strings), as Excel's EXACT
+    in the check column also sees it."""
+    if kind == Type.TEXT.value and got == "" and stored in (None, ""):
+        return True
     if stored is None or stored == "" or got is None:
         return (stored is None or stored == "") and got is None
     if kind == Type.DECIMAL.value:
+        if isinstance(got, bool | str) or isinstance(stored, bool | str):
+            return False
         return abs(Decimal(repr(float(got))) - Decimal(repr(float(stored)))) < TOLERANCE
     if kind == Type.BOOL.value:
-        return bool(got) is bool(stored) and type(got).__name__ in ("bool", "bool_")
+        return isinstance(got, bool) and isinstance(stored, bool) and got is stored
     if kind == Type.DATE.value:
-        stored_date = stored.date() if hasattr(stored, "date") else stored
+        if not isinstance(got, int | float) or isinstance(got, bool):
+            return False
+        stored_date = stored.date() if isinstance(stored, datetime) else stored
         return EXCEL_EPOCH + timedelta(days=int(got)) == stored_date
-    return str(got) == str(stored)
+    return isinstance(got, str) and got == str(stored)

@@ -1,19 +1,59 @@
-"""Recalculate a workbook written by the Excel backend with the `formulas` package.
+"""Recalculate the Excel backend's formulas with the `formulas` package, column by column.
 
 `formulas` is an independent Python implementation of Excel's calculation, so agreement
 between its results and the engine's is real evidence that the emitted formulas mean what
-the engine computes. Its ROUND is replaced by Excel's: the argument is first taken at 15
-significant digits (as Excel displays and rounds it, so ROUND(2.675, 2) is 2.68 although the
-double is 2.67499…), then rounded half away from zero.
+the engine computes. Loading a whole workbook into `formulas.ExcelModel` parses every cell's
+formula again (seconds per row). Here each formula *column* is parsed once, for the first data
+row, by `formulas.Parser`, and its parse graph (the `formulas` function of every operator and
+Excel function, in evaluation order) is run over all rows:
+
+- Every formula reads only cells of its own row (`D7`) and whole data ranges (`$X$2:$X$501`,
+  the aggregates' SUMPRODUCTs). Columns are evaluated in dependency order, each over all rows
+  before the next, so a range is always a finished column. `ROW()` is the row number.
+- `exact=True` calls each `formulas` function once per row with that row's cells: what Excel
+  does cell by cell. It is the reference, and it costs milliseconds per function call, so
+  quadratic aggregates (a SUMPRODUCT per row over the whole column) take minutes for a few
+  hundred rows.
+- By default element-wise functions (arithmetic, comparisons, IF, ROUND, …) are called once
+  with the whole column as an array: `formulas` applies them cell by cell, so the values are
+  the same. Functions that reduce their arguments (MIN, MAX, AND, SUMPRODUCT, …) are still
+  called per row. The one thing evaluated outside `formulas` is the inside of a per-row
+  SUMPRODUCT over whole ranges (`($X$2:$X$501=1)*EXACT($Y$2:$Y$501,Y7)*…`): comparisons,
+  EXACT and products of numbers or texts, and the sum, computed with numpy as one matrix over
+  all rows. Anything else there (an error value, an empty cell, mixed types) falls back to
+  `formulas` per row. tests/engine/test_excel_recalc.py checks that both modes agree.
+
+ROUND is replaced by Excel's: the argument is first taken at 15 significant digits (as Excel
+displays and rounds it, so ROUND(2.675, 2) is 2.68 although the double is 2.67499…), then
+rounded half away from zero.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
-from pathlib import Path
+from functools import cache
+from graphlib import TopologicalSorter
 from typing import Any
 
+import numpy as np
+import schedula
+
+from engine.backends.excel import ROW, ExcelColumn, ExcelPlan
+
 _WIDE = Context(prec=80)
+EXCEL_EPOCH = date(1899, 12, 30)
+_REFERENCE = re.compile(r"^\$?([A-Z]{1,3})\$?(\d+)(?::\$?([A-Z]{1,3})\$?(\d+))?$")
+_SUFFIX = re.compile(r"<\d+>$")
+
+ELEMENTWISE = frozenset({
+    "+", "-", "*", "/", "^", "U-", "U+", "=", "<>", "<", ">", "<=", ">=", "&",
+    "IF", "IFERROR", "ISERROR", "ROUND", "ABS", "TRUNC", "INT", "MOD", "EXACT", "NOT", "CHOOSE",
+})
+"""`formulas` functions that work cell by cell, so one call over a column array is exact."""
 
 
 def excel_round(number: float, digits: float) -> float:
@@ -23,29 +63,13 @@ def excel_round(number: float, digits: float) -> float:
     return float(value.quantize(quantum, rounding=ROUND_HALF_UP, context=_WIDE))
 
 
-def _install_excel_round() -> None:
+@cache
+def install_excel_round() -> None:
+    """Make `formulas` round like Excel (its own ROUND rounds the binary value)."""
     import formulas.functions as functions
 
     functions.FUNCTIONS["ROUND"] = functions.wrap_ufunc(excel_round)
-
-
-def recalculate(path: str | Path) -> dict[str, Any]:
-    """Every computed cell of the workbook at `path`, by reference like `Calc!B7`
-    (sheet names upper-cased as `formulas` reports them). Errors are `formulas` error
-    values; test them with `is_error`."""
-    import formulas
-
-    _install_excel_round()
-    model = formulas.ExcelModel().loads(str(path)).finish()
-    solution = model.calculate()
-    cells: dict[str, Any] = {}
-    for key, ranged in solution.items():
-        reference = key.split("]", 1)[-1].replace("'", "")
-        if ":" in reference:
-            continue
-        value = ranged.value[0][0] if hasattr(ranged, "value") else ranged
-        cells[reference.upper()] = value
-    return cells
+    functions.get_functions.cache_clear()
 
 
 def is_error(value: Any) -> bool:
@@ -53,3 +77,294 @@ def is_error(value: Any) -> bool:
     from formulas.tokens.operand import XlError
 
     return isinstance(value, XlError)
+
+
+def excel_value(value: Any) -> Any:
+    """A cell as Excel holds it: `=NA()` is #N/A, a date its serial number, numbers floats,
+    an empty cell empty."""
+    if value is None:
+        return schedula.EMPTY
+    if isinstance(value, str) and value.upper() == "=NA()":
+        from formulas.functions import Error
+
+        return Error.errors["#N/A"]
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        return float((value - EXCEL_EPOCH).days)
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+# --- one column's formula as a graph of `formulas` functions ---------------------------------
+
+
+@dataclass(frozen=True)
+class _Call:
+    name: str
+    function: Callable[..., Any]
+    inputs: tuple[Any, ...]
+    output: Any
+
+
+@dataclass(frozen=True)
+class _Formula:
+    """A formula parsed by `formulas`: constants, references and calls in evaluation order."""
+
+    letter: str
+    constants: dict[Any, Any]
+    references: dict[Any, tuple[str, bool]]
+    """Graph node → (column letter, whole data range?)."""
+    calls: tuple[_Call, ...]
+    output: Any
+
+
+def _parse(column: ExcelColumn, first_row: int, last_row: int) -> _Formula:
+    import formulas
+
+    text = "=" + column.template.replace(ROW, str(first_row))
+    builder = formulas.Parser().ast(text)[1]
+    builder.finish()
+    graph = builder.dsp
+    constants = {key: spec["value"] for key, spec in graph.default_values.items()}
+    references, calls = {}, []
+    for key, node in graph.nodes.items():
+        if node["type"] == "function":
+            name = _SUFFIX.sub("", str(key))
+            calls.append(_Call(name, node["function"], tuple(node["inputs"]),
+                               node["outputs"][0]))
+        elif key not in constants and not graph.dmap.pred[key]:
+            references[key] = _reference(str(key), column.key, first_row, last_row)
+    return _Formula(column.letter, constants, references, tuple(calls),
+                    builder.get_node_id(builder[-1]))
+
+
+def _reference(name: str, key: str, first_row: int, last_row: int) -> tuple[str, bool]:
+    match = _REFERENCE.match(name.upper())
+    if match is None:
+        raise ValueError(f"column '{key}': unexpected reference {name!r}")
+    first, row, last, end = match.groups()
+    if last is None:
+        if int(row) != first_row:
+            raise ValueError(f"column '{key}': {name} is not a cell of its own row")
+        return first, False
+    if first != last or int(row) != first_row or int(end) != last_row:
+        raise ValueError(f"column '{key}': {name} is not a whole data column")
+    return first, True
+
+
+# --- values over all rows --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A graph value over all rows: the same for every row (`const`: a scalar, or a whole
+    column as an (n, 1) array), one value per row (`rows`: a list), or one array per row
+    (`matrix`: rows by cells, numpy)."""
+
+    kind: str
+    data: Any
+    scalar: bool = True
+    """For `rows`: every value is a scalar (not an array)."""
+
+    def at(self, row: int) -> Any:
+        if self.kind == "const":
+            return self.data
+        if self.kind == "rows":
+            return self.data[row]
+        return self.data[row].astype(object).reshape(-1, 1)
+
+
+def _unwrap(result: Any) -> Any:
+    """A `formulas` result as a Python scalar, or an (n, 1) object array."""
+    if isinstance(result, np.ndarray):
+        if result.size == 1:
+            result = result.reshape(()).item() if result.dtype != object else result.ravel()[0]
+        else:
+            return np.asarray(result, dtype=object).reshape(-1, 1)
+    if isinstance(result, np.generic):
+        return result.item()
+    return result
+
+
+def _rows(values: list[Any]) -> _Value:
+    return _Value("rows", values, all(not isinstance(v, np.ndarray) for v in values))
+
+
+class RowModel:
+    """Every formula column of an `ExcelPlan`, parsed once, evaluated over all data rows."""
+
+    def __init__(self, layout: ExcelPlan, exact: bool = False) -> None:
+        install_excel_round()
+        self.layout = layout
+        self.exact = exact
+        self.count = layout.last_row - layout.first_row + 1
+        parsed = {c.letter: _parse(c, layout.first_row, layout.last_row) for c in layout.columns}
+        graph = {
+            letter: {ref for ref, _ in formula.references.values()
+                     if ref in parsed and ref != letter}
+            for letter, formula in parsed.items()
+        }
+        self.order = [parsed[letter] for letter in TopologicalSorter(graph).static_order()]
+
+    def calculate(self, inputs: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+        """Column letter → value per data row, for every formula column. `inputs` maps each
+        input column letter to its cells (as openpyxl reads them), one per data row."""
+        columns: dict[str, list[Any]] = {}
+        for letter, cells in inputs.items():
+            if len(cells) != self.count:
+                raise ValueError(f"column {letter}: {len(cells)} cells for {self.count} rows")
+            columns[letter] = [excel_value(v) for v in cells]
+        ranges: dict[str, np.ndarray] = {}
+        for formula in self.order:
+            values = {key: _Value("const", value) for key, value in formula.constants.items()}
+            for key, (letter, whole) in formula.references.items():
+                if letter not in columns:
+                    raise ValueError(f"column {formula.letter} reads {letter}, which is empty")
+                if whole:
+                    if letter not in ranges:
+                        ranges[letter] = np.asarray(columns[letter], dtype=object).reshape(-1, 1)
+                    values[key] = _Value("const", ranges[letter])
+                else:
+                    values[key] = _Value("rows", columns[letter])
+            for call in formula.calls:
+                values[call.output] = self._call(call, [values[key] for key in call.inputs])
+            columns[formula.letter] = self._per_row(values[formula.output], formula.letter)
+        return {column.letter: columns[column.letter] for column in self.layout.columns}
+
+    def _per_row(self, value: _Value, letter: str) -> list[Any]:
+        if value.kind == "const" and not isinstance(value.data, np.ndarray):
+            return [value.data] * self.count
+        if value.kind == "rows" and value.scalar:
+            return list(value.data)
+        raise ValueError(f"column {letter}: the formula gives an array, not one value per row")
+
+    def _call(self, call: _Call, args: list[_Value]) -> _Value:
+        if call.function is schedula.bypass and len(args) == 1:
+            return args[0]  # a sub-expression used twice: the same value
+        if call.name == "ROW" and all(a.kind == "const" for a in args):
+            return _Value("rows", [float(self.layout.first_row + i) for i in range(self.count)])
+        if all(a.kind == "const" for a in args):
+            return _Value("const", _unwrap(call.function(*(a.data for a in args))))
+        if not self.exact:
+            fast = _vectorised(call, args, self.count)
+            if fast is not None:
+                return fast
+        return _rows([_unwrap(call.function(*(a.at(row) for a in args)))
+                      for row in range(self.count)])
+
+
+# --- the fast paths --------------------------------------------------------------------------
+
+
+def _vectorised(call: _Call, args: list[_Value], count: int) -> _Value | None:
+    """One call over whole columns, or numpy over rows by cells; None when neither applies."""
+    columns = any(a.kind == "const" and isinstance(a.data, np.ndarray) for a in args)
+    if call.name in ELEMENTWISE and not columns and all(
+        a.kind == "const" or (a.kind == "rows" and a.scalar) for a in args
+    ):
+        arrays = [np.asarray(a.data, dtype=object).reshape(-1, 1) if a.kind == "rows"
+                  else a.data for a in args]
+        result = np.asarray(call.function(*arrays), dtype=object)
+        if result.size == 1:
+            return _Value("const", _unwrap(result))
+        return _rows([_unwrap(v) for v in result.reshape(count)])
+    if call.name == "SUMPRODUCT" and len(args) == 1 and args[0].kind == "matrix":
+        matrix = args[0].data
+        if matrix.dtype.kind == "f":
+            return _rows([float(np.sum(np.ascontiguousarray(matrix[row], dtype=float)))
+                          for row in range(count)])
+        return None
+    if call.name in _MATRIX_OPS and len(args) == 2 and (
+        columns or any(a.kind == "matrix" for a in args)
+    ):
+        return _matrix_op(call.name, args)
+    return None
+
+
+def _native(value: _Value) -> np.ndarray | None:
+    """The value as a numpy array shaped for rows by cells broadcasting, when it holds only
+    numbers, only booleans or only texts; None otherwise (errors, empties, mixed types)."""
+    if value.kind == "matrix":
+        return value.data
+    if value.kind == "const" and not isinstance(value.data, np.ndarray):
+        cells, shape = [value.data], ()
+    elif value.kind == "const":
+        cells, shape = list(value.data.ravel()), (1, -1)
+    elif value.scalar:
+        cells, shape = list(value.data), (-1, 1)
+    else:
+        return None
+    kinds = {_kind(cell) for cell in cells}
+    if kinds == {"f"}:
+        return np.asarray(cells, dtype=float).reshape(shape)
+    if kinds == {"b"}:
+        return np.asarray(cells, dtype=bool).reshape(shape)
+    if kinds == {"s"}:
+        return np.asarray(cells, dtype=object).reshape(shape)
+    return None
+
+
+def _kind(cell: Any) -> str:
+    if isinstance(cell, bool | np.bool_):
+        return "b"
+    if isinstance(cell, int | float | np.integer | np.floating):
+        return "f" if np.isfinite(cell) else "?"
+    if isinstance(cell, str):
+        return "s"
+    return "?"
+
+
+def _upper(array: np.ndarray) -> np.ndarray:
+    return np.vectorize(str.upper, otypes=[object])(array)
+
+
+def _compare(op: Callable[[Any, Any], Any]) -> Callable[[np.ndarray, np.ndarray], Any]:
+    """Excel `=`/`<>` etc.: numbers with numbers; texts with texts, ignoring case."""
+
+    def apply(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+        if a.dtype.kind == "f" and b.dtype.kind == "f":
+            return op(a, b)
+        if a.dtype == object and b.dtype == object and op in (np.equal, np.not_equal):
+            return op(_upper(a), _upper(b)).astype(bool)
+        return None
+
+    return apply
+
+
+def _arithmetic(op: Callable[[Any, Any], Any]) -> Callable[[np.ndarray, np.ndarray], Any]:
+    """Excel `*`, `+`, `-` on numbers and booleans (TRUE is 1)."""
+
+    def apply(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+        if a.dtype.kind in "fb" and b.dtype.kind in "fb":
+            return op(a.astype(float), b.astype(float))
+        return None
+
+    return apply
+
+
+def _exact(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    if a.dtype == object and b.dtype == object:
+        return np.equal(a, b).astype(bool)
+    return None
+
+
+_MATRIX_OPS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray | None]] = {
+    "=": _compare(np.equal), "<>": _compare(np.not_equal), "<": _compare(np.less),
+    ">": _compare(np.greater), "<=": _compare(np.less_equal),
+    ">=": _compare(np.greater_equal), "*": _arithmetic(np.multiply),
+    "+": _arithmetic(np.add), "-": _arithmetic(np.subtract), "EXACT": _exact,
+}
+
+
+def _matrix_op(name: str, args: list[_Value]) -> _Value | None:
+    left, right = (_native(a) for a in args)
+    if left is None or right is None:
+        return None
+    result = _MATRIX_OPS[name](left, right)
+    if result is None or np.ndim(result) != 2:
+        return None
+    rows = max(np.shape(left)[0] if np.ndim(left) == 2 else 1,
+               np.shape(right)[0] if np.ndim(right) == 2 else 1)
+    return _Value("matrix", np.broadcast_to(result, (rows, result.shape[1])))

@@ -1,5 +1,6 @@
-"""Build a workbook with the Excel backend, recalculate it with `formulas`, and compare every
-step cell with the reference backend."""
+"""Build a workbook with the Excel backend, recalculate it with `formulas` (each formula column
+compiled once, called per row: engine.backends.excel_recalc.RowModel), and compare every step
+cell with the reference backend."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from openpyxl import load_workbook
 
 from engine.backends import reference
 from engine.backends.excel import SHEET, build_workbook
-from engine.backends.excel_recalc import is_error, recalculate
+from engine.backends.excel_recalc import RowModel, is_error
 from engine.plan import CompiledPlan
 
 EXCEL_EPOCH = date(1899, 12, 30)
@@ -21,18 +23,22 @@ CENT = Decimal("0.01")
 
 
 def excel_values(plan: CompiledPlan, frame: pl.DataFrame, tmp: Path) -> dict[str, list[Any]]:
-    """Step name → recalculated values in the frame's employee_ref order (None for errors)."""
+    """Step name → recalculated values in the frame's employee_ref order (None for errors).
+    The workbook is saved and read back, so the inputs are what a file holds."""
     built = build_workbook(plan, frame)
     path = tmp / "calc.xlsx"
     built.workbook.save(path)
-    cells = recalculate(path)
-    by_ref: dict[str, list[Any]] = {}
-    for name, letter in built.layout.step_columns.items():
-        column = []
-        for index in range(len(built.employee_refs)):
-            value = cells[f"{SHEET.upper()}!{letter}{built.row_of(index)}"]
-            column.append(None if is_error(value) else value)
-        by_ref[name] = column
+    sheet = load_workbook(path)[SHEET]
+    rows = [built.row_of(index) for index in range(len(built.employee_refs))]
+    if not rows:
+        return {name: [] for name in built.layout.step_columns}
+    inputs = {letter: [sheet[f"{letter}{row}"].value for row in rows]
+              for letter in built.input_columns.values()}
+    computed = RowModel(built.layout).calculate(inputs)
+    by_ref = {
+        name: [None if is_error(v) else v for v in computed[letter]]
+        for name, letter in built.layout.step_columns.items()
+    }
     order = {ref: i for i, ref in enumerate(built.employee_refs)}
     wanted = [order[str(ref)] for ref in frame["employee_ref"].to_list()]
     return {name: [values[i] for i in wanted] for name, values in by_ref.items()}

@@ -1,11 +1,14 @@
 """The frozen audit workbook: formulas beside the engine's values, a check column, a cover; and
-`paysheet verify-workbook`, which recalculates it with `formulas` and catches tampering."""
+`paysheet verify-workbook`, which recalculates it with `formulas` and catches tampering, on a
+500-employee run of the sample plan too."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
-from openpyxl import load_workbook
+import pytest
+from openpyxl import Workbook, load_workbook
 from typer.testing import CliRunner
 
 from engine.backends import reference
@@ -74,13 +77,48 @@ def test_verify_accepts_a_true_workbook_and_catches_tampering(tmp_path):
     tampered = tmp_path / "tampered.xlsx"
     workbook.save(tampered)
     report = verify_workbook(tampered)
-    assert "Calc!H2: formula of 'big' was changed" in report.problems
-    assert "employee E4, step 'label': workbook None, engine 'b!'" in report.problems
-    assert "employee E2, step 'share': workbook 666.67, engine 333.33" in report.problems
-    assert "employee E1, step 'share': workbook 333.33, engine 666.67" in report.problems
+    assert report.problems == [
+        "Calc!H2: formula of 'big' was changed",
+        "Calc!F2 (employee E1, step 'share'): workbook 333.33, engine 666.67 (Calc!J2)",
+        "Calc!G2 (employee E1, step 'team_total'): workbook 333.33, engine 666.67 (Calc!K2)",
+        "Calc!F3 (employee E2, step 'share'): workbook 666.67, engine 333.33 (Calc!J3)",
+        "Calc!G3 (employee E2, step 'team_total'): workbook 666.67, engine 333.33 (Calc!K3)",
+        "Calc!G4 (employee E3, step 'team_total'): workbook 333.33, engine 666.67 (Calc!K4)",
+        "Calc!G5 (employee E4, step 'team_total'): workbook 666.67, engine 333.33 (Calc!K5)",
+        "Calc!I5 (employee E4, step 'label'): workbook None, engine 'b!' (Calc!M5)",
+    ]
 
     result = CliRunner().invoke(cli, ["verify-workbook", str(tampered)])
     assert result.exit_code == 1 and "formula of 'big' was changed" in result.output
+
+
+def test_a_changed_check_formula_is_reported(tmp_path):
+    workbook = load_workbook(_small(tmp_path))
+    workbook["Calc"]["N3"] = "=TRUE"
+    tampered = tmp_path / "tampered.xlsx"
+    workbook.save(tampered)
+    assert verify_workbook(tampered).problems == ["Calc!N3: the check formula was changed"]
+
+
+def test_a_run_without_employees_verifies_and_a_blanked_employee_cannot(tmp_path):
+    compiled = plan({"s": "w * 2"}, INPUTS)
+    empty = frame(INPUTS, [])
+    path = tmp_path / "empty.xlsx"
+    build_audit_workbook(compiled, empty, reference.evaluate(compiled, empty), {}).save(path)
+    assert (verify_workbook(path).rows, verify_workbook(path).ok) == (0, True)
+    workbook = load_workbook(_small(tmp_path))
+    workbook["Calc"]["A3"] = None
+    blanked = tmp_path / "blanked.xlsx"
+    workbook.save(blanked)
+    result = CliRunner().invoke(cli, ["verify-workbook", str(blanked)])
+    assert result.exit_code == 2 and "rows 2-5 must each hold an employee_ref" in result.output
+
+
+def test_not_an_audit_workbook_exits_2(tmp_path):
+    path = tmp_path / "plain.xlsx"
+    Workbook().save(path)
+    result = CliRunner().invoke(cli, ["verify-workbook", str(path)])
+    assert result.exit_code == 2 and "not a Paysheet audit workbook" in result.output
 
 
 def test_sample_plan_audit_workbook_verifies_to_the_cent(tmp_path):
@@ -93,3 +131,64 @@ def test_sample_plan_audit_workbook_verifies_to_the_cent(tmp_path):
     result = CliRunner().invoke(cli, ["verify-workbook", str(path)])
     assert result.exit_code == 0, result.output
     assert "12 rows x 17 steps agree with the engine to the cent" in result.output
+
+
+@pytest.fixture(scope="module")
+def run_500(tmp_path_factory) -> tuple[Path, object, object]:
+    """The audit workbook of a 500-employee engine evaluation of the sample plan."""
+    tmp = tmp_path_factory.mktemp("audit500")
+    compiled = compile_plan(load_plan(ROOT / "samples/plans/fund_bonus.json"))
+    employees, funds = write(500, 6, 2025, tmp / "data")
+    data = load_inputs(compiled, employees, funds)
+    result = reference.evaluate(compiled, data)
+    path = tmp / "audit.xlsx"
+    build_audit_workbook(compiled, data, result, {"run": "run-500"}).save(path)
+    return path, compiled, result
+
+
+def test_500_employee_workbook_recomputes_to_the_cent(run_500):
+    path, compiled, result = run_500
+    report = verify_workbook(path)
+    assert (report.rows, report.steps, report.problems) == (500, 17, [])
+    # what it compared with is the engine's result itself, row by row (nulls: empty cells)
+    calc = load_workbook(path, read_only=True)["Calc"]
+    header = next(calc.iter_rows(max_row=1, values_only=True))
+    engine = {name: header.index(f"{name} (engine)") for name in compiled.display_order}
+    expected = result.frame.sort("employee_ref")
+    for offset, row in enumerate(calc.iter_rows(min_row=2, values_only=True)):
+        for name, index in engine.items():
+            want = expected[name][offset]
+            got = row[index]
+            if isinstance(want, Decimal):
+                assert Decimal(repr(got)) == want, (name, offset)
+            elif want is None or isinstance(want, bool | str):
+                assert got == want, (name, offset)
+    result_cli = CliRunner().invoke(cli, ["verify-workbook", str(path)])
+    assert result_cli.exit_code == 0, result_cli.output
+    assert "500 rows x 17 steps agree with the engine to the cent" in result_cli.output
+
+
+def test_500_employee_workbook_tampering_is_caught_with_the_cell(run_500, tmp_path):
+    path, _, _ = run_500
+    workbook = load_workbook(path)
+    calc = workbook["Calc"]
+    letter = {cell.value: cell.column_letter for cell in calc[1]}
+    # an employee outside the allocation, so a changed salary moves only their own row
+    outside = next(row for row in range(350, 502)
+                   if calc[f"{letter['eligible (engine)']}{row}"].value is False)
+    calc[f"{letter['bonus (engine)']}301"] = calc[f"{letter['bonus (engine)']}301"].value + 0.02
+    calc[f"{letter['base_salary']}{outside}"] = calc[f"{letter['base_salary']}{outside}"].value * 2
+    calc[f"{letter['cash']}123"] = 0
+    tampered = tmp_path / "tampered.xlsx"
+    workbook.save(tampered)
+
+    result = CliRunner().invoke(cli, ["verify-workbook", str(tampered)])
+    assert result.exit_code == 1
+    problems = [line[4:] for line in result.output.splitlines() if line.startswith("  - ")]
+    assert problems[0] == f"Calc!{letter['cash']}123: formula of 'cash' was changed"
+    assert problems[1].startswith(
+        f"Calc!{letter['bonus']}301 (employee {calc['A301'].value}, step 'bonus'): workbook ")
+    assert problems[1].endswith(f"(Calc!{letter['bonus (engine)']}301)")
+    assert problems[2].startswith(f"Calc!{letter['target_bonus']}{outside} "
+                                  f"(employee {calc[f'A{outside}'].value}, step 'target_bonus')")
+    assert all(f"{outside} (employee" in problem for problem in problems[2:])

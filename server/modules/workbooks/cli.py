@@ -1,8 +1,12 @@
-"""`paysheet template OUT.xlsx [--plan PLAN.json]`: write the plan workbook template."""
+"""`paysheet template OUT.xlsx [--plan PLAN.json]`: write the plan workbook template;
+`paysheet verify-workbook FILE`: check an audit workbook; `paysheet excel push|pull`: sync the
+workbook open in Excel with the server (the desktop extra, xlwings)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -62,3 +66,64 @@ def verify_workbook(
     if len(report.problems) > 50:
         typer.echo(f"  … and {len(report.problems) - 50} more", err=True)
     raise typer.Exit(1)
+
+
+excel = typer.Typer(help="Sync the plan workbook open in Excel with the server (needs the "
+                         "desktop extra: pip install 'paysheet[desktop]').",
+                    no_args_is_help=True)
+
+SERVER = typer.Option("http://localhost:8000", envvar="PAYSHEET_SERVER",
+                      help="The Paysheet server")
+EMAIL = typer.Option(None, envvar="PAYSHEET_EMAIL", help="Sign in as (with --password)")
+PASSWORD = typer.Option(None, envvar="PAYSHEET_PASSWORD", help="Password for --email")
+TOKEN = typer.Option(None, envvar="PAYSHEET_TOKEN", help="A bearer token instead of --email")
+BOOK = typer.Option(None, help="The open workbook's name (default: the active workbook)")
+
+
+@excel.command("push")
+def excel_push(server: str = SERVER, email: str | None = EMAIL,
+               password: str | None = PASSWORD, token: str | None = TOKEN,
+               book: str | None = BOOK) -> None:
+    """Send the workbook's plan (PUT …/document, creating the draft on the first push) and
+    write each row's Status and Message back into the workbook."""
+    from server.modules.workbooks.desktop import push
+
+    _sync(push, server, email, password, token, book)
+
+
+@excel.command("pull")
+def excel_pull(server: str = SERVER, email: str | None = EMAIL,
+               password: str | None = PASSWORD, token: str | None = TOKEN,
+               book: str | None = BOOK) -> None:
+    """Write the stored plan's status, version, hash and diagnostics into the workbook."""
+    from server.modules.workbooks.desktop import pull
+
+    _sync(pull, server, email, password, token, book)
+
+
+def _sync(action: Callable[[Any, Any], Any], server: str, email: str | None,
+          password: str | None, token: str | None, book: str | None) -> None:
+    import httpx
+
+    from server.modules.workbooks.desktop import DesktopError, PaysheetApi, active_book
+    from server.modules.workbooks.reader import WorkbookUnreadable
+
+    if token is None and email is None:
+        typer.echo("give --token (or PAYSHEET_TOKEN), or --email and --password", err=True)
+        raise typer.Exit(2)
+    try:
+        workbook = active_book(book)
+        with httpx.Client(base_url=server, timeout=60) as http:
+            api = PaysheetApi(http, token)
+            if token is None:
+                api.sign_in(email or "", password or typer.prompt("Password", hide_input=True))
+            result = action(workbook, api)
+    except (DesktopError, WorkbookUnreadable, httpx.HTTPError) as error:
+        typer.echo(f"excel: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"plan {result.plan_id}: {result.status or 'not sent'}, "
+               f"{'valid' if result.valid else 'not valid'}")
+    for problem in result.problems:
+        typer.echo(f"  - {problem.get('cell') or problem.get('sheet')}: {problem['message']}")
+    if result.problems:
+        raise typer.Exit(1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from engine.plan import PlanDocument, coerce_value
 from server.modules.workbooks.layout import FIRST_ROW, HEADER_ROW, Table, layout
+from server.modules.workbooks.sheets import OpenpyxlBook, SheetBook
 
 REQUIRED_SHEETS = ("Plan", "Inputs", "Parameters", "Steps")
 MAX_UNPACKED_BYTES = 100 * 1024 * 1024
@@ -57,6 +58,8 @@ class WorkbookRead:
     tests: list[dict[str, Any]] = field(default_factory=list)
     rows: dict[str, list[int]] = field(default_factory=dict)
     """Sheet row of each item of document[part], in document order."""
+    plan_id: str | None = None
+    """The Plan sheet's plan id (written by the server on the first sync), if any."""
 
     @property
     def ok(self) -> bool:
@@ -91,16 +94,24 @@ def read_workbook(data: bytes) -> WorkbookRead:
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as error:
         raise WorkbookUnreadable(f"not a readable .xlsx workbook: {error}") from None
     try:
-        missing = [name for name in REQUIRED_SHEETS if name not in workbook.sheetnames]
-        if missing:
-            raise WorkbookUnreadable(
-                f"not a Paysheet plan workbook: missing sheet(s) {', '.join(missing)}"
-            )
-        grids = {name: _grid(workbook[name], name) for name in (*REQUIRED_SHEETS, "Tests")
-                 if name in workbook.sheetnames}
+        return read_book(OpenpyxlBook(workbook))
     finally:
         workbook.close()
-    return read_grids(grids)
+
+
+def read_book(book: SheetBook) -> WorkbookRead:
+    """The plan document of a workbook behind the SheetBook protocol (an uploaded file, or
+    the workbook open in Excel); raises WorkbookUnreadable if it is not a plan workbook."""
+    names = book.sheet_names()
+    missing = [name for name in REQUIRED_SHEETS if name not in names]
+    if missing:
+        raise WorkbookUnreadable(
+            f"not a Paysheet plan workbook: missing sheet(s) {', '.join(missing)}"
+        )
+    grids = {name: _grid(book, name) for name in (*REQUIRED_SHEETS, "Tests") if name in names}
+    result = read_grids(grids)
+    result.plan_id = _value(grids["Plan"], layout().plan_field("plan_id").row, 1)
+    return result
 
 
 def _check_unpacked_size(data: bytes) -> None:
@@ -124,21 +135,17 @@ def _width(name: str) -> int:
     return len(spec.tables[name].columns)
 
 
-def _grid(sheet: Any, name: str) -> dict[int, list[Any]]:
+def _grid(book: SheetBook, name: str) -> dict[int, list[Any]]:
     """Non-empty rows (one past the template's last row, to detect overflow), only the
     template's columns: a hostile sheet's far-away cells are never read."""
     limit = layout().last_row + 1
-    rows: dict[int, list[Any]] = {}
-    cells = sheet.iter_rows(max_row=limit, max_col=_width(name), values_only=True)
-    for index, values in enumerate(cells, start=1):
-        if any(cell_text(v) is not None for v in values):
-            rows[index] = list(values)
-    return rows
+    return {index: values
+            for index, values in enumerate(book.values(name, limit, _width(name)), start=1)
+            if any(cell_text(v) is not None for v in values)}
 
 
 def read_grids(grids: dict[str, dict[int, list[Any]]]) -> WorkbookRead:
-    """The document from sheet grids ({sheet: {row number: [values]}}), shared with the
-    desktop (xlwings) path that reads the same cells from a running Excel."""
+    """The document from sheet grids ({sheet: {row number: [values]}})."""
     result = WorkbookRead(document={})
     spec = layout()
     for name, rows in grids.items():
@@ -333,24 +340,25 @@ def _model_errors(document: dict[str, Any], result: WorkbookRead) -> None:
     try:
         PlanDocument.model_validate(document)
     except ValidationError as error:
-        spec = layout()
         for problem in error.errors():
-            loc = problem["loc"]
-            part = str(loc[0]) if loc else ""
-            sheet = {"inputs": "Inputs", "parameters": "Parameters", "steps": "Steps"}.get(part)
-            if sheet and len(loc) > 1 and isinstance(loc[1], int):
-                table = spec.tables[sheet]
-                key = str(loc[2]) if len(loc) > 2 else table.columns[0].key
-                keys = [c.key for c in table.columns]
-                column = table.column(key).letter if key in keys else "A"
-                numbers = result.rows.get(part, [])
-                row = numbers[loc[1]] if loc[1] < len(numbers) else None
-                result.errors.append(CellError(sheet, row, column, "invalid_value",
-                                               problem["msg"]))
-            elif part in {f.key for f in spec.plan_fields}:
-                result.errors.append(CellError("Plan", spec.plan_field(part).row, "B",
-                                               "invalid_value", problem["msg"]))
-            else:
-                result.errors.append(CellError("Plan", None, None, "invalid_value",
-                                               f"{part or 'plan'}: {problem['msg']}"))
+            result.errors.append(locate_field(problem["loc"], problem["msg"], result.rows))
 
+
+def locate_field(loc: Sequence[Any], message: str, rows: Mapping[str, Sequence[int]]
+                 ) -> CellError:
+    """A document field path (`("steps", 3, "expr")`, as pydantic and the API's 422 errors
+    give it) as the workbook cell it came from."""
+    spec = layout()
+    part = str(loc[0]) if loc else ""
+    sheet = {"inputs": "Inputs", "parameters": "Parameters", "steps": "Steps"}.get(part)
+    if sheet and len(loc) > 1 and isinstance(loc[1], int):
+        table = spec.tables[sheet]
+        key = str(loc[2]) if len(loc) > 2 else table.columns[0].key
+        keys = [c.key for c in table.columns]
+        column = table.column(key).letter if key in keys else "A"
+        numbers = rows.get(part, [])
+        row = numbers[loc[1]] if loc[1] < len(numbers) else None
+        return CellError(sheet, row, column, "invalid_value", message)
+    if part in {f.key for f in spec.plan_fields}:
+        return CellError("Plan", spec.plan_field(part).row, "B", "invalid_value", message)
+    return CellError("Plan", None, None, "invalid_value", f"{part or 'plan'}: {message}")

@@ -24,11 +24,11 @@ from openpyxl.worksheet.worksheet import Worksheet
 from engine.catalog import CATALOG, CATALOG_VERSION
 from server.modules.workbooks.layout import FIRST_ROW, HEADER_ROW, Layout, Table, layout
 from server.modules.workbooks.locate import locate_all
+from server.modules.workbooks.sheets import OpenpyxlBook, write_statuses
 
 HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
 SERVER_FILL = PatternFill("solid", fgColor="EDEDED")
-ERROR_FILL = PatternFill("solid", fgColor="F8CBAD")
 UNLOCKED = Protection(locked=False)
 TEXT_FORMAT = "@"
 
@@ -239,24 +239,4 @@ def _help_sheet(sheet: Worksheet) -> None:
 def write_diagnostics(workbook: Workbook, document: Mapping[str, Any],
                       diagnostics: Sequence[Mapping[str, Any]]) -> None:
     """Status/Message of every row (ok or error), and the offending cells highlighted."""
-    spec = layout()
-    for name in ("Inputs", "Parameters", "Steps"):
-        sheet, table = workbook[name], spec.tables[name]
-        count = len(document.get(name.lower()) or [])
-        for row in range(FIRST_ROW, FIRST_ROW + count):
-            sheet[f"{table.column('status').letter}{row}"] = "ok"
-            sheet[f"{table.column('message').letter}{row}"] = None
-    messages: dict[tuple[str, int], list[str]] = {}
-    for located in locate_all(document, diagnostics):
-        sheet = workbook[located["sheet"]]
-        sheet[located["cell"].split("!")[1]].fill = ERROR_FILL
-        messages.setdefault((located["sheet"], located["row"]), []).append(located["message"])
-    plan_message_row = spec.plan_field("message").row
-    for (name, row), texts in messages.items():
-        sheet = workbook[name]
-        if name == "Plan":
-            _set_text(sheet.cell(plan_message_row, 2), "; ".join(texts))
-            continue
-        table = spec.tables[name]
-        sheet[f"{table.column('status').letter}{row}"] = "error"
-        _set_text(sheet[f"{table.column('message').letter}{row}"], "; ".join(texts))
+    write_statuses(OpenpyxlBook(workbook), document, locate_all(document, diagnostics))

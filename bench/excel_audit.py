@@ -1,0 +1,121 @@
+"""Audit workbook verification benchmark (prints figures and the ratio to the budget; not a
+test).
+
+    python bench/excel_audit.py [--employees 500] [--funds 6] [--exact-rows 40]
+
+Builds the audit workbook of an engine evaluation of samples/plans/fund_bonus.json over
+generated data and times `verify_workbook` stage by stage (read, parse the formula columns,
+evaluate, check formulas and compare). Budget: a 500-employee workbook verifies in well under
+a minute; 30 s is the line. For comparison it also times the exact mode (every `formulas`
+function called once per row) on `--exact-rows` rows. CPU seconds are printed beside wall
+time: on a shared machine they are the better measure of the code itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.backends import excel_audit, reference  # noqa: E402
+from engine.backends.excel import SHEET, build_workbook  # noqa: E402
+from engine.backends.excel_recalc import RowModel  # noqa: E402
+from engine.data import load_inputs  # noqa: E402
+from engine.plan import compile_plan, load_plan  # noqa: E402
+from samples import generate  # noqa: E402
+
+BUDGET = 30.0
+
+
+@contextmanager
+def timed(label: str, into: dict[str, tuple[float, float]]):
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    into[label] = (time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def _stages(path: Path) -> dict[str, tuple[float, float]]:
+    """verify_workbook's stages, timed by wrapping them."""
+    found: dict[str, tuple[float, float]] = {}
+    originals = {
+        (excel_audit, "_grids"): "read the file",
+        (RowModel, "__init__"): "parse formula columns",
+        (RowModel, "calculate"): "evaluate all rows",
+        (excel_audit, "_changed_formulas"): "check formulas",
+    }
+    saved = {key: getattr(*key) for key in originals}
+
+    def wrap(key, label):
+        function = saved[key]
+
+        def run(*args, **kwargs):
+            with timed(label, found):
+                return function(*args, **kwargs)
+
+        return run
+
+    for key, label in originals.items():
+        setattr(*key, wrap(key, label))
+    try:
+        with timed("verify_workbook (total)", found):
+            report = excel_audit.verify_workbook(path)
+    finally:
+        for key, function in saved.items():
+            setattr(*key, function)
+    assert report.ok, report.problems[:5]
+    return found
+
+
+def _exact(plan, data, tmp: Path) -> tuple[float, float]:
+    built = build_workbook(plan, data)
+    path = tmp / "calc.xlsx"
+    built.workbook.save(path)
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(path)[SHEET]
+    rows = [built.row_of(i) for i in range(len(built.employee_refs))]
+    inputs = {letter: [sheet[f"{letter}{row}"].value for row in rows]
+              for letter in built.input_columns.values()}
+    times: dict[str, tuple[float, float]] = {}
+    fast_model, exact_model = RowModel(built.layout), RowModel(built.layout, exact=True)
+    with timed("fast", times):
+        fast_model.calculate(inputs)
+    with timed("exact", times):
+        exact_model.calculate(inputs)
+    return times["fast"][0], times["exact"][0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--employees", type=int, default=500)
+    parser.add_argument("--funds", type=int, default=6)
+    parser.add_argument("--exact-rows", type=int, default=40)
+    args = parser.parse_args()
+    plan = compile_plan(load_plan(ROOT / "samples/plans/fund_bonus.json"))
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        employees, funds = generate.write(args.employees, args.funds, 2025, tmp / "data")
+        data = load_inputs(plan, employees, funds)
+        path = tmp / "audit.xlsx"
+        excel_audit.build_audit_workbook(plan, data, reference.evaluate(plan, data),
+                                         {}).save(path)
+        stages = _stages(path)
+        print(f"verify-workbook, {args.employees} employees x {len(plan.steps)} steps:")
+        for label, (wall, cpu) in stages.items():
+            print(f"  {label:26s} {wall:7.2f} s wall {cpu:7.2f} s cpu")
+        total = stages["verify_workbook (total)"][0]
+        print(f"  budget {BUDGET:.0f} s: ratio {BUDGET / total:.2f}")
+        small = data.sort("employee_ref").head(args.exact_rows)
+        fast, exact = _exact(plan, small, tmp)
+        print(f"evaluation of {small.height} rows: fast {fast:.2f} s, exact (per row) "
+              f"{exact:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
