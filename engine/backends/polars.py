@@ -42,7 +42,19 @@ from engine.backends.base import (
     null_payout_message,
 )
 from engine.catalog import CATALOG
-from engine.dsl.ast import Binary, Boolean, Call, DateLiteral, If, Name, Node, Number, String, Unary
+from engine.dsl.ast import (
+    Binary,
+    Boolean,
+    Call,
+    DateLiteral,
+    If,
+    Name,
+    Node,
+    Number,
+    String,
+    Unary,
+    walk,
+)
 from engine.dsl.ast import Type as T
 from engine.plan import CompiledPlan, CompiledStep, coerce_value
 
@@ -91,11 +103,33 @@ def zero_where(value: pl.Expr, flag: pl.Expr) -> pl.Expr:
 
 @dataclass(frozen=True)
 class Val:
-    """A compiled expression and the first stage in which it can be computed."""
+    """A compiled expression and the first stage in which it can be computed.
+
+    `const` marks a literal whose Python `value` is known at compile time (None: null), so
+    the compiler can leave out work that cannot matter for it (a zero test on a non-zero
+    divisor, a null test on a non-null literal, the untaken side of a constant `if`)."""
 
     expr: pl.Expr
     level: int
     simple: bool = False
+    const: bool = False
+    value: Any = None
+
+
+def constant(type_: T, value: Any) -> Val:
+    """A typed literal whose value the compiler knows."""
+    return Val(literal(type_, value), 0, simple=True, const=True, value=value)
+
+
+def is_constant(node: Node, parameters: Mapping[str, Any]) -> bool:
+    """True when `node` reads no input, step or aggregate: its value is the same on every
+    row and can be computed once at compile time."""
+    for sub in walk(node):
+        if isinstance(sub, Name) and sub.ident not in parameters:
+            return False
+        if isinstance(sub, Call) and CATALOG[sub.func].aggregate:
+            return False
+    return True
 
 
 Mask = Val | None
@@ -137,14 +171,15 @@ class Compiler:
             self.names[key] = Val(pl.col(key), 0, simple=True)
         for reserved in ("employee_ref", "fund_ref"):
             self.names[reserved] = Val(pl.col(reserved), 0, simple=True)
-        for key, value in parameter_values(plan, parameters).items():
-            ptype = plan.parameters[key][0]
-            self.names[key] = Val(literal(ptype, value), 0, simple=True)
+        self.parameters = parameter_values(plan, parameters)
+        for key, value in self.parameters.items():
+            self.names[key] = constant(plan.parameters[key][0], value)
         self.step_states: dict[str, _StepState] = {}
         self.diag_columns: dict[str, dict[str, str]] = {}
         self.overflow_columns: dict[str, list[str]] = {}
         self.state = _StepState("")
         self.final: dict[str, pl.Expr] = {}
+        self.folding = False
 
     def ref_rank(self) -> Val:
         """Ordinal rank of employee_ref (allocate's tie-break), computed once per run."""
@@ -155,7 +190,10 @@ class Compiler:
 
     # -- staging ---------------------------------------------------------------------
     def put(self, expr: pl.Expr, level: int, name: str | None = None) -> Val:
-        """Materialise `expr` as a column in stage `level`; usable from stage level + 1."""
+        """Materialise `expr` as a column in stage `level`; usable from stage level + 1
+        (while folding a constant, it stays inline: it is computed once, at compile time)."""
+        if self.folding:
+            return Val(expr, level)
         while len(self.stages) <= level:
             self.stages.append({})
         if name is None:
@@ -195,22 +233,23 @@ class Compiler:
             if step.default is None
             else self.value(step.default, None).expr
         )
-        if step.condition is None:
+        cond = None if step.condition is None else self.share(self.value(step.condition, None))
+        if cond is None or (cond.const and cond.value):
             result = self.value(step.expr, None)
-            expr = result.expr
+        elif cond.const:  # a literal guard that is false (default) or null (null) on every row
+            result = Val(default if cond.value is False else literal(step.type, None), 0)
         else:
-            cond = self.share(self.value(step.condition, None))
             taken = self.mask_and(None, cond.expr.fill_null(False), cond)
-            result = self.value(step.expr, taken)
+            value = self.value(step.expr, taken)
             expr = (
                 pl.when(cond.expr.is_null())
                 .then(literal(step.type, None))
                 .when(cond.expr)
-                .then(result.expr)
+                .then(value.expr)
                 .otherwise(default)
             )
-            result = Val(expr, self.level(cond, result, taken))
-        column = self.put(expr.cast(POLARS_TYPES[step.type]), result.level, step.name)
+            result = Val(expr, self.level(cond, value, taken))
+        column = self.put(result.expr.cast(POLARS_TYPES[step.type]), result.level, step.name)
         self.names[step.name] = column
         self._finish_step_state()
 
@@ -234,15 +273,36 @@ class Compiler:
     def value(self, node: Node, taken: Mask) -> Val:
         match node:
             case Number(value=v):
-                return Val(dec(v), 0, simple=True)
+                return constant(T.DECIMAL, Decimal(v))
             case String(value=v):
-                return Val(pl.lit(v, dtype=pl.String), 0, simple=True)
+                return constant(T.TEXT, v)
             case Boolean(value=v):
-                return Val(pl.lit(v, dtype=pl.Boolean), 0, simple=True)
+                return constant(T.BOOL, v)
             case DateLiteral(value=v):
-                return Val(pl.lit(v, dtype=pl.Date), 0, simple=True)
+                return constant(T.DATE, v)
             case Name(ident=ident):
                 return self.names[ident]
+        if self.exact or self.folding or not is_constant(node, self.parameters):
+            return self.compound(node, taken)
+        self.folding = True  # nothing is materialised: the whole expression is folded
+        try:
+            result = self.compound(node, taken)
+        finally:
+            self.folding = False
+        return result if result.const else self.fold(result, node.type or T.DECIMAL)
+
+    @staticmethod
+    def fold(val: Val, type_: T) -> Val:
+        """A row-independent value computed once now, by Polars itself (so exactly what the
+        frame would have held). One that fails (an overflow) is left to fail at run time."""
+        try:
+            value = pl.select(val.expr.cast(POLARS_TYPES[type_])).item()
+        except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
+            return val
+        return constant(type_, value)
+
+    def compound(self, node: Node, taken: Mask) -> Val:
+        match node:
             case Unary(op="-", operand=operand):
                 inner = self.value(operand, taken)
                 return Val(-inner.expr, inner.level)
@@ -272,6 +332,10 @@ class Compiler:
 
     def conditional(self, node: If, taken: Mask) -> Val:
         cond = self.share(self.value(node.cond, taken))
+        if cond.const:  # only the branch every row takes is compiled (or none, on null)
+            if cond.value is None:
+                return constant(node.type or T.DECIMAL, None)
+            return self.value(node.then if cond.value else node.else_, taken)
         then_taken = self.mask_and(taken, cond.expr.fill_null(False), cond)
         else_taken = self.mask_and(taken, (~cond.expr).fill_null(False), cond)
         then = self.value(node.then, then_taken)
@@ -282,7 +346,7 @@ class Compiler:
 
     def binary(self, op: str, left: Val, right: Val, taken: Mask) -> Val:
         if op in COMPARISONS:
-            return Val(COMPARISONS[op](left.expr, right.expr), self.level(left, right))
+            return Val(compare(op, left, right), self.level(left, right))
         if self.exact:
             left, right = self.share(left), self.share(right)
         if op == "+":
@@ -397,6 +461,11 @@ class Compiler:
         check_overflow: bool,
     ) -> Val:
         level = self.level(a, b)
+        if not self.exact:
+            if b.const and b.value:  # a non-zero literal divisor: nothing to guard
+                return Val(op(a.expr, b.expr), level)
+            if not b.const:
+                return self._fast_quotient(a, b, taken, op)
         zero = Val(b.expr == ZERO, level)
         if self.exact:
             zero = self.share(zero)
@@ -416,6 +485,20 @@ class Compiler:
             level = flag.level
         expr = pl.when(zero.expr).then(literal(T.DECIMAL, None)).otherwise(op(dividend, divisor))
         return Val(expr, max(level, zero.level))
+
+    def _fast_quotient(
+        self, a: Val, b: Val, taken: Mask, op: Callable[[pl.Expr, pl.Expr], pl.Expr]
+    ) -> Val:
+        """a op b with the dividend nulled where b = 0: Polars' Decimal `/` and `%` only test
+        the divisor on rows where both operands are valid (pinned by a test), so this raises
+        nothing and needs no substitute divisor. A divisor that is an expression (an
+        aggregate, say) is read three times, so it is materialised once."""
+        b = self.share(b)
+        zero = b.expr == ZERO
+        self.state.add_diagnostic(
+            DIVISION_BY_ZERO, self.on(taken, (zero & a.expr.is_not_null()).fill_null(False))
+        )
+        return Val(op(pl.when(~zero).then(a.expr), b.expr), self.level(a, b))
 
     def power(self, base: Val, exponent: int, taken: Mask) -> Val:
         """x ^ n: n - 1 products left to right, each rounded (x ^ 0 = 1, null stays null)."""
@@ -481,6 +564,17 @@ COMPARISONS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     ">=": lambda a, b: a >= b,
 }
 
+MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+"""`a op b` is `b MIRRORED[op] a`."""
+
+
+def compare(op: str, left: Val, right: Val) -> pl.Expr:
+    """`left op right`, with a literal never on the left: Polars 2.1 answers `literal <
+    column` with ONE row when the column is flagged sorted and all null (pinned by a test)."""
+    if left.const and not right.const:
+        left, right, op = right, left, MIRRORED[op]
+    return COMPARISONS[op](left.expr, right.expr)
+
 
 def parameter_values(plan: CompiledPlan, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The plan's parameter values with `overrides` (raw values, coerced by dtype)."""
@@ -513,6 +607,11 @@ def _any_null(vals: Sequence[Val]) -> pl.Expr:
 
 
 def _strict(vals: Sequence[Val], expr: pl.Expr) -> pl.Expr:
+    """`expr`, but null where any of `vals` is (non-null literals need no test)."""
+    if not any(v.const and v.value is None for v in vals):
+        vals = [v for v in vals if not v.const]
+        if not vals:
+            return expr
     return pl.when(_any_null(vals)).then(None).otherwise(expr)
 
 
@@ -542,7 +641,7 @@ def _cap_floor(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 
 def _hurdle(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     perf, rate = (c.share(v) for v in _args(c, args, taken))
-    expr = pl.when(perf.expr < rate.expr).then(ZERO).otherwise(perf.expr)
+    expr = pl.when(compare("<", perf, rate)).then(ZERO).otherwise(perf.expr)
     return Val(_strict((perf, rate), expr), c.level(perf, rate))
 
 
@@ -612,6 +711,11 @@ def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     covered = pl.max_horizontal(
         pl.lit(0, dtype=pl.Int64), _days(pl.min_horizontal(e, pe) - pl.max_horizontal(s, ps)) + 1
     )
+    known = period_start.const and period_end.const
+    if known and None not in (period_start.value, period_end.value):
+        days = (period_end.value - period_start.value).days + 1
+        if days > 0:  # a literal, valid period: no invalid_period and no null result possible
+            return Val(covered.cast(DEC) / dec(days), level)
     total = c.put(_days(pe - ps) + 1, level)
     invalid = (total.expr <= 0).fill_null(False)
     c.state.add_diagnostic(INVALID_PERIOD, c.on(taken, invalid))
@@ -656,7 +760,8 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 def _count_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     key = c.share(c.value(args[0], taken)) if args else None
     rows = _taking(c, taken, key)
-    counted = pl.len() if taken is None and key is None else rows.cast(pl.Int64).sum()
+    # Untaken rows and null keys get null below, so without a guard a group's size is its count.
+    counted = pl.len() if taken is None else rows.cast(pl.Int64).sum()
     count = _over(counted, key).cast(DEC)
     return Val(pl.when(rows).then(count), c.level(taken, key))
 
@@ -664,51 +769,53 @@ def _count_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     """docs/engine.md §4: R10 raw shares, floored to cents, leftover cents by remainder.
 
-    Stages: pool constancy per group, weight sum, raw shares, ranks and leftover cents."""
+    Stages: pool constancy per group; weight sum; raw shares; rank by remainder and the
+    group's leftover cents; the result. Floors, remainders and cents are computed on the
+    Int128 physical values (units of 1e-10), and turned back into a Decimal once."""
     pool = c.share(c.value(args[0], taken))
     weight = c.share(c.value(args[1], taken))
     key = c.share(c.value(args[2], taken)) if len(args) > 2 else None
     level = c.level(taken, pool, weight, key)
     valid = _taking(c, taken, key) & pool.expr.is_not_null() & weight.expr.is_not_null()
     c.state.add_diagnostic(NEGATIVE_WEIGHT, valid & (weight.expr < ZERO))
-    included = valid & (weight.expr >= ZERO)
-    pools = pl.when(included).then(pool.expr)
+    included_expr = valid & (weight.expr >= ZERO)
+    included = c.put(included_expr, level)  # for the next stages; this one inlines it
+    pools = pl.when(included_expr).then(pool.expr)
     varying = c.put(_over(pools.min() != pools.max(), key).fill_null(False), level)
-    c.state.add_diagnostic(POOL_NOT_CONSTANT, included & varying.expr)
-    usable = Val(included & ~varying.expr, varying.level)
+    c.state.add_diagnostic(POOL_NOT_CONSTANT, included.expr & varying.expr)
+    usable = Val(included.expr & ~varying.expr, varying.level)
+    if c.exact:
+        usable = c.share(usable)
     weights = Val(pl.when(usable.expr).then(weight.expr), usable.level)
     if c.exact:
-        usable, weights = c.share(usable), c.share(weights)
+        weights = c.share(weights)
         c.overflow(usable, c.running_sum_overflows(weights, key))
     wsum, too_big = c.sum_scaled(weights, key)
     wsum = c.share(wsum)
     in_range = pl.lit(True) if too_big is None else ~too_big
     zero_sum = usable.expr & (wsum.expr == ZERO) & in_range
     c.state.add_diagnostic(DIVISION_BY_ZERO, zero_sum)
-    sharing = Val(usable.expr & ~zero_sum, c.level(usable, wsum))
+    sharing_expr = usable.expr & ~zero_sum
+    sharing_level = c.level(usable, wsum)
+    sharing = c.put(sharing_expr, sharing_level)  # for the next stages; this one inlines it
+    shared_pool = Val(pl.when(sharing_expr).then(pool.expr), sharing_level)
+    product = c.multiply(shared_pool, weight, Val(sharing_expr, sharing_level))
     if c.exact:
-        sharing = c.share(sharing)
-    shared_pool = Val(pl.when(sharing.expr).then(pool.expr), sharing.level)
-    product = c.multiply(shared_pool, weight, sharing)
-    raw = c.share(c.divide(c.share(product) if c.exact else product, wsum, sharing))
-    cents = _floor_cents(raw.expr)
-    remainder = (raw.expr.to_physical() - cents.to_physical()).cast(pl.Int64)
-    tie_break = c.ref_rank().expr
-    order_key = pl.when(sharing.expr).then(remainder * pl.lit(2**32, dtype=pl.Int64) - tie_break)
-    ranks_level = c.level(raw, sharing)
-    rank = c.put(_over(order_key.rank("ordinal", descending=True), key), ranks_level)
-    floor_sum = _over(pl.when(sharing.expr).then(cents.to_physical()).sum(), key)
-    pool_cents = _floor_cents(shared_pool.expr).to_physical()
-    leftover = c.put((pool_cents - floor_sum) // i128(CENT_SCALED), ranks_level)
-    bonus = pl.when(rank.expr.cast(I128) <= leftover.expr).then(dec("0.01")).otherwise(ZERO)
-    result = pl.when(sharing.expr).then(cents + bonus)
-    return Val(result, c.level(rank, leftover))
-
-
-def _floor_cents(x: pl.Expr) -> pl.Expr:
-    """x rounded toward minus infinity to 0.01."""
-    scaled = x.to_physical()
-    return from_scaled(scaled - scaled % i128(CENT_SCALED))
+        raw = c.share(c.divide(c.share(product), wsum, Val(sharing_expr, sharing_level)))
+    else:  # the product is null wherever the weight sum is 0: a plain division is safe
+        raw = c.share(Val(product.expr / wsum.expr, c.level(product, wsum)))
+    # raw is non-null exactly on the sharing rows.
+    scaled = raw.expr.to_physical()
+    remainder = scaled % i128(CENT_SCALED)
+    floors = c.put(scaled - remainder, raw.level)
+    order_key = remainder.cast(pl.Int64) * pl.lit(2**32, dtype=pl.Int64) - c.ref_rank().expr
+    rank = c.put(_over(order_key.rank("ordinal", descending=True), key), raw.level)
+    pool_scaled = pl.when(sharing.expr).then(pool.expr.to_physical())
+    pool_floor = pool_scaled - pool_scaled % i128(CENT_SCALED)
+    floor_sum = _over((scaled - remainder).sum(), key)
+    leftover = c.put((pool_floor - floor_sum) // i128(CENT_SCALED), raw.level)
+    cent = pl.when(rank.expr.cast(I128) <= leftover.expr).then(i128(CENT_SCALED))
+    return Val(from_scaled(floors.expr + cent.otherwise(i128(0))), c.level(rank, leftover))
 
 
 FUNCTIONS: dict[str, Function] = {
