@@ -188,6 +188,21 @@ class Compiler:
             self.names["__ref_rank"] = self.put(rank, 0, "__ref_rank")
         return self.names["__ref_rank"]
 
+    def partition(self, key: Val | None) -> Val | None:
+        """What windows over `key` group by: the index of the key's first row, computed once
+        per key. Grouping by that integer is several times cheaper than hashing the key's
+        strings again for every window (null keys share one id, as they share one group;
+        aggregates mask them out anyway)."""
+        if key is None or key.const:
+            return key
+        label = f"__part:{key.expr}"
+        if label not in self.names:
+            if "__row" not in self.names:
+                self.names["__row"] = self.put(pl.int_range(pl.len(), dtype=pl.UInt32), 0, "__row")
+            row = self.names["__row"]
+            self.names[label] = self.put(row.expr.first().over(key.expr), self.level(key, row))
+        return self.names[label]
+
     # -- staging ---------------------------------------------------------------------
     def put(self, expr: pl.Expr, level: int, name: str | None = None) -> Val:
         """Materialise `expr` as a column in stage `level`; usable from stage level + 1
@@ -733,8 +748,9 @@ def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
     return rows if key is None else rows & key.expr.is_not_null()
 
 
-def _over(expr: pl.Expr, key: Val | None) -> pl.Expr:
-    return expr if key is None else expr.over(key.expr)
+def _over(expr: pl.Expr, part: Val | None) -> pl.Expr:
+    """`expr` per group of `part` (see Compiler.partition), or over the whole frame."""
+    return expr if part is None else expr.over(part.expr)
 
 
 def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
@@ -742,28 +758,30 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     x = c.share(c.value(args[0], taken))
     poisoned = c.state.overflows[already:]
     key = c.share(c.value(args[1], taken)) if len(args) > 1 else None
-    rows = Val(_taking(c, taken, key), c.level(taken, key))
+    part = c.partition(key)
+    rows = Val(_taking(c, taken, key), c.level(taken, key, part))
     contributions = Val(pl.when(rows.expr).then(x.expr), c.level(rows, x))
     if c.exact:
         rows, contributions = c.share(rows), c.share(contributions)
-    total, too_big = c.sum_scaled(contributions, key)
+    total, too_big = c.sum_scaled(contributions, part)
     if too_big is not None:
         c.overflow(rows, too_big)
     if poisoned:
         # The reference carries an out-of-range value on into the sum, which then fails
         # for every row of the group: name the group's first row as it does.
-        spread = _over((rows.expr & pl.any_horizontal(poisoned)).any(), key)
+        spread = _over((rows.expr & pl.any_horizontal(poisoned)).any(), part)
         c.overflow(rows, spread)
     return Val(pl.when(rows.expr).then(total.expr), c.level(total, rows))
 
 
 def _count_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     key = c.share(c.value(args[0], taken)) if args else None
+    part = c.partition(key)
     rows = _taking(c, taken, key)
     # Untaken rows and null keys get null below, so without a guard a group's size is its count.
     counted = pl.len() if taken is None else rows.cast(pl.Int64).sum()
-    count = _over(counted, key).cast(DEC)
-    return Val(pl.when(rows).then(count), c.level(taken, key))
+    count = _over(counted, part).cast(DEC)
+    return Val(pl.when(rows).then(count), c.level(taken, key, part))
 
 
 def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
@@ -775,13 +793,14 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     pool = c.share(c.value(args[0], taken))
     weight = c.share(c.value(args[1], taken))
     key = c.share(c.value(args[2], taken)) if len(args) > 2 else None
-    level = c.level(taken, pool, weight, key)
+    part = c.partition(key)
+    level = c.level(taken, pool, weight, key, part)
     valid = _taking(c, taken, key) & pool.expr.is_not_null() & weight.expr.is_not_null()
     c.state.add_diagnostic(NEGATIVE_WEIGHT, valid & (weight.expr < ZERO))
     included_expr = valid & (weight.expr >= ZERO)
     included = c.put(included_expr, level)  # for the next stages; this one inlines it
     pools = pl.when(included_expr).then(pool.expr)
-    varying = c.put(_over(pools.min() != pools.max(), key).fill_null(False), level)
+    varying = c.put(_over(pools.min() != pools.max(), part).fill_null(False), level)
     c.state.add_diagnostic(POOL_NOT_CONSTANT, included.expr & varying.expr)
     usable = Val(included.expr & ~varying.expr, varying.level)
     if c.exact:
@@ -789,8 +808,8 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     weights = Val(pl.when(usable.expr).then(weight.expr), usable.level)
     if c.exact:
         weights = c.share(weights)
-        c.overflow(usable, c.running_sum_overflows(weights, key))
-    wsum, too_big = c.sum_scaled(weights, key)
+        c.overflow(usable, c.running_sum_overflows(weights, part))
+    wsum, too_big = c.sum_scaled(weights, part)
     wsum = c.share(wsum)
     in_range = pl.lit(True) if too_big is None else ~too_big
     zero_sum = usable.expr & (wsum.expr == ZERO) & in_range
@@ -809,10 +828,10 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     remainder = scaled % i128(CENT_SCALED)
     floors = c.put(scaled - remainder, raw.level)
     order_key = remainder.cast(pl.Int64) * pl.lit(2**32, dtype=pl.Int64) - c.ref_rank().expr
-    rank = c.put(_over(order_key.rank("ordinal", descending=True), key), raw.level)
+    rank = c.put(_over(order_key.rank("ordinal", descending=True), part), raw.level)
     pool_scaled = pl.when(sharing.expr).then(pool.expr.to_physical())
     pool_floor = pool_scaled - pool_scaled % i128(CENT_SCALED)
-    floor_sum = _over((scaled - remainder).sum(), key)
+    floor_sum = _over((scaled - remainder).sum(), part)
     leftover = c.put((pool_floor - floor_sum) // i128(CENT_SCALED), raw.level)
     cent = pl.when(rank.expr.cast(I128) <= leftover.expr).then(i128(CENT_SCALED))
     return Val(from_scaled(floors.expr + cent.otherwise(i128(0))), c.level(rank, leftover))
