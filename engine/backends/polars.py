@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +71,8 @@ POLARS_TYPES: dict[T, pl.DataType] = {
 MAX_SCALED = 10**38 - 1
 """The largest |value| in scaled (x 1e10) units: 9999999999999999999999999999.9999999999."""
 CENT_SCALED = 10**8
+EPOCH = date(1970, 1, 1)
+"""Day 0 of Polars' Date physical value."""
 _DIAGNOSTIC_STRUCT = DIAGNOSTIC_DTYPE.inner
 
 
@@ -720,17 +723,18 @@ def _days_between(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     start, end, period_start, period_end = (c.share(v) for v in _args(c, args, taken))
     ps, pe = period_start.expr, period_end.expr
-    s = pl.coalesce(start.expr, ps)
-    e = pl.coalesce(end.expr, pe)
     level = c.level(start, end, period_start, period_end)
-    covered = pl.max_horizontal(
-        pl.lit(0, dtype=pl.Int64), _days(pl.min_horizontal(e, pe) - pl.max_horizontal(s, ps)) + 1
-    )
     known = period_start.const and period_end.const
     if known and None not in (period_start.value, period_end.value):
         days = (period_end.value - period_start.value).days + 1
         if days > 0:  # a literal, valid period: no invalid_period and no null result possible
+            covered = _covered_days(start.expr, end.expr, period_start.value, period_end.value)
             return Val(covered.cast(DEC) / dec(days), level)
+    s = pl.coalesce(start.expr, ps)
+    e = pl.coalesce(end.expr, pe)
+    covered = pl.max_horizontal(
+        pl.lit(0, dtype=pl.Int64), _days(pl.min_horizontal(e, pe) - pl.max_horizontal(s, ps)) + 1
+    )
     total = c.put(_days(pe - ps) + 1, level)
     invalid = (total.expr <= 0).fill_null(False)
     c.state.add_diagnostic(INVALID_PERIOD, c.on(taken, invalid))
@@ -738,6 +742,15 @@ def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     share = covered.cast(DEC) / safe_total.cast(DEC)
     expr = pl.when(invalid | ps.is_null() | pe.is_null()).then(None).otherwise(share)
     return Val(expr, total.level)
+
+
+def _covered_days(start: pl.Expr, end: pl.Expr, first: date, last: date) -> pl.Expr:
+    """max(0, min(end, last) - max(start, first) + 1) in days, null start = first and null
+    end = last, on the dates' physical day numbers (Int64) rather than as Date arithmetic."""
+    first_day, last_day = (pl.lit((d - EPOCH).days, dtype=pl.Int64) for d in (first, last))
+    s = start.to_physical().cast(pl.Int64).fill_null(first_day).clip(lower_bound=first_day)
+    e = end.to_physical().cast(pl.Int64).fill_null(last_day).clip(upper_bound=last_day)
+    return (e - s + 1).clip(lower_bound=0)
 
 
 def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
@@ -805,7 +818,10 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     usable = Val(included.expr & ~varying.expr, varying.level)
     if c.exact:
         usable = c.share(usable)
-    weights = Val(pl.when(usable.expr).then(weight.expr), usable.level)
+    # The weight sum runs over the included rows, in the same stage as the pool test: in a
+    # group whose pools agree every included row is usable, and a group whose pools differ
+    # shares nothing, so its sum is never read (overflows are recorded on usable rows only).
+    weights = Val(pl.when(included_expr).then(weight.expr), level)
     if c.exact:
         weights = c.share(weights)
         c.overflow(usable, c.running_sum_overflows(weights, part))

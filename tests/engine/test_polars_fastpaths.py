@@ -373,3 +373,24 @@ def test_count_over_with_null_keys(expr: str, condition: str | None) -> None:
     result = same(plan_of(expr, condition), frame_of(rows))
     if expr == "count_over(g)" and condition is None:
         assert result["out"].to_list() == [Decimal(2), None, Decimal(2), Decimal(1), None]
+
+
+DATES = st.one_of(
+    st.none(), st.integers(-400, 800).map(lambda d: date(2025, 1, 1) + timedelta(days=d))
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    dates=st.lists(st.tuples(DATES, DATES), min_size=1, max_size=12),
+    period=st.sampled_from(["ps, pe", "backwards, ps", "pe, pe", "ps, backwards"]),
+    guard=st.sampled_from([None, "x > 0"]),
+)
+def test_prorate_over_a_literal_period_matches_the_reference(dates, period, guard) -> None:
+    """The literal-period path works on day numbers: joiners, leavers, both, neither, dates
+    outside the period on either side, and start after end."""
+    rows = [
+        (f"E{i}", "F1", str(i % 3 - 1), None, None, start, end)
+        for i, (start, end) in enumerate(dates)
+    ]
+    same(plan_of(f"prorate(d1, d2, {period})", guard), frame_of(rows))
