@@ -755,6 +755,9 @@ def _covered_days(start: pl.Expr, end: pl.Expr, first: date, last: date) -> pl.E
 
 def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
     """Rows that take an aggregate call: taken, and with a non-null key when keyed."""
+    if key is not None and not key.const:  # already a column: no `repeat`, which inside
+        rows = key.expr.is_not_null()  # a window Polars evaluates group by group (slow)
+        return rows if taken is None else taken.expr & rows
     # Always a column, never a scalar: a literal guard (`true`) must still count every row.
     every_row = pl.repeat(True, pl.len())
     rows = every_row if taken is None else taken.expr & every_row
@@ -897,11 +900,12 @@ def compiled(plan: CompiledPlan, parameters: Mapping[str, Any], exact: bool) -> 
 
 
 def apply_stages(frame: pl.DataFrame, compiler: Compiler) -> pl.DataFrame:
-    """Every stage as one `with_columns` (steps, temporaries, then diagnostic and overflow
-    masks). Applied to the DataFrame stage by stage rather than as one lazy query: with
-    our own materialisation of shared sub-expressions the optimiser finds nothing left
-    to do, and its fixed cost per query was measured at about a third of a 10k-row run."""
-    for stage in [*compiler.stages, compiler.final]:
+    """Every stage of steps and temporaries as one `with_columns`, applied to the DataFrame
+    stage by stage rather than as one lazy query: with our own materialisation of shared
+    sub-expressions the optimiser finds nothing left to do, and a lazy query measured
+    slower (docs/engine.md "Performance"). The diagnostic and overflow masks are not
+    included: `_run` adds them only when some row needs them."""
+    for stage in compiler.stages:
         if stage:
             frame = frame.with_columns([expr.alias(name) for name, expr in stage.items()])
     return frame
@@ -970,10 +974,15 @@ def _run(
         if not exact and "overflow" in str(error):
             raise _FastModeOverflow from error
         raise
-    flags = [c for codes in compiler.diag_columns.values() for c in codes.values()]
-    flagged = result.select(
-        pl.any_horizontal([pl.col(plan.payout).is_null(), *(pl.col(c) for c in flags)]).any()
-    ).item()
+    # Fast mode records no overflow masks, so `final` holds diagnostics only: one pass tells
+    # whether any row has one (or a null payout) before any mask column is materialised.
+    masks = list(compiler.final.values())
+    flagged = (
+        exact
+        or result.select(pl.any_horizontal([pl.col(plan.payout).is_null(), *masks]).any()).item()
+    )
+    if flagged and masks:
+        result = result.with_columns([expr.alias(name) for name, expr in compiler.final.items()])
     diagnostics = (
         _diagnostics_expr(plan, compiler)
         if flagged
