@@ -776,9 +776,11 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     key = c.share(c.value(args[1], taken)) if len(args) > 1 else None
     part = c.partition(key)
     rows = Val(_taking(c, taken, key), c.level(taken, key, part))
-    contributions = Val(pl.when(rows.expr).then(x.expr), c.level(rows, x))
+    # Materialised: read by the overflow guard and the sum, and a `when` inside a window is
+    # evaluated group by group.
+    contributions = c.share(Val(pl.when(rows.expr).then(x.expr), c.level(rows, x)))
     if c.exact:
-        rows, contributions = c.share(rows), c.share(contributions)
+        rows = c.share(rows)
     total, too_big = c.sum_scaled(contributions, part)
     if too_big is not None:
         c.overflow(rows, too_big)
@@ -813,10 +815,13 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     level = c.level(taken, pool, weight, key, part)
     valid = _taking(c, taken, key) & pool.expr.is_not_null() & weight.expr.is_not_null()
     c.state.add_diagnostic(NEGATIVE_WEIGHT, valid & (weight.expr < ZERO))
-    included_expr = valid & (weight.expr >= ZERO)
-    included = c.put(included_expr, level)  # for the next stages; this one inlines it
-    pools = pl.when(included_expr).then(pool.expr)
-    varying = c.put(_over(pools.min() != pools.max(), part).fill_null(False), level)
+    included = c.put(valid & (weight.expr >= ZERO), level)
+    # Pools and weights of the included rows are materialised: each is read by windows,
+    # and a `when` inside a window is evaluated group by group.
+    pools = c.put(pl.when(included.expr).then(pool.expr), included.level)
+    weights = c.put(pl.when(included.expr).then(weight.expr), included.level)
+    level = c.level(pools, weights, part)
+    varying = c.put(_over(pools.expr.min() != pools.expr.max(), part).fill_null(False), level)
     c.state.add_diagnostic(POOL_NOT_CONSTANT, included.expr & varying.expr)
     usable = Val(included.expr & ~varying.expr, varying.level)
     if c.exact:
@@ -824,9 +829,7 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     # The weight sum runs over the included rows, in the same stage as the pool test: in a
     # group whose pools agree every included row is usable, and a group whose pools differ
     # shares nothing, so its sum is never read (overflows are recorded on usable rows only).
-    weights = Val(pl.when(included_expr).then(weight.expr), level)
     if c.exact:
-        weights = c.share(weights)
         c.overflow(usable, c.running_sum_overflows(weights, part))
     wsum, too_big = c.sum_scaled(weights, part)
     wsum = c.share(wsum)
