@@ -588,7 +588,8 @@ MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 def compare(op: str, left: Val, right: Val) -> pl.Expr:
     """`left op right`, with a literal never on the left: Polars 2.1 answers `literal <
-    column` with ONE row when the column is flagged sorted and all null (pinned by a test)."""
+    column` with ONE row when the column holds one broadcast value, as `with_columns` stores
+    a literal or a scalar aggregate (pinned by a test)."""
     if left.const and not right.const:
         left, right, op = right, left, MIRRORED[op]
     return COMPARISONS[op](left.expr, right.expr)
