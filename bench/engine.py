@@ -8,11 +8,14 @@ Prints one line per figure with its budget (ARCHITECTURE.md "Performance budget"
   the plan once (resource.getrusage(RUSAGE_CHILDREN).ru_maxrss after it exits).
 
 Not a test: it never fails on time. `--quick` uses 1k / 100k employees for a smoke run.
+The first and last lines give the Polars version, its thread pool and the machine's load
+average: on a shared machine a figure means little without the load it was measured under.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -23,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import polars as pl  # noqa: E402
 
 from engine.backends import polars as fast  # noqa: E402
 from engine.backends import reference  # noqa: E402
@@ -45,6 +50,12 @@ def best_of(runs: int, action: Callable[[], object]) -> float:
 
 def line(label: str, value: str, budget: str = "") -> None:
     print(f"{label:<44} {value:>14}   {budget}", flush=True)
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages, and how many CPUs share them."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def measure(plan: CompiledPlan, employees: int, funds: int, runs: int, folder: Path):
@@ -81,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     small, large = (1_000, 100_000) if args.quick else (10_000, 1_000_000)
     plan = compile_plan(load_plan(PLAN))
     print(f"plan: {plan.document.name} ({len(plan.steps)} steps); employees {small:,} / {large:,}")
+    print(f"polars {pl.__version__}, {pl.thread_pool_size()} threads; {load()}")
     with tempfile.TemporaryDirectory(prefix="paysheet-bench-") as tmp:
         folder = Path(tmp)
         _, frame, loaded, polars_small = measure(plan, small, 40, 15, folder)
@@ -103,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         line(
             f"peak RSS, load + eval {large:,} rows (child)", f"{peak:.0f} MiB", "budget <= 2048 MiB"
         )
+    print(f"after: {load()}")
 
 
 if __name__ == "__main__":

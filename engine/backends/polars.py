@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -42,7 +43,19 @@ from engine.backends.base import (
     null_payout_message,
 )
 from engine.catalog import CATALOG
-from engine.dsl.ast import Binary, Boolean, Call, DateLiteral, If, Name, Node, Number, String, Unary
+from engine.dsl.ast import (
+    Binary,
+    Boolean,
+    Call,
+    DateLiteral,
+    If,
+    Name,
+    Node,
+    Number,
+    String,
+    Unary,
+    walk,
+)
 from engine.dsl.ast import Type as T
 from engine.plan import CompiledPlan, CompiledStep, coerce_value
 
@@ -58,6 +71,8 @@ POLARS_TYPES: dict[T, pl.DataType] = {
 MAX_SCALED = 10**38 - 1
 """The largest |value| in scaled (x 1e10) units: 9999999999999999999999999999.9999999999."""
 CENT_SCALED = 10**8
+EPOCH = date(1970, 1, 1)
+"""Day 0 of Polars' Date physical value."""
 _DIAGNOSTIC_STRUCT = DIAGNOSTIC_DTYPE.inner
 
 
@@ -91,11 +106,33 @@ def zero_where(value: pl.Expr, flag: pl.Expr) -> pl.Expr:
 
 @dataclass(frozen=True)
 class Val:
-    """A compiled expression and the first stage in which it can be computed."""
+    """A compiled expression and the first stage in which it can be computed.
+
+    `const` marks a literal whose Python `value` is known at compile time (None: null), so
+    the compiler can leave out work that cannot matter for it (a zero test on a non-zero
+    divisor, a null test on a non-null literal, the untaken side of a constant `if`)."""
 
     expr: pl.Expr
     level: int
     simple: bool = False
+    const: bool = False
+    value: Any = None
+
+
+def constant(type_: T, value: Any) -> Val:
+    """A typed literal whose value the compiler knows."""
+    return Val(literal(type_, value), 0, simple=True, const=True, value=value)
+
+
+def is_constant(node: Node, parameters: Mapping[str, Any]) -> bool:
+    """True when `node` reads no input, step or aggregate: its value is the same on every
+    row and can be computed once at compile time."""
+    for sub in walk(node):
+        if isinstance(sub, Name) and sub.ident not in parameters:
+            return False
+        if isinstance(sub, Call) and CATALOG[sub.func].aggregate:
+            return False
+    return True
 
 
 Mask = Val | None
@@ -137,14 +174,15 @@ class Compiler:
             self.names[key] = Val(pl.col(key), 0, simple=True)
         for reserved in ("employee_ref", "fund_ref"):
             self.names[reserved] = Val(pl.col(reserved), 0, simple=True)
-        for key, value in parameter_values(plan, parameters).items():
-            ptype = plan.parameters[key][0]
-            self.names[key] = Val(literal(ptype, value), 0, simple=True)
+        self.parameters = parameter_values(plan, parameters)
+        for key, value in self.parameters.items():
+            self.names[key] = constant(plan.parameters[key][0], value)
         self.step_states: dict[str, _StepState] = {}
         self.diag_columns: dict[str, dict[str, str]] = {}
         self.overflow_columns: dict[str, list[str]] = {}
         self.state = _StepState("")
         self.final: dict[str, pl.Expr] = {}
+        self.folding = False
 
     def ref_rank(self) -> Val:
         """Ordinal rank of employee_ref (allocate's tie-break), computed once per run."""
@@ -153,9 +191,27 @@ class Compiler:
             self.names["__ref_rank"] = self.put(rank, 0, "__ref_rank")
         return self.names["__ref_rank"]
 
+    def partition(self, key: Val | None) -> Val | None:
+        """What windows over `key` group by: the index of the key's first row, computed once
+        per key. Grouping by that integer is several times cheaper than hashing the key's
+        strings again for every window (null keys share one id, as they share one group;
+        aggregates mask them out anyway)."""
+        if key is None or key.const:
+            return key
+        label = f"__part:{key.expr}"
+        if label not in self.names:
+            if "__row" not in self.names:
+                self.names["__row"] = self.put(pl.int_range(pl.len(), dtype=pl.UInt32), 0, "__row")
+            row = self.names["__row"]
+            self.names[label] = self.put(row.expr.first().over(key.expr), self.level(key, row))
+        return self.names[label]
+
     # -- staging ---------------------------------------------------------------------
     def put(self, expr: pl.Expr, level: int, name: str | None = None) -> Val:
-        """Materialise `expr` as a column in stage `level`; usable from stage level + 1."""
+        """Materialise `expr` as a column in stage `level`; usable from stage level + 1
+        (while folding a constant, it stays inline: it is computed once, at compile time)."""
+        if self.folding:
+            return Val(expr, level)
         while len(self.stages) <= level:
             self.stages.append({})
         if name is None:
@@ -195,22 +251,23 @@ class Compiler:
             if step.default is None
             else self.value(step.default, None).expr
         )
-        if step.condition is None:
+        cond = None if step.condition is None else self.share(self.value(step.condition, None))
+        if cond is None or (cond.const and cond.value):
             result = self.value(step.expr, None)
-            expr = result.expr
+        elif cond.const:  # a literal guard that is false (default) or null (null) on every row
+            result = Val(default if cond.value is False else literal(step.type, None), 0)
         else:
-            cond = self.share(self.value(step.condition, None))
             taken = self.mask_and(None, cond.expr.fill_null(False), cond)
-            result = self.value(step.expr, taken)
+            value = self.value(step.expr, taken)
             expr = (
                 pl.when(cond.expr.is_null())
                 .then(literal(step.type, None))
                 .when(cond.expr)
-                .then(result.expr)
+                .then(value.expr)
                 .otherwise(default)
             )
-            result = Val(expr, self.level(cond, result, taken))
-        column = self.put(expr.cast(POLARS_TYPES[step.type]), result.level, step.name)
+            result = Val(expr, self.level(cond, value, taken))
+        column = self.put(result.expr.cast(POLARS_TYPES[step.type]), result.level, step.name)
         self.names[step.name] = column
         self._finish_step_state()
 
@@ -234,15 +291,36 @@ class Compiler:
     def value(self, node: Node, taken: Mask) -> Val:
         match node:
             case Number(value=v):
-                return Val(dec(v), 0, simple=True)
+                return constant(T.DECIMAL, Decimal(v))
             case String(value=v):
-                return Val(pl.lit(v, dtype=pl.String), 0, simple=True)
+                return constant(T.TEXT, v)
             case Boolean(value=v):
-                return Val(pl.lit(v, dtype=pl.Boolean), 0, simple=True)
+                return constant(T.BOOL, v)
             case DateLiteral(value=v):
-                return Val(pl.lit(v, dtype=pl.Date), 0, simple=True)
+                return constant(T.DATE, v)
             case Name(ident=ident):
                 return self.names[ident]
+        if self.exact or self.folding or not is_constant(node, self.parameters):
+            return self.compound(node, taken)
+        self.folding = True  # nothing is materialised: the whole expression is folded
+        try:
+            result = self.compound(node, taken)
+        finally:
+            self.folding = False
+        return result if result.const else self.fold(result, node.type or T.DECIMAL)
+
+    @staticmethod
+    def fold(val: Val, type_: T) -> Val:
+        """A row-independent value computed once now, by Polars itself (so exactly what the
+        frame would have held). One that fails (an overflow) is left to fail at run time."""
+        try:
+            value = pl.select(val.expr.cast(POLARS_TYPES[type_])).item()
+        except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
+            return val
+        return constant(type_, value)
+
+    def compound(self, node: Node, taken: Mask) -> Val:
+        match node:
             case Unary(op="-", operand=operand):
                 inner = self.value(operand, taken)
                 return Val(-inner.expr, inner.level)
@@ -272,6 +350,10 @@ class Compiler:
 
     def conditional(self, node: If, taken: Mask) -> Val:
         cond = self.share(self.value(node.cond, taken))
+        if cond.const:  # only the branch every row takes is compiled (or none, on null)
+            if cond.value is None:
+                return constant(node.type or T.DECIMAL, None)
+            return self.value(node.then if cond.value else node.else_, taken)
         then_taken = self.mask_and(taken, cond.expr.fill_null(False), cond)
         else_taken = self.mask_and(taken, (~cond.expr).fill_null(False), cond)
         then = self.value(node.then, then_taken)
@@ -282,7 +364,7 @@ class Compiler:
 
     def binary(self, op: str, left: Val, right: Val, taken: Mask) -> Val:
         if op in COMPARISONS:
-            return Val(COMPARISONS[op](left.expr, right.expr), self.level(left, right))
+            return Val(compare(op, left, right), self.level(left, right))
         if self.exact:
             left, right = self.share(left), self.share(right)
         if op == "+":
@@ -397,6 +479,11 @@ class Compiler:
         check_overflow: bool,
     ) -> Val:
         level = self.level(a, b)
+        if not self.exact:
+            if b.const and b.value:  # a non-zero literal divisor: nothing to guard
+                return Val(op(a.expr, b.expr), level)
+            if not b.const:
+                return self._fast_quotient(a, b, taken, op)
         zero = Val(b.expr == ZERO, level)
         if self.exact:
             zero = self.share(zero)
@@ -416,6 +503,20 @@ class Compiler:
             level = flag.level
         expr = pl.when(zero.expr).then(literal(T.DECIMAL, None)).otherwise(op(dividend, divisor))
         return Val(expr, max(level, zero.level))
+
+    def _fast_quotient(
+        self, a: Val, b: Val, taken: Mask, op: Callable[[pl.Expr, pl.Expr], pl.Expr]
+    ) -> Val:
+        """a op b with the dividend nulled where b = 0: Polars' Decimal `/` and `%` only test
+        the divisor on rows where both operands are valid (pinned by a test), so this raises
+        nothing and needs no substitute divisor. A divisor that is an expression (an
+        aggregate, say) is read three times, so it is materialised once."""
+        b = self.share(b)
+        zero = b.expr == ZERO
+        self.state.add_diagnostic(
+            DIVISION_BY_ZERO, self.on(taken, (zero & a.expr.is_not_null()).fill_null(False))
+        )
+        return Val(op(pl.when(~zero).then(a.expr), b.expr), self.level(a, b))
 
     def power(self, base: Val, exponent: int, taken: Mask) -> Val:
         """x ^ n: n - 1 products left to right, each rounded (x ^ 0 = 1, null stays null)."""
@@ -481,6 +582,18 @@ COMPARISONS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     ">=": lambda a, b: a >= b,
 }
 
+MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+"""`a op b` is `b MIRRORED[op] a`."""
+
+
+def compare(op: str, left: Val, right: Val) -> pl.Expr:
+    """`left op right`, with a literal never on the left: Polars 2.1 answers `literal <
+    column` with ONE row when the column holds one broadcast value, as `with_columns` stores
+    a literal or a scalar aggregate (pinned by a test)."""
+    if left.const and not right.const:
+        left, right, op = right, left, MIRRORED[op]
+    return COMPARISONS[op](left.expr, right.expr)
+
 
 def parameter_values(plan: CompiledPlan, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The plan's parameter values with `overrides` (raw values, coerced by dtype)."""
@@ -513,6 +626,11 @@ def _any_null(vals: Sequence[Val]) -> pl.Expr:
 
 
 def _strict(vals: Sequence[Val], expr: pl.Expr) -> pl.Expr:
+    """`expr`, but null where any of `vals` is (non-null literals need no test)."""
+    if not any(v.const and v.value is None for v in vals):
+        vals = [v for v in vals if not v.const]
+        if not vals:
+            return expr
     return pl.when(_any_null(vals)).then(None).otherwise(expr)
 
 
@@ -542,7 +660,7 @@ def _cap_floor(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 
 def _hurdle(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     perf, rate = (c.share(v) for v in _args(c, args, taken))
-    expr = pl.when(perf.expr < rate.expr).then(ZERO).otherwise(perf.expr)
+    expr = pl.when(compare("<", perf, rate)).then(ZERO).otherwise(perf.expr)
     return Val(_strict((perf, rate), expr), c.level(perf, rate))
 
 
@@ -606,9 +724,15 @@ def _days_between(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     start, end, period_start, period_end = (c.share(v) for v in _args(c, args, taken))
     ps, pe = period_start.expr, period_end.expr
+    level = c.level(start, end, period_start, period_end)
+    known = period_start.const and period_end.const
+    if known and None not in (period_start.value, period_end.value):
+        days = (period_end.value - period_start.value).days + 1
+        if days > 0:  # a literal, valid period: no invalid_period and no null result possible
+            covered = _covered_days(start.expr, end.expr, period_start.value, period_end.value)
+            return Val(covered.cast(DEC) / dec(days), level)
     s = pl.coalesce(start.expr, ps)
     e = pl.coalesce(end.expr, pe)
-    level = c.level(start, end, period_start, period_end)
     covered = pl.max_horizontal(
         pl.lit(0, dtype=pl.Int64), _days(pl.min_horizontal(e, pe) - pl.max_horizontal(s, ps)) + 1
     )
@@ -621,16 +745,29 @@ def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     return Val(expr, total.level)
 
 
+def _covered_days(start: pl.Expr, end: pl.Expr, first: date, last: date) -> pl.Expr:
+    """max(0, min(end, last) - max(start, first) + 1) in days, null start = first and null
+    end = last, on the dates' physical day numbers (Int64) rather than as Date arithmetic."""
+    first_day, last_day = (pl.lit((d - EPOCH).days, dtype=pl.Int64) for d in (first, last))
+    s = start.to_physical().cast(pl.Int64).fill_null(first_day).clip(lower_bound=first_day)
+    e = end.to_physical().cast(pl.Int64).fill_null(last_day).clip(upper_bound=last_day)
+    return (e - s + 1).clip(lower_bound=0)
+
+
 def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
     """Rows that take an aggregate call: taken, and with a non-null key when keyed."""
+    if key is not None and not key.const:  # already a column: no `repeat`, which inside
+        rows = key.expr.is_not_null()  # a window Polars evaluates group by group (slow)
+        return rows if taken is None else taken.expr & rows
     # Always a column, never a scalar: a literal guard (`true`) must still count every row.
     every_row = pl.repeat(True, pl.len())
     rows = every_row if taken is None else taken.expr & every_row
     return rows if key is None else rows & key.expr.is_not_null()
 
 
-def _over(expr: pl.Expr, key: Val | None) -> pl.Expr:
-    return expr if key is None else expr.over(key.expr)
+def _over(expr: pl.Expr, part: Val | None) -> pl.Expr:
+    """`expr` per group of `part` (see Compiler.partition), or over the whole frame."""
+    return expr if part is None else expr.over(part.expr)
 
 
 def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
@@ -638,77 +775,89 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     x = c.share(c.value(args[0], taken))
     poisoned = c.state.overflows[already:]
     key = c.share(c.value(args[1], taken)) if len(args) > 1 else None
-    rows = Val(_taking(c, taken, key), c.level(taken, key))
-    contributions = Val(pl.when(rows.expr).then(x.expr), c.level(rows, x))
+    part = c.partition(key)
+    rows = Val(_taking(c, taken, key), c.level(taken, key, part))
+    # Materialised: read by the overflow guard and the sum, and a `when` inside a window is
+    # evaluated group by group.
+    contributions = c.share(Val(pl.when(rows.expr).then(x.expr), c.level(rows, x)))
     if c.exact:
-        rows, contributions = c.share(rows), c.share(contributions)
-    total, too_big = c.sum_scaled(contributions, key)
+        rows = c.share(rows)
+    total, too_big = c.sum_scaled(contributions, part)
     if too_big is not None:
         c.overflow(rows, too_big)
     if poisoned:
         # The reference carries an out-of-range value on into the sum, which then fails
         # for every row of the group: name the group's first row as it does.
-        spread = _over((rows.expr & pl.any_horizontal(poisoned)).any(), key)
+        spread = _over((rows.expr & pl.any_horizontal(poisoned)).any(), part)
         c.overflow(rows, spread)
     return Val(pl.when(rows.expr).then(total.expr), c.level(total, rows))
 
 
 def _count_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     key = c.share(c.value(args[0], taken)) if args else None
+    part = c.partition(key)
     rows = _taking(c, taken, key)
-    counted = pl.len() if taken is None and key is None else rows.cast(pl.Int64).sum()
-    count = _over(counted, key).cast(DEC)
-    return Val(pl.when(rows).then(count), c.level(taken, key))
+    # Untaken rows and null keys get null below, so without a guard a group's size is its count.
+    counted = pl.len() if taken is None else rows.cast(pl.Int64).sum()
+    count = _over(counted, part).cast(DEC)
+    return Val(pl.when(rows).then(count), c.level(taken, key, part))
 
 
 def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     """docs/engine.md §4: R10 raw shares, floored to cents, leftover cents by remainder.
 
-    Stages: pool constancy per group, weight sum, raw shares, ranks and leftover cents."""
+    Stages: pool constancy per group; weight sum; raw shares; rank by remainder and the
+    group's leftover cents; the result. Floors, remainders and cents are computed on the
+    Int128 physical values (units of 1e-10), and turned back into a Decimal once."""
     pool = c.share(c.value(args[0], taken))
     weight = c.share(c.value(args[1], taken))
     key = c.share(c.value(args[2], taken)) if len(args) > 2 else None
-    level = c.level(taken, pool, weight, key)
+    part = c.partition(key)
+    level = c.level(taken, pool, weight, key, part)
     valid = _taking(c, taken, key) & pool.expr.is_not_null() & weight.expr.is_not_null()
     c.state.add_diagnostic(NEGATIVE_WEIGHT, valid & (weight.expr < ZERO))
-    included = valid & (weight.expr >= ZERO)
-    pools = pl.when(included).then(pool.expr)
-    varying = c.put(_over(pools.min() != pools.max(), key).fill_null(False), level)
-    c.state.add_diagnostic(POOL_NOT_CONSTANT, included & varying.expr)
-    usable = Val(included & ~varying.expr, varying.level)
-    weights = Val(pl.when(usable.expr).then(weight.expr), usable.level)
+    included = c.put(valid & (weight.expr >= ZERO), level)
+    # Pools and weights of the included rows are materialised: each is read by windows,
+    # and a `when` inside a window is evaluated group by group.
+    pools = c.put(pl.when(included.expr).then(pool.expr), included.level)
+    weights = c.put(pl.when(included.expr).then(weight.expr), included.level)
+    level = c.level(pools, weights, part)
+    varying = c.put(_over(pools.expr.min() != pools.expr.max(), part).fill_null(False), level)
+    c.state.add_diagnostic(POOL_NOT_CONSTANT, included.expr & varying.expr)
+    usable = Val(included.expr & ~varying.expr, varying.level)
     if c.exact:
-        usable, weights = c.share(usable), c.share(weights)
-        c.overflow(usable, c.running_sum_overflows(weights, key))
-    wsum, too_big = c.sum_scaled(weights, key)
+        usable = c.share(usable)
+    # The weight sum runs over the included rows, in the same stage as the pool test: in a
+    # group whose pools agree every included row is usable, and a group whose pools differ
+    # shares nothing, so its sum is never read (overflows are recorded on usable rows only).
+    if c.exact:
+        c.overflow(usable, c.running_sum_overflows(weights, part))
+    wsum, too_big = c.sum_scaled(weights, part)
     wsum = c.share(wsum)
     in_range = pl.lit(True) if too_big is None else ~too_big
     zero_sum = usable.expr & (wsum.expr == ZERO) & in_range
     c.state.add_diagnostic(DIVISION_BY_ZERO, zero_sum)
-    sharing = Val(usable.expr & ~zero_sum, c.level(usable, wsum))
+    sharing_expr = usable.expr & ~zero_sum
+    sharing_level = c.level(usable, wsum)
+    sharing = c.put(sharing_expr, sharing_level)  # for the next stages; this one inlines it
+    shared_pool = Val(pl.when(sharing_expr).then(pool.expr), sharing_level)
+    product = c.multiply(shared_pool, weight, Val(sharing_expr, sharing_level))
     if c.exact:
-        sharing = c.share(sharing)
-    shared_pool = Val(pl.when(sharing.expr).then(pool.expr), sharing.level)
-    product = c.multiply(shared_pool, weight, sharing)
-    raw = c.share(c.divide(c.share(product) if c.exact else product, wsum, sharing))
-    cents = _floor_cents(raw.expr)
-    remainder = (raw.expr.to_physical() - cents.to_physical()).cast(pl.Int64)
-    tie_break = c.ref_rank().expr
-    order_key = pl.when(sharing.expr).then(remainder * pl.lit(2**32, dtype=pl.Int64) - tie_break)
-    ranks_level = c.level(raw, sharing)
-    rank = c.put(_over(order_key.rank("ordinal", descending=True), key), ranks_level)
-    floor_sum = _over(pl.when(sharing.expr).then(cents.to_physical()).sum(), key)
-    pool_cents = _floor_cents(shared_pool.expr).to_physical()
-    leftover = c.put((pool_cents - floor_sum) // i128(CENT_SCALED), ranks_level)
-    bonus = pl.when(rank.expr.cast(I128) <= leftover.expr).then(dec("0.01")).otherwise(ZERO)
-    result = pl.when(sharing.expr).then(cents + bonus)
-    return Val(result, c.level(rank, leftover))
-
-
-def _floor_cents(x: pl.Expr) -> pl.Expr:
-    """x rounded toward minus infinity to 0.01."""
-    scaled = x.to_physical()
-    return from_scaled(scaled - scaled % i128(CENT_SCALED))
+        raw = c.share(c.divide(c.share(product), wsum, Val(sharing_expr, sharing_level)))
+    else:  # the product is null wherever the weight sum is 0: a plain division is safe
+        raw = c.share(Val(product.expr / wsum.expr, c.level(product, wsum)))
+    # raw is non-null exactly on the sharing rows.
+    scaled = raw.expr.to_physical()
+    remainder = scaled % i128(CENT_SCALED)
+    floors = c.put(scaled - remainder, raw.level)
+    order_key = remainder.cast(pl.Int64) * pl.lit(2**32, dtype=pl.Int64) - c.ref_rank().expr
+    rank = c.put(_over(order_key.rank("ordinal", descending=True), part), raw.level)
+    pool_scaled = pl.when(sharing.expr).then(pool.expr.to_physical())
+    pool_floor = pool_scaled - pool_scaled % i128(CENT_SCALED)
+    floor_sum = _over((scaled - remainder).sum(), part)
+    leftover = c.put((pool_floor - floor_sum) // i128(CENT_SCALED), raw.level)
+    cent = pl.when(rank.expr.cast(I128) <= leftover.expr).then(i128(CENT_SCALED))
+    return Val(from_scaled(floors.expr + cent.otherwise(i128(0))), c.level(rank, leftover))
 
 
 FUNCTIONS: dict[str, Function] = {
@@ -755,11 +904,12 @@ def compiled(plan: CompiledPlan, parameters: Mapping[str, Any], exact: bool) -> 
 
 
 def apply_stages(frame: pl.DataFrame, compiler: Compiler) -> pl.DataFrame:
-    """Every stage as one `with_columns` (steps, temporaries, then diagnostic and overflow
-    masks). Applied to the DataFrame stage by stage rather than as one lazy query: with
-    our own materialisation of shared sub-expressions the optimiser finds nothing left
-    to do, and its fixed cost per query was measured at about a third of a 10k-row run."""
-    for stage in [*compiler.stages, compiler.final]:
+    """Every stage of steps and temporaries as one `with_columns`, applied to the DataFrame
+    stage by stage rather than as one lazy query: with our own materialisation of shared
+    sub-expressions the optimiser finds nothing left to do, and a lazy query measured
+    slower (docs/engine.md "Performance"). The diagnostic and overflow masks are not
+    included: `_run` adds them only when some row needs them."""
+    for stage in compiler.stages:
         if stage:
             frame = frame.with_columns([expr.alias(name) for name, expr in stage.items()])
     return frame
@@ -828,10 +978,15 @@ def _run(
         if not exact and "overflow" in str(error):
             raise _FastModeOverflow from error
         raise
-    flags = [c for codes in compiler.diag_columns.values() for c in codes.values()]
-    flagged = result.select(
-        pl.any_horizontal([pl.col(plan.payout).is_null(), *(pl.col(c) for c in flags)]).any()
-    ).item()
+    # Fast mode records no overflow masks, so `final` holds diagnostics only: one pass tells
+    # whether any row has one (or a null payout) before any mask column is materialised.
+    masks = list(compiler.final.values())
+    flagged = (
+        exact
+        or result.select(pl.any_horizontal([pl.col(plan.payout).is_null(), *masks]).any()).item()
+    )
+    if flagged and masks:
+        result = result.with_columns([expr.alias(name) for name, expr in compiler.final.items()])
     diagnostics = (
         _diagnostics_expr(plan, compiler)
         if flagged

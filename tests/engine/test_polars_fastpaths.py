@@ -1,0 +1,396 @@
+"""The Polars backend's fast paths (docs/engine.md "Performance"): each is checked against
+the reference on the inputs that would break it, and the Polars behaviours they rely on are
+pinned so a Polars upgrade that changes them fails here first.
+
+- constant folding: row-independent sub-expressions (literals and parameters) are computed
+  once at compile time; a constant divisor that is not 0 needs no zero test or diagnostic;
+  a constant `if` condition or step guard compiles only the branch every row takes;
+- `prorate` over a literal, valid period needs no `invalid_period` test;
+- division and `%` by a column null the dividend where the divisor is 0;
+- `allocate` floors, ranks and hands out cents on the Int128 physical values;
+- `count_over` without a guard counts with `pl.len()`;
+- a literal is never the left operand of a comparison (a Polars 2.1 bug, below).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from engine.backends import polars as fast
+from engine.backends import reference
+from engine.backends.base import ValueOverflow
+from engine.plan import compile_plan, validate_document
+
+DEC = pl.Decimal(38, 10)
+SCHEMA = {
+    "employee_ref": pl.String,
+    "fund_ref": pl.String,
+    "x": DEC,
+    "w": DEC,
+    "g": pl.String,
+    "d1": pl.Date,
+    "d2": pl.Date,
+}
+INPUTS = [
+    {"key": "x", "dtype": "decimal", "required": False},
+    {"key": "w", "dtype": "decimal", "required": False},
+    {"key": "g", "dtype": "text", "required": False},
+    {"key": "d1", "dtype": "date", "required": False},
+    {"key": "d2", "dtype": "date", "required": False},
+]
+PARAMETERS = [
+    {"key": "pool", "dtype": "decimal", "value": "1000"},
+    {"key": "divisor", "dtype": "decimal", "value": "4"},
+    {"key": "nothing", "dtype": "decimal", "value": "0"},
+    {"key": "ps", "dtype": "date", "value": "2025-01-01"},
+    {"key": "pe", "dtype": "date", "value": "2025-12-31"},
+    {"key": "backwards", "dtype": "date", "value": "2024-12-31"},
+]
+
+
+def plan_of(expr: str, condition: str | None = None, default: str | None = None):
+    step: dict = {"order": 1, "name": "out", "expr": expr}
+    if condition is not None:
+        step["condition"] = condition
+    if default is not None:
+        step["default"] = default
+    document = {
+        "name": "fastpaths",
+        "effective_from": "2025-01-01",
+        "currency": "USD",
+        "inputs": INPUTS,
+        "parameters": PARAMETERS,
+        "steps": [step],
+        "payout": "out",
+    }
+    return compile_plan(validate_document(document))
+
+
+def frame_of(rows: list[tuple]) -> pl.DataFrame:
+    """Rows of (employee_ref, fund_ref, x, w, g, d1, d2); decimals as strings."""
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in SCHEMA]
+    data = {}
+    for name, values in zip(SCHEMA, columns, strict=True):
+        if SCHEMA[name] == DEC:
+            values = [None if v is None else Decimal(v) for v in values]
+        data[name] = list(values)
+    return pl.DataFrame(data, schema=SCHEMA)
+
+
+def simple_frame(xs: list[str | None]) -> pl.DataFrame:
+    return frame_of([(f"E{i}", "F1", x, "1", "a", None, None) for i, x in enumerate(xs, start=1)])
+
+
+def same(plan, data: pl.DataFrame) -> pl.DataFrame:
+    """The Polars frame, after asserting it equals the reference's cell for cell."""
+    expected = reference.evaluate(plan, data).frame
+    actual = fast.evaluate(plan, data).frame
+    assert_frame_equal(actual, expected)
+    return actual
+
+
+def codes(result: pl.DataFrame) -> list[list[str]]:
+    return [[d["code"] for d in row] for row in result["diagnostics"].to_list()]
+
+
+def diagnostic_columns(plan) -> dict[str, str]:
+    return fast.compiled(plan, {}, exact=False).diag_columns["out"]
+
+
+# -- Polars behaviours the fast paths rely on ---------------------------------------------
+def test_polars_decimal_division_skips_the_zero_test_on_null_dividends() -> None:
+    data = pl.DataFrame(
+        {"a": [Decimal(7), Decimal(-7), None], "b": [Decimal(0), Decimal(3), Decimal(0)]},
+        schema={"a": DEC, "b": DEC},
+    )
+    a, b = pl.col("a"), pl.col("b")
+    guarded = data.select(
+        q=pl.when(b != 0).then(a) / b,
+        r=pl.when(b != 0).then(a) % b,
+        n=a.filter(a.is_null()).first() / b,  # a null dividend over 0 is null, no error
+    )
+    assert guarded["q"].to_list() == [None, Decimal("-2.3333333333"), None]
+    assert guarded["r"].to_list() == [None, Decimal(2), None]
+    with pytest.raises(pl.exceptions.ComputeError, match="division by zero"):
+        data.select(a / b)  # and without the null it does raise: the guard is needed
+
+
+def test_literal_vs_broadcast_column_comparison_is_still_short_in_polars() -> None:
+    """Why `compare` never puts a literal on the left: against a column that holds one
+    broadcast value (what `with_columns` stores for a literal or a scalar aggregate), Polars
+    2.1 answers `literal < column` with ONE row. If this starts failing, Polars fixed it and
+    the swap in `compare` is merely harmless."""
+    data = pl.DataFrame({"a": [1, 2]}).with_columns(y=fast.dec(1), s=pl.lit("q"))
+    assert data.select(pl.col("y") > fast.dec(0)).height == 2
+    assert data.select(fast.dec(0) < pl.col("y")).height == 1
+    assert data.select(pl.lit("q") == pl.col("s")).height == 1
+
+
+def test_a_literal_compared_with_a_constant_step() -> None:
+    steps = [
+        {"order": 1, "name": "days", "expr": "days_between(ps, pe) + 1"},
+        {"order": 2, "name": "long", "expr": '300 < days && "a" == g && 1 != days'},
+        {"order": 3, "name": "out", "expr": "if (long) then x else 0"},
+    ]
+    document = {
+        "name": "constant steps",
+        "effective_from": "2025-01-01",
+        "currency": "USD",
+        "inputs": INPUTS,
+        "parameters": PARAMETERS,
+        "steps": steps,
+        "payout": "out",
+    }
+    plan = compile_plan(validate_document(document))
+    result = same(plan, simple_frame(["1", "2", None]))
+    assert result["long"].to_list() == [True, True, True]
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "==", "!="])
+def test_literal_left_of_a_comparison_against_an_all_null_aggregate(op: str) -> None:
+    """`0 < allocate(x, 0)` over all-null x once came back one row short (see above)."""
+    plan = plan_of(f"if ((0) {op} allocate(x, (0))) then 1 else 2")
+    result = same(plan, simple_frame([None, None, None]))
+    assert result["out"].to_list() == [None, None, None]
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "==", "!="])
+def test_literal_left_comparisons_keep_their_meaning(op: str) -> None:
+    plan = plan_of(f"if (1 {op} x) then 1 else 0")
+    result = same(plan, simple_frame(["0", "1", "2", None]))
+    expected = {"<": [0, 0, 1], "<=": [0, 1, 1], ">": [1, 0, 0], ">=": [1, 1, 0]}
+    expected |= {"==": [0, 1, 0], "!=": [1, 0, 1]}
+    assert result["out"].to_list() == [Decimal(v) for v in expected[op]] + [None]
+
+
+# -- constant folding and literal-aware guards --------------------------------------------
+@pytest.mark.parametrize(
+    ("expr", "values", "diagnostics"),
+    [
+        ("x / divisor", ["1", "-3", None], False),
+        ("x / (2 - 2)", ["1", None], True),
+        ("x / nothing", ["1", None], True),
+        ("x % (1 - 1)", ["1", None], True),
+        ("x % (divisor - 1)", ["-7", "7", None], False),
+        ("x / (1 / 3)", ["1", "2"], False),
+        ("x * pct(40) + round(1 / 3, 4) - 2 ^ 3", ["1.5", None], False),
+        ("x * (days_between(ps, pe) + 1)", ["0.5", None], False),
+        ("hurdle(0.05, x)", ["0.01", "0.05", "0.5", None], False),
+        ("min(x, 3, divisor)", ["1", "5", None], False),
+        ("clip(x, 1 - 1, pool / 10)", ["-1", "50", "500", None], False),
+        ("if (1 > 2) then x / 0 else x", ["1", None], False),
+        ("if (1 < 2) then x else x / 0", ["1", None], False),
+        ("if (divisor == 4 && 1 / 0 > 0) then 1 else x", ["1"], True),
+        ("if (divisor == 4 || 1 / 0 > 0) then 1 else x", ["1"], False),
+    ],
+)
+def test_constant_subexpressions_give_the_reference_values_and_diagnostics(
+    expr: str, values: list[str | None], diagnostics: bool
+) -> None:
+    result = same(plan_of(expr), simple_frame(values))
+    recorded = any("division_by_zero" in row for row in codes(result))
+    assert recorded == diagnostics
+
+
+@pytest.mark.parametrize(
+    ("expr", "by_column"),
+    [
+        ("x / divisor", "x / w"),
+        ("x / (pool / 250)", "x / (w / 250)"),
+        ("x % divisor", "x % w"),
+        ("x / 4", "x / (w + 4)"),
+    ],
+)
+def test_a_non_zero_constant_divisor_needs_no_zero_test(expr: str, by_column: str) -> None:
+    assert diagnostic_columns(plan_of(expr)) == {}
+    assert diagnostic_columns(plan_of(by_column)) == {
+        "division_by_zero": "__diag__out__division_by_zero"
+    }
+
+
+def test_a_constant_if_compiles_only_the_branch_it_takes() -> None:
+    assert diagnostic_columns(plan_of("if (divisor > 1) then x else x / w")) == {}
+    assert diagnostic_columns(plan_of("if (divisor < 1) then x else x / w")) != {}
+
+
+@pytest.mark.parametrize(
+    ("condition", "default", "expected"),
+    [
+        ("1 < 2", None, ["3.0000000000", "3.0000000000"]),
+        ("divisor > 10", None, ["0.0000000000", "0.0000000000"]),
+        ("1 > 2", "-1.5", ["-1.5000000000", "-1.5000000000"]),
+    ],
+)
+def test_constant_step_guards(condition: str, default: str | None, expected: list) -> None:
+    result = same(
+        plan_of("sum_over(x) + count_over()", condition, default), simple_frame(["1", None])
+    )
+    assert [format(v, "f") for v in result["out"].to_list()] == expected
+    result = same(plan_of("x / (2 - 2)", condition, default), simple_frame(["1", None]))
+    taken = expected[0] == "3.0000000000"
+    assert codes(result)[0] == (["division_by_zero", "null_payout"] if taken else [])
+
+
+def test_an_overflowing_constant_fails_only_where_it_is_taken() -> None:
+    plan = plan_of("if (x > 0) then 5000000000000000000000000000 * 2 else x")
+    same(plan, simple_frame(["-1", "0", None]))
+    data = simple_frame(["-1", "2"])
+    with pytest.raises(ValueOverflow) as raised:
+        fast.evaluate(plan, data)
+    assert (raised.value.step, raised.value.employee_ref) == ("out", "E2")
+    with pytest.raises(ValueOverflow):
+        reference.evaluate(plan, data)
+
+
+@pytest.mark.parametrize("period", ["ps, pe", "ps, backwards", "backwards, ps", "pe, pe"])
+def test_prorate_over_a_parameter_period(period: str) -> None:
+    plan = plan_of(f"prorate(d1, d2, {period})")
+    start = date(2025, 1, 1)
+    rows = [
+        ("E1", "F1", None, None, None, None, None),
+        ("E2", "F1", None, None, None, start + timedelta(days=100), None),
+        ("E3", "F1", None, None, None, None, start + timedelta(days=30)),
+        ("E4", "F1", None, None, None, start - timedelta(days=5), start + timedelta(days=400)),
+        ("E5", "F1", None, None, None, start + timedelta(days=200), start + timedelta(days=3)),
+    ]
+    result = same(plan, frame_of(rows))
+    if period == "ps, pe":
+        assert diagnostic_columns(plan) == {}
+        assert result["out"][0] == Decimal(1)
+    invalid = ["invalid_period" in row for row in codes(result)]
+    assert invalid == [period == "ps, backwards"] * len(rows)
+
+
+# -- allocate ---------------------------------------------------------------------------
+WEIGHTS = st.one_of(
+    st.none(),
+    st.sampled_from(["0", "1", "1", "2", "3", "-1", "0.0000000001", "7", "1.5", "1000000"]),
+)
+POOLS = st.sampled_from(["100", "1000", "0.05", "-100", "99.99", "1", "0", "7.777", "123456.78"])
+
+
+@st.composite
+def allocation_frames(draw) -> pl.DataFrame:
+    size = draw(st.integers(1, 30))
+    refs = draw(st.permutations([f"E{i:02d}" for i in range(size)]))
+    funds = draw(st.lists(st.sampled_from(["F1", "F2", "F3", None]), min_size=size, max_size=size))
+    pools = {fund: draw(POOLS) for fund in ("F1", "F2", "F3", None)}
+    varying = draw(st.booleans())  # occasionally a pool that differs within a fund
+    rows = []
+    for ref, fund in zip(refs, funds, strict=True):
+        pool = draw(st.one_of(POOLS, st.none())) if varying else pools[fund]
+        rows.append((ref, fund, pool, draw(WEIGHTS), draw(st.sampled_from(["a", "b"])), None, None))
+    return frame_of(rows)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=allocation_frames(),
+    expr=st.sampled_from(
+        [
+            "allocate(x, w, fund_ref)",
+            "allocate(x, w)",
+            "allocate(x, w, g)",
+            "allocate(x, w * w, fund_ref)",
+            "allocate(100, w, fund_ref)",
+            'if (g == "a") then allocate(x, w, fund_ref) else -1',
+        ]
+    ),
+    guarded=st.booleans(),
+)
+def test_allocate_matches_the_reference(data: pl.DataFrame, expr: str, guarded: bool) -> None:
+    plan = plan_of(expr, "w != 1" if guarded else None)
+    result = same(plan, data)
+    if expr == "allocate(x, w, fund_ref)" and not guarded:
+        _cents_add_up(data.with_columns(share=result["out"]))
+
+
+def _cents_add_up(data: pl.DataFrame) -> None:
+    """Per fund with a share, the shares add up to the floored pool (unless a weight below 1
+    rounds a product away: then the leftover cents are clamped to the row count)."""
+    for (fund,), group in data.filter(pl.col("share").is_not_null()).group_by(["fund_ref"]):
+        if any(Decimal(0) < w < 1 for w in group["w"].to_list()):
+            continue
+        pool = group["x"][0]
+        cents = (pool * 100).to_integral_value(rounding="ROUND_FLOOR") / 100
+        assert sum(group["share"].to_list()) == cents, fund
+
+
+@pytest.mark.parametrize(
+    ("pool", "weights", "expected"),
+    [
+        ("100", ["1", "1", "1"], ["33.34", "33.33", "33.33"]),
+        ("-100", ["1", "1", "1"], ["-33.33", "-33.33", "-33.34"]),
+        ("0.05", ["1", "1", "1", "1", "1", "1"], ["0.01"] * 5 + ["0.00"]),
+        ("10", ["5"], ["10.00"]),
+        ("10", ["0", "0"], [None, None]),
+        ("10", ["0", "2"], ["0.00", "10.00"]),
+        ("10", ["-1", "1"], [None, "10.00"]),
+        ("10", [None, "3"], [None, "10.00"]),
+        ("7", ["1", "2", "1", "2"], ["1.17", "2.33", "1.17", "2.33"]),
+        ("7", ["2", "1", "2", "1"], ["2.33", "1.17", "2.33", "1.17"]),
+    ],
+)
+def test_allocate_worked_cases(pool: str, weights: list, expected: list) -> None:
+    rows = [(f"E{i}", "F1", pool, w, "a", None, None) for i, w in enumerate(weights, start=1)]
+    result = same(plan_of("allocate(x, w, fund_ref)"), frame_of(rows))
+    shares = [None if v is None else f"{v:.2f}" for v in result["out"].to_list()]
+    assert shares == expected
+
+
+def test_allocate_groups_of_one_and_ties_across_groups() -> None:
+    rows = [
+        ("E3", "F1", "1", "1", "a", None, None),
+        ("E1", "F2", "1", "1", "a", None, None),
+        ("E2", "F2", "1", "1", "a", None, None),
+        ("E4", "F2", "1", "1", "a", None, None),
+        ("E0", "F3", "0.01", "0.5", "a", None, None),
+    ]
+    result = same(plan_of("allocate(x, w, fund_ref)"), frame_of(rows))
+    assert [f"{v:.2f}" for v in result["out"].to_list()] == ["1.00", "0.34", "0.33", "0.33", "0.01"]
+
+
+# -- count_over ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("expr", "condition"),
+    [("count_over(g)", None), ("count_over()", None), ("count_over(g)", "x > 0")],
+)
+def test_count_over_with_null_keys(expr: str, condition: str | None) -> None:
+    rows = [
+        ("E1", "F1", "1", "1", "a", None, None),
+        ("E2", "F1", "-1", "1", None, None, None),
+        ("E3", "F1", "2", "1", "a", None, None),
+        ("E4", "F1", None, "1", "b", None, None),
+        ("E5", "F1", "3", "1", None, None, None),
+    ]
+    result = same(plan_of(expr, condition), frame_of(rows))
+    if expr == "count_over(g)" and condition is None:
+        assert result["out"].to_list() == [Decimal(2), None, Decimal(2), Decimal(1), None]
+
+
+DATES = st.one_of(
+    st.none(), st.integers(-400, 800).map(lambda d: date(2025, 1, 1) + timedelta(days=d))
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    dates=st.lists(st.tuples(DATES, DATES), min_size=1, max_size=12),
+    period=st.sampled_from(["ps, pe", "backwards, ps", "pe, pe", "ps, backwards"]),
+    guard=st.sampled_from([None, "x > 0"]),
+)
+def test_prorate_over_a_literal_period_matches_the_reference(dates, period, guard) -> None:
+    """The literal-period path works on day numbers: joiners, leavers, both, neither, dates
+    outside the period on either side, and start after end."""
+    rows = [
+        (f"E{i}", "F1", str(i % 3 - 1), None, None, start, end)
+        for i, (start, end) in enumerate(dates)
+    ]
+    same(plan_of(f"prorate(d1, d2, {period})", guard), frame_of(rows))
