@@ -9,6 +9,7 @@ paysheet seed-demo                  demo tenant, one user per role, sample plan
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -74,11 +75,15 @@ def _print_logins(settings: Settings) -> None:
 def serve(
     host: str | None = typer.Option(None, help="Bind address (env HOST, default 127.0.0.1)"),
     port: int | None = typer.Option(None, help="Port (env PORT, default 8000)"),
+    workers: int | None = typer.Option(
+        None, min=1, help="API processes (env API_WORKERS; default 1 with the embedded "
+        "database, else one per CPU, at most 4)"),
 ) -> None:
     """Run the API. Without DATABASE_URL: embedded PostgreSQL, migrations, demo data."""
     import uvicorn
 
     from server.app import create_app
+    from server.settings import api_worker_count
 
     settings = get_settings()
     host = host or settings.host
@@ -87,12 +92,21 @@ def serve(
     with _database(settings) as ready:
         if embedded:
             _print_logins(ready)
-        typer.echo(f"Paysheet API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+        count = workers or api_worker_count(ready, embedded)
+        typer.echo(f"Paysheet API on http://{host}:{port}  (docs: http://{host}:{port}/docs, "
+                   f"{count} process{'es' if count > 1 else ''})")
         from server.worker.consumer import in_process_consumer
 
+        # The queue consumer (embedded database) runs here once, never in each API process.
         with in_process_consumer(ready, embedded):
-            uvicorn.run(create_app(ready), host=host, port=port, log_config=None,
-                        access_log=False)
+            if count == 1:
+                uvicorn.run(create_app(ready), host=host, port=port, log_config=None,
+                            access_log=False)
+                return
+            # Worker processes build the app from the environment: hand them the database.
+            os.environ["DATABASE_URL"] = ready.database_url or ""
+            uvicorn.run("server.app:create_app", factory=True, workers=count, host=host,
+                        port=port, log_config=None, access_log=False)
 
 
 @app.command()

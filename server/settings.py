@@ -8,6 +8,7 @@ under `data_dir` and fills both in.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,8 +63,19 @@ class Settings(BaseSettings):
     # database, 0 with DATABASE_URL (run `paysheet worker` processes instead).
     embedded_workers: int | None = None
 
+    # API processes of `paysheet serve` (uvicorn workers); unset: 1 with the embedded
+    # database, else one per CPU (at most 4). One process runs Python on one core at a time.
+    api_workers: int | None = None
+
     log_level: str = "INFO"
     log_json: bool = True
+
+
+def api_worker_count(settings: Settings, embedded_database: bool) -> int:
+    """How many API processes `paysheet serve` starts (API_WORKERS, else the default above)."""
+    if settings.api_workers is not None:
+        return max(1, settings.api_workers)
+    return 1 if embedded_database else max(1, min(os.cpu_count() or 1, 4))
 
 
 @lru_cache(maxsize=1)

@@ -90,3 +90,61 @@ def test_migrate_is_idempotent(cli_env) -> None:
     result = runner.invoke(cli, ["migrate"])
     assert result.exit_code == 0, result.output
     assert "up to date" in result.output
+
+
+def test_api_worker_count_defaults_to_the_cpus_with_an_external_database() -> None:
+    from server.settings import Settings, api_worker_count
+
+    assert api_worker_count(Settings(api_workers=3), embedded_database=True) == 3
+    assert api_worker_count(Settings(), embedded_database=True) == 1
+    assert 1 <= api_worker_count(Settings(), embedded_database=False) <= 4
+
+
+def _spawned_workers(pid: int) -> int:
+    """Children of `pid` started by multiprocessing's spawn (uvicorn's worker processes)."""
+    from pathlib import Path
+
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(1 for child in children
+               if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes())
+
+
+def test_serve_workers_flag_starts_that_many_api_processes(cli_env, database) -> None:
+    """`paysheet serve --workers 2`: two API processes on one port, both on the database."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.uploads.server_process import ROOT, free_port
+
+    port = free_port()
+    env = {**os.environ, "EMBEDDED_WORKERS": "0", "MIGRATION_DATABASE_URL": ""}
+    server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--workers", "2",
+                               "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while _spawned_workers(server.pid) < 2 or not _ready(port):
+            assert server.poll() is None, f"serve exited with {server.returncode}"
+            assert time.monotonic() < deadline, "the API processes did not start"
+            time.sleep(0.1)  # start-up readiness poll
+        assert _spawned_workers(server.pid) == 2
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            assert all(client.get("/readyz").status_code == 200 for _ in range(6))
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=60)
+    assert server.returncode == 0
+
+
+def _ready(port: int) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -229,3 +229,27 @@ def test_bulk_statements_job_for_a_managers_team(rc, draft_run) -> None:
     assert team.status_code == 202
     assert _wait_for_job(rc, team.json()["id"], draft_run.headers("admin"))["progress"] == {
         "done": 2, "total": 2}
+
+
+def test_pool_vs_target_reads_the_stored_totals_of_the_callers_run_only(
+        rc, draft_run, make_tenant, runs_settings) -> None:
+    """The JSON is the recomputation from the stored results; a target step the totals do
+    not carry is recomputed; another tenant's caller gets 404, a non-decimal target 409."""
+    from server.modules.reports.pool import pool_json, pool_vs_target
+    from server.modules.runs.stored import load_stored_run
+
+    url, finance = f"{API}/reports/pool-vs-target", draft_run.headers("finance")
+    answer = rc.get(url, params={"run_id": draft_run.run_id}, headers=finance)
+    assert answer.status_code == 200, answer.text
+    with db.tenant_session(draft_run.tenant.id) as session:
+        stored = load_stored_run(session, runs_settings, uuid.UUID(draft_run.run_id))
+    assert answer.json()["lines"] == pool_json(
+        pool_vs_target(stored.plan, stored.frame, stored.result))
+    points = rc.get(url, params={"run_id": draft_run.run_id, "target_step": "points"},
+                    headers=finance).json()["lines"]
+    assert Decimal(points[-1]["target_sum"]) == stored.result.frame["points"].sum()
+    assert rc.get(url, params={"run_id": draft_run.run_id, "target_step": "eligible"},
+                  headers=finance).status_code == 409
+    stranger = make_tenant().users["finance"].headers
+    assert rc.get(url, params={"run_id": draft_run.run_id},
+                  headers=stranger).status_code == 404

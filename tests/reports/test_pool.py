@@ -9,7 +9,7 @@ import polars as pl
 from openpyxl import load_workbook
 
 from engine import r10
-from server.modules.reports.export import rows_from_frame
+from engine.backends.base import EvalResult
 from server.modules.reports.pool import (
     TOTAL,
     pool_json,
@@ -27,7 +27,7 @@ def test_pool_specs_come_from_allocate_steps(sample: Sample) -> None:
 
 
 def test_per_fund_figures_match_independent_polars_sums(sample: Sample) -> None:
-    lines = pool_vs_target(sample.plan, sample.frame, rows_from_frame(sample.results))
+    lines = pool_vs_target(sample.plan, sample.frame, EvalResult(sample.results))
     joined = sample.results.join(sample.frame.select("employee_ref", "fund_ref", "fund_pool"),
                                  on="employee_ref")
     expected = joined.group_by("fund_ref").agg(
@@ -49,7 +49,7 @@ def test_per_fund_figures_match_independent_polars_sums(sample: Sample) -> None:
 
 
 def test_pool_renderings(sample: Sample) -> None:
-    lines = pool_vs_target(sample.plan, sample.frame, rows_from_frame(sample.results))
+    lines = pool_vs_target(sample.plan, sample.frame, EvalResult(sample.results))
     sheet = load_workbook(io.BytesIO(pool_xlsx(lines, "Pool vs target"))).active
     data = [row for row in sheet.iter_rows(min_row=4) if row[1].value]
     assert len(data) == len(lines)

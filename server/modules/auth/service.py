@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from server.db.session import system_session, tenant_session
+from server.db.session import get_engine, system_session, tenant_session
 from server.errors import Unauthorized, UnprocessableEntity
 from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
@@ -125,12 +125,16 @@ def login(
     return issued
 
 
+_RESOLVE = text("select * from comp.auth_resolve_token(:h)")
+
+
 def resolve_token(token: str) -> Principal | None:
-    """The principal behind a live token, or None (unknown, expired, revoked, inactive)."""
-    with system_session() as session:
-        row = session.execute(
-            text("select * from comp.auth_resolve_token(:h)"), {"h": hash_token(token)}
-        ).first()
+    """The principal behind a live token, or None (unknown, expired, revoked, inactive).
+
+    Every request pays for this, so it is one statement on a pooled connection in autocommit
+    (no ORM session, no BEGIN/COMMIT round trips): a read of the definer function only."""
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(_RESOLVE, {"h": hash_token(token)}).first()
     if row is None:
         return None
     return Principal(

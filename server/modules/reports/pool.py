@@ -1,17 +1,23 @@
 """Pool vs target: per pool (each `allocate` step) and per group (usually the fund).
 
 For every `allocate(pool, weight, key)` step of the plan and every group of `key`:
-- pool amount: the group's `pool` value (an input, parameter or step; constant in a group),
+- pool amount: the group's `pool` value (an input, parameter or step; constant in a group,
+  else the first non-null value in input order),
 - sum of targets: the group's sum of the target step (default `target_bonus`),
 - allocated: the group's sum of the payout step (what is actually paid, after caps),
 - variance: allocated - pool (negative: pool left unpaid, e.g. because of caps),
 - scale factor: allocated / sum of targets (payout as a multiple of target; none if 0).
-Exact R10 arithmetic throughout; a total row per pool.
+Exact R10 arithmetic throughout; a total row per pool. Groups are labelled by the key's text
+("all" without a key, "None" for employees whose key is null) and sorted by that label.
+
+The per-group figures are the run's own `pools` totals (server.modules.runs.totals, stored in
+`comp.run_totals` when the run finished): a report reads them when they carry the target
+step, and otherwise recomputes them with the same function over the stored results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
@@ -23,17 +29,20 @@ from openpyxl.chart.series import SeriesLabel
 from openpyxl.styles import Font
 
 from engine import r10
-from engine.dsl.ast import Call, Name, Node
+from engine.backends.base import EvalResult
+from engine.backends.polars import parameter_values
+from engine.dsl.ast import Call, Name, Node, Type
 from engine.plan import CompiledPlan
 from server.modules.reports.charts import bar_chart
-from server.modules.reports.export import ResultRow
 from server.modules.reports.files import put, put_row, save_workbook
 from server.modules.reports.render import html_to_pdf, render_template
 from server.modules.reports.statement import Branding
+from server.modules.runs.totals import stored_pool_entries
 
 TARGET_STEP = "target_bonus"
 ZERO = Decimal("0E-10")
 TOTAL = "Total"
+ALL_GROUP = "all"
 
 
 @dataclass(frozen=True)
@@ -90,51 +99,58 @@ def pool_specs(plan: CompiledPlan) -> list[PoolSpec]:
     return specs
 
 
-def _lookup(plan: CompiledPlan, name: str, inputs: Mapping[str, Any], values: Mapping[str, Any]
-            ) -> Any:
-    if name in plan.parameters:
-        return plan.parameters[name][1]
-    if name in values:
-        return values[name]
-    return inputs.get(name)
+def check_target_step(plan: CompiledPlan, target_step: str) -> None:
+    """The target step must be a decimal step of the plan (ValueError names it otherwise)."""
+    kinds = {step.name: step.type for step in plan.steps}
+    if target_step not in kinds:
+        raise ValueError(f"target step '{target_step}' is not a step of the plan")
+    if kinds[target_step] != Type.DECIMAL:
+        raise ValueError(f"target step '{target_step}' is not a decimal step")
 
 
-def _decimal(value: Any) -> Decimal | None:
-    return None if value is None else r10.r10(Decimal(str(value)))
+def _by_spec(specs: list[PoolSpec], entries: list[Mapping[str, Any]], target_step: str
+             ) -> list[Mapping[str, Any]] | None:
+    """The entry of each spec, in spec order; None when one is missing or lacks the target."""
+    found = {(e.get("step"), e.get("pool"), e.get("key")): e for e in entries}
+    chosen = [found.get((spec.step, spec.pool, spec.key)) for spec in specs]
+    if any(entry is None or not _carries(entry, target_step) for entry in chosen):
+        return None
+    return chosen
 
 
-def _line(spec: PoolSpec, group: str, members: list[tuple[Any, Decimal | None, Decimal | None]]
-          ) -> PoolLine:
-    pools = [pool for pool, _, _ in members if pool is not None]
-    pool_amount = pools[0] if pools else None
-    targets = r10.total(target for _, target, _ in members)
-    allocated = r10.total(paid for _, _, paid in members)
+def _carries(entry: Mapping[str, Any], target_step: str) -> bool:
+    return all("paid" in group and target_step in group.get("targets", {})
+               for group in entry.get("groups", []))
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else r10.r10(Decimal(value))
+
+
+def _group_line(spec: PoolSpec, group: Mapping[str, Any], target_step: str) -> PoolLine:
+    key = group["key"]
+    label = ALL_GROUP if spec.key is None else str(key)
+    pool_amount = _dec(group["pool_amount"])
+    targets = _dec(group["targets"][target_step]) or ZERO
+    allocated = _dec(group["paid"]) or ZERO
     return PoolLine(
-        spec.step, group, len(members), pool_amount, targets, allocated,
+        spec.step, label, group["headcount"], pool_amount, targets, allocated,
         None if pool_amount is None else r10.sub(allocated, pool_amount),
         None if targets == 0 else r10.div(allocated, targets),
     )
 
 
-def pool_vs_target(plan: CompiledPlan, inputs: pl.DataFrame, rows: Iterable[ResultRow],
-                   target_step: str = TARGET_STEP) -> list[PoolLine]:
-    """Lines per pool step and group (groups sorted), each pool followed by its total."""
-    if target_step not in {step.name for step in plan.steps}:
-        raise ValueError(f"target step '{target_step}' is not a step of the plan")
-    by_ref = {str(row["employee_ref"]): row for row in inputs.iter_rows(named=True)}
-    results = list(rows)
+def pool_lines(specs: list[PoolSpec], entries: list[Mapping[str, Any]], target_step: str
+               ) -> list[PoolLine] | None:
+    """Lines per pool step and group (groups sorted by label), each pool followed by its
+    total, from totals-shaped pool `entries`; None when they lack a pool or the target."""
+    chosen = _by_spec(specs, entries, target_step)
+    if chosen is None:
+        return None
     lines: list[PoolLine] = []
-    for spec in pool_specs(plan):
-        groups: dict[str, list[tuple[Any, Decimal | None, Decimal | None]]] = {}
-        for row in results:
-            values, person = row["values"], by_ref.get(str(row["employee_ref"]), {})
-            key = "all" if spec.key is None else _lookup(plan, spec.key, person, values)
-            groups.setdefault(str(key), []).append((
-                _decimal(_lookup(plan, spec.pool, person, values)),
-                _decimal(values.get(target_step)),
-                _decimal(values.get(plan.payout)),
-            ))
-        group_lines = [_line(spec, group, groups[group]) for group in sorted(groups)]
+    for spec, entry in zip(specs, chosen, strict=True):
+        group_lines = sorted((_group_line(spec, group, target_step) for group in entry["groups"]),
+                             key=lambda line: line.group)
         lines.extend(group_lines)
         pool_total = r10.total(line.pool_amount for line in group_lines)
         targets = r10.total(line.target_sum for line in group_lines)
@@ -142,6 +158,29 @@ def pool_vs_target(plan: CompiledPlan, inputs: pl.DataFrame, rows: Iterable[Resu
         lines.append(PoolLine(spec.step, TOTAL, sum(line.headcount for line in group_lines),
                               pool_total, targets, allocated, r10.sub(allocated, pool_total),
                               None if targets == 0 else r10.div(allocated, targets)))
+    return lines
+
+
+def from_totals(plan: CompiledPlan, totals: Mapping[str, Any] | None,
+                target_step: str = TARGET_STEP) -> list[PoolLine] | None:
+    """The lines from a run's stored totals; None when they do not carry the target step
+    (only steps named like "target" are stored per group) or a pool."""
+    check_target_step(plan, target_step)
+    return pool_lines(pool_specs(plan), list((totals or {}).get("pools") or []), target_step)
+
+
+def pool_vs_target(plan: CompiledPlan, inputs: pl.DataFrame, result: EvalResult,
+                   target_step: str = TARGET_STEP) -> list[PoolLine]:
+    """The lines recomputed from the run's inputs and its results (any row order)."""
+    check_target_step(plan, target_step)
+    specs = pool_specs(plan)
+    entries = stored_pool_entries(plan, inputs, result, parameter_values(plan, {}),
+                                  [target_step])
+    lines = pool_lines(specs, entries, target_step)
+    if lines is None:
+        missing = [spec.step for spec in specs]
+        raise ValueError(f"pool steps {missing}: their pool or key is neither an input, a "
+                         "step nor a parameter")
     return lines
 
 

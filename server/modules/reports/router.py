@@ -91,18 +91,18 @@ def pool_vs_target(
     principal: Principal = Depends(require("reports.read")),
 ) -> Response | dict:
     """Per pool and fund: pool, sum of targets, allocated, variance, scale factor."""
-    data = service.load_run(db, _settings(request), run_id)
     try:
-        lines = pool.pool_vs_target(data.plan, data.frame, data.rows, target_step)
+        report = service.pool_report(db, _settings(request), run_id, target_step)
     except ValueError as error:
         raise Conflict(str(error)) from None
+    lines, plan = report.lines, report.plan
     if format == "json":
         return {"run_id": str(run_id), "lines": pool.pool_json(lines)}
     if format == "xlsx":
-        return _file(pool.pool_xlsx(lines, f"Pool vs target: {data.plan.document.name}"),
+        return _file(pool.pool_xlsx(lines, f"Pool vs target: {plan.document.name}"),
                      service.MEDIA_TYPES["xlsx"], f"pool-vs-target-{run_id}.xlsx")
     brand = service.branding(db, principal.tenant_id)
-    args = (lines, brand, data.plan.document.name, str(run_id), data.info.status_label)
+    args = (lines, brand, plan.document.name, str(run_id), report.info.status_label)
     if format == "html":
         return Response(pool.pool_html(*args), media_type=service.MEDIA_TYPES["html"])
     return _file(pool.pool_pdf(*args), service.MEDIA_TYPES["pdf"], f"pool-vs-target-{run_id}.pdf")

@@ -26,9 +26,12 @@ from server.modules.reports.bulk import Format, render_statement, render_stateme
 from server.modules.reports.bundle import build_bundle
 from server.modules.reports.export import ResultRow, export_files, manifest_run
 from server.modules.reports.history import GROUP_INPUTS, History, PeriodPayouts, payout_history
+from server.modules.reports.pool import PoolLine, from_totals, pool_vs_target
 from server.modules.reports.statement import FINAL_STATE, Branding, RunInfo
 from server.modules.reports.tapes import explain_all
 from server.modules.runs import service as runs
+from server.modules.runs.snapshot import Snapshot
+from server.modules.runs.stored import load_stored_run
 from server.modules.tenants import service as tenants
 from server.settings import Settings
 
@@ -171,6 +174,28 @@ def load_run(session: Session, settings: Settings, run_id: uuid.UUID, with_rows:
     rows = all_result_rows(session, run_id) if with_rows else []
     return RunData(run_info_of(run), plan, inputs.frame, rows,
                    plan.document.effective_from.isoformat())
+
+
+@dataclass(frozen=True)
+class PoolReport:
+    info: RunInfo
+    plan: CompiledPlan
+    lines: list[PoolLine]
+
+
+def pool_report(session: Session, settings: Settings, run_id: uuid.UUID, target_step: str
+                ) -> PoolReport:
+    """Pool vs target of a computed run. Results are immutable, so the figures stored with
+    the run's totals answer it without reading inputs or result rows; a target step they do
+    not carry is recomputed from the stored results (checked against the results hash).
+    ValueError: the plan cannot be shown this way (names the step)."""
+    run = runs.computed_run(session, run_id)
+    plan = Snapshot.from_json(run.snapshot).compiled()
+    lines = from_totals(plan, runs.totals_of(session, run_id), target_step)
+    if lines is None:
+        stored = load_stored_run(session, settings, run_id)
+        lines = pool_vs_target(plan, stored.frame, stored.result, target_step)
+    return PoolReport(run_info_of(run), plan, lines)
 
 
 def branding(session: Session, tenant_id: uuid.UUID) -> Branding:

@@ -29,7 +29,9 @@ class PlanRun(TenantScoped, Base):
         JSONB, default=lambda: {"state": "draft", "history": []}
     )
     snapshot_hash: Mapped[str]
-    snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # The whole plan document: loaded on first access only (run lists and the run page,
+    # read on every poll, never show it).
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, deferred=True)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     results_hash: Mapped[str | None]
     error: Mapped[str | None]

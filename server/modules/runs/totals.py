@@ -154,21 +154,29 @@ def _breakdowns(plan: CompiledPlan, table: pl.DataFrame) -> dict[str, list[dict[
     return out
 
 
-def compute_totals(plan: CompiledPlan, inputs: pl.DataFrame, result: EvalResult,
-                   parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """Every figure of the module docstring, from the inputs and the evaluated frame."""
-    frame = result.frame
+def _table(plan: CompiledPlan, inputs: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """The inputs with the step columns beside them (`frame` is row-aligned with `inputs`)."""
     step_columns = [c for c in plan.display_order if c not in inputs.columns]
-    table = pl.concat([inputs, frame.select(step_columns)], how="horizontal")
-    decimal_steps = [s.name for s in plan.steps if s.type == Type.DECIMAL]
-    decimal_steps.sort(key=plan.display_order.index)
-    targets = [name for name in decimal_steps if "target" in name]
-    by_code, by_step = _diagnostic_counts(frame)
-    sums = frame.select(
-        *(pl.col(n).sum().alias(f"sum:{n}") for n in decimal_steps),
-        *(pl.col(n).null_count().alias(f"nulls:{n}") for n in decimal_steps),
-    ).row(0, named=True) if decimal_steps else {}
-    payout = frame[plan.payout]
+    return pl.concat([inputs, frame.select(step_columns)], how="horizontal")
+
+
+def decimal_steps(plan: CompiledPlan) -> list[str]:
+    """The plan's decimal steps in display order."""
+    names = [s.name for s in plan.steps if s.type == Type.DECIMAL]
+    names.sort(key=plan.display_order.index)
+    return names
+
+
+def target_steps(plan: CompiledPlan) -> list[str]:
+    """The decimal steps whose sums the stored pools carry per group ("targets")."""
+    return [name for name in decimal_steps(plan) if "target" in name]
+
+
+def pool_entries(plan: CompiledPlan, table: pl.DataFrame, parameters: Mapping[str, Any],
+                 targets: list[str]) -> list[dict[str, Any]]:
+    """The `pools` figures of the module docstring over `table` (inputs and step columns),
+    with the sums of `targets` per group. Reports recompute these (with another target step)
+    when the stored ones do not carry what they need: one implementation of the figures."""
     pools = []
     for step in plan.steps:
         for call in _calls(step.expr):
@@ -176,6 +184,34 @@ def compute_totals(plan: CompiledPlan, inputs: pl.DataFrame, result: EvalResult,
                 entry = _pool_entry(plan, step.name, call, table, parameters, targets)
                 if entry is not None:
                     pools.append(entry)
+    return pools
+
+
+def stored_pool_entries(plan: CompiledPlan, inputs: pl.DataFrame, result: EvalResult,
+                        parameters: Mapping[str, Any], targets: list[str]
+                        ) -> list[dict[str, Any]]:
+    """`pool_entries` over stored results (rows by employee_ref), aligned with the inputs'
+    row order first so every figure (the first pool value of a group too) is the one the
+    run computed."""
+    aligned = inputs.select(pl.col("employee_ref").cast(pl.String)).join(
+        result.frame.with_columns(pl.col("employee_ref").cast(pl.String)),
+        on="employee_ref", how="left", maintain_order="left")
+    return pool_entries(plan, _table(plan, inputs, aligned), parameters, targets)
+
+
+def compute_totals(plan: CompiledPlan, inputs: pl.DataFrame, result: EvalResult,
+                   parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Every figure of the module docstring, from the inputs and the evaluated frame."""
+    frame = result.frame
+    table = _table(plan, inputs, frame)
+    decimals = decimal_steps(plan)
+    targets = target_steps(plan)
+    by_code, by_step = _diagnostic_counts(frame)
+    sums = frame.select(
+        *(pl.col(n).sum().alias(f"sum:{n}") for n in decimals),
+        *(pl.col(n).null_count().alias(f"nulls:{n}") for n in decimals),
+    ).row(0, named=True) if decimals else {}
+    payout = frame[plan.payout]
     return {
         "headcount": frame.height,
         "currency": plan.document.currency,
@@ -186,7 +222,7 @@ def compute_totals(plan: CompiledPlan, inputs: pl.DataFrame, result: EvalResult,
         "diagnostics": by_code,
         "diagnostics_by_step": by_step,
         "steps": {n: {"sum": _amount(sums[f"sum:{n}"]), "nulls": sums[f"nulls:{n}"]}
-                  for n in decimal_steps},
-        "pools": pools,
+                  for n in decimals},
+        "pools": pool_entries(plan, table, parameters, targets),
         "breakdowns": _breakdowns(plan, table),
     }
