@@ -169,8 +169,7 @@ def load_run(session: Session, settings: Settings, run_id: uuid.UUID, with_rows:
     """The run (404 for other tenants, 409 while it has no results), its compiled plan,
     typed inputs and (unless `with_rows` is false) its result rows."""
     run = runs.computed_run(session, run_id)
-    # The runs service has no public accessor for a run's inputs yet; this is its own helper.
-    _, plan, inputs = runs._snapshot_inputs(session, run, settings)
+    _, plan, inputs = runs.snapshot_inputs(session, run, settings)
     rows = all_result_rows(session, run_id) if with_rows else []
     return RunData(run_info_of(run), plan, inputs.frame, rows,
                    plan.document.effective_from.isoformat())

@@ -22,12 +22,14 @@ from sqlalchemy.orm import Session
 from engine import r10
 from engine.backends import reference
 from engine.hashing import results_csv
+from engine.plan import CompiledPlan
 from server.db import session as db
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.runs import execution
 from server.modules.runs.inputs import (
+    RunInputs,
     combined_data_hash,
     combined_mapping,
     locked_plan,
@@ -233,7 +235,11 @@ def _stored_row(session: Session, run_id: uuid.UUID, employee_ref: str) -> RunRe
     return row
 
 
-def _snapshot_inputs(session: Session, run: PlanRun, settings: Settings):
+def snapshot_inputs(session: Session, run: PlanRun, settings: Settings
+                    ) -> tuple[Snapshot, CompiledPlan, RunInputs]:
+    """A computed run's snapshot, its compiled plan and the input data it ran over (409 when
+    the stored data no longer hashes as the snapshot recorded). Reports, the audit workbook
+    and tapes all start here."""
     snapshot = Snapshot.from_json(run.snapshot)
     plan = snapshot.compiled()
     try:
@@ -249,7 +255,7 @@ def tape(session: Session, settings: Settings, run_id: uuid.UUID,
     run's own snapshot, with a check that it agrees with the stored results."""
     run = computed_run(session, run_id)
     stored = _stored_row(session, run_id, employee_ref)
-    _, plan, inputs = _snapshot_inputs(session, run, settings)
+    _, plan, inputs = snapshot_inputs(session, run, settings)
     explained = reference.explain(plan, inputs.frame, employee_ref).to_dict()
     results = {entry["step"]: entry["result"] for entry in explained["steps"]}
     return TapeOut(run_id=run_id, employee_ref=employee_ref, plan_name=explained["plan_name"],
@@ -265,7 +271,7 @@ def reproduce(session: Session, settings: Settings, principal: Principal,
     """Re-execute the stored snapshot now; identical when the results hash is the run's and
     every stored row equals the recomputed one (else the differing employees, by step)."""
     run = computed_run(session, run_id)
-    _, plan, inputs = _snapshot_inputs(session, run, settings)
+    _, plan, inputs = snapshot_inputs(session, run, settings)
     try:
         result = execution.evaluate(plan, inputs.frame)
     except execution.RunFailed as error:

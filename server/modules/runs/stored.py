@@ -81,7 +81,7 @@ def load_stored_run(session: Session, settings: Settings, run_id: uuid.UUID) -> 
     inputs and stored results; 409 when the stored rows no longer hash to the run's
     results hash, or the input data no longer matches the snapshot."""
     run = service.computed_run(session, run_id)
-    snapshot, plan, inputs = service._snapshot_inputs(session, run, settings)
+    snapshot, plan, inputs = service.snapshot_inputs(session, run, settings)
     result = stored_result(session, run_id, plan)
     if results_hash(plan, result) != run.results_hash:
         raise Conflict(f"run {run_id}: the stored results do not match the run's results "
