@@ -11,6 +11,9 @@ from fractions import Fraction
 import pytest
 
 from engine import r10
+from engine.backends import reference
+from engine.backends.base import ValueOverflow
+from tests.engine.plans import frame, plan
 
 WIDE = Decimal("9876543210987654321098765432.1234567891")  # 38 significant digits
 WIDE_DIVISOR = Decimal("1234567890123456789012345678.9876543211")
@@ -48,3 +51,42 @@ def test_r10_primitives_ignore_the_callers_decimal_context(ambient: Context) -> 
         assert r10.round_to(WIDE, 2) == Decimal("9876543210987654321098765432.1200000000")
         assert r10.floor_to(negative_wide, 3) == Decimal("-9876543210987654321098765432.1240000000")
         assert r10.text(WIDE) == "9876543210987654321098765432.1234567891"
+
+
+def test_explain_many_without_refs_tapes_every_employee_from_one_evaluation() -> None:
+    """explain_many's default is everyone in the frame, in frame order, each tape cut from
+    the same evaluation (so an aggregate is the same on every tape)."""
+    compiled = plan({"share": "x / sum_over(x)"}, {"x": "decimal"})
+    data = frame({"x": "decimal"}, [{"employee_ref": r, "x": v} for r, v in [("B", 1), ("A", 3)]])
+    tapes = reference.explain_many(compiled, data)
+    assert list(tapes) == ["B", "A"]
+    assert [tape.payout for tape in tapes.values()] == [Decimal("0.25"), Decimal("0.75")]
+    assert [tape.employee_ref for tape in tapes.values()] == ["B", "A"]
+
+
+BIG = 6 * 10**27  # two of them reach 1.2e28, beyond R10's |x| < 1e28
+
+
+@pytest.mark.parametrize(
+    ("expr", "small", "big"),
+    [
+        ("pct_change(x, y)", (1, 2), (9 * 10**27, -2 * 10**27)),  # the difference overflows
+        ("pct_change(x, y)", (1, 2), (10**20, "0.0000000001")),  # the quotient overflows
+        ("sum_over(x, k)", (1, 1), (BIG, 0)),
+        ("allocate(0.01, x, k)", (1, 1), (BIG, 0)),  # only the weight sum overflows
+    ],
+    ids=["pct_change-difference", "pct_change-quotient", "sum_over-total", "allocate-weights"],
+)
+def test_out_of_range_intermediate_fails_the_run_naming_step_and_first_row(expr, small, big):
+    """R10 rule 1 holds inside functions too: an intermediate |x| >= 1e28 fails the run,
+    naming the step and the first employee (in frame order) whose value overflowed."""
+    inputs = {"x": "decimal", "y": "decimal", "k": "text"}
+    rows = [
+        {"employee_ref": "A", "x": small[0], "y": small[1], "k": "small"},
+        {"employee_ref": "B", "x": big[0], "y": big[1], "k": "big"},
+        {"employee_ref": "C", "x": big[0], "y": big[1], "k": "big"},
+    ]
+    compiled = plan({"s": expr}, inputs)
+    with pytest.raises(ValueOverflow) as raised:
+        reference.evaluate(compiled, frame(inputs, rows))
+    assert (raised.value.step, raised.value.employee_ref) == ("s", "B")
