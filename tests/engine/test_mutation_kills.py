@@ -8,6 +8,7 @@ import math
 from decimal import ROUND_DOWN, Context, Decimal, localcontext
 from fractions import Fraction
 
+import polars as pl
 import pytest
 
 from engine import r10
@@ -74,8 +75,15 @@ BIG = 6 * 10**27  # two of them reach 1.2e28, beyond R10's |x| < 1e28
         ("pct_change(x, y)", (1, 2), (10**20, "0.0000000001")),  # the quotient overflows
         ("sum_over(x, k)", (1, 1), (BIG, 0)),
         ("allocate(0.01, x, k)", (1, 1), (BIG, 0)),  # only the weight sum overflows
+        ("allocate(x, y, k)", (1, 1), (10**20, 10**10)),  # only pool * weight overflows
     ],
-    ids=["pct_change-difference", "pct_change-quotient", "sum_over-total", "allocate-weights"],
+    ids=[
+        "pct_change-difference",
+        "pct_change-quotient",
+        "sum_over-total",
+        "allocate-weight-sum",
+        "allocate-pool-times-weight",
+    ],
 )
 def test_out_of_range_intermediate_fails_the_run_naming_step_and_first_row(expr, small, big):
     """R10 rule 1 holds inside functions too: an intermediate |x| >= 1e28 fails the run,
@@ -90,3 +98,22 @@ def test_out_of_range_intermediate_fails_the_run_naming_step_and_first_row(expr,
     with pytest.raises(ValueOverflow) as raised:
         reference.evaluate(compiled, frame(inputs, rows))
     assert (raised.value.step, raised.value.employee_ref) == ("s", "B")
+
+
+def test_allocate_gives_tied_leftover_cents_by_employee_ref_not_row_order() -> None:
+    """docs/engine.md §4: equal remainders get the leftover cents in employee_ref order, so
+    the result does not depend on how the input rows happen to be ordered."""
+    compiled = plan({"share": "allocate(0.02, w)"}, {"w": "decimal"})
+    rows = [{"employee_ref": ref, "w": 1} for ref in ("C", "A", "B")]
+    result = reference.evaluate(compiled, frame({"w": "decimal"}, rows)).frame
+    shares = dict(zip(result["employee_ref"], result["share"], strict=True))
+    assert shares == {"A": Decimal("0.01"), "B": Decimal("0.01"), "C": Decimal(0)}
+
+
+def test_an_empty_frame_gives_an_empty_result_with_the_result_schema() -> None:
+    """Zero employees is a valid (if dull) run: the result frame keeps its column types."""
+    compiled = plan({"bonus": "x * 2"}, {"x": "decimal"})
+    result = reference.evaluate(compiled, frame({"x": "decimal"}, [])).frame
+    assert result.height == 0
+    assert result.schema["employee_ref"] == pl.String
+    assert result.schema["bonus"] == pl.Decimal(38, 10)
