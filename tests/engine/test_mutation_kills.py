@@ -117,3 +117,17 @@ def test_an_empty_frame_gives_an_empty_result_with_the_result_schema() -> None:
     assert result.height == 0
     assert result.schema["employee_ref"] == pl.String
     assert result.schema["bonus"] == pl.Decimal(38, 10)
+
+
+def test_power_of_a_column_keeps_going_after_a_null_row() -> None:
+    """A null base gives a null power on that row only; later rows are still computed."""
+    compiled = plan({"p": "x ^ 2"}, {"x": "decimal"})
+    rows = [{"x": None}, {"x": 3}, {"x": None}, {"x": "-1.5"}]
+    result = reference.evaluate(compiled, frame({"x": "decimal"}, rows)).frame
+    assert result["p"].to_list() == [None, Decimal(9), None, Decimal("2.25")]
+
+
+def test_an_unknown_parameter_override_is_refused_by_name() -> None:
+    compiled = plan({"p": "x * 2"}, {"x": "decimal"})
+    with pytest.raises(KeyError, match="unknown parameter 'bonus_rate'"):
+        reference.evaluate(compiled, frame({"x": "decimal"}, [{"x": 1}]), {"bonus_rate": "1"})
