@@ -131,3 +131,13 @@ def test_an_unknown_parameter_override_is_refused_by_name() -> None:
     compiled = plan({"p": "x * 2"}, {"x": "decimal"})
     with pytest.raises(KeyError, match="unknown parameter 'bonus_rate'"):
         reference.evaluate(compiled, frame({"x": "decimal"}, [{"x": 1}]), {"bonus_rate": "1"})
+
+
+def test_literals_on_an_untaken_branch_raise_no_diagnostic() -> None:
+    """Diagnostics only on taken rows, even when every operand is a literal: a constant
+    division by zero on the branch a row does not take leaves that row clean."""
+    compiled = plan({"p": "if (x > 0) then 1 / 0 else 5"}, {"x": "decimal"})
+    result = reference.evaluate(compiled, frame({"x": "decimal"}, [{"x": -1}, {"x": 1}])).frame
+    assert result["p"].to_list() == [Decimal(5), None]
+    codes = [[d["code"] for d in row] for row in result["diagnostics"].to_list()]
+    assert codes == [[], ["division_by_zero", "null_payout"]]
