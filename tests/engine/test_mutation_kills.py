@@ -141,3 +141,18 @@ def test_literals_on_an_untaken_branch_raise_no_diagnostic() -> None:
     assert result["p"].to_list() == [Decimal(5), None]
     codes = [[d["code"] for d in row] for row in result["diagnostics"].to_list()]
     assert codes == [[], ["division_by_zero", "null_payout"]]
+
+
+def test_unary_plus_is_the_identity_and_unary_minus_negates() -> None:
+    compiled = plan({"p": "+x", "m": "-x"}, {"x": "decimal"}, payout="p")
+    result = reference.evaluate(compiled, frame({"x": "decimal"}, [{"x": "2.5"}])).frame
+    assert (result["p"][0], result["m"][0]) == (Decimal("2.5"), Decimal("-2.5"))
+
+
+def test_input_column_problems_name_the_column_and_the_rule() -> None:
+    compiled = plan({"p": "x * 2"}, {"x": "decimal"})
+    with pytest.raises(KeyError, match="input column 'x' is missing from the frame"):
+        reference.evaluate(compiled, pl.DataFrame({"employee_ref": ["E1"]}))
+    floats = pl.DataFrame({"employee_ref": ["E1"], "x": [0.5]})
+    with pytest.raises(TypeError, match=r"decimal inputs must be Decimal \(never float\)"):
+        reference.evaluate(compiled, floats)
