@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lint fmt clean
+.PHONY: install run test bench lint fmt clean mutation
 
 install: $(STAMP)
 
@@ -29,6 +29,13 @@ bench: install
 	$(BIN)/python bench/reports.py
 	$(BIN)/python bench/excel_audit.py
 	$(BIN)/python bench/api.py
+
+## make mutation: mutmut over engine/ ([tool.mutmut], docs/engine.md); resumes where it stopped
+MUTATION_CHILDREN ?= 1
+mutation: install
+	PAYSHEET_HYPOTHESIS_PROFILE=mutation POLARS_MAX_THREADS=1 \
+		$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN)
+	$(BIN)/mutmut results
 
 lint: install
 	$(BIN)/ruff check .

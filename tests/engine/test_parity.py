@@ -4,7 +4,6 @@ diagnostic) and the same overflow errors, on random typed plans over random data
 from __future__ import annotations
 
 import decimal
-import os
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +22,7 @@ from engine.cli import app
 from engine.dsl.ast import Call, walk
 from engine.plan import compile_plan, validate_document
 from samples.generate import write
+from tests.engine.budget import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 DEC = pl.Decimal(38, 10)
@@ -266,10 +266,8 @@ def assert_same(plan, frame: pl.DataFrame) -> None:
     assert_frame_equal(actual, expected)
 
 
-EXAMPLES = int(os.environ.get("PAYSHEET_PARITY_EXAMPLES", "150"))
-"""Examples per property; the mutation run (docs/engine.md) lowers it to stay affordable."""
 SETTINGS = settings(
-    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 

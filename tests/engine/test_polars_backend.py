@@ -15,6 +15,7 @@ from engine.backends import reference
 from engine.backends.base import ValueOverflow
 from engine.plan import compile_plan, validate_document
 from engine.r10 import CONTEXT
+from tests.engine.budget import examples
 
 DEC = pl.Decimal(38, 10)
 MAX = Decimal("9999999999999999999999999999.9999999999")
@@ -236,7 +237,7 @@ SCALED = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(pairs=st.lists(st.tuples(SCALED, SCALED), min_size=1, max_size=8))
 def test_exact_mode_arithmetic_equals_the_reference(pairs) -> None:
     """Exact mode (normally only used near 1e28) must give R10 results on every row: random

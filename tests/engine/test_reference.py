@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from engine.backends.base import ValueOverflow
 from engine.backends.reference import evaluate, explain
+from tests.engine.budget import examples
 from tests.engine.plans import frame, plan
 
 
@@ -600,7 +601,7 @@ def test_explain_builds_the_tape_in_display_order():
 weights = st.decimals(min_value=0, max_value=10**6, places=4, allow_nan=False)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     pool=st.decimals(min_value=-(10**9), max_value=10**9, places=3, allow_nan=False),
     members=st.lists(st.tuples(weights, st.sampled_from("abc")), min_size=1, max_size=25),
@@ -668,7 +669,7 @@ r10_values = st.decimals(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(a=r10_values, b=r10_values)
 def test_r10_primitives_match_an_exact_rational_oracle(a, b):
     from engine import r10
