@@ -4,6 +4,9 @@ ENGINE.md or docs/engine.md, not the mutant."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 from decimal import ROUND_DOWN, Context, Decimal, localcontext
 from fractions import Fraction
@@ -156,3 +159,52 @@ def test_input_column_problems_name_the_column_and_the_rule() -> None:
     floats = pl.DataFrame({"employee_ref": ["E1"], "x": [0.5]})
     with pytest.raises(TypeError, match=r"decimal inputs must be Decimal \(never float\)"):
         reference.evaluate(compiled, floats)
+
+
+def test_results_csv_keeps_a_row_with_exactly_one_diagnostic() -> None:
+    """The canonical results CSV (and so the results hash) carries every diagnostic: a row
+    with a single one shows it, a clean row leaves the column empty."""
+    from engine.hashing import results_csv
+
+    compiled = plan({"q": "x / y", "p": "x"}, {"x": "decimal", "y": "decimal"}, payout="p")
+    rows = [{"x": 1, "y": 0}, {"x": 1, "y": 2}]
+    result = reference.evaluate(compiled, frame({"x": "decimal", "y": "decimal"}, rows))
+    header, first, second = csv.reader(io.StringIO(results_csv(compiled, result).decode()))
+    assert header == ["employee_ref", "q", "p", "diagnostics"]
+    assert first[:3] == ["E1", "", "1.0000000000"]
+    assert [(d["step"], d["code"]) for d in json.loads(first[3])] == [("q", "division_by_zero")]
+    assert second == ["E2", "0.5000000000", "1.0000000000", ""]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("true", True), ("TRUE", True), (" True ", True), ("false", False), ("FALSE", False),
+    (True, True), (False, False),
+])
+def test_bool_plan_values_read_true_and_false_in_any_case(raw: object, expected: bool) -> None:
+    from engine.plan import coerce_value
+
+    assert coerce_value("bool", raw) is expected
+
+
+def test_bool_plan_values_refuse_anything_else() -> None:
+    from engine.plan import coerce_value
+
+    for raw in ("yes", "1", 1, None):
+        with pytest.raises(ValueError, match="expected true or false"):
+            coerce_value("bool", raw)
+
+
+def test_dsl_limits_admit_the_limit_and_refuse_one_beyond() -> None:
+    """Length, nesting and name limits are inclusive: exactly at the limit parses."""
+    from engine.dsl.errors import DslSyntaxError
+    from engine.dsl.parser import MAX_DEPTH, MAX_LENGTH, parse
+
+    parse("-" * (MAX_DEPTH - 1) + "x")  # MAX_DEPTH levels: 199 unary minus and a name
+    with pytest.raises(DslSyntaxError, match="nested too deeply"):
+        parse("-" * MAX_DEPTH + "x")
+    parse("x" + " " * (MAX_LENGTH - 1))
+    with pytest.raises(DslSyntaxError, match=f"longer than {MAX_LENGTH} characters"):
+        parse("x" + " " * MAX_LENGTH)
+    parse("a" * 63)
+    with pytest.raises(DslSyntaxError, match="longer than 63 characters"):
+        parse("a" * 64)
