@@ -992,11 +992,18 @@ def _run(
 ) -> tuple[pl.DataFrame, Compiler]:
     compiler = compiled(plan, parameters, exact)
     try:
-        result = apply_stages(frame, compiler)
+        return _outputs(plan, apply_stages(frame, compiler), compiler), compiler
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as error:
+        # The diagnostic masks are native operations too: `(x + x) / x`'s zero test reads
+        # `x + x`, which can overflow on a row whose step is never taken.
         if not exact and "overflow" in str(error):
             raise _FastModeOverflow from error
         raise
+
+
+def _outputs(plan: CompiledPlan, result: pl.DataFrame, compiler: Compiler) -> pl.DataFrame:
+    """The steps, the diagnostics list and the overflow masks of an evaluated frame."""
+    exact = compiler.exact
     # Fast mode records no overflow masks, so `final` holds diagnostics only: one pass tells
     # whether any row has one (or a null payout) before any mask column is materialised.
     masks = list(compiler.final.values())
@@ -1018,7 +1025,7 @@ def _run(
         diagnostics.alias("diagnostics"),
         *(pl.col(c) for c in overflow_columns),
     ]
-    return result.select(outputs), compiler
+    return result.select(outputs)
 
 
 def _raise_first_overflow(plan: CompiledPlan, result: pl.DataFrame, compiler: Compiler) -> None:

@@ -437,3 +437,13 @@ def test_allocate_ties_in_remainders_go_by_employee_ref_not_row_order() -> None:
         None,
         Decimal("-0.02"),
     )
+
+
+def test_division_zero_test_on_an_untaken_overflowing_dividend() -> None:
+    """`(x + x) / x`'s division_by_zero mask reads `x + x`; on an untaken row holding MAX it
+    overflows in Polars, which must re-run in exact mode rather than fail (found by the
+    parity test)."""
+    most = "9999999999999999999999999999.9999999999"
+    rows = [("E1", "F1", None, "1", "a", None, None), ("E2", "F1", most, "0", "a", None, None)]
+    result = same(plan_of("(x + x) / x", "w > 0"), frame_of(rows))
+    assert result["out"].to_list() == [None, Decimal(0)]
