@@ -15,6 +15,7 @@ average: on a shared machine a figure means little without the load it was measu
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import resource
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+importlib.import_module("engine")  # before Polars loads: engine/__init__ sets its allocator
 
 import polars as pl  # noqa: E402
 

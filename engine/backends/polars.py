@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -730,6 +731,8 @@ def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
         days = (period_end.value - period_start.value).days + 1
         if days > 0:  # a literal, valid period: no invalid_period and no null result possible
             covered = _covered_days(start.expr, end.expr, period_start.value, period_end.value)
+            if days <= MAX_SHARE_TABLE:  # a lookup: 8x cheaper than a Decimal division
+                return Val(pl.lit(_day_shares(days)).gather(covered), level)
             return Val(covered.cast(DEC) / dec(days), level)
     s = pl.coalesce(start.expr, ps)
     e = pl.coalesce(end.expr, pe)
@@ -743,6 +746,18 @@ def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     share = covered.cast(DEC) / safe_total.cast(DEC)
     expr = pl.when(invalid | ps.is_null() | pe.is_null()).then(None).otherwise(share)
     return Val(expr, total.level)
+
+
+MAX_SHARE_TABLE = 100_000
+"""Longest literal period (days) whose `prorate` shares are looked up rather than divided."""
+
+
+@lru_cache(maxsize=16)
+def _day_shares(days: int) -> pl.Series:
+    """k / days for k = 0..days, computed by Polars' own Decimal division (so exactly the
+    values the division would give on each row)."""
+    covered = pl.int_range(days + 1, dtype=pl.Int64, eager=True).cast(DEC)
+    return covered / pl.Series([Decimal(days)], dtype=DEC)
 
 
 def _covered_days(start: pl.Expr, end: pl.Expr, first: date, last: date) -> pl.Expr:
@@ -822,7 +837,11 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     pools = c.put(pl.when(included.expr).then(pool.expr), included.level)
     weights = c.put(pl.when(included.expr).then(weight.expr), included.level)
     level = c.level(pools, weights, part)
-    varying = c.put(_over(pools.expr.min() != pools.expr.max(), part).fill_null(False), level)
+    # Two plain windows, compared in the next stage: `(min != max).over()` is not a plain
+    # aggregate, and Polars evaluates it group by group (1.5x the cost of both windows).
+    lowest = c.put(_over(pools.expr.min(), part), level)
+    highest = c.put(_over(pools.expr.max(), part), level)
+    varying = Val((lowest.expr != highest.expr).fill_null(False), c.level(lowest, highest))
     c.state.add_diagnostic(POOL_NOT_CONSTANT, included.expr & varying.expr)
     usable = Val(included.expr & ~varying.expr, varying.level)
     if c.exact:
@@ -839,24 +858,24 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     c.state.add_diagnostic(DIVISION_BY_ZERO, zero_sum)
     sharing_expr = usable.expr & ~zero_sum
     sharing_level = c.level(usable, wsum)
-    sharing = c.put(sharing_expr, sharing_level)  # for the next stages; this one inlines it
     shared_pool = Val(pl.when(sharing_expr).then(pool.expr), sharing_level)
     product = c.multiply(shared_pool, weight, Val(sharing_expr, sharing_level))
     if c.exact:
         raw = c.share(c.divide(c.share(product), wsum, Val(sharing_expr, sharing_level)))
     else:  # the product is null wherever the weight sum is 0: a plain division is safe
         raw = c.share(Val(product.expr / wsum.expr, c.level(product, wsum)))
-    # raw is non-null exactly on the sharing rows.
+    # raw is non-null exactly on the sharing rows; so are the remainder, floor and rank.
     scaled = raw.expr.to_physical()
-    remainder = scaled % i128(CENT_SCALED)
-    floors = c.put(scaled - remainder, raw.level)
-    order_key = remainder.cast(pl.Int64) * pl.lit(2**32, dtype=pl.Int64) - c.ref_rank().expr
-    rank = c.put(_over(order_key.rank("ordinal", descending=True), part), raw.level)
-    pool_scaled = pl.when(sharing.expr).then(pool.expr.to_physical())
-    pool_floor = pool_scaled - pool_scaled % i128(CENT_SCALED)
-    floor_sum = _over((scaled - remainder).sum(), part)
-    leftover = c.put((pool_floor - floor_sum) // i128(CENT_SCALED), raw.level)
-    cent = pl.when(rank.expr.cast(I128) <= leftover.expr).then(i128(CENT_SCALED))
+    cents = i128(CENT_SCALED)
+    floors = c.put(scaled - scaled % cents, raw.level)
+    order_key = (scaled % cents).cast(pl.Int64) * pl.lit(2**32, dtype=pl.Int64) - c.ref_rank().expr
+    order = c.put(order_key, c.level(raw, c.ref_rank()))
+    rank = c.put(_over(order.expr.rank("ordinal", descending=True), part), order.level)
+    # The pool is the group's on every sharing row, and leftover is read on those rows only.
+    pool_scaled = pool.expr.to_physical()
+    floor_sum = _over(floors.expr.sum(), part)
+    leftover = c.put((pool_scaled - pool_scaled % cents - floor_sum) // cents, floors.level)
+    cent = pl.when(rank.expr.cast(I128) <= leftover.expr).then(cents)
     return Val(from_scaled(floors.expr + cent.otherwise(i128(0))), c.level(rank, leftover))
 
 
@@ -973,11 +992,18 @@ def _run(
 ) -> tuple[pl.DataFrame, Compiler]:
     compiler = compiled(plan, parameters, exact)
     try:
-        result = apply_stages(frame, compiler)
+        return _outputs(plan, apply_stages(frame, compiler), compiler), compiler
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as error:
+        # The diagnostic masks are native operations too: `(x + x) / x`'s zero test reads
+        # `x + x`, which can overflow on a row whose step is never taken.
         if not exact and "overflow" in str(error):
             raise _FastModeOverflow from error
         raise
+
+
+def _outputs(plan: CompiledPlan, result: pl.DataFrame, compiler: Compiler) -> pl.DataFrame:
+    """The steps, the diagnostics list and the overflow masks of an evaluated frame."""
+    exact = compiler.exact
     # Fast mode records no overflow masks, so `final` holds diagnostics only: one pass tells
     # whether any row has one (or a null payout) before any mask column is materialised.
     masks = list(compiler.final.values())
@@ -999,7 +1025,7 @@ def _run(
         diagnostics.alias("diagnostics"),
         *(pl.col(c) for c in overflow_columns),
     ]
-    return result.select(outputs), compiler
+    return result.select(outputs)
 
 
 def _raise_first_overflow(plan: CompiledPlan, result: pl.DataFrame, compiler: Compiler) -> None:

@@ -394,3 +394,56 @@ def test_prorate_over_a_literal_period_matches_the_reference(dates, period, guar
         for i, (start, end) in enumerate(dates)
     ]
     same(plan_of(f"prorate(d1, d2, {period})", guard), frame_of(rows))
+
+
+@pytest.mark.parametrize("days", [1, 2, 3, 7, 365, 366, 997])
+def test_prorate_share_table_is_the_exact_quotient(days: int) -> None:
+    """The looked-up shares are k / days rounded half-even to 10 decimals (R10)."""
+    table = fast._day_shares(days).to_list()
+    tenth = Decimal("0.0000000001")
+    expected = [
+        (Decimal(k) / Decimal(days)).quantize(tenth, "ROUND_HALF_EVEN") for k in range(days + 1)
+    ]
+    assert table == expected
+
+
+def test_prorate_over_a_period_too_long_for_the_table_divides() -> None:
+    """A literal period longer than MAX_SHARE_TABLE days still matches the reference."""
+    rows = [
+        ("E1", "F1", "1", None, None, date(2025, 6, 1), None),
+        ("E2", "F1", "1", None, None, None, date(2100, 1, 1)),
+        ("E3", "F1", "1", None, None, None, None),
+    ]
+    plan = plan_of("prorate(d1, d2, ps, pe)")
+    long = {"pe": "2400-01-01"}
+    assert (date(2400, 1, 1) - date(2025, 1, 1)).days + 1 > fast.MAX_SHARE_TABLE
+    expected = reference.evaluate(plan, frame_of(rows), long).frame
+    assert_frame_equal(fast.evaluate(plan, frame_of(rows), long).frame, expected)
+
+
+def test_allocate_ties_in_remainders_go_by_employee_ref_not_row_order() -> None:
+    """Seven leftover cents among ten equal remainders: the seven smallest employee_refs get
+    them, wherever their rows are; a second fund and a null key in between change nothing."""
+    refs = ["E5", "E9", "E0", "E3", "E7", "E1", "E8", "E2", "E6", "E4"]
+    rows = [(ref, "F1", "0.07", "1", "a", None, None) for ref in refs]
+    rows.insert(4, ("E10", "F2", "-0.05", "2", "a", None, None))
+    rows.insert(6, ("E11", None, "0.07", "1", "a", None, None))
+    rows.append(("E12", "F2", "-0.05", "1", "a", None, None))
+    result = same(plan_of("allocate(x, w, fund_ref)"), frame_of(rows))
+    shares = dict(zip(result["employee_ref"], result["out"], strict=True))
+    assert [shares[f"E{i}"] for i in range(10)] == [Decimal("0.01")] * 7 + [Decimal(0)] * 3
+    assert (shares["E10"], shares["E11"], shares["E12"]) == (
+        Decimal("-0.03"),
+        None,
+        Decimal("-0.02"),
+    )
+
+
+def test_division_zero_test_on_an_untaken_overflowing_dividend() -> None:
+    """`(x + x) / x`'s division_by_zero mask reads `x + x`; on an untaken row holding MAX it
+    overflows in Polars, which must re-run in exact mode rather than fail (found by the
+    parity test)."""
+    most = "9999999999999999999999999999.9999999999"
+    rows = [("E1", "F1", None, "1", "a", None, None), ("E2", "F1", most, "0", "a", None, None)]
+    result = same(plan_of("(x + x) / x", "w > 0"), frame_of(rows))
+    assert result["out"].to_list() == [None, Decimal(0)]
