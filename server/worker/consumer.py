@@ -91,17 +91,18 @@ def in_process_consumer(settings: Settings, embedded_database: bool) -> Iterator
         stop_embedded_consumer(consumer)
 
 
-def start_embedded_consumer(settings: Settings,
-                            workers: int | None = None) -> EmbeddedConsumer | None:
+def start_embedded_consumer(settings: Settings, workers: int | None = None,
+                            periodic: bool = True) -> EmbeddedConsumer | None:
     """Start `workers` (default EMBEDDED_WORKERS, else 1) worker threads in this process;
-    None when that is 0."""
+    None when that is 0. Interrupted runs are recovered once at start and, with `periodic`,
+    every minute (database-wide: in production every consumer shares one queue)."""
     workers = workers if workers is not None else (settings.embedded_workers or 1)
     if workers <= 0:
         return None
     queue = get_queue(settings)
     recover(queue)
     consumer = EmbeddedConsumer(queue.huey, workers=workers,
-                                worker_type="thread", periodic=True,
+                                worker_type="thread", periodic=periodic,
                                 initial_delay=0.05, max_delay=1.0)
     consumer.start()
     return consumer

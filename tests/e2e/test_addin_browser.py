@@ -59,7 +59,7 @@ def run_app(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "embedded_workers": 1,
     })
     app = create_app(own)
-    consumer = start_embedded_consumer(own)
+    consumer = start_embedded_consumer(own, periodic=False)  # see tests/runs/conftest.py
     yield app
     stop_embedded_consumer(consumer)
 
