@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import timedelta
@@ -38,11 +36,10 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from bench.runs import FUNDS, _tenant, _upload, _wait, _worker  # noqa: E402
+from bench.runs import FUNDS, _tenant, _upload, _wait, _worker, bench_database  # noqa: E402
 from samples.generate import employees, fund_table  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.db import session as db  # noqa: E402
-from server.db.bootstrap import bootstrap, drop_database  # noqa: E402
 from server.modules.auth.permissions import Role  # noqa: E402
 from server.modules.auth.service import issue_token  # noqa: E402
 from server.modules.tenants import service as tenants  # noqa: E402
@@ -197,35 +194,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4,
                         help="times each client sends each endpoint (default 4)")
     args = parser.parse_args()
-    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"paysheet_bench_api_{os.getpid()}"
-    data_dir = Path(tempfile.mkdtemp(prefix="paysheet-bench-api-"))
-    urls = bootstrap(admin, name, "paysheet-bench")
-    settings = Settings(
-        database_url=urls.app, migration_database_url=urls.migrate, data_dir=data_dir,
-        queue_name=f"bench-{uuid.uuid4().hex[:8]}", embedded_workers=0,
-        rate_limit_per_minute=1_000_000, rate_limit_burst=1_000_000, log_level="WARNING",
-        argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1,
-    )
-    server = None
-    try:
+    with bench_database("api_") as settings:
         headers, ids = _seed(settings, 1_000)
         db.release_connections()
         port = _free_port()
         server = _serve(settings, port)
-        base = f"http://127.0.0.1:{port}"
-        asyncio.run(_ready(base, server))
-        asyncio.run(_measure(base, headers, ids, args.rounds))
-    finally:
-        if server is not None:
+        try:
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(_ready(base, server))
+            asyncio.run(_measure(base, headers, ids, args.rounds))
+        finally:
             os.killpg(server.pid, signal.SIGINT)
             server.wait(timeout=30)
-        db.release_connections()
-        drop_database(admin, name)
-        if os.environ.get("BENCH_KEEP"):
-            print(f"kept {data_dir}")
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -161,31 +164,42 @@ def bench(settings: Settings, sizes: tuple[int, int]) -> None:
                 worker.wait()
 
 
+@contextmanager
+def bench_database(label: str, **overrides: Any) -> Iterator[Settings]:
+    """Settings on a throw-away migrated database (BENCH_DATABASE_URL, default the local
+    server as `postgres`) and data directory, both removed afterwards (BENCH_KEEP=1 keeps
+    the directory). Shared by the benches that need a server."""
+    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"paysheet_bench_{label}{os.getpid()}"
+    data_dir = Path(tempfile.mkdtemp(prefix=f"paysheet-bench-{label}"))
+    urls = bootstrap(admin, name, "paysheet-bench")
+    settings = Settings(
+        database_url=urls.app, migration_database_url=urls.migrate, data_dir=data_dir,
+        queue_name=f"bench-{uuid.uuid4().hex[:8]}", embedded_workers=0,
+        rate_limit_per_minute=1_000_000, rate_limit_burst=1_000_000, log_level="WARNING",
+        argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1, **overrides,
+    )
+    print(f"database {name}")
+    try:
+        yield settings
+    finally:
+        db.release_connections()
+        drop_database(admin, name)
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1k / 10k employees")
     parser.add_argument("--redis", action="store_true", help="RedisHuey (REDIS_URL or local)")
     args = parser.parse_args()
-    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"paysheet_bench_{os.getpid()}"
-    data_dir = Path(tempfile.mkdtemp(prefix="paysheet-bench-"))
-    urls = bootstrap(admin, name, "paysheet-bench")
-    settings = Settings(
-        database_url=urls.app, migration_database_url=urls.migrate, data_dir=data_dir,
-        queue_name=f"bench-{uuid.uuid4().hex[:8]}", embedded_workers=0,
-        redis_url=(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-                   if args.redis else None),
-        rate_limit_per_minute=1_000_000, rate_limit_burst=1_000_000, log_level="WARNING",
-        argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1,
-        max_upload_bytes=2 * 1024**3,
-    )
-    print(f"queue: {'RedisHuey' if args.redis else 'PostgresHuey'}; database {name}")
-    try:
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0") if args.redis else None
+    with bench_database("", redis_url=redis_url, max_upload_bytes=2 * 1024**3) as settings:
+        print(f"queue: {'RedisHuey' if args.redis else 'PostgresHuey'}")
         bench(settings, (1_000, 10_000) if args.quick else (10_000, 100_000))
-    finally:
-        db.release_connections()
-        drop_database(admin, name)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
