@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.backends import excel_audit, reference  # noqa: E402
-from engine.backends.excel import SHEET, build_workbook  # noqa: E402
 from engine.backends.excel_recalc import RowModel  # noqa: E402
 from engine.data import load_inputs  # noqa: E402
 from engine.plan import compile_plan, load_plan  # noqa: E402
 from samples import generate  # noqa: E402
+from tests.engine.excel_harness import saved_inputs  # noqa: E402
 
 BUDGET = 30.0
 
@@ -73,15 +73,7 @@ def _stages(path: Path) -> dict[str, tuple[float, float]]:
 
 
 def _exact(plan, data, tmp: Path) -> tuple[float, float]:
-    built = build_workbook(plan, data)
-    path = tmp / "calc.xlsx"
-    built.workbook.save(path)
-    from openpyxl import load_workbook
-
-    sheet = load_workbook(path)[SHEET]
-    rows = [built.row_of(i) for i in range(len(built.employee_refs))]
-    inputs = {letter: [sheet[f"{letter}{row}"].value for row in rows]
-              for letter in built.input_columns.values()}
+    built, inputs = saved_inputs(plan, data, tmp)
     times: dict[str, tuple[float, float]] = {}
     fast_model, exact_model = RowModel(built.layout), RowModel(built.layout, exact=True)
     with timed("fast", times):

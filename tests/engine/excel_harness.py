@@ -14,7 +14,7 @@ import polars as pl
 from openpyxl import load_workbook
 
 from engine.backends import reference
-from engine.backends.excel import SHEET, build_workbook
+from engine.backends.excel import SHEET, CalcWorkbook, build_workbook
 from engine.backends.excel_recalc import RowModel, is_error
 from engine.plan import CompiledPlan
 
@@ -22,18 +22,25 @@ EXCEL_EPOCH = date(1899, 12, 30)
 CENT = Decimal("0.01")
 
 
-def excel_values(plan: CompiledPlan, frame: pl.DataFrame, tmp: Path) -> dict[str, list[Any]]:
-    """Step name → recalculated values in the frame's employee_ref order (None for errors).
-    The workbook is saved and read back, so the inputs are what a file holds."""
+def saved_inputs(plan: CompiledPlan, frame: pl.DataFrame, tmp: Path
+                 ) -> tuple[CalcWorkbook, dict[str, list[Any]]]:
+    """The built workbook and its input columns (letter → values in row order) as read back
+    from the saved file, so the inputs are what a file holds."""
     built = build_workbook(plan, frame)
     path = tmp / "calc.xlsx"
     built.workbook.save(path)
     sheet = load_workbook(path)[SHEET]
     rows = [built.row_of(index) for index in range(len(built.employee_refs))]
-    if not rows:
-        return {name: [] for name in built.layout.step_columns}
     inputs = {letter: [sheet[f"{letter}{row}"].value for row in rows]
               for letter in built.input_columns.values()}
+    return built, inputs
+
+
+def excel_values(plan: CompiledPlan, frame: pl.DataFrame, tmp: Path) -> dict[str, list[Any]]:
+    """Step name → recalculated values in the frame's employee_ref order (None for errors)."""
+    built, inputs = saved_inputs(plan, frame, tmp)
+    if not built.employee_refs:
+        return {name: [] for name in built.layout.step_columns}
     computed = RowModel(built.layout).calculate(inputs)
     by_ref = {
         name: [None if is_error(v) else v for v in computed[letter]]

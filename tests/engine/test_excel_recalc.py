@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openpyxl import load_workbook
 
-from engine.backends.excel import SHEET, build_workbook, compile_plan
+from engine.backends.excel import compile_plan
 from engine.backends.excel_recalc import RowModel, is_error
 from engine.data import load_inputs
 from engine.plan import compile_plan as compile_document
 from engine.plan import load_plan
 from samples.generate import write
+from tests.engine.excel_harness import saved_inputs
 from tests.engine.plans import frame, plan
 from tests.engine.test_excel_backend import EXAMPLES, INPUTS, PARAMETERS, ROWS
 
@@ -25,13 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _both_modes(compiled, data, tmp_path: Path) -> tuple[dict, dict]:
-    built = build_workbook(compiled, data)
-    path = tmp_path / "calc.xlsx"
-    built.workbook.save(path)
-    sheet = load_workbook(path)[SHEET]
-    rows = [built.row_of(i) for i in range(len(built.employee_refs))]
-    inputs = {letter: [sheet[f"{letter}{row}"].value for row in rows]
-              for letter in built.input_columns.values()}
+    built, inputs = saved_inputs(compiled, data, tmp_path)
     fast = RowModel(built.layout).calculate(inputs)
     exact = RowModel(built.layout, exact=True).calculate(inputs)
     return fast, exact
