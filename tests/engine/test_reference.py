@@ -2,7 +2,7 @@
 
 import math
 from datetime import date
-from decimal import ROUND_FLOOR, Context, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 
 import polars as pl
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from engine.backends.base import ValueOverflow
 from engine.backends.reference import evaluate, explain
 from tests.engine.budget import examples
+from tests.engine.oracle import exact_r10
 from tests.engine.plans import frame, plan
 
 
@@ -654,16 +655,6 @@ def test_one_entry_per_code_per_step_sorted_alphabetically_in_evaluation_order()
     ]
 
 
-def _exact_r10(value: Fraction) -> Decimal:
-    """Independent oracle: round a rational to 10 places, half to even."""
-    scaled = value * 10**10
-    floor = scaled.numerator // scaled.denominator
-    rest = scaled - floor
-    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and floor % 2 == 1):
-        floor += 1
-    return Decimal(floor).scaleb(-10, context=Context(prec=100)) if floor else Decimal("0E-10")
-
-
 r10_values = st.decimals(
     min_value=-(10**13), max_value=10**13, places=10, allow_nan=False, allow_infinity=False
 )
@@ -675,13 +666,13 @@ def test_r10_primitives_match_an_exact_rational_oracle(a, b):
     from engine import r10
 
     fa, fb = Fraction(a), Fraction(b)
-    assert r10.add(a, b) == _exact_r10(fa + fb)
-    assert r10.sub(a, b) == _exact_r10(fa - fb)
-    assert r10.mul(a, b) == _exact_r10(fa * fb)
+    assert r10.add(a, b) == exact_r10(fa + fb)
+    assert r10.sub(a, b) == exact_r10(fa - fb)
+    assert r10.mul(a, b) == exact_r10(fa * fb)
     if b != 0:
-        assert r10.div(a, b) == _exact_r10(fa / fb)
+        assert r10.div(a, b) == exact_r10(fa / fb)
         floored = fa - fb * math.floor(fa / fb)
-        assert r10.mod(a, b) == _exact_r10(floored)
+        assert r10.mod(a, b) == exact_r10(floored)
     for result in (r10.mul(a, b), r10.sub(a, a)):
         assert result.as_tuple().exponent == -10 and not (result.is_zero() and result.is_signed())
 
