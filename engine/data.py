@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import polars as pl
 
+from engine.backends.base import POLARS_TYPES
 from engine.dsl.ast import Type
 from engine.plan import CompiledPlan, InputSpec
 
@@ -168,8 +169,7 @@ def _typed(
 
 
 def _default(kind: Type, value: Any) -> pl.Expr:
-    dtype = {Type.DECIMAL: DEC, Type.BOOL: pl.Boolean, Type.TEXT: pl.String, Type.DATE: pl.Date}
-    return pl.lit(value, dtype=dtype[kind])
+    return pl.lit(value, dtype=POLARS_TYPES[kind])
 
 
 def _check_columns(

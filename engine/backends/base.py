@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from engine.dsl.ast import Type
+
 # Diagnostic codes (ENGINE.md §5, §6). Messages are for people; codes are for machines.
 DIVISION_BY_ZERO = "division_by_zero"
 NEGATIVE_WEIGHT = "negative_weight"
@@ -20,6 +22,14 @@ INVALID_PERIOD = "invalid_period"
 
 DIAGNOSTIC_DTYPE = pl.List(pl.Struct({"step": pl.String, "code": pl.String, "message": pl.String}))
 """Per row: the diagnostics in evaluation order (step order of the topological sort)."""
+
+POLARS_TYPES: dict[Type, pl.DataType] = {
+    Type.DECIMAL: pl.Decimal(38, 10),
+    Type.BOOL: pl.Boolean(),
+    Type.TEXT: pl.String(),
+    Type.DATE: pl.Date(),
+}
+"""The Polars column type of each DSL type: inputs, step results and stored results."""
 
 
 class EvaluationError(Exception):

@@ -38,6 +38,7 @@ from engine.backends.base import (
     INVALID_PERIOD,
     NEGATIVE_WEIGHT,
     NULL_PAYOUT,
+    POLARS_TYPES,
     POOL_NOT_CONSTANT,
     EvalResult,
     ValueOverflow,
@@ -63,12 +64,6 @@ from engine.plan import CompiledPlan, CompiledStep, coerce_value
 DEC = pl.Decimal(38, 10)
 I128 = pl.Int128
 U128 = pl.UInt128
-POLARS_TYPES: dict[T, pl.DataType] = {
-    T.DECIMAL: DEC,
-    T.BOOL: pl.Boolean(),
-    T.TEXT: pl.String(),
-    T.DATE: pl.Date(),
-}
 MAX_SCALED = 10**38 - 1
 """The largest |value| in scaled (x 1e10) units: 9999999999999999999999999999.9999999999."""
 CENT_SCALED = 10**8

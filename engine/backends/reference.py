@@ -28,6 +28,7 @@ from engine.backends.base import (
     INVALID_PERIOD,
     NEGATIVE_WEIGHT,
     NULL_PAYOUT,
+    POLARS_TYPES,
     POOL_NOT_CONSTANT,
     EvalResult,
     ValueOverflow,
@@ -52,13 +53,6 @@ from engine.plan import CompiledPlan, CompiledStep, Value, coerce_value
 Column = list[Any]
 Mask = list[bool]
 CENT = Decimal("0.01")
-
-POLARS_TYPES: dict[Type, pl.DataType] = {
-    Type.DECIMAL: pl.Decimal(38, 10),
-    Type.BOOL: pl.Boolean(),
-    Type.TEXT: pl.String(),
-    Type.DATE: pl.Date(),
-}
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy.orm import Session
 
+from engine.backends.base import POLARS_TYPES
 from engine.data import DataError, DataProblem
 from engine.dsl.ast import Type
 from engine.plan import CompiledPlan, PlanDocument, compile_plan
@@ -31,9 +32,6 @@ from server.modules.uploads import service as uploads
 from server.settings import Settings
 
 DEC = pl.Decimal(38, 10)
-POLARS_TYPES: dict[Type, pl.DataType] = {
-    Type.DECIMAL: DEC, Type.BOOL: pl.Boolean(), Type.TEXT: pl.String(), Type.DATE: pl.Date(),
-}
 MAX_CACHED_PLANS = 64
 
 

@@ -18,7 +18,7 @@ import polars as pl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.backends.base import DIAGNOSTIC_DTYPE, EvalResult
+from engine.backends.base import DIAGNOSTIC_DTYPE, POLARS_TYPES, EvalResult
 from engine.dsl.ast import Type
 from engine.hashing import results_hash
 from engine.plan import CompiledPlan
@@ -27,11 +27,6 @@ from server.modules.runs import service
 from server.modules.runs.models import PlanRun, RunResult
 from server.modules.runs.snapshot import Snapshot
 from server.settings import Settings
-
-STEP_DTYPES: dict[Type, pl.DataType] = {
-    Type.DECIMAL: pl.Decimal(38, 10), Type.BOOL: pl.Boolean(), Type.TEXT: pl.String(),
-    Type.DATE: pl.Date(),
-}
 
 
 @dataclass(frozen=True)
@@ -67,7 +62,7 @@ def stored_result(session: Session, run_id: uuid.UUID, plan: CompiledPlan) -> Ev
         "employee_ref": pl.Series("employee_ref", [r.employee_ref for r in rows], pl.String)}
     for name in plan.display_order:
         columns[name] = pl.Series(name, [_typed(kinds[name], (r.values or {}).get(name))
-                                         for r in rows], STEP_DTYPES[kinds[name]])
+                                         for r in rows], POLARS_TYPES[kinds[name]])
     columns["diagnostics"] = pl.Series(
         "diagnostics",
         [[{"step": d.get("step"), "code": d.get("code"), "message": d.get("message")}
