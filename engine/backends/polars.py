@@ -582,11 +582,16 @@ MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 """`a op b` is `b MIRRORED[op] a`."""
 
 
+def row_independent(val: Val) -> bool:
+    """A literal, or an expression that reads no column (an unfolded `-0` in exact mode)."""
+    return val.const or not val.expr.meta.root_names()
+
+
 def compare(op: str, left: Val, right: Val) -> pl.Expr:
-    """`left op right`, with a literal never on the left: Polars 2.1 answers `literal <
-    column` with ONE row when the column holds one broadcast value, as `with_columns` stores
-    a literal or a scalar aggregate (pinned by a test)."""
-    if left.const and not right.const:
+    """`left op right`, with a row-independent value never on the left: Polars 2.1 answers
+    `literal < column` with ONE row when the column holds one broadcast value, as
+    `with_columns` stores a literal or a scalar aggregate (pinned by a test)."""
+    if row_independent(left) and not row_independent(right):
         left, right, op = right, left, MIRRORED[op]
     return COMPARISONS[op](left.expr, right.expr)
 

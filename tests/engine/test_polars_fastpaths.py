@@ -162,6 +162,17 @@ def test_literal_left_of_a_comparison_against_an_all_null_aggregate(op: str) -> 
 
 
 @pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "==", "!="])
+def test_unfolded_literal_left_of_a_comparison_in_exact_mode(op: str) -> None:
+    """Exact mode folds no constants, so `-0` is an expression, not a literal; it must still
+    not sit left of a broadcast column (found by the parity test after an overflow)."""
+    plan = plan_of(f"if ((-0) {op} allocate(x, (0))) then 1 else 2")
+    data = simple_frame([None, None, None])
+    exact, _ = fast._run(plan, data, {}, exact=True)
+    assert exact["out"].to_list() == [None, None, None]
+    assert exact["out"].to_list() == same(plan, data)["out"].to_list()
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "==", "!="])
 def test_literal_left_comparisons_keep_their_meaning(op: str) -> None:
     plan = plan_of(f"if (1 {op} x) then 1 else 0")
     result = same(plan, simple_frame(["0", "1", "2", None]))
