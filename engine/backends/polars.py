@@ -106,18 +106,40 @@ class Val:
 
     `const` marks a literal whose Python `value` is known at compile time (None: null), so
     the compiler can leave out work that cannot matter for it (a zero test on a non-zero
-    divisor, a null test on a non-null literal, the untaken side of a constant `if`)."""
+    divisor, a null test on a non-null literal, the untaken side of a constant `if`).
+    `nullable` False promises that no row is null (an input column without nulls in this
+    frame, a non-null literal, arithmetic on such values), so null tests can be left out."""
 
     expr: pl.Expr
     level: int
     simple: bool = False
     const: bool = False
     value: Any = None
+    nullable: bool = True
 
 
 def constant(type_: T, value: Any) -> Val:
     """A typed literal whose value the compiler knows."""
-    return Val(literal(type_, value), 0, simple=True, const=True, value=value)
+    return Val(
+        literal(type_, value), 0, simple=True, const=True, value=value, nullable=value is None
+    )
+
+
+def _any(*vals: Val) -> bool:
+    """Whether a value computed from `vals` (null if any is) can be null."""
+    return any(v.nullable for v in vals)
+
+
+def _null_where_null(cond: Val, chosen: pl.Expr, none: pl.Expr) -> pl.Expr:
+    """`chosen`, but null where the condition is null (a `when` on a null condition would
+    take the `otherwise` branch). A condition without nulls needs no such test."""
+    return pl.when(cond.expr.is_null()).then(none).otherwise(chosen) if cond.nullable else chosen
+
+
+def _integral(val: Val) -> bool:
+    """A non-null literal with no fractional part: multiplying by it as a Decimal(38,0)
+    gives the same exact product, and Polars then skips its 256-bit rescale (x10 faster)."""
+    return val.const and isinstance(val.value, Decimal) and val.value == val.value.to_integral()
 
 
 def is_constant(node: Node, parameters: Mapping[str, Any]) -> bool:
@@ -160,16 +182,20 @@ class _FastModeOverflow(Exception):
 class Compiler:
     """Compiles one plan to staged Polars expressions (in fast or exact mode)."""
 
-    def __init__(self, plan: CompiledPlan, parameters: Mapping[str, Any], exact: bool) -> None:
+    def __init__(
+        self,
+        plan: CompiledPlan,
+        parameters: Mapping[str, Any],
+        exact: bool,
+        non_null: frozenset[str] = frozenset(),
+    ) -> None:
         self.plan = plan
         self.exact = exact
         self.stages: list[dict[str, pl.Expr]] = []
         self.counter = 0
         self.names: dict[str, Val] = {}
-        for key in plan.input_types:
-            self.names[key] = Val(pl.col(key), 0, simple=True)
-        for reserved in ("employee_ref", "fund_ref"):
-            self.names[reserved] = Val(pl.col(reserved), 0, simple=True)
+        for key in (*plan.input_types, "employee_ref", "fund_ref"):
+            self.names[key] = Val(pl.col(key), 0, simple=True, nullable=key not in non_null)
         self.parameters = parameter_values(plan, parameters)
         for key, value in self.parameters.items():
             self.names[key] = constant(plan.parameters[key][0], value)
@@ -203,22 +229,22 @@ class Compiler:
         return self.names[label]
 
     # -- staging ---------------------------------------------------------------------
-    def put(self, expr: pl.Expr, level: int, name: str | None = None) -> Val:
+    def put(self, expr: pl.Expr, level: int, name: str | None = None, nullable: bool = True) -> Val:
         """Materialise `expr` as a column in stage `level`; usable from stage level + 1
         (while folding a constant, it stays inline: it is computed once, at compile time)."""
         if self.folding:
-            return Val(expr, level)
+            return Val(expr, level, nullable=nullable)
         while len(self.stages) <= level:
             self.stages.append({})
         if name is None:
             self.counter += 1
             name = f"__t{self.counter}"
         self.stages[level][name] = expr
-        return Val(pl.col(name), level + 1, simple=True)
+        return Val(pl.col(name), level + 1, simple=True, nullable=nullable)
 
     def share(self, val: Val) -> Val:
         """A value that may be read several times without recomputing its expression."""
-        return val if val.simple else self.put(val.expr, val.level)
+        return val if val.simple else self.put(val.expr, val.level, nullable=val.nullable)
 
     @staticmethod
     def level(*vals: Val | None) -> int:
@@ -243,27 +269,28 @@ class Compiler:
     def compile_step(self, step: CompiledStep) -> None:
         self.state = _StepState(step.name)
         default = (
-            literal(step.type, None)
-            if step.default is None
-            else self.value(step.default, None).expr
+            constant(step.type, None) if step.default is None else self.value(step.default, None)
         )
         cond = None if step.condition is None else self.share(self.value(step.condition, None))
         if cond is None or (cond.const and cond.value):
             result = self.value(step.expr, None)
         elif cond.const:  # a literal guard that is false (default) or null (null) on every row
-            result = Val(default if cond.value is False else literal(step.type, None), 0)
+            result = default if cond.value is False else constant(step.type, None)
         else:
             taken = self.mask_and(None, cond.expr.fill_null(False), cond)
             value = self.value(step.expr, taken)
-            expr = (
-                pl.when(cond.expr.is_null())
-                .then(literal(step.type, None))
-                .when(cond.expr)
-                .then(value.expr)
-                .otherwise(default)
+            chosen = pl.when(cond.expr).then(value.expr).otherwise(default.expr)
+            result = Val(
+                _null_where_null(cond, chosen, literal(step.type, None)),
+                self.level(cond, value, taken),
+                nullable=cond.nullable or value.nullable or default.nullable,
             )
-            result = Val(expr, self.level(cond, value, taken))
-        column = self.put(result.expr.cast(POLARS_TYPES[step.type]), result.level, step.name)
+        column = self.put(
+            result.expr.cast(POLARS_TYPES[step.type]),
+            result.level,
+            step.name,
+            nullable=result.nullable,
+        )
         self.names[step.name] = column
         self._finish_step_state()
 
@@ -319,7 +346,7 @@ class Compiler:
         match node:
             case Unary(op="-", operand=operand):
                 inner = self.value(operand, taken)
-                return Val(-inner.expr, inner.level)
+                return Val(-inner.expr, inner.level, nullable=inner.nullable)
             case Unary(operand=operand):
                 return self.value(operand, taken)
             case Binary(op="&&" | "||"):
@@ -339,10 +366,10 @@ class Compiler:
         if node.op == "&&":
             right_taken = self.mask_and(taken, left.expr.fill_null(True), left)
             right = self.value(node.right, right_taken)
-            return Val(left.expr & right.expr, self.level(left, right))
+            return Val(left.expr & right.expr, self.level(left, right), nullable=_any(left, right))
         right_taken = self.mask_and(taken, (~left.expr).fill_null(True), left)
         right = self.value(node.right, right_taken)
-        return Val(left.expr | right.expr, self.level(left, right))
+        return Val(left.expr | right.expr, self.level(left, right), nullable=_any(left, right))
 
     def conditional(self, node: If, taken: Mask) -> Val:
         cond = self.share(self.value(node.cond, taken))
@@ -354,13 +381,18 @@ class Compiler:
         else_taken = self.mask_and(taken, (~cond.expr).fill_null(False), cond)
         then = self.value(node.then, then_taken)
         else_ = self.value(node.else_, else_taken)
-        none = literal(node.type or T.DECIMAL, None)
-        expr = pl.when(cond.expr.is_null()).then(none).when(cond.expr).then(then.expr)
-        return Val(expr.otherwise(else_.expr), self.level(cond, then, else_))
+        chosen = pl.when(cond.expr).then(then.expr).otherwise(else_.expr)
+        return Val(
+            _null_where_null(cond, chosen, literal(node.type or T.DECIMAL, None)),
+            self.level(cond, then, else_),
+            nullable=cond.nullable or then.nullable or else_.nullable,
+        )
 
     def binary(self, op: str, left: Val, right: Val, taken: Mask) -> Val:
         if op in COMPARISONS:
-            return Val(compare(op, left, right), self.level(left, right))
+            return Val(
+                compare(op, left, right), self.level(left, right), nullable=_any(left, right)
+            )
         if self.exact:
             left, right = self.share(left), self.share(right)
         if op == "+":
@@ -377,7 +409,7 @@ class Compiler:
     def add(self, a: Val, b: Val, taken: Mask) -> Val:
         level = self.level(a, b)
         if not self.exact:
-            return Val(a.expr + b.expr, level)
+            return Val(a.expr + b.expr, level, nullable=_any(a, b))
         sa, sb = a.expr.to_physical(), b.expr.to_physical()
         too_big = ((sa > 0) & (sb > i128(MAX_SCALED) - sa)) | (
             (sa < 0) & (sb < i128(-MAX_SCALED) - sa)
@@ -387,7 +419,7 @@ class Compiler:
     def subtract(self, a: Val, b: Val, taken: Mask) -> Val:
         level = self.level(a, b)
         if not self.exact:
-            return Val(a.expr - b.expr, level)
+            return Val(a.expr - b.expr, level, nullable=_any(a, b))
         sa, sb = a.expr.to_physical(), b.expr.to_physical()
         too_big = ((sa >= 0) & (sb < sa - i128(MAX_SCALED))) | (
             (sa < 0) & (sb > sa + i128(MAX_SCALED))
@@ -412,9 +444,14 @@ class Compiler:
 
     def multiply(self, a: Val, b: Val, taken: Mask) -> Val:
         level = self.level(a, b)
-        if not self.exact:
-            return Val(a.expr * b.expr, level)
-        return self._exact_product(a, b, taken)
+        if self.exact:
+            return self._exact_product(a, b, taken)
+        if _integral(a) and not _integral(b):
+            a, b = b, a
+        nullable = _any(a, b)
+        if _integral(b):  # Decimal(38,0): an exact product, no 256-bit rescale (~9x cheaper)
+            return Val(a.expr * pl.lit(b.value, dtype=pl.Decimal(38, 0)), level, nullable=nullable)
+        return Val(a.expr * b.expr, level, nullable=nullable)
 
     def _exact_product(self, a: Val, b: Val, taken: Mask) -> Val:
         """round_half_even(|a| * |b| * 1e10) on scaled integers split into 19-digit limbs."""
@@ -477,7 +514,8 @@ class Compiler:
         level = self.level(a, b)
         if not self.exact:
             if b.const and b.value:  # a non-zero literal divisor: nothing to guard
-                return Val(op(a.expr, b.expr), level)
+                divisor = pl.lit(b.value, dtype=pl.Decimal(38, 0)) if _integral(b) else b.expr
+                return Val(op(a.expr, divisor), level, nullable=a.nullable)
             if not b.const:
                 return self._fast_quotient(a, b, taken, op)
         zero = Val(b.expr == ZERO, level)
@@ -627,9 +665,9 @@ def _any_null(vals: Sequence[Val]) -> pl.Expr:
 
 
 def _strict(vals: Sequence[Val], expr: pl.Expr) -> pl.Expr:
-    """`expr`, but null where any of `vals` is (non-null literals need no test)."""
+    """`expr`, but null where any of `vals` is (values that cannot be null need no test)."""
     if not any(v.const and v.value is None for v in vals):
-        vals = [v for v in vals if not v.const]
+        vals = [v for v in vals if v.nullable]
         if not vals:
             return expr
     return pl.when(_any_null(vals)).then(None).otherwise(expr)
@@ -638,7 +676,8 @@ def _strict(vals: Sequence[Val], expr: pl.Expr) -> pl.Expr:
 def _extreme(horizontal: Callable[..., pl.Expr]) -> Function:
     def compile_(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
         vals = [c.share(v) for v in _args(c, args, taken)]
-        return Val(_strict(vals, horizontal([v.expr for v in vals])), c.level(*vals))
+        expr = _strict(vals, horizontal([v.expr for v in vals]))
+        return Val(expr, c.level(*vals), nullable=_any(*vals))
 
     return compile_
 
@@ -651,28 +690,28 @@ def _min_max(x: Val, lo: Val, hi: Val) -> pl.Expr:
 
 def _clip(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     x, lo, hi = (c.share(v) for v in _args(c, args, taken))
-    return Val(_min_max(x, lo, hi), c.level(x, lo, hi))
+    return Val(_min_max(x, lo, hi), c.level(x, lo, hi), nullable=_any(x, lo, hi))
 
 
 def _cap_floor(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     x, cap, floor = (c.share(v) for v in _args(c, args, taken))
-    return Val(_min_max(x, floor, cap), c.level(x, cap, floor))
+    return Val(_min_max(x, floor, cap), c.level(x, cap, floor), nullable=_any(x, cap, floor))
 
 
 def _hurdle(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     perf, rate = (c.share(v) for v in _args(c, args, taken))
     expr = pl.when(compare("<", perf, rate)).then(ZERO).otherwise(perf.expr)
-    return Val(_strict((perf, rate), expr), c.level(perf, rate))
+    return Val(_strict((perf, rate), expr), c.level(perf, rate), nullable=_any(perf, rate))
 
 
 def _abs(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     x = c.value(args[0], taken)
-    return Val(x.expr.abs(), x.level)
+    return Val(x.expr.abs(), x.level, nullable=x.nullable)
 
 
 def _not(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     x = c.value(args[0], taken)
-    return Val(~x.expr, x.level)
+    return Val(~x.expr, x.level, nullable=x.nullable)
 
 
 def _round_to(c: Compiler, x: Val, places: int, taken: Mask) -> Val:
@@ -685,8 +724,8 @@ def _round_to(c: Compiler, x: Val, places: int, taken: Mask) -> Val:
         flag = c.put((x.expr.to_physical().abs() >= i128(threshold)).fill_null(False), x.level)
         c.overflow(taken, flag.expr)
         safe = zero_where(x.expr, flag.expr)
-        return Val(safe.round(places), flag.level)
-    return Val(x.expr.round(places), x.level)
+        return Val(safe.round(places), flag.level, nullable=x.nullable)
+    return Val(x.expr.round(places), x.level, nullable=x.nullable)
 
 
 def _round2(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
@@ -701,7 +740,7 @@ def _round(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 
 def _pct(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     x = c.value(args[0], taken)
-    return Val(x.expr / dec(100), x.level)
+    return Val(x.expr / pl.lit(100, dtype=pl.Decimal(38, 0)), x.level, nullable=x.nullable)
 
 
 def _pct_change(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
@@ -719,7 +758,7 @@ def _days(expr: pl.Expr) -> pl.Expr:
 
 def _days_between(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     a, b = _args(c, args, taken)
-    return Val(_days(b.expr - a.expr).cast(DEC), c.level(a, b))
+    return Val(_days(b.expr - a.expr).cast(DEC), c.level(a, b), nullable=_any(a, b))
 
 
 def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
@@ -732,8 +771,8 @@ def _prorate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
         if days > 0:  # a literal, valid period: no invalid_period and no null result possible
             covered = _covered_days(start.expr, end.expr, period_start.value, period_end.value)
             if days <= MAX_SHARE_TABLE:  # a lookup: 8x cheaper than a Decimal division
-                return Val(pl.lit(_day_shares(days)).gather(covered), level)
-            return Val(covered.cast(DEC) / dec(days), level)
+                return Val(pl.lit(_day_shares(days)).gather(covered), level, nullable=False)
+            return Val(covered.cast(DEC) / dec(days), level, nullable=False)
     s = pl.coalesce(start.expr, ps)
     e = pl.coalesce(end.expr, pe)
     covered = pl.max_horizontal(
@@ -906,13 +945,20 @@ _COMPILED: OrderedDict[tuple, Compiler] = OrderedDict()
 _CACHE_SIZE = 32
 
 
-def compiled(plan: CompiledPlan, parameters: Mapping[str, Any], exact: bool) -> Compiler:
-    """The compiled stages of a plan, cached by content (plan hash, parameter overrides and
-    mode): the expressions name columns only, so they apply to any frame of inputs."""
-    key = (plan.plan_hash, tuple(sorted((k, str(v)) for k, v in parameters.items())), exact)
+def compiled(
+    plan: CompiledPlan,
+    parameters: Mapping[str, Any],
+    exact: bool,
+    non_null: frozenset[str] = frozenset(),
+) -> Compiler:
+    """The compiled stages of a plan, cached by content (plan hash, parameter overrides,
+    mode and which inputs hold no null): the expressions name columns only, so they apply to
+    any frame of inputs whose null-free columns include `non_null`."""
+    overrides = tuple(sorted((k, str(v)) for k, v in parameters.items()))
+    key = (plan.plan_hash, overrides, exact, non_null)
     compiler = _COMPILED.get(key)
     if compiler is None:
-        compiler = Compiler(plan, parameters, exact)
+        compiler = Compiler(plan, parameters, exact, non_null)
         for step in plan.steps:
             compiler.compile_step(step)
         _COMPILED[key] = compiler
@@ -920,6 +966,13 @@ def compiled(plan: CompiledPlan, parameters: Mapping[str, Any], exact: bool) -> 
             _COMPILED.popitem(last=False)
     _COMPILED.move_to_end(key)
     return compiler
+
+
+def null_free_inputs(plan: CompiledPlan, frame: pl.DataFrame) -> frozenset[str]:
+    """The input columns of `frame` that hold no null (a count Polars keeps, so free): the
+    compiler leaves out their null tests. Required inputs are usually among them."""
+    names = (*plan.input_types, "employee_ref", "fund_ref")
+    return frozenset(n for n in names if n in frame.columns and frame[n].null_count() == 0)
 
 
 def apply_stages(frame: pl.DataFrame, compiler: Compiler) -> pl.DataFrame:
@@ -990,7 +1043,7 @@ def _transitive(plan: CompiledPlan, name: str) -> set[str]:
 def _run(
     plan: CompiledPlan, frame: pl.DataFrame, parameters: Mapping[str, Any], exact: bool
 ) -> tuple[pl.DataFrame, Compiler]:
-    compiler = compiled(plan, parameters, exact)
+    compiler = compiled(plan, parameters, exact, null_free_inputs(plan, frame))
     try:
         return _outputs(plan, apply_stages(frame, compiler), compiler), compiler
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as error:

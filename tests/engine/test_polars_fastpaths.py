@@ -9,7 +9,10 @@ pinned so a Polars upgrade that changes them fails here first.
 - division and `%` by a column null the dividend where the divisor is 0;
 - `allocate` floors, ranks and hands out cents on the Int128 physical values;
 - `count_over` without a guard counts with `pl.len()`;
-- a literal is never the left operand of a comparison (a Polars 2.1 bug, below).
+- a literal is never the left operand of a comparison (a Polars 2.1 bug, below);
+- a whole-number literal multiplies (and divides) as a Decimal(38,0), exactly;
+- inputs without a null in the frame compile without null tests (a separate compilation
+  from the one for a frame with nulls).
 """
 
 from __future__ import annotations
@@ -458,3 +461,68 @@ def test_division_zero_test_on_an_untaken_overflowing_dividend() -> None:
     rows = [("E1", "F1", None, "1", "a", None, None), ("E2", "F1", most, "0", "a", None, None)]
     result = same(plan_of("(x + x) / x", "w > 0"), frame_of(rows))
     assert result["out"].to_list() == [None, Decimal(0)]
+
+
+# -- whole-number literals, null-free inputs ---------------------------------------------
+ROUNDING = ["1.0000000001", "-2.5000000005", "0.3333333333", "123456789.9876543210", None]
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "x * 2",
+        "2 * x",
+        "x * -3",
+        "x * 365",
+        "x * 2.5",
+        "x * (divisor - 1)",
+        "x / 7",
+        "x % 3",
+        "pct(x)",
+        "x * 0",
+        "-x * 1000000",
+    ],
+)
+def test_whole_number_literal_products_and_quotients_match_the_reference(expr: str) -> None:
+    same(plan_of(expr), simple_frame(ROUNDING))
+
+
+def test_a_whole_number_literal_product_still_overflows_like_the_reference() -> None:
+    plan = plan_of("x * 10")
+    data = simple_frame(["1", "1000000000000000000000000000"])
+    with pytest.raises(ValueOverflow) as raised:
+        fast.evaluate(plan, data)
+    assert (raised.value.step, raised.value.employee_ref) == ("out", "E2")
+    with pytest.raises(ValueOverflow):
+        reference.evaluate(plan, data)
+
+
+NULL_SENSITIVE = [
+    "if (x > 1) then 1 else 2",
+    "hurdle(x, 1)",
+    "min(x, 3)",
+    "clip(x, 0, 5)",
+    "cap_floor(x, 5, 0)",
+    "if (x > 1 && not(x > 4)) then x * 2 else -x",
+    "round2(abs(x) / 3) + days_between(d1, d2)",
+]
+
+
+@pytest.mark.parametrize("expr", NULL_SENSITIVE)
+def test_null_free_inputs_compile_without_null_tests_and_agree_with_the_reference(
+    expr: str,
+) -> None:
+    plan = plan_of(expr, condition="x != 3", default="-1")
+    fast._COMPILED.clear()
+    # First a frame where x holds no null (its compilation is cached), then one where it
+    # does: a cache that ignored nulls would send the null row down the `else` branch.
+    without = frame_of([(f"E{i}", "F1", x, "1", "a", None, None) for i, x in enumerate("0235")])
+    assert "x" in fast.null_free_inputs(plan, without)
+    same(plan, without)
+    same(plan, simple_frame(["0", "2", "3", "5", None]))
+
+    def null_tests(non_null: frozenset[str]) -> int:
+        stages = fast.compiled(plan, {}, False, non_null).stages
+        return str([list(stage.values()) for stage in stages]).count("is_null")
+
+    assert null_tests(fast.null_free_inputs(plan, without)) < null_tests(frozenset())
