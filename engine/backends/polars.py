@@ -819,6 +819,12 @@ def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
     return rows if key is None else rows & key.expr.is_not_null()
 
 
+def _every_row(taken: Mask, key: Val | None) -> bool:
+    """Whether every row takes a keyed aggregate call: no guard and a key column without
+    nulls (then its masks can be left out)."""
+    return taken is None and key is not None and not key.const and not key.nullable
+
+
 def _over(expr: pl.Expr, part: Val | None) -> pl.Expr:
     """`expr` per group of `part` (see Compiler.partition), or over the whole frame."""
     return expr if part is None else expr.over(part.expr)
@@ -833,7 +839,8 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     rows = Val(_taking(c, taken, key), c.level(taken, key, part))
     # Materialised: read by the overflow guard and the sum, and a `when` inside a window is
     # evaluated group by group.
-    contributions = c.share(Val(pl.when(rows.expr).then(x.expr), c.level(rows, x)))
+    every = _every_row(taken, key)
+    contributions = x if every else c.share(Val(pl.when(rows.expr).then(x.expr), c.level(rows, x)))
     if c.exact:
         rows = c.share(rows)
     total, too_big = c.sum_scaled(contributions, part)
@@ -844,6 +851,8 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
         # for every row of the group: name the group's first row as it does.
         spread = _over((rows.expr & pl.any_horizontal(poisoned)).any(), part)
         c.overflow(rows, spread)
+    if every:
+        return Val(total.expr, c.level(total, rows), nullable=False)
     return Val(pl.when(rows.expr).then(total.expr), c.level(total, rows))
 
 
@@ -854,6 +863,8 @@ def _count_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     # Untaken rows and null keys get null below, so without a guard a group's size is its count.
     counted = pl.len() if taken is None else rows.cast(pl.Int64).sum()
     count = _over(counted, part).cast(DEC)
+    if _every_row(taken, key):
+        return Val(count, c.level(taken, key, part), nullable=False)
     return Val(pl.when(rows).then(count), c.level(taken, key, part))
 
 
@@ -868,7 +879,9 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     key = c.share(c.value(args[2], taken)) if len(args) > 2 else None
     part = c.partition(key)
     level = c.level(taken, pool, weight, key, part)
-    valid = _taking(c, taken, key) & pool.expr.is_not_null() & weight.expr.is_not_null()
+    valid = _taking(c, taken, key)
+    for operand in (pool, weight):
+        valid = valid & operand.expr.is_not_null() if operand.nullable else valid
     c.state.add_diagnostic(NEGATIVE_WEIGHT, valid & (weight.expr < ZERO))
     included = c.put(valid & (weight.expr >= ZERO), level)
     # Pools and weights of the included rows are materialised: each is read by windows,
