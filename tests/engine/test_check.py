@@ -285,3 +285,31 @@ def test_syntax_problems_keep_the_caret_excerpt_apart_from_the_message():
     assert problem.message.startswith("attribute access")
     assert problem.excerpt == "salary.amount\n      ^"
     assert str(problem).endswith("\nsalary.amount\n      ^")
+
+
+def test_a_step_on_two_cycles_reports_each_cycle_once_following_names_in_order():
+    """Each cycle is reported once, and in a reproducible order: cycles are searched from the
+    steps in display order, following each step's dependencies in name order."""
+    problems = problems_of({"a": "c + b", "b": "a * 2", "c": "a - 1", "p": "a"}, payout="p")
+    assert [p.message for p in only(problems, "cycle")] == [
+        "circular dependency: a -> b -> a",
+        "circular dependency: a -> c -> a",
+    ]
+
+
+def test_check_expression_locates_its_problems_in_the_expr_field():
+    """A lone expression (the editor's live check) has no step, but its problems still say
+    where: the field `expr`, line and column."""
+    _, syntax = check_expression("x +", {"x": Type.DECIMAL})
+    _, typing = check_expression("y * 2", {"x": Type.DECIMAL})
+    assert [str(p).split("\n")[0] for p in syntax + typing] == [
+        "expr, line 1, column 4: unexpected end of expression",
+        "expr, line 1, column 1: unknown name 'y'",
+    ]
+    assert [(p.step, p.field) for p in syntax + typing] == [(None, "expr"), (None, "expr")]
+
+
+def test_a_problem_without_a_location_is_just_its_message():
+    from engine.check import Problem
+
+    assert str(Problem("payout", "no payout")) == "no payout"
