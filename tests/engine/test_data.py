@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from engine.data import DataError, load_inputs
-from engine.plan import compile_plan, validate_document
+from engine.data import LINE_COLUMN, DataError, DataProblem, load_inputs, typed_column
+from engine.plan import InputSpec, compile_plan, validate_document
 
 PLAN = {
     "name": "p",
@@ -103,3 +104,139 @@ def test_missing_required_columns_are_named(plan, tmp_path: Path) -> None:
     missing = {(p.file.endswith("f.csv"), p.column) for p in raised.value.problems}
     assert missing == {(False, "active"), (False, "level"), (True, "ret")}
     assert all(p.line is None for p in raised.value.problems)
+
+
+def _compiled(inputs: list[dict[str, object]]):
+    return compile_plan(
+        validate_document(
+            {
+                "name": "p",
+                "effective_from": "2025-01-01",
+                "currency": "USD",
+                "inputs": inputs,
+                "steps": [{"order": 1, "name": "pay", "expr": "1"}],
+                "payout": "pay",
+            }
+        )
+    )
+
+
+def test_dates_texts_and_blank_cells_load_to_their_values() -> None:
+    """A cell of spaces is empty (it takes the default); dates and texts load as written."""
+    compiled = _compiled(
+        [
+            {"key": "start", "dtype": "date"},
+            {"key": "level", "dtype": "text"},
+            {"key": "bonus", "dtype": "decimal", "default": "5"},
+        ]
+    )
+    employees = b"employee_ref,start,level,bonus\nE1,2025-03-01,vp,   \nE2, 2024-12-31 ,analyst,2\n"
+    loaded = load_inputs(compiled, employees)
+    assert loaded["start"].to_list() == [date(2025, 3, 1), date(2024, 12, 31)]
+    assert loaded["level"].to_list() == ["vp", "analyst"]
+    assert loaded["bonus"].to_list() == [Decimal(5), Decimal(2)]
+
+
+def test_a_malformed_date_leaves_the_other_dates_of_the_column_alone() -> None:
+    """Dates are read as YYYY-MM-DD only: a first cell in another format is reported and
+    does not make the loader guess another format for the rest of the column; an unpadded
+    month or day is not ISO."""
+    compiled = _compiled([{"key": "start", "dtype": "date"}])
+    employees = b"employee_ref,start\nE1,02/01/2025\nE2,2025-01-05\nE3,2025-1-5\n"
+    with pytest.raises(DataError) as raised:
+        load_inputs(compiled, employees)
+    assert [(p.line, p.value) for p in raised.value.problems] == [
+        (2, "02/01/2025"),
+        (4, "2025-1-5"),
+    ]
+
+
+def test_an_optional_column_missing_from_the_file_is_typed_and_empty() -> None:
+    compiled = _compiled(
+        [
+            {"key": "start", "dtype": "date", "required": False},
+            {"key": "rate", "dtype": "decimal", "required": False},
+            {"key": "grade", "dtype": "int", "required": False, "default": 3},
+        ]
+    )
+    loaded = load_inputs(compiled, b"employee_ref\nE1\n")
+    assert (loaded.schema["start"], loaded.schema["rate"]) == (pl.Date, pl.Decimal(38, 10))
+    assert loaded.row(0) == ("E1", None, None, None, Decimal(3))
+
+
+def test_an_unreadable_file_is_one_problem_naming_the_file() -> None:
+    compiled = _compiled([{"key": "x", "dtype": "decimal"}])
+    with pytest.raises(DataError) as raised:
+        load_inputs(compiled, b"")
+    (problem,) = raised.value.problems
+    assert (problem.file, problem.line, problem.column, problem.value) == (
+        "employees.csv",
+        None,
+        "",
+        None,
+    )
+    assert problem.message.startswith("cannot read CSV: ")
+    assert str(raised.value) == (
+        f"input data has 1 problem(s):\n  - employees.csv, column '': {problem.message}"
+    )
+
+
+def test_problems_come_sorted_by_file_line_and_column_each_naming_its_file(
+    tmp_path: Path,
+) -> None:
+    """Files given as bytes are named employees.csv / funds.csv, paths by their path; the
+    whole-column problems of a file (no line) come before its cell problems."""
+    compiled = _compiled(
+        [
+            {"key": "b", "dtype": "decimal"},
+            {"key": "a", "dtype": "decimal"},
+            {"key": "c", "dtype": "decimal"},
+            {"key": "r", "dtype": "decimal", "scope": "fund"},
+        ]
+    )
+    employees = _write(tmp_path / "e.csv", "employee_ref,fund_ref,b,a\nE1,F1,1,x\nE2,F1,y,2\n")
+    funds = b"fund_ref,r\nF1,z\n"
+    with pytest.raises(DataError) as raised:
+        load_inputs(compiled, employees, funds)
+    assert [(p.file, p.line, p.column) for p in raised.value.problems] == [
+        (str(employees), None, "c"),
+        (str(employees), 2, "a"),
+        (str(employees), 3, "b"),
+        ("funds.csv", 2, "r"),
+    ]
+    assert str(raised.value).splitlines() == [
+        "input data has 4 problem(s):",
+        f"  - {employees}, column 'c': required column is missing",
+        f"  - {employees}, line 2, column 'a': not a decimal number (value 'x')",
+        f"  - {employees}, line 3, column 'b': not a decimal number (value 'y')",
+        "  - funds.csv, line 2, column 'r': not a decimal number (value 'z')",
+    ]
+    with pytest.raises(DataError) as from_bytes:
+        load_inputs(compiled, employees.read_bytes(), funds)
+    assert from_bytes.value.problems[0].file == "employees.csv"
+
+
+@pytest.mark.parametrize(
+    ("count", "listed", "tail"), [(50, 50, []), (51, 50, ["  ... and 1 more"])]
+)
+def test_the_data_error_message_lists_fifty_problems_then_counts_the_rest(
+    count: int, listed: int, tail: list[str]
+) -> None:
+    problems = [DataProblem("e.csv", line, "x", "?", "bad") for line in range(2, 2 + count)]
+    lines = str(DataError(problems)).splitlines()
+    assert lines[0] == f"input data has {count} problem(s):"
+    assert (
+        lines[1:]
+        == [f"  - e.csv, line {n}, column 'x': bad (value '?')" for n in range(2, 2 + listed)]
+        + tail
+    )
+
+
+def test_typed_column_types_one_batch_and_reports_its_cells_by_line() -> None:
+    """The server's batch validation: problems carry the line from LINE_COLUMN and no file
+    name; the expression gives the typed values, defaults filled in."""
+    spec = InputSpec(key="x", dtype="decimal", required=False, default="7")
+    batch = pl.DataFrame({LINE_COLUMN: [10, 11, 12], "x": ["1.5", "abc", None]})
+    expr, problems = typed_column(batch, spec)
+    assert problems == [DataProblem("", 11, "x", "abc", "not a decimal number")]
+    assert batch.select(expr)["x"].to_list() == [Decimal("1.5"), Decimal(7), Decimal(7)]
