@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.plan import PlanLoadError, load_plan, validate_document
+from engine.plan import PlanInvalid, PlanLoadError, load_plan, validate_document
 
 PLAN = {
     "name": "2025 Analyst Bonus Plan",
@@ -149,3 +149,55 @@ def test_yaml_special_floats_are_rejected_with_a_message(tmp_path):
     )
     with pytest.raises(PlanLoadError, match=r"parameters\[0\].*expected a decimal number"):
         load_plan(path)
+
+
+def test_load_errors_name_each_field_by_its_path_in_the_document():
+    """Top-level fields by name, nested ones as `steps[0].expr`, and the document itself as
+    `document`; the error text lists one problem per line."""
+    steps_without_expr = {**PLAN, "steps": [{"order": 1, "name": "s"}], "currency": "usd"}
+    with pytest.raises(PlanLoadError) as info:
+        validate_document(steps_without_expr, "plan.json")
+    assert [problem.split(":")[0] for problem in info.value.problems] == [
+        "currency",
+        "steps[0].expr",
+    ]
+    assert str(info.value) == (
+        "plan.json: invalid plan document:\n"
+        f"  - {info.value.problems[0]}\n"
+        "  - steps[0].expr: Field required"
+    )
+    with pytest.raises(PlanLoadError) as not_a_mapping:
+        validate_document(["a list"], "plan.yaml")
+    (problem,) = not_a_mapping.value.problems
+    assert problem.startswith("document: ")
+
+
+def test_yaml_numbers_with_digit_group_underscores_are_exact(tmp_path):
+    """YAML 1.1 allows '_' anywhere among a float's digits (1_000.5, even 1__000.000_5):
+    all of them are dropped, and the number is read exactly."""
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "name: p\neffective_from: 2025-01-01\ncurrency: USD\n"
+        "parameters: [{key: a, dtype: decimal, value: 1_000.000_5},"
+        " {key: b, dtype: decimal, value: 1__000.5}]\n"
+        "steps: [{order: 1, name: s, expr: a + b}]\npayout: s\n"
+    )
+    values = [parameter.value for parameter in load_plan(path).parameters]
+    assert values == [Decimal("1000.0005"), Decimal("1000.5")]
+
+
+def test_plan_invalid_lists_every_problem_one_per_line_and_step_lookup_names_the_step():
+    from engine.plan import compile_plan
+    from tests.engine.plans import document, plan
+
+    with pytest.raises(PlanInvalid) as info:
+        compile_plan(document({"a": "x + 1", "b": "a +"}))
+    assert str(info.value) == (
+        "plan has 2 problem(s):\n"
+        "  - step 'b', expr, line 1, column 4: unexpected end of expression\n"
+        "a +\n"
+        "   ^\n"
+        "  - step 'a', expr, line 1, column 1: unknown name 'x'"
+    )
+    with pytest.raises(KeyError, match="'nope'"):
+        plan({"a": "1"}).step("nope")
