@@ -313,3 +313,16 @@ def test_a_problem_without_a_location_is_just_its_message():
     from engine.check import Problem
 
     assert str(Problem("payout", "no payout")) == "no payout"
+
+
+def test_a_signed_number_default_keeps_its_sign():
+    """`+2.5` is 2.5 and `-2.5` is -2.5: the sign is folded into the default literal."""
+    compiled = plan(
+        [
+            {"order": 1, "name": "a", "expr": "x", "condition": "f", "default": "+2.5"},
+            {"order": 2, "name": "b", "expr": "x", "condition": "f", "default": "-2.5"},
+        ],
+        inputs={"x": "decimal", "f": "bool"},
+        payout="a",
+    )
+    assert [str(s.default.value) for s in compiled.steps] == ["2.5", "-2.5"]

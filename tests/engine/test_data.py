@@ -161,6 +161,7 @@ def test_an_optional_column_missing_from_the_file_is_typed_and_empty() -> None:
     )
     loaded = load_inputs(compiled, b"employee_ref\nE1\n")
     assert (loaded.schema["start"], loaded.schema["rate"]) == (pl.Date, pl.Decimal(38, 10))
+    assert loaded.schema["fund_ref"] == pl.String
     assert loaded.row(0) == ("E1", None, None, None, Decimal(3))
 
 
@@ -240,3 +241,68 @@ def test_typed_column_types_one_batch_and_reports_its_cells_by_line() -> None:
     expr, problems = typed_column(batch, spec)
     assert problems == [DataProblem("", 11, "x", "abc", "not a decimal number")]
     assert batch.select(expr)["x"].to_list() == [Decimal("1.5"), Decimal(7), Decimal(7)]
+
+
+def test_reference_columns_must_be_present_filled_and_unique() -> None:
+    """employee_ref (and fund_ref in the funds file) identify rows: a missing column, an
+    empty or blank cell and a repeated value are problems naming the file and line."""
+    compiled = _compiled([{"key": "x", "dtype": "decimal"}])
+
+    def problems(employees: bytes) -> list[DataProblem]:
+        with pytest.raises(DataError) as raised:
+            load_inputs(compiled, employees)
+        return raised.value.problems
+
+    missing = "required column is missing"
+    empty = "required value is empty"
+    assert problems(b"x\n1\n") == [
+        DataProblem("employees.csv", None, "employee_ref", None, missing)
+    ]
+    assert problems(b"employee_ref,x\n,1\n  ,2\nE3,3\n") == [
+        DataProblem("employees.csv", 2, "employee_ref", None, empty),
+        DataProblem("employees.csv", 3, "employee_ref", "  ", empty),
+    ]
+    assert problems(b"employee_ref,x\nE1,1\nE1,2\n") == [
+        DataProblem("employees.csv", 2, "employee_ref", "E1", "duplicate value"),
+        DataProblem("employees.csv", 3, "employee_ref", "E1", "duplicate value"),
+    ]
+
+
+def test_fund_references_are_checked_in_both_files() -> None:
+    """With a funds file, every employee needs a fund_ref, and the funds file needs one
+    fund_ref column with a unique, non-empty value on each row."""
+    compiled = _compiled([{"key": "r", "dtype": "decimal", "scope": "fund"}])
+    employees = b"employee_ref,fund_ref\nE1,F1\nE2,\n"
+    with pytest.raises(DataError) as raised:
+        load_inputs(compiled, employees, b"fund_ref,r\nF1,1\nF1,2\n ,3\n")
+    assert raised.value.problems == [
+        DataProblem("employees.csv", 3, "fund_ref", None, "required value is empty"),
+        DataProblem("funds.csv", 2, "fund_ref", "F1", "duplicate value"),
+        DataProblem("funds.csv", 3, "fund_ref", "F1", "duplicate value"),
+        DataProblem("funds.csv", 4, "fund_ref", " ", "required value is empty"),
+    ]
+    with pytest.raises(DataError) as no_fund_column:
+        load_inputs(compiled, employees, b"r\n1\n")
+    assert DataProblem("funds.csv", None, "fund_ref", None, "required column is missing") in (
+        no_fund_column.value.problems
+    )
+    with pytest.raises(DataError) as unreadable:
+        load_inputs(compiled, employees, b"")
+    assert [(p.file, p.line, p.column) for p in unreadable.value.problems] == [
+        ("funds.csv", None, "")
+    ]
+    assert unreadable.value.problems[0].message.startswith("cannot read CSV: ")
+
+
+def test_without_a_funds_file_fund_inputs_come_from_the_employees_file() -> None:
+    compiled = _compiled([{"key": "r", "dtype": "decimal", "scope": "fund"}])
+    loaded = load_inputs(compiled, b"employee_ref,r\nE1,0.5\n")
+    assert loaded["r"].to_list() == [Decimal("0.5")]
+
+
+def test_employees_without_a_fund_are_kept_when_nothing_needs_their_fund() -> None:
+    """A funds file given for a plan without fund inputs never drops an employee."""
+    compiled = _compiled([{"key": "x", "dtype": "decimal"}])
+    employees = b"employee_ref,fund_ref,x\nE1,F1,1\nE2,,2\n"
+    loaded = load_inputs(compiled, employees, b"fund_ref\nF1\n")
+    assert loaded.select("employee_ref", "fund_ref").rows() == [("E1", "F1"), ("E2", None)]

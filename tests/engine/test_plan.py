@@ -201,3 +201,27 @@ def test_plan_invalid_lists_every_problem_one_per_line_and_step_lookup_names_the
     )
     with pytest.raises(KeyError, match="'nope'"):
         plan({"a": "1"}).step("nope")
+
+
+def test_plan_file_errors_name_the_file(tmp_path):
+    other = tmp_path / "plan.txt"
+    other.write_text("{}")
+    with pytest.raises(PlanLoadError) as wrong_suffix:
+        load_plan(other)
+    assert str(wrong_suffix.value) == (
+        f"{other}: invalid plan document:\n  - file must end in .json, .yaml or .yml"
+    )
+    bad_json = tmp_path / "plan.json"
+    bad_json.write_text("{not json")
+    with pytest.raises(PlanLoadError) as not_json:
+        load_plan(bad_json)
+    assert str(not_json.value).startswith(
+        f"{bad_json}: invalid plan document:\n  - not valid JSON: "
+    )
+    invalid = tmp_path / "plan.yaml"
+    invalid.write_text("name: p\n")
+    with pytest.raises(PlanLoadError) as not_a_plan:
+        load_plan(invalid)
+    assert str(not_a_plan.value).startswith(
+        f"{invalid}: invalid plan document:\n  - effective_from: Field required"
+    )
