@@ -315,14 +315,35 @@ def test_a_problem_without_a_location_is_just_its_message():
     assert str(Problem("payout", "no payout")) == "no payout"
 
 
-def test_a_signed_number_default_keeps_its_sign():
-    """`+2.5` is 2.5 and `-2.5` is -2.5: the sign is folded into the default literal."""
+def test_a_signed_number_default_keeps_its_sign_and_every_digit():
+    """`+2.5` is 2.5 and `-2.5` is -2.5: the sign is folded into the default literal exactly,
+    also for a literal of 37 significant digits (R10 keeps 38; Python's default decimal
+    context would round it to 28)."""
+    wide = "123456789012345678901234567.1234567891"
+    defaults = ["+2.5", "-2.5", f"-{wide}", "-0"]
     compiled = plan(
         [
-            {"order": 1, "name": "a", "expr": "x", "condition": "f", "default": "+2.5"},
-            {"order": 2, "name": "b", "expr": "x", "condition": "f", "default": "-2.5"},
+            {"order": n, "name": f"s{n}", "expr": "x", "condition": "f", "default": default}
+            for n, default in enumerate(defaults)
         ],
         inputs={"x": "decimal", "f": "bool"},
-        payout="a",
+        payout="s0",
     )
-    assert [str(s.default.value) for s in compiled.steps] == ["2.5", "-2.5"]
+    assert [str(s.default.value) for s in compiled.steps] == ["2.5", "-2.5", f"-{wide}", "0"]
+
+
+def test_a_default_of_another_type_is_refused_not_converted():
+    """A quoted date is no bool default, and a number is no date default."""
+    problems = problems_of(
+        [
+            {"order": 1, "name": "b", "expr": "x > 1", "default": '"2025-01-01"'},
+            {"order": 2, "name": "d", "expr": "dt", "default": "5"},
+            {"order": 3, "name": "p", "expr": "x"},
+        ],
+        inputs={"x": "decimal", "dt": "date"},
+        payout="p",
+    )
+    assert [(p.code, p.step, p.field) for p in problems] == [
+        ("invalid_default", "b", "default"),
+        ("invalid_default", "d", "default"),
+    ]
