@@ -270,3 +270,10 @@ def test_boolean_literals_carry_their_position() -> None:
     tree = parse("x &&\n  true || false")
     assert tree.left.right.pos == Pos(2, 3)
     assert tree.right.pos == Pos(2, 11)
+
+
+def test_limit_errors_point_at_the_start_and_exponents_go_up_to_64():
+    error = syntax_error("x" * 10_001)
+    assert (error.line, error.column) == (1, 1)
+    assert parse("x ^ 64") == Binary("^", Name("x"), num("64"))
+    assert parse("x ^ 0") == Binary("^", Name("x"), num("0"))

@@ -225,3 +225,12 @@ def test_plan_file_errors_name_the_file(tmp_path):
     assert str(not_a_plan.value).startswith(
         f"{invalid}: invalid plan document:\n  - effective_from: Field required"
     )
+
+
+@pytest.mark.parametrize("raw", [True, False, None])
+def test_a_boolean_or_missing_value_is_not_a_decimal(raw):
+    """YAML reads `yes`/`true` as a boolean: a decimal parameter must not take it as 1."""
+    from engine.plan import coerce_value
+
+    with pytest.raises(ValueError, match="expected a decimal number"):
+        coerce_value("decimal", raw)
