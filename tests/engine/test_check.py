@@ -1,11 +1,14 @@
 """Plan validation: every problem reported together, each located and explained."""
 
+from decimal import Decimal
+
 import pytest
 
+from engine.backends.reference import evaluate
 from engine.check import check_expression, evaluation_order
 from engine.dsl.ast import Type
 from engine.plan import PlanInvalid, compile_plan
-from tests.engine.plans import document, plan
+from tests.engine.plans import document, frame, plan
 
 
 def problems_of(steps, inputs=None, parameters=None, payout=None, overrides=None):
@@ -347,3 +350,13 @@ def test_a_default_of_another_type_is_refused_not_converted():
         ("invalid_default", "b", "default"),
         ("invalid_default", "d", "default"),
     ]
+
+
+def test_a_parameter_override_keeps_the_declared_type_and_takes_the_new_value():
+    parameters = [{"key": "rate", "dtype": "decimal", "value": "0.1"}]
+    compiled = compile_plan(
+        document({"p": "x * rate"}, {"x": "decimal"}, parameters), {"rate": "0.25"}
+    )
+    assert compiled.parameters["rate"] == (Type.DECIMAL, Decimal("0.25"))
+    result = evaluate(compiled, frame({"x": "decimal"}, [{"x": 4}])).frame
+    assert result["p"].to_list() == [Decimal(1)]
