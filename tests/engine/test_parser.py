@@ -192,6 +192,7 @@ def test_function_name_without_parentheses_says_how_to_call_it():
         ("2x", "unexpected 'x' right after the number '2'", 1, 2),
         ("a @ b", "unexpected character '@'", 1, 3),
         ("zzz(1)", "unknown function 'zzz'", 1, 1),
+        ("x ^ 1.5", "the exponent of '^' must be a whole-number literal from 0 to 64", 1, 5),
     ],
     ids=[
         "end-many-expected-not-listed",
@@ -205,6 +206,7 @@ def test_function_name_without_parentheses_says_how_to_call_it():
         "name-glued-to-number",
         "character-without-a-hint",
         "unknown-function-nothing-close",
+        "exponent-not-a-whole-number",
     ],
 )
 def test_parse_errors_say_exactly_what_was_found_and_what_was_expected(
@@ -266,10 +268,15 @@ def test_errors_raised_while_building_the_tree_have_the_syntax_code() -> None:
         assert syntax_error(text).code == "syntax", text
 
 
-def test_boolean_literals_carry_their_position() -> None:
+def test_literals_and_if_carry_their_position() -> None:
+    """Problems found later (typing, defaults) are located by these positions."""
     tree = parse("x &&\n  true || false")
     assert tree.left.right.pos == Pos(2, 3)
     assert tree.right.pos == Pos(2, 11)
+    tree = parse('1 + if (a) then "x" else 2 ^ 3')
+    assert tree.right.pos == Pos(1, 5)
+    assert tree.right.then.pos == Pos(1, 17)
+    assert tree.right.else_.right.pos == Pos(1, 30)
 
 
 def test_limit_errors_point_at_the_start_and_exponents_go_up_to_64():

@@ -234,3 +234,20 @@ def test_a_boolean_or_missing_value_is_not_a_decimal(raw):
 
     with pytest.raises(ValueError, match="expected a decimal number"):
         coerce_value("decimal", raw)
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-inf"])
+def test_a_non_finite_value_is_not_a_decimal(raw):
+    from engine.plan import coerce_value
+
+    with pytest.raises(ValueError, match=f"expected a finite decimal number, got '{raw}'"):
+        coerce_value("decimal", raw)
+
+
+def test_a_float_value_means_the_number_as_written():
+    """A float (a JSON body parsed without Decimal) is taken by its shortest repr: 0.1 is
+    0.1, not the binary 0.1000000000000000055511151231257827..."""
+    from engine.plan import coerce_value
+
+    assert coerce_value("decimal", 0.1) == Decimal("0.1")
+    assert coerce_value("int", 3.0) == Decimal(3)
