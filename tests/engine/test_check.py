@@ -360,3 +360,19 @@ def test_a_parameter_override_keeps_the_declared_type_and_takes_the_new_value():
     assert compiled.parameters["rate"] == (Type.DECIMAL, Decimal("0.25"))
     result = evaluate(compiled, frame({"x": "decimal"}, [{"x": 4}])).frame
     assert result["p"].to_list() == [Decimal(1)]
+
+
+def test_type_errors_name_the_accepted_types_and_point_at_the_operation():
+    """An operation is located at its left operand, so a nested one is found in the text;
+    an argument's accepted types are listed joined by 'or'."""
+    scope = {"x": Type.DECIMAL}
+    messages = [
+        str(problem)
+        for text in ('min("a", 1)', '1 + (x + "a")', '1 + (x < "a")')
+        for problem in check_expression(text, scope)[1]
+    ]
+    assert messages == [
+        "expr, line 1, column 5: min() argument 'a' must be date or decimal, got text",
+        "expr, line 1, column 6: '+' needs decimals, got decimal and text",
+        "expr, line 1, column 6: '<' compares values of one type, got decimal and text",
+    ]

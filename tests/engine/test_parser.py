@@ -193,6 +193,13 @@ def test_function_name_without_parentheses_says_how_to_call_it():
         ("a @ b", "unexpected character '@'", 1, 3),
         ("zzz(1)", "unknown function 'zzz'", 1, 1),
         ("x ^ 1.5", "the exponent of '^' must be a whole-number literal from 0 to 64", 1, 5),
+        (
+            "a < b <= c",
+            "comparisons cannot be chained ('<' then '<='); "
+            "combine them with '&&', like a < b && b < c",
+            1,
+            7,
+        ),
     ],
     ids=[
         "end-many-expected-not-listed",
@@ -207,6 +214,7 @@ def test_function_name_without_parentheses_says_how_to_call_it():
         "character-without-a-hint",
         "unknown-function-nothing-close",
         "exponent-not-a-whole-number",
+        "chained-comparison",
     ],
 )
 def test_parse_errors_say_exactly_what_was_found_and_what_was_expected(

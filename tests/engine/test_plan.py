@@ -251,3 +251,11 @@ def test_a_float_value_means_the_number_as_written():
 
     assert coerce_value("decimal", 0.1) == Decimal("0.1")
     assert coerce_value("int", 3.0) == Decimal(3)
+
+
+def test_text_values_are_kept_as_written_and_only_text_is_text():
+    from engine.plan import coerce_value
+
+    assert coerce_value("text", " analyst ") == " analyst "
+    with pytest.raises(ValueError, match="expected text, got 5"):
+        coerce_value("text", 5)
