@@ -376,3 +376,12 @@ def test_type_errors_name_the_accepted_types_and_point_at_the_operation():
         "expr, line 1, column 6: '+' needs decimals, got decimal and text",
         "expr, line 1, column 6: '<' compares values of one type, got decimal and text",
     ]
+
+
+def test_a_call_with_a_bad_argument_has_no_type_so_its_users_are_not_reported_again():
+    """One mistake, one problem: `round(x, 11) + "a"` reports the literal argument, not also
+    a '+' of decimal and text built on the failed call."""
+    _, problems = check_expression('round(x, 11) + "a"', {"x": Type.DECIMAL})
+    assert [(p.column, p.message) for p in problems] == [
+        (10, "round() argument 'n' must be a whole-number literal from 0 to 10")
+    ]
