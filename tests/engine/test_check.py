@@ -385,3 +385,14 @@ def test_a_call_with_a_bad_argument_has_no_type_so_its_users_are_not_reported_ag
     assert [(p.column, p.message) for p in problems] == [
         (10, "round() argument 'n' must be a whole-number literal from 0 to 10")
     ]
+
+
+def test_declaring_a_reserved_input_says_where_and_why():
+    problems = problems_of({"p": "1"}, inputs={"fund_ref": "text"})
+    assert [(p.code, p.field, p.message) for p in problems] == [
+        (
+            "reserved_name",
+            "inputs",
+            "inputs[0] 'fund_ref': 'fund_ref' is reserved (it is always available as a text input)",
+        )
+    ]
