@@ -564,12 +564,17 @@ _DEFAULT_HINTS = {
 
 
 def _as_literal(node: Node, step_type: Type) -> Node | None:
-    """`node` as a literal of `step_type`, folding a leading minus into the number."""
+    """`node` as a literal of `step_type`, folding a leading minus into the number.
+
+    The fold is exact (`copy_negate`): Decimal arithmetic would round a 38-digit literal to
+    the thread's context precision (28 digits by default). Literals are never negative, so
+    only a zero is left as it is (no -0)."""
     pos = node.pos
     if step_type == Type.DECIMAL:
         if isinstance(node, Unary) and isinstance(node.operand, Number):
-            value = node.operand.value if node.op == "+" else -node.operand.value
-            return Number(value + 0, pos=pos, type=Type.DECIMAL)
+            operand = node.operand.value
+            negate = node.op == "-" and not operand.is_zero()
+            return Number(operand.copy_negate() if negate else operand, pos=pos, type=Type.DECIMAL)
         if isinstance(node, Number):
             return Number(node.value, pos=pos, type=Type.DECIMAL)
         return None

@@ -1,11 +1,14 @@
 """Plan validation: every problem reported together, each located and explained."""
 
+from decimal import Decimal
+
 import pytest
 
+from engine.backends.reference import evaluate
 from engine.check import check_expression, evaluation_order
 from engine.dsl.ast import Type
 from engine.plan import PlanInvalid, compile_plan
-from tests.engine.plans import document, plan
+from tests.engine.plans import document, frame, plan
 
 
 def problems_of(steps, inputs=None, parameters=None, payout=None, overrides=None):
@@ -285,3 +288,111 @@ def test_syntax_problems_keep_the_caret_excerpt_apart_from_the_message():
     assert problem.message.startswith("attribute access")
     assert problem.excerpt == "salary.amount\n      ^"
     assert str(problem).endswith("\nsalary.amount\n      ^")
+
+
+def test_a_step_on_two_cycles_reports_each_cycle_once_following_names_in_order():
+    """Each cycle is reported once, and in a reproducible order: cycles are searched from the
+    steps in display order, following each step's dependencies in name order."""
+    problems = problems_of({"a": "c + b", "b": "a * 2", "c": "a - 1", "p": "a"}, payout="p")
+    assert [p.message for p in only(problems, "cycle")] == [
+        "circular dependency: a -> b -> a",
+        "circular dependency: a -> c -> a",
+    ]
+
+
+def test_check_expression_locates_its_problems_in_the_expr_field():
+    """A lone expression (the editor's live check) has no step, but its problems still say
+    where: the field `expr`, line and column."""
+    _, syntax = check_expression("x +", {"x": Type.DECIMAL})
+    _, typing = check_expression("y * 2", {"x": Type.DECIMAL})
+    assert [str(p).split("\n")[0] for p in syntax + typing] == [
+        "expr, line 1, column 4: unexpected end of expression",
+        "expr, line 1, column 1: unknown name 'y'",
+    ]
+    assert [(p.step, p.field) for p in syntax + typing] == [(None, "expr"), (None, "expr")]
+
+
+def test_a_problem_without_a_location_is_just_its_message():
+    from engine.check import Problem
+
+    assert str(Problem("payout", "no payout")) == "no payout"
+
+
+def test_a_signed_number_default_keeps_its_sign_and_every_digit():
+    """`+2.5` is 2.5 and `-2.5` is -2.5: the sign is folded into the default literal exactly,
+    also for a literal of 37 significant digits (R10 keeps 38; Python's default decimal
+    context would round it to 28)."""
+    wide = "123456789012345678901234567.1234567891"
+    defaults = ["+2.5", "-2.5", f"-{wide}", "-0"]
+    compiled = plan(
+        [
+            {"order": n, "name": f"s{n}", "expr": "x", "condition": "f", "default": default}
+            for n, default in enumerate(defaults)
+        ],
+        inputs={"x": "decimal", "f": "bool"},
+        payout="s0",
+    )
+    assert [str(s.default.value) for s in compiled.steps] == ["2.5", "-2.5", f"-{wide}", "0"]
+
+
+def test_a_default_of_another_type_is_refused_not_converted():
+    """A quoted date is no bool default, and a number is no date default."""
+    problems = problems_of(
+        [
+            {"order": 1, "name": "b", "expr": "x > 1", "default": '"2025-01-01"'},
+            {"order": 2, "name": "d", "expr": "dt", "default": "5"},
+            {"order": 3, "name": "p", "expr": "x"},
+        ],
+        inputs={"x": "decimal", "dt": "date"},
+        payout="p",
+    )
+    assert [(p.code, p.step, p.field) for p in problems] == [
+        ("invalid_default", "b", "default"),
+        ("invalid_default", "d", "default"),
+    ]
+
+
+def test_a_parameter_override_keeps_the_declared_type_and_takes_the_new_value():
+    parameters = [{"key": "rate", "dtype": "decimal", "value": "0.1"}]
+    compiled = compile_plan(
+        document({"p": "x * rate"}, {"x": "decimal"}, parameters), {"rate": "0.25"}
+    )
+    assert compiled.parameters["rate"] == (Type.DECIMAL, Decimal("0.25"))
+    result = evaluate(compiled, frame({"x": "decimal"}, [{"x": 4}])).frame
+    assert result["p"].to_list() == [Decimal(1)]
+
+
+def test_type_errors_name_the_accepted_types_and_point_at_the_operation():
+    """An operation is located at its left operand, so a nested one is found in the text;
+    an argument's accepted types are listed joined by 'or'."""
+    scope = {"x": Type.DECIMAL}
+    messages = [
+        str(problem)
+        for text in ('min("a", 1)', '1 + (x + "a")', '1 + (x < "a")')
+        for problem in check_expression(text, scope)[1]
+    ]
+    assert messages == [
+        "expr, line 1, column 5: min() argument 'a' must be date or decimal, got text",
+        "expr, line 1, column 6: '+' needs decimals, got decimal and text",
+        "expr, line 1, column 6: '<' compares values of one type, got decimal and text",
+    ]
+
+
+def test_a_call_with_a_bad_argument_has_no_type_so_its_users_are_not_reported_again():
+    """One mistake, one problem: `round(x, 11) + "a"` reports the literal argument, not also
+    a '+' of decimal and text built on the failed call."""
+    _, problems = check_expression('round(x, 11) + "a"', {"x": Type.DECIMAL})
+    assert [(p.column, p.message) for p in problems] == [
+        (10, "round() argument 'n' must be a whole-number literal from 0 to 10")
+    ]
+
+
+def test_declaring_a_reserved_input_says_where_and_why():
+    problems = problems_of({"p": "1"}, inputs={"fund_ref": "text"})
+    assert [(p.code, p.field, p.message) for p in problems] == [
+        (
+            "reserved_name",
+            "inputs",
+            "inputs[0] 'fund_ref': 'fund_ref' is reserved (it is always available as a text input)",
+        )
+    ]

@@ -139,3 +139,42 @@ def test_results_hash_is_sha256_of_the_csv_and_reproducible():
     assert results_hash(compiled, first) == expected == results_hash(compiled, again)
     shuffled = evaluate(compiled, data.reverse())
     assert results_hash(compiled, shuffled) == expected
+
+
+def test_snapshot_hash_is_sha256_of_the_canonical_json_of_its_five_parts():
+    """ENGINE.md §9, as a stable format: runs and approvals keep this hash, so the same
+    snapshot must hash the same after any engine change (the JSON keeps these five keys)."""
+    from engine.catalog import CATALOG_VERSION
+    from engine.hashing import canonical_plan
+
+    mapping = {"salary": "Base Salary"}
+    data_sha256 = "ab" * 32
+    parts = {
+        "catalog_version": CATALOG_VERSION,
+        "data_sha256": data_sha256,
+        "mapping": mapping,
+        "plan": canonical_plan(doc()),
+        "semantics": "R10",
+    }
+    expected = hashlib.sha256(canonical_json(parts)).hexdigest()
+    assert snapshot_hash(doc(), mapping, data_sha256) == expected
+
+
+def test_results_csv_writes_ten_decimal_places_whatever_the_column_scale():
+    """The canonical CSV does not depend on the decimal scale a backend happens to leave
+    in its result frame."""
+    result = EvalResult(
+        pl.DataFrame(
+            {
+                "employee_ref": ["A", "B"],
+                "p": pl.Series([Decimal("1.5"), Decimal("-2")], dtype=pl.Decimal(38, 2)),
+                "diagnostics": pl.Series([[], []], dtype=DIAGNOSTIC_DTYPE),
+            }
+        )
+    )
+    compiled = plan({"p": "1"})
+    assert results_csv(compiled, result).decode().splitlines() == [
+        "employee_ref,p,diagnostics",
+        "A,1.5000000000,",
+        "B,-2.0000000000,",
+    ]

@@ -176,3 +176,119 @@ def test_function_name_without_parentheses_says_how_to_call_it():
     error = syntax_error("not is_leaver")
     assert error.message == "'not' is a function; call it with parentheses: not(...)"
     assert error.column == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line", "column"),
+    [
+        ("1 +", "unexpected end of expression", 1, 4),
+        ("(1 + 2", "unexpected end of expression; expected ')'", 1, 7),
+        ("max(1,\n  2", "unexpected end of expression; expected ')' or ','", 2, 4),
+        ("if (a) 1 else 2", "unexpected '1'; expected 'then'", 1, 8),
+        (")", "unexpected ')'", 1, 1),
+        ("a )", "unexpected ')'", 1, 3),
+        ("a b", "unexpected 'b'", 1, 3),
+        ("2 (", "unexpected '('", 1, 3),
+        ("2x", "unexpected 'x' right after the number '2'", 1, 2),
+        ("a @ b", "unexpected character '@'", 1, 3),
+        ("zzz(1)", "unknown function 'zzz'", 1, 1),
+        ("x ^ 1.5", "the exponent of '^' must be a whole-number literal from 0 to 64", 1, 5),
+        (
+            "a < b <= c",
+            "comparisons cannot be chained ('<' then '<='); "
+            "combine them with '&&', like a < b && b < c",
+            1,
+            7,
+        ),
+    ],
+    ids=[
+        "end-many-expected-not-listed",
+        "end-one-expected",
+        "end-on-a-later-line-two-expected",
+        "token-one-expected",
+        "five-expected-not-listed",
+        "nothing-listable-expected",
+        "name-after-name",
+        "parenthesis-after-number",
+        "name-glued-to-number",
+        "character-without-a-hint",
+        "unknown-function-nothing-close",
+        "exponent-not-a-whole-number",
+        "chained-comparison",
+    ],
+)
+def test_parse_errors_say_exactly_what_was_found_and_what_was_expected(
+    text: str, message: str, line: int, column: int
+) -> None:
+    """The full message, not a fragment: 'expected ...' lists at most four alternatives
+    joined by 'or' (a longer list helps nobody), and 'right after the number' is only said
+    when a name follows a number."""
+    error = syntax_error(text)
+    assert (error.message, error.line, error.column, error.code) == (
+        message,
+        line,
+        column,
+        "syntax",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "excerpt"),
+    [
+        ("Salary", "Salary\n^"),
+        ("1 +", "1 +\n   ^"),
+        ("1 +  ", "1 +  \n     ^"),
+        ("1 +\r", "1 +\n   ^"),
+        ("a.b\r\n+ 1", "a.b\n ^"),
+        ("rate * TAX", "rate * TAX\n       ^"),
+        ("\tSalary", " Salary\n ^"),
+    ],
+    ids=[
+        "first-column",
+        "end-of-text",
+        "end-after-trailing-spaces",
+        "end-after-carriage-return",
+        "windows-line-ending",
+        "line-ending-in-capital-x",
+        "tab-shown-as-one-space",
+    ],
+)
+def test_caret_excerpt_shows_the_line_as_written_with_the_caret_under_the_column(
+    text: str, excerpt: str
+) -> None:
+    """Tabs become one space (so the caret lines up), a trailing carriage return is dropped,
+    anything else stays; the caret sits under the column, at most one past the line's end."""
+    assert syntax_error(text).excerpt == excerpt
+
+
+def test_caret_excerpt_of_a_line_outside_the_text_is_an_empty_line() -> None:
+    from engine.dsl.errors import caret_excerpt
+
+    assert caret_excerpt("a\nb", 0, 1) == "\n^"
+    assert caret_excerpt("a\nb", 3, 2) == "\n^"
+    assert caret_excerpt("a\nb", 2, 1) == "b\n^"
+
+
+def test_errors_raised_while_building_the_tree_have_the_syntax_code() -> None:
+    """Names, calls, chained comparisons and exponents are checked while building the tree;
+    their problems carry the same code as grammar errors."""
+    for text in ("Salary", "zzz(1)", "a < b < c", "x ^ y"):
+        assert syntax_error(text).code == "syntax", text
+
+
+def test_literals_and_if_carry_their_position() -> None:
+    """Problems found later (typing, defaults) are located by these positions."""
+    tree = parse("x &&\n  true || false")
+    assert tree.left.right.pos == Pos(2, 3)
+    assert tree.right.pos == Pos(2, 11)
+    tree = parse('1 + if (a) then "x" else 2 ^ 3')
+    assert tree.right.pos == Pos(1, 5)
+    assert tree.right.then.pos == Pos(1, 17)
+    assert tree.right.else_.right.pos == Pos(1, 30)
+
+
+def test_limit_errors_point_at_the_start_and_exponents_go_up_to_64():
+    error = syntax_error("x" * 10_001)
+    assert (error.line, error.column) == (1, 1)
+    assert parse("x ^ 64") == Binary("^", Name("x"), num("64"))
+    assert parse("x ^ 0") == Binary("^", Name("x"), num("0"))

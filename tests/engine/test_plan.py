@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.plan import PlanLoadError, load_plan, validate_document
+from engine.plan import PlanInvalid, PlanLoadError, load_plan, validate_document
 
 PLAN = {
     "name": "2025 Analyst Bonus Plan",
@@ -149,3 +149,113 @@ def test_yaml_special_floats_are_rejected_with_a_message(tmp_path):
     )
     with pytest.raises(PlanLoadError, match=r"parameters\[0\].*expected a decimal number"):
         load_plan(path)
+
+
+def test_load_errors_name_each_field_by_its_path_in_the_document():
+    """Top-level fields by name, nested ones as `steps[0].expr`, and the document itself as
+    `document`; the error text lists one problem per line."""
+    steps_without_expr = {**PLAN, "steps": [{"order": 1, "name": "s"}], "currency": "usd"}
+    with pytest.raises(PlanLoadError) as info:
+        validate_document(steps_without_expr, "plan.json")
+    assert [problem.split(":")[0] for problem in info.value.problems] == [
+        "currency",
+        "steps[0].expr",
+    ]
+    assert str(info.value) == (
+        "plan.json: invalid plan document:\n"
+        f"  - {info.value.problems[0]}\n"
+        "  - steps[0].expr: Field required"
+    )
+    with pytest.raises(PlanLoadError) as not_a_mapping:
+        validate_document(["a list"], "plan.yaml")
+    (problem,) = not_a_mapping.value.problems
+    assert problem.startswith("document: ")
+
+
+def test_yaml_numbers_with_digit_group_underscores_are_exact(tmp_path):
+    """YAML 1.1 allows '_' anywhere among a float's digits (1_000.5, even 1__000.000_5):
+    all of them are dropped, and the number is read exactly."""
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "name: p\neffective_from: 2025-01-01\ncurrency: USD\n"
+        "parameters: [{key: a, dtype: decimal, value: 1_000.000_5},"
+        " {key: b, dtype: decimal, value: 1__000.5}]\n"
+        "steps: [{order: 1, name: s, expr: a + b}]\npayout: s\n"
+    )
+    values = [parameter.value for parameter in load_plan(path).parameters]
+    assert values == [Decimal("1000.0005"), Decimal("1000.5")]
+
+
+def test_plan_invalid_lists_every_problem_one_per_line_and_step_lookup_names_the_step():
+    from engine.plan import compile_plan
+    from tests.engine.plans import document, plan
+
+    with pytest.raises(PlanInvalid) as info:
+        compile_plan(document({"a": "x + 1", "b": "a +"}))
+    assert str(info.value) == (
+        "plan has 2 problem(s):\n"
+        "  - step 'b', expr, line 1, column 4: unexpected end of expression\n"
+        "a +\n"
+        "   ^\n"
+        "  - step 'a', expr, line 1, column 1: unknown name 'x'"
+    )
+    with pytest.raises(KeyError, match="'nope'"):
+        plan({"a": "1"}).step("nope")
+
+
+def test_plan_file_errors_name_the_file(tmp_path):
+    other = tmp_path / "plan.txt"
+    other.write_text("{}")
+    with pytest.raises(PlanLoadError) as wrong_suffix:
+        load_plan(other)
+    assert str(wrong_suffix.value) == (
+        f"{other}: invalid plan document:\n  - file must end in .json, .yaml or .yml"
+    )
+    bad_json = tmp_path / "plan.json"
+    bad_json.write_text("{not json")
+    with pytest.raises(PlanLoadError) as not_json:
+        load_plan(bad_json)
+    assert str(not_json.value).startswith(
+        f"{bad_json}: invalid plan document:\n  - not valid JSON: "
+    )
+    invalid = tmp_path / "plan.yaml"
+    invalid.write_text("name: p\n")
+    with pytest.raises(PlanLoadError) as not_a_plan:
+        load_plan(invalid)
+    assert str(not_a_plan.value).startswith(
+        f"{invalid}: invalid plan document:\n  - effective_from: Field required"
+    )
+
+
+@pytest.mark.parametrize("raw", [True, False, None])
+def test_a_boolean_or_missing_value_is_not_a_decimal(raw):
+    """YAML reads `yes`/`true` as a boolean: a decimal parameter must not take it as 1."""
+    from engine.plan import coerce_value
+
+    with pytest.raises(ValueError, match="expected a decimal number"):
+        coerce_value("decimal", raw)
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-inf"])
+def test_a_non_finite_value_is_not_a_decimal(raw):
+    from engine.plan import coerce_value
+
+    with pytest.raises(ValueError, match=f"expected a finite decimal number, got '{raw}'"):
+        coerce_value("decimal", raw)
+
+
+def test_a_float_value_means_the_number_as_written():
+    """A float (a JSON body parsed without Decimal) is taken by its shortest repr: 0.1 is
+    0.1, not the binary 0.1000000000000000055511151231257827..."""
+    from engine.plan import coerce_value
+
+    assert coerce_value("decimal", 0.1) == Decimal("0.1")
+    assert coerce_value("int", 3.0) == Decimal(3)
+
+
+def test_text_values_are_kept_as_written_and_only_text_is_text():
+    from engine.plan import coerce_value
+
+    assert coerce_value("text", " analyst ") == " analyst "
+    with pytest.raises(ValueError, match="expected text, got 5"):
+        coerce_value("text", 5)
