@@ -18,7 +18,7 @@ pinned so a Polars upgrade that changes them fails here first.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import polars as pl
 import pytest
@@ -526,3 +526,144 @@ def test_null_free_inputs_compile_without_null_tests_and_agree_with_the_referenc
         return str([list(stage.values()) for stage in stages]).count("is_null")
 
     assert null_tests(fast.null_free_inputs(plan, without)) < null_tests(frozenset())
+
+
+# -- every catalog function, each argument computed, in both modes (mutation kills) --------
+def same_in_mode(exact: bool, plan, data: pl.DataFrame, parameters=None) -> pl.DataFrame | None:
+    """`same`, in fast or exact mode (exact mode normally runs only after an overflow; here
+    it is forced, as `evaluate` runs it): the same frame, or the same ValueOverflow (None)."""
+    parameters = parameters or {}
+
+    def evaluate() -> pl.DataFrame:
+        if not exact:
+            return fast.evaluate(plan, data, parameters).frame
+        result, compiler = fast._run(plan, data, parameters, exact=True)
+        fast._raise_first_overflow(plan, result, compiler)
+        return result.select(["employee_ref", *plan.display_order, "diagnostics"])
+
+    try:
+        expected = reference.evaluate(plan, data, parameters).frame
+    except ValueOverflow as error:
+        with pytest.raises(ValueOverflow) as raised:
+            evaluate()
+        assert (raised.value.step, raised.value.employee_ref) == (error.step, error.employee_ref)
+        return None
+    actual = evaluate()
+    assert_frame_equal(actual, expected)
+    return actual
+
+
+# A computed argument of each type: materialised (so a result claiming a lower stage than
+# its argument reads a column that does not exist yet), null where w is null on a taken row,
+# and dividing by zero where x = 0, a row the guard `x != 0` does not take.
+PROBES = {
+    "decimal": "(w / x)",
+    "date": "(if (w / x > 0) then d1 else d2)",
+    "key": '(if (w / x > 0) then g else "z")',
+    "bool": "(w / x > 0)",
+}
+PLAIN = {"decimal": "x", "date": "d1", "key": "g", "bool": "x > 1"}
+CONSTANT = {"decimal": "1.5", "date": "pe", "key": '"k"', "bool": "true"}
+SIGNATURES = {
+    "min": ["decimal", "decimal", "decimal"],
+    "max": ["decimal", "decimal"],
+    "abs": ["decimal"],
+    "not": ["bool"],
+    "round2": ["decimal"],
+    "clip": ["decimal", "decimal", "decimal"],
+    "cap_floor": ["decimal", "decimal", "decimal"],
+    "hurdle": ["decimal", "decimal"],
+    "pct": ["decimal"],
+    "pct_change": ["decimal", "decimal"],
+    "days_between": ["date", "date"],
+    "prorate": ["date", "date", "date", "date"],
+    "sum_over": ["decimal", "key"],
+    "count_over": ["key"],
+    "allocate": ["decimal", "decimal", "key"],
+}
+
+
+def _probed(name: str, types: list[str], probed: int, others: dict[str, str]) -> str:
+    """`name(...)` with the probe as argument `probed` and `others` for the rest."""
+    args = [PROBES[t] if i == probed else others[t] for i, t in enumerate(types)]
+    return f"{name}({', '.join(args)})"
+
+
+PROBED_CALLS = list(
+    dict.fromkeys(
+        [
+            _probed(name, types, probed, others)
+            for others in (PLAIN, CONSTANT)
+            for name, types in SIGNATURES.items()
+            for probed in range(len(types))
+        ]
+        + [
+            f"round({PROBES['decimal']}, 3)",
+            f"min({PROBES['date']}, d2)",
+            f"max(d1, {PROBES['date']})",
+            f"sum_over({PROBES['decimal']})",
+            f"allocate({PROBES['decimal']}, x)",
+            f"allocate(x, {PROBES['decimal']})",
+            "count_over()",
+        ]
+    )
+)
+PROBE_ROWS = [
+    ("E1", "F1", "2", "3", "a", date(2025, 3, 1), date(2025, 9, 30)),
+    ("E2", "F1", "0", "1", "b", date(2025, 1, 1), date(2025, 2, 1)),
+    ("E3", "F2", "-4", None, "a", None, date(2025, 6, 30)),
+    ("E4", "F2", "5", "-2.5", None, date(2025, 7, 1), None),
+    ("E5", "F1", None, "2", "b", date(2025, 2, 1), date(2025, 3, 1)),
+    ("E6", "F2", "8", "0.125", "b", date(2025, 12, 1), date(2025, 4, 1)),
+    ("E7", "F1", "3", "7", "a", date(2024, 12, 1), date(2026, 1, 31)),
+]
+
+
+def _wrapped(call: str) -> str:
+    """The call under the guard `x != 0`, read by a consumer that leaves out the null test of
+    a value that promises to hold no null (so a wrong promise shows as a non-null result)."""
+    if call.startswith("not("):
+        return f"if (x != 0) then (if ({call}) then 1 else 2) else 0"
+    if call.startswith(("min(", "max(")) and "d1" in call:
+        return f"if (x != 0) then days_between(d2, min({call}, d2)) else 0"
+    return f"if (x != 0) then min({call}, 1000) else 0"
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize("call", PROBED_CALLS)
+def test_each_function_with_a_computed_guarded_argument_matches_the_reference(
+    call: str, exact: bool
+) -> None:
+    """Per function and argument: the argument's diagnostics stay on taken rows, a null from
+    it makes the result null, the result waits for the stage that computes the argument,
+    and untaken rows take no part in an aggregate; in fast and in exact mode."""
+    same_in_mode(exact, plan_of(_wrapped(call)), frame_of(PROBE_ROWS))
+
+
+MAX = Decimal("9999999999999999999999999999.9999999999")
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize("places", [0, 2, 4, 9, 10])
+def test_rounding_up_to_1e28_overflows_from_the_tie_on(places: int, exact: bool) -> None:
+    """`round(x, n)` overflows exactly when it rounds up to 1e28: from 1e28 - 0.5 * 10^-n on
+    (half-even: the last kept digit is a 9, so the tie rounds up), and only on taken rows.
+    One unit (1e-10) below, the result is the largest n-place value. n = 10 never rounds."""
+    if places < 10:
+        tie = Decimal("9" * 28 + "." + "9" * places + "5")  # 1e28 - 0.5 * 10^-n, exactly
+        below = Context(prec=50).subtract(tie, Decimal("0.0000000001"))  # one unit below
+    else:
+        tie = below = MAX
+    wide = Context(prec=50)
+    call = "round2(x)" if places == 2 else f"round(x, {places})"
+    plan = plan_of(f"if (w > 0) then {call} else 0")
+
+    def row(ref: str, x: Decimal | None, taken: bool) -> tuple:
+        return (ref, "F1", None if x is None else str(x), "1" if taken else "0", "a", None, None)
+
+    safe = [row("E1", below, True), row("E2", below.copy_negate(), True), row("E3", None, True)]
+    untaken = [row("E4", tie, False), row("E5", tie.copy_negate(), False)]
+    result = same_in_mode(exact, plan, frame_of(safe + untaken))
+    assert result is not None and result["out"][0] == wide.quantize(below, Decimal(10) ** -places)
+    taken = [row("E4", tie, False), row("E5", tie.copy_negate(), True)]
+    assert (same_in_mode(exact, plan, frame_of(safe + taken)) is None) == (places < 10)
