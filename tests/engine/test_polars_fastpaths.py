@@ -667,3 +667,83 @@ def test_rounding_up_to_1e28_overflows_from_the_tie_on(places: int, exact: bool)
     assert result is not None and result["out"][0] == wide.quantize(below, Decimal(10) ** -places)
     taken = [row("E4", tie, False), row("E5", tie.copy_negate(), True)]
     assert (same_in_mode(exact, plan, frame_of(safe + taken)) is None) == (places < 10)
+
+
+# Rows with g = "b" are not taken by `if (g == "a") ...`; on them every operation overflows
+# (or divides by zero). The taken rows are in range, except the last two (E10: x - w, x * w
+# and x ^ 3 overflow; E8: x / w, x * x and x ^ 3 do).
+MOST = str(MAX)
+GUARDED_ROWS = [
+    ("E1", "F1", "7", "2", "a", None, None),
+    ("E2", "F1", MOST, MOST, "b", None, None),
+    ("E3", "F1", MOST, "-" + MOST, "b", None, None),
+    ("E4", "F1", MOST, "0.5", "b", None, None),
+    ("E5", "F1", MOST, "0", "b", None, None),
+    ("E6", "F1", "-" + MOST, "0.5", "b", None, None),
+    ("E7", "F1", "-7.5", "3", "a", None, None),
+    ("E9", "F1", None, "1", "a", None, None),
+    ("E11", "F1", "1", None, "a", None, None),
+    ("E10", "F1", "9000000000000000000000000000", "-2000000000000000000000000000", "a", None, None),
+    ("E8", "F1", "6000000000000000000000000000", "0.5", "a", None, None),
+]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "x + w",
+        "x - w",
+        "x * w",
+        "x / w",
+        "x % w",
+        "x ^ 3",
+        "-x * w",
+        "pct_change(x, w)",
+        "sum_over(x)",
+        "sum_over(x, fund_ref)",
+        "allocate(1, x)",
+        "x * x",
+    ],
+)
+def test_overflow_and_division_by_zero_count_only_on_taken_rows(
+    operation: str, exact: bool
+) -> None:
+    """An operation that overflows or divides by zero on rows that do not take it records
+    nothing there (ENGINE.md §5, docs/engine.md §2, §11-§12); on taken rows the run fails
+    naming the first of them, as the reference does."""
+    plan = plan_of(f'if (g == "a") then {operation} else 0')
+    same_in_mode(exact, plan, frame_of(GUARDED_ROWS[:-2]))
+    same_in_mode(exact, plan, frame_of(GUARDED_ROWS))
+
+
+SIX = "6000000000000000000000000000"
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize("guarded", [False, True])
+def test_allocate_weight_sum_overflow_names_the_groups_first_usable_row(
+    exact: bool, guarded: bool
+) -> None:
+    """Regression (found by the mutation run): the reference checks a group's weight sum on
+    every included row of the group, so an overflowing sum names the group's first such row
+    (here E2: E1's weight is negative, so E1 is excluded), not the row where the running sum
+    crosses 1e28 (E5), which the Polars backend used to name. A group whose pools differ
+    shares nothing and sums nothing (F3), and F2's weights add up to just below 1e28."""
+    below = str(Context(prec=50).subtract(Decimal(10) ** 28 - Decimal(SIX), Decimal("1e-10")))
+    rows = [
+        ("E0", "F2", "0.05", SIX, "a", None, None),
+        ("E1", "F1", "0.07", "-1", "a", None, None),
+        ("E2", "F1", "0.07", "1", "a", None, None),
+        ("E3", "F3", "0.01", SIX, "a", None, None),
+        ("E4", "F2", "0.05", below, "a", None, None),
+        ("E5", "F1", "0.07", SIX, "a", None, None),
+        ("E6", "F3", "0.02", SIX, "a", None, None),
+        ("E7", "F1", "0.07", SIX, "a", None, None),
+    ]
+    plan = plan_of("allocate(x, w, fund_ref)", "w != 1" if guarded else None)
+    assert same_in_mode(exact, plan, frame_of(rows[:6])) is not None
+    with pytest.raises(ValueOverflow) as raised:
+        fast.evaluate(plan, frame_of(rows))
+    assert raised.value.employee_ref == ("E5" if guarded else "E2")
+    same_in_mode(exact, plan, frame_of(rows))
