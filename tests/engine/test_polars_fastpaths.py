@@ -747,3 +747,36 @@ def test_allocate_weight_sum_overflow_names_the_groups_first_usable_row(
         fast.evaluate(plan, frame_of(rows))
     assert raised.value.employee_ref == ("E5" if guarded else "E2")
     same_in_mode(exact, plan, frame_of(rows))
+
+
+EMPLOYMENTS = [
+    (None, None),
+    (date(2024, 6, 1), date(2024, 12, 31)),  # ends before the period
+    (date(2026, 1, 1), date(2026, 3, 1)),  # starts after it
+    (date(2025, 3, 1), date(2025, 3, 1)),  # one day
+    (date(2024, 1, 1), date(2026, 12, 31)),  # covers it
+    (date(2025, 7, 1), None),  # joiner
+    (None, date(2025, 1, 31)),  # leaver
+    (date(2025, 12, 31), date(2025, 1, 1)),  # start after end
+]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "period",
+    [
+        "if (x > 0) then ps else pe, if (x > 0) then pe else backwards",  # per row; x <= 0: invalid
+        "if (1 / 0 > 0) then ps else pe, pe",  # a constant, null period start
+        "ps, if (1 / 0 > 0) then ps else pe",  # a constant, null period end
+    ],
+)
+def test_prorate_over_a_computed_period_matches_the_reference(period: str, exact: bool) -> None:
+    """The general `prorate` (a period that is not a literal, valid date pair): employments
+    before, after, inside and around the period, open-ended, backwards; invalid periods."""
+    rows = [
+        (f"E{i}{sign}", "F1", sign, None, None, start, end)
+        for i, (start, end) in enumerate(EMPLOYMENTS)
+        for sign in ("1", "-1")
+    ]
+    rows.append(("E9", "F1", None, None, None, date(2025, 2, 1), None))
+    same_in_mode(exact, plan_of(f"prorate(d1, d2, {period})"), frame_of(rows))
