@@ -817,9 +817,7 @@ def _over(expr: pl.Expr, part: Val | None) -> pl.Expr:
 
 
 def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
-    already = len(c.state.overflows)
     x = c.share(c.value(args[0], taken))
-    poisoned = c.state.overflows[already:]
     key = c.share(c.value(args[1], taken)) if len(args) > 1 else None
     part = c.partition(key)
     rows = Val(_taking(c, taken, key), c.level(taken, key, part))
@@ -832,11 +830,6 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     total, too_big = c.sum_scaled(contributions, part)
     if too_big is not None:
         c.overflow(rows, too_big)
-    if poisoned:
-        # The reference carries an out-of-range value on into the sum, which then fails
-        # for every row of the group: name the group's first row as it does.
-        spread = _over((rows.expr & pl.any_horizontal(poisoned)).any(), part)
-        c.overflow(rows, spread)
     if every:
         return Val(total.expr, c.level(total, rows), nullable=False)
     return Val(pl.when(rows.expr).then(total.expr), c.level(total, rows))

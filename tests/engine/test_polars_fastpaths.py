@@ -780,3 +780,54 @@ def test_prorate_over_a_computed_period_matches_the_reference(period: str, exact
     ]
     rows.append(("E9", "F1", None, None, None, date(2025, 2, 1), None))
     same_in_mode(exact, plan_of(f"prorate(d1, d2, {period})"), frame_of(rows))
+
+
+MAX_LESS_ONE = "9999999999999999999999999998.9999999999"
+EXACT_PAIRS = [
+    ("0.0000000001", MOST),  # a + b: one unit beyond MAX
+    ("1", MAX_LESS_ONE),  # a + b = MAX exactly; a - b = -MAX + 2
+    ("-0.0000000001", "-" + MOST),  # a + b: one unit below -MAX
+    ("-1", "-" + MAX_LESS_ONE),  # a + b = -MAX exactly
+    ("1", "-" + MAX_LESS_ONE),  # a - b = MAX exactly
+    ("-1", MAX_LESS_ONE),  # a - b = -MAX exactly
+    ("0", MOST),
+    ("-0.0000000001", "0"),
+    ("1999999999.9999999999", "1999999999.9999999999"),  # limb carries in the product
+    ("98765432109.8765432109", "-12345678901.2345678901"),  # both limbs of both operands
+    ("350000000000000", "100000000000000"),  # a * b = 3.5e28: far beyond MAX
+    ("-10000000000", "10000000000.0000000001"),  # a * b = -1e20 - 1e-10 * 1e10
+    ("0.0000000003", "0.5"),  # a * b: a tie, rounded to even (up)
+    ("0.0000000001", "-0.5"),  # a * b: a tie, rounded to even (down)
+    ("12345678901234567.89", "0.0000000007"),
+]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize("operation", ["x + w", "x - w", "x * w", "x / w", "x % w"])
+@pytest.mark.parametrize(("a", "b"), EXACT_PAIRS)
+def test_arithmetic_at_the_limits_matches_the_reference(
+    a: str, b: str, operation: str, exact: bool
+) -> None:
+    """R10 arithmetic where exact mode's overflow tests and limb products have their edges:
+    sums and differences at exactly ±MAX and one unit beyond, products with carries between
+    19-digit limbs, far beyond MAX, and ties; in fast and in exact mode."""
+    rows = [("E1", "F1", "2", "3", "a", None, None), ("E2", "F1", a, b, "a", None, None)]
+    same_in_mode(exact, plan_of(operation), frame_of(rows))
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "aggregate", ["sum_over(x * w)", "sum_over(x * w, fund_ref)", "allocate(1, x * w)"]
+)
+def test_an_overflowed_value_counts_as_zero_in_its_steps_aggregate(
+    aggregate: str, exact: bool
+) -> None:
+    """Regression (found by the mutation run): the reference notes an out-of-range value
+    and counts it as 0 for the rest of the step (docs/engine.md §12), so the run names the
+    row whose value overflowed (E2), not the first row of its group (E1) as the reference
+    before engine-core 15b3e89 did and the Polars backend's `sum_over` still did."""
+    rows = [("E1", "F1", MOST, "1", "a", None, None), ("E2", "F1", MOST, "2", "a", None, None)]
+    with pytest.raises(ValueOverflow) as raised:
+        fast.evaluate(plan_of(aggregate), frame_of(rows))
+    assert raised.value.employee_ref == "E2"
+    same_in_mode(exact, plan_of(aggregate), frame_of(rows))
