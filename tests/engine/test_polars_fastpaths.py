@@ -831,3 +831,29 @@ def test_an_overflowed_value_counts_as_zero_in_its_steps_aggregate(
         fast.evaluate(plan_of(aggregate), frame_of(rows))
     assert raised.value.employee_ref == "E2"
     same_in_mode(exact, plan_of(aggregate), frame_of(rows))
+
+
+FIVE = "5000000000000000000000000000"
+LIMB_CARRY = "12345678901.2345678901"  # low 20-digit limbs of several of these carry
+SUM_CASES = {
+    "MAX": [FIVE, str(Context(prec=50).subtract(MAX, Decimal(FIVE)))],
+    "1e28": [FIVE, FIVE],
+    "-MAX": ["-" + FIVE, "-" + str(Context(prec=50).subtract(MAX, Decimal(FIVE)))],
+    "-1e28": ["-" + FIVE, "-" + FIVE],
+    "carries": [LIMB_CARRY] * 9 + ["-" + LIMB_CARRY, "0.0000000001"],
+    "negative": ["-" + LIMB_CARRY, "3", None],
+}
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize("expr", ["sum_over(x)", "sum_over(x, fund_ref)", "allocate(1, x)"])
+@pytest.mark.parametrize("case", list(SUM_CASES))
+def test_sums_at_the_limits_match_the_reference(case: str, expr: str, exact: bool) -> None:
+    """Exact mode sums on 20-digit limbs: a total of exactly ±MAX is in range, exactly
+    ±1e28 overflows (naming the group's first row), and carries between the limbs of
+    positive and negative values give the exact total; in fast and exact mode."""
+    rows = [
+        (f"E{i}", "F1", value, "1", "a", None, None)
+        for i, value in enumerate(SUM_CASES[case], start=1)
+    ]
+    same_in_mode(exact, plan_of(expr), frame_of(rows))
