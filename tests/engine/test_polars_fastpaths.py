@@ -605,6 +605,8 @@ PROBED_CALLS = list(
             f"allocate({PROBES['decimal']}, x)",
             f"allocate(x, {PROBES['decimal']})",
             "count_over()",
+            'count_over("k")',
+            'sum_over(w, "k")',
         ]
     )
 )
@@ -857,3 +859,47 @@ def test_sums_at_the_limits_match_the_reference(case: str, expr: str, exact: boo
         for i, value in enumerate(SUM_CASES[case], start=1)
     ]
     same_in_mode(exact, plan_of(expr), frame_of(rows))
+
+
+def test_aggregates_by_a_constant_key_count_every_row() -> None:
+    """A literal key puts every row in one group: a literal summed per row, counted rows."""
+    plan = plan_of('sum_over(1, "k") + count_over("k") * 10 + sum_over(w, "k") * 100')
+    result = same(plan, frame_of(PROBE_ROWS))
+    assert result["out"][0] == 7 + 70 + 100 * sum(Decimal(r[3]) for r in PROBE_ROWS if r[3])
+
+
+NULL_PROMISES = {
+    "if_null_free_condition": "if (w > 0) then x else 0",  # the then branch may be null
+    "if_nullable_condition": "if (x > 0) then 1 else 2",  # the condition may be null
+    "if_constant_null_condition": "days_between(if (1 / 0 > 0) then d1 else d2, d2)",
+}
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+def test_steps_and_ifs_that_can_be_null_say_so_to_later_steps(exact: bool) -> None:
+    """A later step leaves out the null test of a value that promises no null; an `if` or a
+    guarded step is null where its condition is null or the branch it takes is, so it must
+    not promise otherwise (else `min(s, 1000)` gives 1000 where the reference gives null)."""
+    steps = [{"order": 1, "name": "guarded_x", "expr": "x", "condition": "w > 0"}]
+    steps.append({"order": 2, "name": "guard_may_be_null", "expr": "1", "condition": "x > 0"})
+    steps += [
+        {"order": 3 + i, "name": n, "expr": e} for i, (n, e) in enumerate(NULL_PROMISES.items())
+    ]
+    names = [step["name"] for step in steps]
+    steps += [
+        {"order": 10 + i, "name": f"min_{n}", "expr": f"min({n}, 1000)"}
+        for i, n in enumerate(names)
+    ]
+    document = {
+        "name": "null promises",
+        "effective_from": "2025-01-01",
+        "currency": "USD",
+        "inputs": INPUTS,
+        "parameters": PARAMETERS,
+        "steps": steps,
+        "payout": "min_guarded_x",
+    }
+    plan = compile_plan(validate_document(document))
+    rows = [(ref, fund, x, w or "1", g, d1, d2) for ref, fund, x, w, g, d1, d2 in PROBE_ROWS]
+    result = same_in_mode(exact, plan, frame_of(rows))
+    assert result is not None and result["min_guarded_x"].null_count() == 1
