@@ -903,3 +903,17 @@ def test_steps_and_ifs_that_can_be_null_say_so_to_later_steps(exact: bool) -> No
     rows = [(ref, fund, x, w or "1", g, d1, d2) for ref, fund, x, w, g, d1, d2 in PROBE_ROWS]
     result = same_in_mode(exact, plan, frame_of(rows))
     assert result is not None and result["min_guarded_x"].null_count() == 1
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+def test_allocate_gives_a_cent_to_a_larger_remainder_before_any_lower_employee_ref(
+    exact: bool,
+) -> None:
+    """70 rows: 69 of weight 1 and the last employee_ref (E69) of weight 1.0000000004, whose
+    remainder is larger by 1e-10 only. The one leftover cent goes to E69: the remainder
+    decides before employee_ref however many rows rank ahead by ref."""
+    rows = [(f"E{i:02d}", "F1", "1.41", "1", "a", None, None) for i in range(69)]
+    rows.append(("E69", "F1", "1.41", "1.0000000004", "a", None, None))
+    result = same_in_mode(exact, plan_of("allocate(x, w, fund_ref)"), frame_of(rows))
+    assert result is not None and result["out"][69] == Decimal("0.03")
+    assert set(result["out"][:69].to_list()) == {Decimal("0.02")}
