@@ -917,3 +917,23 @@ def test_allocate_gives_a_cent_to_a_larger_remainder_before_any_lower_employee_r
     result = same_in_mode(exact, plan_of("allocate(x, w, fund_ref)"), frame_of(rows))
     assert result is not None and result["out"][69] == Decimal("0.03")
     assert set(result["out"][:69].to_list()) == {Decimal("0.02")}
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "aggregate", ["sum_over(x, fund_ref)", "sum_over(x)", "allocate(0.01, x, fund_ref)"]
+)
+def test_an_overflowing_group_total_names_its_first_taking_row(aggregate: str, exact: bool) -> None:
+    """A group total beyond 1e28 fails the run naming the group's first row that takes the
+    call (E2), not an earlier row of the same group that does not (E1), as the reference
+    does."""
+    rows = [
+        ("E1", "F1", SIX, "1", "b", None, None),
+        ("E2", "F1", SIX, "1", "a", None, None),
+        ("E3", "F1", SIX, "1", "a", None, None),
+    ]
+    plan = plan_of(f'if (g == "a") then {aggregate} else 0')
+    assert same_in_mode(exact, plan, frame_of(rows)) is None
+    with pytest.raises(ValueOverflow) as raised:
+        fast.evaluate(plan, frame_of(rows))
+    assert raised.value.employee_ref == "E2"
