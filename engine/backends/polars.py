@@ -823,7 +823,7 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     rows = Val(_taking(c, taken, key), c.level(taken, key, part))
     # Materialised: read by the overflow guard and the sum, and a `when` inside a window is
     # evaluated group by group.
-    every = _every_row(taken, key)
+    every = _every_row(taken, key) and not row_independent(x)  # a literal must become a column
     contributions = x if every else c.share(Val(pl.when(rows.expr).then(x.expr), c.level(rows, x)))
     if c.exact:
         rows = c.share(rows)

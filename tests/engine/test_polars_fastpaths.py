@@ -528,6 +528,24 @@ def test_null_free_inputs_compile_without_null_tests_and_agree_with_the_referenc
     assert null_tests(fast.null_free_inputs(plan, without)) < null_tests(frozenset())
 
 
+@pytest.mark.parametrize(
+    "expr", ["sum_over(1, g)", "sum_over(x) + sum_over(2, g)", "sum_over(-x, g)"]
+)
+def test_sum_over_a_literal_by_a_key_without_nulls_sums_every_row(expr: str) -> None:
+    """Found by the soak parity run: with the key's mask left out, a literal summed per
+    group was a single 1, not one per row."""
+    same(
+        plan_of(expr),
+        frame_of(
+            [
+                ("E1", "F1", None, "1", "a", None, None),
+                ("E2", "F1", None, "1", "a", None, None),
+                ("E3", "F1", "4", "1", "b", None, None),
+            ]
+        ),
+    )
+
+
 # -- every catalog function, each argument computed, in both modes (mutation kills) --------
 def same_in_mode(exact: bool, plan, data: pl.DataFrame, parameters=None) -> pl.DataFrame | None:
     """`same`, in fast or exact mode (exact mode normally runs only after an overflow; here
