@@ -819,6 +819,10 @@ EXACT_PAIRS = [
     ("0.0000000003", "0.5"),  # a * b: a tie, rounded to even (up)
     ("0.0000000001", "-0.5"),  # a * b: a tie, rounded to even (down)
     ("12345678901234567.89", "0.0000000007"),
+    ("5000000000000000000000000000", "0.5"),  # a / b = 1e28 exactly: overflows
+    ("-4999999999999999999999999999.9999999999", "0.5"),  # a / b = -(MAX - 1e-10)
+    (MOST, "0.9999999999"),  # a / b just beyond MAX
+    (MOST, "1"),  # a / b = MAX; the divisor is no longer below 1
 ]
 
 
