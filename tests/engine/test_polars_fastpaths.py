@@ -823,6 +823,8 @@ EXACT_PAIRS = [
     ("-4999999999999999999999999999.9999999999", "0.5"),  # a / b = -(MAX - 1e-10)
     (MOST, "0.9999999999"),  # a / b just beyond MAX
     (MOST, "1"),  # a / b = MAX; the divisor is no longer below 1
+    ("-1000000000000000000", "0.0000000001"),  # a / b = -1e28: the smallest divisor
+    ("7", "2"),  # a divisor above 1: b * 1e28 would not fit Int128
 ]
 
 
