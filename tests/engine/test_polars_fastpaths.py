@@ -961,3 +961,34 @@ def test_an_overflowing_group_total_names_its_first_taking_row(aggregate: str, e
     with pytest.raises(ValueOverflow) as raised:
         fast.evaluate(plan, frame_of(rows))
     assert raised.value.employee_ref == "E2"
+
+
+SHORT_CIRCUIT_ROWS = [
+    ("E1", "F1", "2", "3", "a", None, None),
+    ("E2", "F1", "0", "1", "a", None, None),
+    ("E3", "F1", "0", None, "a", None, None),
+    ("E4", "F1", "0", "1", "b", None, None),
+    ("E5", "F1", None, "2", "a", None, None),
+    ("E6", "F1", "0", None, "b", None, None),
+]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "(x != 0) && (w / x > 0)",  # right side not taken where x = 0
+        "(w > 0) && (1 / x > 0)",  # taken where w is null (left null), so x = 0 divides by 0
+        "(1 / x > 0) && true",  # the left side is taken only where the `if` is
+        "(x == 0) || (w / x > 0)",
+        "(w < 0) || (1 / x > 0)",
+        "(x != 0) && (sum_over(w) > 0)",  # an aggregate over the rows taking the right side
+    ],
+)
+def test_short_circuits_take_the_right_side_where_the_left_does_not_decide(
+    condition: str, exact: bool
+) -> None:
+    """docs/engine.md §2: `l && r` takes r where l is not false, `l || r` where l is not
+    true (null included), and both only where the expression itself is taken."""
+    plan = plan_of(f'if (g == "a") then (if ({condition}) then 1 else 2) else 0')
+    same_in_mode(exact, plan, frame_of(SHORT_CIRCUIT_ROWS))
