@@ -992,3 +992,15 @@ def test_short_circuits_take_the_right_side_where_the_left_does_not_decide(
     true (null included), and both only where the expression itself is taken."""
     plan = plan_of(f'if (g == "a") then (if ({condition}) then 1 else 2) else 0')
     same_in_mode(exact, plan, frame_of(SHORT_CIRCUIT_ROWS))
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "condition", ["(x != 0) && (sum_over(w) > 0)", "(x == 0) || (count_over(g) > 1)"]
+)
+def test_an_aggregate_right_of_a_short_circuit_waits_for_the_left_side(
+    condition: str, exact: bool
+) -> None:
+    """Without a guard around it, the rows taking the right side come from the left side's
+    column alone, so the aggregate must be staged after it."""
+    same_in_mode(exact, plan_of(f"if ({condition}) then 1 else 2"), frame_of(SHORT_CIRCUIT_ROWS))
