@@ -985,6 +985,7 @@ SHORT_CIRCUIT_ROWS = [
         "(x != 0) && (sum_over(w) > 0)",  # an aggregate over the rows taking the right side
         '(g != "b") && (w > 0)',  # a left side without nulls, a right side with
         '(g == "b") || (w > 0)',
+        '(w > 0) || (g == "b")',  # a left side with nulls, a right side without
     ],
 )
 def test_short_circuits_take_the_right_side_where_the_left_does_not_decide(
