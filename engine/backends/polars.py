@@ -592,20 +592,6 @@ class Compiler:
         scaled = pl.when(too_big.expr).then(i128(0)).otherwise(upper.expr * e20 + low)
         return Val(from_scaled(scaled), too_big.level), too_big.expr
 
-    def running_sum_overflows(self, values: Val, key: Val | None) -> pl.Expr:
-        """Rows (in input order, per key) at which the running sum of non-negative values
-        reaches 1e28: the reference checks every partial sum of allocate weights."""
-        scaled = values.expr.to_physical()
-        e20 = i128(10**20)
-
-        def running(expr: pl.Expr) -> pl.Expr:
-            return expr.cum_sum().over(key.expr) if key is not None else expr.cum_sum()
-
-        high = self.put(running(scaled // e20), values.level)
-        low = self.put(running(scaled % e20), values.level)
-        upper = high.expr + low.expr // e20
-        return self.put(upper >= i128(10**18), self.level(high, low)).expr
-
 
 COMPARISONS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     "==": lambda a, b: a == b,
@@ -831,9 +817,7 @@ def _over(expr: pl.Expr, part: Val | None) -> pl.Expr:
 
 
 def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
-    already = len(c.state.overflows)
     x = c.share(c.value(args[0], taken))
-    poisoned = c.state.overflows[already:]
     key = c.share(c.value(args[1], taken)) if len(args) > 1 else None
     part = c.partition(key)
     rows = Val(_taking(c, taken, key), c.level(taken, key, part))
@@ -846,11 +830,6 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     total, too_big = c.sum_scaled(contributions, part)
     if too_big is not None:
         c.overflow(rows, too_big)
-    if poisoned:
-        # The reference carries an out-of-range value on into the sum, which then fails
-        # for every row of the group: name the group's first row as it does.
-        spread = _over((rows.expr & pl.any_horizontal(poisoned)).any(), part)
-        c.overflow(rows, spread)
     if every:
         return Val(total.expr, c.level(total, rows), nullable=False)
     return Val(pl.when(rows.expr).then(total.expr), c.level(total, rows))
@@ -901,9 +880,9 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     # The weight sum runs over the included rows, in the same stage as the pool test: in a
     # group whose pools agree every included row is usable, and a group whose pools differ
     # shares nothing, so its sum is never read (overflows are recorded on usable rows only).
-    if c.exact:
-        c.overflow(usable, c.running_sum_overflows(weights, part))
     wsum, too_big = c.sum_scaled(weights, part)
+    if too_big is not None:  # like the reference: on every usable row of the group
+        c.overflow(usable, too_big)
     wsum = c.share(wsum)
     in_range = pl.lit(True) if too_big is None else ~too_big
     zero_sum = usable.expr & (wsum.expr == ZERO) & in_range

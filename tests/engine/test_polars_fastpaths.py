@@ -18,7 +18,7 @@ pinned so a Polars upgrade that changes them fails here first.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import polars as pl
 import pytest
@@ -544,3 +544,466 @@ def test_sum_over_a_literal_by_a_key_without_nulls_sums_every_row(expr: str) -> 
             ]
         ),
     )
+
+
+# -- every catalog function, each argument computed, in both modes (mutation kills) --------
+def same_in_mode(exact: bool, plan, data: pl.DataFrame, parameters=None) -> pl.DataFrame | None:
+    """`same`, in fast or exact mode (exact mode normally runs only after an overflow; here
+    it is forced, as `evaluate` runs it): the same frame, or the same ValueOverflow (None)."""
+    parameters = parameters or {}
+
+    def evaluate() -> pl.DataFrame:
+        if not exact:
+            return fast.evaluate(plan, data, parameters).frame
+        result, compiler = fast._run(plan, data, parameters, exact=True)
+        fast._raise_first_overflow(plan, result, compiler)
+        return result.select(["employee_ref", *plan.display_order, "diagnostics"])
+
+    try:
+        expected = reference.evaluate(plan, data, parameters).frame
+    except ValueOverflow as error:
+        with pytest.raises(ValueOverflow) as raised:
+            evaluate()
+        assert (raised.value.step, raised.value.employee_ref) == (error.step, error.employee_ref)
+        return None
+    actual = evaluate()
+    assert_frame_equal(actual, expected)
+    return actual
+
+
+# A computed argument of each type: materialised (so a result claiming a lower stage than
+# its argument reads a column that does not exist yet), null where w is null on a taken row,
+# and dividing by zero where x = 0, a row the guard `x != 0` does not take.
+PROBES = {
+    "decimal": "(w / x)",
+    "date": "(if (w / x > 0) then d1 else d2)",
+    "key": '(if (w / x > 0) then g else "z")',
+    "bool": "(w / x > 0)",
+}
+PLAIN = {"decimal": "x", "date": "d1", "key": "g", "bool": "x > 1"}
+CONSTANT = {"decimal": "1.5", "date": "pe", "key": '"k"', "bool": "true"}
+SIGNATURES = {
+    "min": ["decimal", "decimal", "decimal"],
+    "max": ["decimal", "decimal"],
+    "abs": ["decimal"],
+    "not": ["bool"],
+    "round2": ["decimal"],
+    "clip": ["decimal", "decimal", "decimal"],
+    "cap_floor": ["decimal", "decimal", "decimal"],
+    "hurdle": ["decimal", "decimal"],
+    "pct": ["decimal"],
+    "pct_change": ["decimal", "decimal"],
+    "days_between": ["date", "date"],
+    "prorate": ["date", "date", "date", "date"],
+    "sum_over": ["decimal", "key"],
+    "count_over": ["key"],
+    "allocate": ["decimal", "decimal", "key"],
+}
+
+
+def _probed(name: str, types: list[str], probed: int, others: dict[str, str]) -> str:
+    """`name(...)` with the probe as argument `probed` and `others` for the rest."""
+    args = [PROBES[t] if i == probed else others[t] for i, t in enumerate(types)]
+    return f"{name}({', '.join(args)})"
+
+
+PROBED_CALLS = list(
+    dict.fromkeys(
+        [
+            _probed(name, types, probed, others)
+            for others in (PLAIN, CONSTANT)
+            for name, types in SIGNATURES.items()
+            for probed in range(len(types))
+        ]
+        + [
+            f"round({PROBES['decimal']}, 3)",
+            f"min({PROBES['date']}, d2)",
+            f"max(d1, {PROBES['date']})",
+            f"sum_over({PROBES['decimal']})",
+            f"allocate({PROBES['decimal']}, x)",
+            f"allocate(x, {PROBES['decimal']})",
+            "count_over()",
+            'count_over("k")',
+            'sum_over(w, "k")',
+        ]
+    )
+)
+PROBE_ROWS = [
+    ("E1", "F1", "2", "3", "a", date(2025, 3, 1), date(2025, 9, 30)),
+    ("E2", "F1", "0", "1", "b", date(2025, 1, 1), date(2025, 2, 1)),
+    ("E3", "F2", "-4", None, "a", None, date(2025, 6, 30)),
+    ("E4", "F2", "5", "-2.5", None, date(2025, 7, 1), None),
+    ("E5", "F1", None, "2", "b", date(2025, 2, 1), date(2025, 3, 1)),
+    ("E6", "F2", "8", "0.125", "b", date(2025, 12, 1), date(2025, 4, 1)),
+    ("E7", "F1", "3", "7", "a", date(2024, 12, 1), date(2026, 1, 31)),
+]
+
+
+def _wrapped(call: str) -> str:
+    """The call under the guard `x != 0`, read by a consumer that leaves out the null test of
+    a value that promises to hold no null (so a wrong promise shows as a non-null result)."""
+    if call.startswith("not("):
+        return f"if (x != 0) then (if ({call}) then 1 else 2) else 0"
+    if call.startswith(("min(", "max(")) and "d1" in call:
+        return f"if (x != 0) then days_between(d2, min({call}, d2)) else 0"
+    return f"if (x != 0) then min({call}, 1000) else 0"
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize("call", PROBED_CALLS)
+def test_each_function_with_a_computed_guarded_argument_matches_the_reference(
+    call: str, exact: bool
+) -> None:
+    """Per function and argument: the argument's diagnostics stay on taken rows, a null from
+    it makes the result null, the result waits for the stage that computes the argument,
+    and untaken rows take no part in an aggregate; in fast and in exact mode."""
+    same_in_mode(exact, plan_of(_wrapped(call)), frame_of(PROBE_ROWS))
+
+
+MAX = Decimal("9999999999999999999999999999.9999999999")
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize("places", [0, 2, 4, 9, 10])
+def test_rounding_up_to_1e28_overflows_from_the_tie_on(places: int, exact: bool) -> None:
+    """`round(x, n)` overflows exactly when it rounds up to 1e28: from 1e28 - 0.5 * 10^-n on
+    (half-even: the last kept digit is a 9, so the tie rounds up), and only on taken rows.
+    One unit (1e-10) below, the result is the largest n-place value. n = 10 never rounds."""
+    if places < 10:
+        tie = Decimal("9" * 28 + "." + "9" * places + "5")  # 1e28 - 0.5 * 10^-n, exactly
+        below = Context(prec=50).subtract(tie, Decimal("0.0000000001"))  # one unit below
+    else:
+        tie = below = MAX
+    wide = Context(prec=50)
+    call = "round2(x)" if places == 2 else f"round(x, {places})"
+    plan = plan_of(f"if (w > 0) then {call} else 0")
+
+    def row(ref: str, x: Decimal | None, taken: bool) -> tuple:
+        return (ref, "F1", None if x is None else str(x), "1" if taken else "0", "a", None, None)
+
+    safe = [row("E1", below, True), row("E2", below.copy_negate(), True), row("E3", None, True)]
+    untaken = [row("E4", tie, False), row("E5", tie.copy_negate(), False)]
+    result = same_in_mode(exact, plan, frame_of(safe + untaken))
+    assert result is not None and result["out"][0] == wide.quantize(below, Decimal(10) ** -places)
+    taken = [row("E4", tie, False), row("E5", tie.copy_negate(), True)]
+    assert (same_in_mode(exact, plan, frame_of(safe + taken)) is None) == (places < 10)
+
+
+# Rows with g = "b" are not taken by `if (g == "a") ...`; on them every operation overflows
+# (or divides by zero). The taken rows are in range, except the last two (E10: x - w, x * w
+# and x ^ 3 overflow; E8: x / w, x * x and x ^ 3 do).
+MOST = str(MAX)
+GUARDED_ROWS = [
+    ("E1", "F1", "7", "2", "a", None, None),
+    ("E2", "F1", MOST, MOST, "b", None, None),
+    ("E3", "F1", MOST, "-" + MOST, "b", None, None),
+    ("E4", "F1", MOST, "0.5", "b", None, None),
+    ("E5", "F1", MOST, "0", "b", None, None),
+    ("E6", "F1", "-" + MOST, "0.5", "b", None, None),
+    ("E7", "F1", "-7.5", "3", "a", None, None),
+    ("E9", "F1", None, "1", "a", None, None),
+    ("E11", "F1", "1", None, "a", None, None),
+    ("E10", "F1", "9000000000000000000000000000", "-2000000000000000000000000000", "a", None, None),
+    ("E8", "F1", "6000000000000000000000000000", "0.5", "a", None, None),
+]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "x + w",
+        "x - w",
+        "x * w",
+        "x / w",
+        "x % w",
+        "x ^ 3",
+        "-x * w",
+        "pct_change(x, w)",
+        "sum_over(x)",
+        "sum_over(x, fund_ref)",
+        "allocate(1, x)",
+        "x * x",
+    ],
+)
+def test_overflow_and_division_by_zero_count_only_on_taken_rows(
+    operation: str, exact: bool
+) -> None:
+    """An operation that overflows or divides by zero on rows that do not take it records
+    nothing there (ENGINE.md §5, docs/engine.md §2, §11-§12); on taken rows the run fails
+    naming the first of them, as the reference does."""
+    plan = plan_of(f'if (g == "a") then {operation} else 0')
+    same_in_mode(exact, plan, frame_of(GUARDED_ROWS[:-2]))
+    same_in_mode(exact, plan, frame_of(GUARDED_ROWS))
+
+
+SIX = "6000000000000000000000000000"
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize("guarded", [False, True])
+def test_allocate_weight_sum_overflow_names_the_groups_first_usable_row(
+    exact: bool, guarded: bool
+) -> None:
+    """Regression (found by the mutation run): the reference checks a group's weight sum on
+    every included row of the group, so an overflowing sum names the group's first such row
+    (here E2: E1's weight is negative, so E1 is excluded), not the row where the running sum
+    crosses 1e28 (E5), which the Polars backend used to name. A group whose pools differ
+    shares nothing and sums nothing (F3), and F2's weights add up to just below 1e28."""
+    below = str(Context(prec=50).subtract(Decimal(10) ** 28 - Decimal(SIX), Decimal("1e-10")))
+    rows = [
+        ("E0", "F2", "0.05", SIX, "a", None, None),
+        ("E1", "F1", "0.07", "-1", "a", None, None),
+        ("E2", "F1", "0.07", "1", "a", None, None),
+        ("E3", "F3", "0.01", SIX, "a", None, None),
+        ("E4", "F2", "0.05", below, "a", None, None),
+        ("E5", "F1", "0.07", SIX, "a", None, None),
+        ("E6", "F3", "0.02", SIX, "a", None, None),
+        ("E7", "F1", "0.07", SIX, "a", None, None),
+    ]
+    plan = plan_of("allocate(x, w, fund_ref)", "w != 1" if guarded else None)
+    assert same_in_mode(exact, plan, frame_of(rows[:6])) is not None
+    with pytest.raises(ValueOverflow) as raised:
+        fast.evaluate(plan, frame_of(rows))
+    assert raised.value.employee_ref == ("E5" if guarded else "E2")
+    same_in_mode(exact, plan, frame_of(rows))
+
+
+EMPLOYMENTS = [
+    (None, None),
+    (date(2024, 6, 1), date(2024, 12, 31)),  # ends before the period
+    (date(2026, 1, 1), date(2026, 3, 1)),  # starts after it
+    (date(2025, 3, 1), date(2025, 3, 1)),  # one day
+    (date(2024, 1, 1), date(2026, 12, 31)),  # covers it
+    (date(2025, 7, 1), None),  # joiner
+    (None, date(2025, 1, 31)),  # leaver
+    (date(2025, 12, 31), date(2025, 1, 1)),  # start after end
+]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "period",
+    [
+        "if (x > 0) then ps else pe, if (x > 0) then pe else backwards",  # per row; x <= 0: invalid
+        "if (1 / 0 > 0) then ps else pe, pe",  # a constant, null period start
+        "ps, if (1 / 0 > 0) then ps else pe",  # a constant, null period end
+    ],
+)
+def test_prorate_over_a_computed_period_matches_the_reference(period: str, exact: bool) -> None:
+    """The general `prorate` (a period that is not a literal, valid date pair): employments
+    before, after, inside and around the period, open-ended, backwards; invalid periods."""
+    rows = [
+        (f"E{i}{sign}", "F1", sign, None, None, start, end)
+        for i, (start, end) in enumerate(EMPLOYMENTS)
+        for sign in ("1", "-1")
+    ]
+    rows.append(("E9", "F1", None, None, None, date(2025, 2, 1), None))
+    same_in_mode(exact, plan_of(f"prorate(d1, d2, {period})"), frame_of(rows))
+
+
+MAX_LESS_ONE = "9999999999999999999999999998.9999999999"
+EXACT_PAIRS = [
+    ("0.0000000001", MOST),  # a + b: one unit beyond MAX
+    ("1", MAX_LESS_ONE),  # a + b = MAX exactly; a - b = -MAX + 2
+    ("-0.0000000001", "-" + MOST),  # a + b: one unit below -MAX
+    ("-1", "-" + MAX_LESS_ONE),  # a + b = -MAX exactly
+    ("1", "-" + MAX_LESS_ONE),  # a - b = MAX exactly
+    ("-1", MAX_LESS_ONE),  # a - b = -MAX exactly
+    ("0", MOST),
+    ("-0.0000000001", "0"),
+    ("1999999999.9999999999", "1999999999.9999999999"),  # limb carries in the product
+    ("98765432109.8765432109", "-12345678901.2345678901"),  # both limbs of both operands
+    ("350000000000000", "100000000000000"),  # a * b = 3.5e28: far beyond MAX
+    ("-10000000000", "10000000000.0000000001"),  # a * b = -1e20 - 1e-10 * 1e10
+    ("0.0000000003", "0.5"),  # a * b: a tie, rounded to even (up)
+    ("0.0000000001", "-0.5"),  # a * b: a tie, rounded to even (down)
+    ("12345678901234567.89", "0.0000000007"),
+    ("5000000000000000000000000000", "0.5"),  # a / b = 1e28 exactly: overflows
+    ("-4999999999999999999999999999.9999999999", "0.5"),  # a / b = -(MAX - 1e-10)
+    (MOST, "0.9999999999"),  # a / b just beyond MAX
+    (MOST, "1"),  # a / b = MAX; the divisor is no longer below 1
+    ("-1000000000000000000", "0.0000000001"),  # a / b = -1e28: the smallest divisor
+    ("7", "2"),  # a divisor above 1: b * 1e28 would not fit Int128
+]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize("operation", ["x + w", "x - w", "x * w", "x / w", "x % w"])
+@pytest.mark.parametrize(("a", "b"), EXACT_PAIRS)
+def test_arithmetic_at_the_limits_matches_the_reference(
+    a: str, b: str, operation: str, exact: bool
+) -> None:
+    """R10 arithmetic where exact mode's overflow tests and limb products have their edges:
+    sums and differences at exactly ±MAX and one unit beyond, products with carries between
+    19-digit limbs, far beyond MAX, and ties; in fast and in exact mode."""
+    rows = [("E1", "F1", "2", "3", "a", None, None), ("E2", "F1", a, b, "a", None, None)]
+    same_in_mode(exact, plan_of(operation), frame_of(rows))
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "aggregate", ["sum_over(x * w)", "sum_over(x * w, fund_ref)", "allocate(1, x * w)"]
+)
+def test_an_overflowed_value_counts_as_zero_in_its_steps_aggregate(
+    aggregate: str, exact: bool
+) -> None:
+    """Regression (found by the mutation run): the reference notes an out-of-range value
+    and counts it as 0 for the rest of the step (docs/engine.md §12), so the run names the
+    row whose value overflowed (E2), not the first row of its group (E1) as the reference
+    before engine-core 15b3e89 did and the Polars backend's `sum_over` still did."""
+    rows = [("E1", "F1", MOST, "1", "a", None, None), ("E2", "F1", MOST, "2", "a", None, None)]
+    with pytest.raises(ValueOverflow) as raised:
+        fast.evaluate(plan_of(aggregate), frame_of(rows))
+    assert raised.value.employee_ref == "E2"
+    same_in_mode(exact, plan_of(aggregate), frame_of(rows))
+
+
+FIVE = "5000000000000000000000000000"
+LIMB_CARRY = "12345678901.2345678901"  # low 20-digit limbs of several of these carry
+SUM_CASES = {
+    "MAX": [FIVE, str(Context(prec=50).subtract(MAX, Decimal(FIVE)))],
+    "1e28": [FIVE, FIVE],
+    "-MAX": ["-" + FIVE, "-" + str(Context(prec=50).subtract(MAX, Decimal(FIVE)))],
+    "-1e28": ["-" + FIVE, "-" + FIVE],
+    "carries": [LIMB_CARRY] * 9 + ["-" + LIMB_CARRY, "0.0000000001"],
+    "negative": ["-" + LIMB_CARRY, "3", None],
+}
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize("expr", ["sum_over(x)", "sum_over(x, fund_ref)", "allocate(1, x)"])
+@pytest.mark.parametrize("case", list(SUM_CASES))
+def test_sums_at_the_limits_match_the_reference(case: str, expr: str, exact: bool) -> None:
+    """Exact mode sums on 20-digit limbs: a total of exactly ±MAX is in range, exactly
+    ±1e28 overflows (naming the group's first row), and carries between the limbs of
+    positive and negative values give the exact total; in fast and exact mode."""
+    rows = [
+        (f"E{i}", "F1", value, "1", "a", None, None)
+        for i, value in enumerate(SUM_CASES[case], start=1)
+    ]
+    same_in_mode(exact, plan_of(expr), frame_of(rows))
+
+
+def test_aggregates_by_a_constant_key_count_every_row() -> None:
+    """A literal key puts every row in one group: a literal summed per row, counted rows."""
+    plan = plan_of('sum_over(1, "k") + count_over("k") * 10 + sum_over(w, "k") * 100')
+    result = same(plan, frame_of(PROBE_ROWS))
+    assert result["out"][0] == 7 + 70 + 100 * sum(Decimal(r[3]) for r in PROBE_ROWS if r[3])
+
+
+NULL_PROMISES = {
+    "if_null_free_condition": "if (w > 0) then x else 0",  # the then branch may be null
+    "if_nullable_condition": "if (x > 0) then 1 else 2",  # the condition may be null
+    "if_constant_null_condition": "days_between(if (1 / 0 > 0) then d1 else d2, d2)",
+}
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+def test_steps_and_ifs_that_can_be_null_say_so_to_later_steps(exact: bool) -> None:
+    """A later step leaves out the null test of a value that promises no null; an `if` or a
+    guarded step is null where its condition is null or the branch it takes is, so it must
+    not promise otherwise (else `min(s, 1000)` gives 1000 where the reference gives null)."""
+    steps = [{"order": 1, "name": "guarded_x", "expr": "x", "condition": "w > 0"}]
+    steps.append({"order": 2, "name": "guard_may_be_null", "expr": "1", "condition": "x > 0"})
+    steps += [
+        {"order": 3 + i, "name": n, "expr": e} for i, (n, e) in enumerate(NULL_PROMISES.items())
+    ]
+    names = [step["name"] for step in steps]
+    steps += [
+        {"order": 10 + i, "name": f"min_{n}", "expr": f"min({n}, 1000)"}
+        for i, n in enumerate(names)
+    ]
+    document = {
+        "name": "null promises",
+        "effective_from": "2025-01-01",
+        "currency": "USD",
+        "inputs": INPUTS,
+        "parameters": PARAMETERS,
+        "steps": steps,
+        "payout": "min_guarded_x",
+    }
+    plan = compile_plan(validate_document(document))
+    rows = [(ref, fund, x, w or "1", g, d1, d2) for ref, fund, x, w, g, d1, d2 in PROBE_ROWS]
+    result = same_in_mode(exact, plan, frame_of(rows))
+    assert result is not None and result["min_guarded_x"].null_count() == 1
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+def test_allocate_gives_a_cent_to_a_larger_remainder_before_any_lower_employee_ref(
+    exact: bool,
+) -> None:
+    """70 rows: 69 of weight 1 and the last employee_ref (E69) of weight 1.0000000004, whose
+    remainder is larger by 1e-10 only. The one leftover cent goes to E69: the remainder
+    decides before employee_ref however many rows rank ahead by ref."""
+    rows = [(f"E{i:02d}", "F1", "1.41", "1", "a", None, None) for i in range(69)]
+    rows.append(("E69", "F1", "1.41", "1.0000000004", "a", None, None))
+    result = same_in_mode(exact, plan_of("allocate(x, w, fund_ref)"), frame_of(rows))
+    assert result is not None and result["out"][69] == Decimal("0.03")
+    assert set(result["out"][:69].to_list()) == {Decimal("0.02")}
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "aggregate", ["sum_over(x, fund_ref)", "sum_over(x)", "allocate(0.01, x, fund_ref)"]
+)
+def test_an_overflowing_group_total_names_its_first_taking_row(aggregate: str, exact: bool) -> None:
+    """A group total beyond 1e28 fails the run naming the group's first row that takes the
+    call (E2), not an earlier row of the same group that does not (E1), as the reference
+    does."""
+    rows = [
+        ("E1", "F1", SIX, "1", "b", None, None),
+        ("E2", "F1", SIX, "1", "a", None, None),
+        ("E3", "F1", SIX, "1", "a", None, None),
+    ]
+    plan = plan_of(f'if (g == "a") then {aggregate} else 0')
+    assert same_in_mode(exact, plan, frame_of(rows)) is None
+    with pytest.raises(ValueOverflow) as raised:
+        fast.evaluate(plan, frame_of(rows))
+    assert raised.value.employee_ref == "E2"
+
+
+SHORT_CIRCUIT_ROWS = [
+    ("E1", "F1", "2", "3", "a", None, None),
+    ("E2", "F1", "0", "1", "a", None, None),
+    ("E3", "F1", "0", None, "a", None, None),
+    ("E4", "F1", "0", "1", "b", None, None),
+    ("E5", "F1", None, "2", "a", None, None),
+    ("E6", "F1", "0", None, "b", None, None),
+]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "(x != 0) && (w / x > 0)",  # right side not taken where x = 0
+        "(w > 0) && (1 / x > 0)",  # taken where w is null (left null), so x = 0 divides by 0
+        "(1 / x > 0) && true",  # the left side is taken only where the `if` is
+        "(x == 0) || (w / x > 0)",
+        "(w < 0) || (1 / x > 0)",
+        "(x != 0) && (sum_over(w) > 0)",  # an aggregate over the rows taking the right side
+        '(g != "b") && (w > 0)',  # a left side without nulls, a right side with
+        '(g == "b") || (w > 0)',
+        '(w > 0) || (g == "b")',  # a left side with nulls, a right side without
+    ],
+)
+def test_short_circuits_take_the_right_side_where_the_left_does_not_decide(
+    condition: str, exact: bool
+) -> None:
+    """docs/engine.md §2: `l && r` takes r where l is not false, `l || r` where l is not
+    true (null included), and both only where the expression itself is taken."""
+    plan = plan_of(f'if (g == "a") then (if ({condition}) then 1 else 2) else 0')
+    same_in_mode(exact, plan, frame_of(SHORT_CIRCUIT_ROWS))
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "condition", ["(x != 0) && (sum_over(w) > 0)", "(x == 0) || (sum_over(w) > 0)"]
+)
+def test_an_aggregate_right_of_a_short_circuit_waits_for_the_left_side(
+    condition: str, exact: bool
+) -> None:
+    """Without a guard around it, the rows taking the right side come from the left side's
+    column alone, so the aggregate must be staged after it."""
+    same_in_mode(exact, plan_of(f"if ({condition}) then 1 else 2"), frame_of(SHORT_CIRCUIT_ROWS))
