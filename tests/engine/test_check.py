@@ -396,3 +396,18 @@ def test_declaring_a_reserved_input_says_where_and_why():
             "inputs[0] 'fund_ref': 'fund_ref' is reserved (it is always available as a text input)",
         )
     ]
+
+
+def test_an_invalid_declared_name_is_one_problem_naming_where_and_is_not_declared():
+    """An invalid key is reported once, at its field, and not also as a duplicate when it
+    appears twice: an invalid name is never claimed."""
+    parameters = [{"key": "Rate", "dtype": "decimal", "value": 1}] * 2
+    problems = problems_of({"p": "1"}, parameters=parameters)
+    reason = "'Rate' is not a valid name (lower case letters, digits, '_'; up to 63)"
+    assert [(p.code, p.field, p.message) for p in problems] == [
+        ("invalid_name", "parameters", f"parameters[0] 'Rate': {reason}"),
+        ("invalid_name", "parameters", f"parameters[1] 'Rate': {reason}"),
+    ]
+    # Not declared: a step reading a near miss gets no suggestion of the invalid name.
+    problems = problems_of({"p": "rate"}, inputs={"Rate": "decimal"})
+    assert [p.message for p in problems if p.code == "unknown_name"] == ["unknown name 'rate'"]
