@@ -252,15 +252,19 @@ def test_constant_step_guards(condition: str, default: str | None, expected: lis
     assert codes(result)[0] == (["division_by_zero", "null_payout"] if taken else [])
 
 
+def assert_overflow_on(plan, data: pl.DataFrame, step: str, employee_ref: str) -> None:
+    """Both backends fail the run with ValueOverflow; Polars names `step` and `employee_ref`."""
+    with pytest.raises(ValueOverflow) as raised:
+        fast.evaluate(plan, data)
+    assert (raised.value.step, raised.value.employee_ref) == (step, employee_ref)
+    with pytest.raises(ValueOverflow):
+        reference.evaluate(plan, data)
+
+
 def test_an_overflowing_constant_fails_only_where_it_is_taken() -> None:
     plan = plan_of("if (x > 0) then 5000000000000000000000000000 * 2 else x")
     same(plan, simple_frame(["-1", "0", None]))
-    data = simple_frame(["-1", "2"])
-    with pytest.raises(ValueOverflow) as raised:
-        fast.evaluate(plan, data)
-    assert (raised.value.step, raised.value.employee_ref) == ("out", "E2")
-    with pytest.raises(ValueOverflow):
-        reference.evaluate(plan, data)
+    assert_overflow_on(plan, simple_frame(["-1", "2"]), "out", "E2")
 
 
 @pytest.mark.parametrize("period", ["ps, pe", "ps, backwards", "backwards, ps", "pe, pe"])
@@ -489,12 +493,7 @@ def test_whole_number_literal_products_and_quotients_match_the_reference(expr: s
 
 def test_a_whole_number_literal_product_still_overflows_like_the_reference() -> None:
     plan = plan_of("x * 10")
-    data = simple_frame(["1", "1000000000000000000000000000"])
-    with pytest.raises(ValueOverflow) as raised:
-        fast.evaluate(plan, data)
-    assert (raised.value.step, raised.value.employee_ref) == ("out", "E2")
-    with pytest.raises(ValueOverflow):
-        reference.evaluate(plan, data)
+    assert_overflow_on(plan, simple_frame(["1", "1000000000000000000000000000"]), "out", "E2")
 
 
 NULL_SENSITIVE = [
