@@ -210,6 +210,8 @@ class Compiler:
         self.overflow_columns: dict[str, list[str]] = {}
         self.state = _StepState("")
         self.final: dict[str, pl.Expr] = {}
+        self.flag_terms: list[pl.Expr] = []
+        """Every diagnostic condition, unmasked: `_flagged_expr` tests them all at once."""
         self.folding = False
 
     def ref_rank(self) -> Val:
@@ -307,6 +309,7 @@ class Compiler:
         for code in sorted(state.diagnostics):
             name = f"__diag__{state.name}__{code}"
             self.final[name] = _row_mask(pl.any_horizontal(state.diagnostics[code]))
+            self.flag_terms.extend(state.diagnostics[code])
             codes[code] = name
         self.diag_columns[state.name] = codes
         names = []
@@ -980,16 +983,30 @@ def null_free_inputs(plan: CompiledPlan, frame: pl.DataFrame) -> frozenset[str]:
     )
 
 
-def apply_stages(frame: pl.DataFrame, compiler: Compiler) -> pl.DataFrame:
-    """Every stage of steps and temporaries as one `with_columns`, applied to the DataFrame
-    stage by stage rather than as one lazy query: with our own materialisation of shared
-    sub-expressions the optimiser finds nothing left to do, and a lazy query measured
-    slower (docs/engine.md "Performance"). The diagnostic and overflow masks are not
-    included: `_run` adds them only when some row needs them."""
+EAGER_FLAGS = pl.QueryOptFlags.none(simplify_expression=True)
+"""What `DataFrame.with_columns` itself applies: type coercion and expression
+simplification, none of the whole-query optimisations (our stages share sub-expressions
+already, and common-subexpression elimination over them costs more than it finds)."""
+
+
+def staged_query(frame: pl.DataFrame, compiler: Compiler) -> pl.LazyFrame:
+    """Every stage of steps and temporaries as one `with_columns` of one lazy query."""
+    query = frame.lazy()
     for stage in compiler.stages:
         if stage:
-            frame = frame.with_columns([expr.alias(name) for name, expr in stage.items()])
-    return frame
+            query = query.with_columns([expr.alias(name) for name, expr in stage.items()])
+    return query
+
+
+def apply_stages(frame: pl.DataFrame, compiler: Compiler, *extra: pl.Expr) -> pl.DataFrame:
+    """The stages (and `extra` columns after them) run as one query by the in-memory engine
+    with the eager API's optimiser flags: the same work as one `with_columns` per stage,
+    without a query per stage (docs/engine.md "Performance"). The diagnostic and overflow
+    masks are not included: `_outputs` adds them only when some row needs them."""
+    query = staged_query(frame, compiler)
+    if extra:
+        query = query.with_columns(extra)
+    return query.collect(engine="in-memory", optimizations=EAGER_FLAGS)
 
 
 def _diagnostics_expr(plan: CompiledPlan, compiler: Compiler) -> pl.Expr:
@@ -1050,7 +1067,14 @@ def _run(
 ) -> tuple[pl.DataFrame, Compiler]:
     compiler = compiled(plan, parameters, exact, null_free_inputs(plan, frame))
     try:
-        return _outputs(plan, apply_stages(frame, compiler), compiler), compiler
+        if exact:
+            result = apply_stages(frame, compiler, *_aliased(compiler.final))
+            return _outputs(plan, result, compiler, flagged=True), compiler
+        result = apply_stages(frame, compiler, _flagged_expr(plan, compiler).alias(FLAGGED))
+        flagged = result.height > 0 and bool(result.get_column(FLAGGED)[0])
+        if flagged:
+            result = result.with_columns(_aliased(compiler.final))
+        return _outputs(plan, result, compiler, flagged), compiler
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as error:
         # The diagnostic masks are native operations too: `(x + x) / x`'s zero test reads
         # `x + x`, which can overflow on a row whose step is never taken.
@@ -1059,22 +1083,28 @@ def _run(
         raise
 
 
-def _outputs(plan: CompiledPlan, result: pl.DataFrame, compiler: Compiler) -> pl.DataFrame:
+FLAGGED = "__flagged"
+
+
+def _aliased(columns: Mapping[str, pl.Expr]) -> list[pl.Expr]:
+    return [expr.alias(name) for name, expr in columns.items()]
+
+
+def _flagged_expr(plan: CompiledPlan, compiler: Compiler) -> pl.Expr:
+    """Whether any row has a diagnostic or a null payout: one scalar, computed with the
+    stages, so that a plan run without diagnostics never materialises its masks (fast mode
+    records no overflow masks, so `final` holds diagnostics only)."""
+    return pl.any_horizontal([pl.col(plan.payout).is_null(), *compiler.flag_terms]).any()
+
+
+def _outputs(
+    plan: CompiledPlan, result: pl.DataFrame, compiler: Compiler, flagged: bool
+) -> pl.DataFrame:
     """The steps, the diagnostics list and the overflow masks of an evaluated frame."""
-    exact = compiler.exact
-    # Fast mode records no overflow masks, so `final` holds diagnostics only: one pass tells
-    # whether any row has one (or a null payout) before any mask column is materialised.
-    masks = list(compiler.final.values())
-    flagged = (
-        exact
-        or result.select(pl.any_horizontal([pl.col(plan.payout).is_null(), *masks]).any()).item()
-    )
-    if flagged and masks:
-        result = result.with_columns([expr.alias(name) for name, expr in compiler.final.items()])
+    # Without diagnostics the list is one literal that the frame broadcasts: no 10k empty
+    # lists are built.
     diagnostics = (
-        _diagnostics_expr(plan, compiler)
-        if flagged
-        else pl.repeat(pl.lit([], dtype=DIAGNOSTIC_DTYPE), pl.len())
+        _diagnostics_expr(plan, compiler) if flagged else pl.lit([], dtype=DIAGNOSTIC_DTYPE)
     )
     overflow_columns = [c for cols in compiler.overflow_columns.values() for c in cols]
     outputs = [

@@ -570,6 +570,12 @@ def same_in_mode(exact: bool, plan, data: pl.DataFrame, parameters=None) -> pl.D
     return actual
 
 
+@pytest.mark.parametrize("expr", ["x / w", "allocate(pool, x, g)", "sum_over(x, g) + count_over()"])
+def test_an_empty_frame_gives_an_empty_result_like_the_reference(expr: str) -> None:
+    """No row: the any-diagnostic test is a scalar of an empty frame, and must not be read."""
+    assert same(plan_of(expr), frame_of([])).height == 0
+
+
 # A computed argument of each type: materialised (so a result claiming a lower stage than
 # its argument reads a column that does not exist yet), null where w is null on a taken row,
 # and dividing by zero where x = 0, a row the guard `x != 0` does not take.
