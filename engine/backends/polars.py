@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -115,7 +115,11 @@ class Val:
     the compiler can leave out work that cannot matter for it (a zero test on a non-zero
     divisor, a null test on a non-null literal, the untaken side of a constant `if`).
     `nullable` False promises that no row is null (an input column without nulls in this
-    frame, a non-null literal, arithmetic on such values), so null tests can be left out."""
+    frame, a non-null literal, arithmetic on such values), so null tests can be left out.
+    `uniform` names the partitions (see Compiler.partition) within each of whose groups the
+    value is the same on every row (a keyed aggregate, and row-wise functions of such values
+    and literals; EVERYWHERE for a literal): a guard that is uniform over an aggregate's
+    partition takes whole groups, so the aggregate need not mask its rows."""
 
     expr: pl.Expr
     level: int
@@ -123,12 +127,42 @@ class Val:
     const: bool = False
     value: Any = None
     nullable: bool = True
+    uniform: frozenset[str] = frozenset()
+
+
+EVERYWHERE = frozenset({"*"})
+"""`Val.uniform` of a value that is the same on every row of the frame."""
+
+
+def _uniform(*vals: Val | None) -> frozenset[str]:
+    """The partitions a row-wise function of `vals` is uniform over (None: every row)."""
+    result = EVERYWHERE
+    for val in vals:
+        if val is None or val.const or val.uniform == EVERYWHERE:
+            continue
+        result = val.uniform if result == EVERYWHERE else result & val.uniform
+    return result
+
+
+def _groupwise(taken: Mask, part: Val | None) -> bool:
+    """Whether `taken` takes whole groups of `part` (every row of a group, or none)."""
+    if taken is None:
+        return True
+    if part is None or part.const:
+        return taken.uniform == EVERYWHERE
+    return taken.uniform == EVERYWHERE or str(part.expr) in taken.uniform
 
 
 def constant(type_: T, value: Any) -> Val:
     """A typed literal whose value the compiler knows."""
     return Val(
-        literal(type_, value), 0, simple=True, const=True, value=value, nullable=value is None
+        literal(type_, value),
+        0,
+        simple=True,
+        const=True,
+        value=value,
+        nullable=value is None,
+        uniform=EVERYWHERE,
     )
 
 
@@ -141,6 +175,11 @@ def _null_where_null(cond: Val, chosen: pl.Expr, none: pl.Expr) -> pl.Expr:
     """`chosen`, but null where the condition is null (a `when` on a null condition would
     take the `otherwise` branch). A condition without nulls needs no such test."""
     return pl.when(cond.expr.is_null()).then(none).otherwise(chosen) if cond.nullable else chosen
+
+
+def _filled(val: Val, expr: pl.Expr, fill: bool) -> pl.Expr:
+    """`expr` (a test of `val`) with nulls read as `fill`; no fill needed if `val` has none."""
+    return expr.fill_null(fill) if val.nullable else expr
 
 
 def _integral(val: Val) -> bool:
@@ -199,6 +238,9 @@ class Compiler:
         self.exact = exact
         self.stages: list[dict[str, pl.Expr]] = []
         self.counter = 0
+        self.temporaries: dict[bytes, Val] = {}
+        """The temporary column of each expression put so far (by serialised expression):
+        `if level == "md"` in two steps compares once."""
         self.names: dict[str, Val] = {}
         for key in input_columns(plan):
             self.names[key] = Val(pl.col(key), 0, simple=True, nullable=key not in non_null)
@@ -237,22 +279,36 @@ class Compiler:
         return self.names[label]
 
     # -- staging ---------------------------------------------------------------------
-    def put(self, expr: pl.Expr, level: int, name: str | None = None, nullable: bool = True) -> Val:
+    def put(
+        self,
+        expr: pl.Expr,
+        level: int,
+        name: str | None = None,
+        nullable: bool = True,
+        uniform: frozenset[str] = frozenset(),
+    ) -> Val:
         """Materialise `expr` as a column in stage `level`; usable from stage level + 1
         (while folding a constant, it stays inline: it is computed once, at compile time)."""
         if self.folding:
-            return Val(expr, level, nullable=nullable)
+            return Val(expr, level, nullable=nullable, uniform=uniform)
         while len(self.stages) <= level:
             self.stages.append({})
-        if name is None:
+        if name is None:  # a temporary: one column per distinct expression
+            identity = expr.meta.serialize()
+            if identity in self.temporaries:
+                return self.temporaries[identity]
             self.counter += 1
             name = f"__t{self.counter}"
+            column = Val(pl.col(name), level + 1, True, nullable=nullable, uniform=uniform)
+            self.temporaries[identity] = column
         self.stages[level][name] = expr
-        return Val(pl.col(name), level + 1, simple=True, nullable=nullable)
+        return Val(pl.col(name), level + 1, simple=True, nullable=nullable, uniform=uniform)
 
     def share(self, val: Val) -> Val:
         """A value that may be read several times without recomputing its expression."""
-        return val if val.simple else self.put(val.expr, val.level, nullable=val.nullable)
+        if val.simple:
+            return val
+        return self.put(val.expr, val.level, nullable=val.nullable, uniform=val.uniform)
 
     @staticmethod
     def level(*vals: Val | None) -> int:
@@ -263,7 +319,7 @@ class Compiler:
         Boolean combinations of shared columns, and most are only read once."""
         level = self.level(taken, *deps)
         expr = cond if taken is None else taken.expr & cond
-        return Val(expr, level)
+        return Val(expr, level, uniform=_uniform(taken, *deps))
 
     @staticmethod
     def on(taken: Mask, cond: pl.Expr) -> pl.Expr:
@@ -285,19 +341,21 @@ class Compiler:
         elif cond.const:  # a literal guard that is false (default) or null (null) on every row
             result = default if cond.value is False else constant(step.type, None)
         else:
-            taken = self.mask_and(None, cond.expr.fill_null(False), cond)
+            taken = self.mask_and(None, _filled(cond, cond.expr, False), cond)
             value = self.value(step.expr, taken)
             chosen = pl.when(cond.expr).then(value.expr).otherwise(default.expr)
             result = Val(
                 _null_where_null(cond, chosen, literal(step.type, None)),
                 self.level(cond, value, taken),
                 nullable=cond.nullable or value.nullable or default.nullable,
+                uniform=_uniform(cond, value, default),
             )
         column = self.put(
             result.expr.cast(POLARS_TYPES[step.type]),
             result.level,
             step.name,
             nullable=result.nullable,
+            uniform=result.uniform,
         )
         self.names[step.name] = column
         self._finish_step_state()
@@ -355,7 +413,7 @@ class Compiler:
         match node:
             case Unary(op="-", operand=operand):
                 inner = self.value(operand, taken)
-                return Val(-inner.expr, inner.level, nullable=inner.nullable)
+                return Val(-inner.expr, inner.level, nullable=inner.nullable, uniform=inner.uniform)
             case Unary(operand=operand):
                 return self.value(operand, taken)
             case Binary(op="&&" | "||"):
@@ -373,12 +431,16 @@ class Compiler:
     def logical(self, node: Binary, taken: Mask) -> Val:
         left = self.share(self.value(node.left, taken))
         if node.op == "&&":
-            right_taken = self.mask_and(taken, left.expr.fill_null(True), left)
+            right_taken = self.mask_and(taken, _filled(left, left.expr, True), left)
             right = self.value(node.right, right_taken)
-            return Val(left.expr & right.expr, self.level(left, right), nullable=_any(left, right))
-        right_taken = self.mask_and(taken, (~left.expr).fill_null(True), left)
-        right = self.value(node.right, right_taken)
-        return Val(left.expr | right.expr, self.level(left, right), nullable=_any(left, right))
+            expr = left.expr & right.expr
+        else:
+            right_taken = self.mask_and(taken, _filled(left, ~left.expr, True), left)
+            right = self.value(node.right, right_taken)
+            expr = left.expr | right.expr
+        return Val(
+            expr, self.level(left, right), nullable=_any(left, right), uniform=_uniform(left, right)
+        )
 
     def conditional(self, node: If, taken: Mask) -> Val:
         cond = self.share(self.value(node.cond, taken))
@@ -386,8 +448,8 @@ class Compiler:
             if cond.value is None:
                 return constant(node.type or T.DECIMAL, None)
             return self.value(node.then if cond.value else node.else_, taken)
-        then_taken = self.mask_and(taken, cond.expr.fill_null(False), cond)
-        else_taken = self.mask_and(taken, (~cond.expr).fill_null(False), cond)
+        then_taken = self.mask_and(taken, _filled(cond, cond.expr, False), cond)
+        else_taken = self.mask_and(taken, _filled(cond, ~cond.expr, False), cond)
         then = self.value(node.then, then_taken)
         else_ = self.value(node.else_, else_taken)
         chosen = pl.when(cond.expr).then(then.expr).otherwise(else_.expr)
@@ -395,9 +457,15 @@ class Compiler:
             _null_where_null(cond, chosen, literal(node.type or T.DECIMAL, None)),
             self.level(cond, then, else_),
             nullable=cond.nullable or then.nullable or else_.nullable,
+            uniform=_uniform(cond, then, else_),
         )
 
     def binary(self, op: str, left: Val, right: Val, taken: Mask) -> Val:
+        result = self.binary_op(op, left, right, taken)
+        return replace(result, uniform=_uniform(left, right))
+
+    def binary_op(self, op: str, left: Val, right: Val, taken: Mask) -> Val:
+        """`left op right` for a binary operator other than `^`, `&&` and `||`."""
         if op in COMPARISONS:
             return Val(
                 compare(op, left, right), self.level(left, right), nullable=_any(left, right)
@@ -706,7 +774,7 @@ def _abs(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
 
 def _not(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     x = c.value(args[0], taken)
-    return Val(~x.expr, x.level, nullable=x.nullable)
+    return Val(~x.expr, x.level, nullable=x.nullable, uniform=x.uniform)
 
 
 def _round_to(c: Compiler, x: Val, places: int, taken: Mask) -> Val:
@@ -742,7 +810,7 @@ def _pct_change(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     """round10((cur - prev) / prev); the difference itself must not overflow either
     (it is not computed where prev = 0, which gives null and division_by_zero)."""
     cur, prev = (c.share(v) for v in _args(c, args, taken))
-    nonzero = c.mask_and(taken, (prev.expr != ZERO).fill_null(False), prev)
+    nonzero = c.mask_and(taken, _filled(prev, prev.expr != ZERO, False), prev)
     difference = c.share(c.subtract(cur, prev, nonzero))
     return c.divide(difference, prev, taken)
 
@@ -806,7 +874,9 @@ def _covered_days(start: pl.Expr, end: pl.Expr, first: date, last: date) -> pl.E
 def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
     """Rows that take an aggregate call: taken, and with a non-null key when keyed."""
     if key is not None and not key.const:  # already a column: no `repeat`, which inside
-        rows = key.expr.is_not_null()  # a window Polars evaluates group by group (slow)
+        if taken is not None and not key.nullable:  # a window Polars evaluates group by group
+            return taken.expr
+        rows = key.expr.is_not_null()
         return rows if taken is None else taken.expr & rows
     # Always a column, never a scalar: a literal guard (`true`) must still count every row.
     every_row = pl.repeat(True, pl.len())
@@ -825,35 +895,57 @@ def _over(expr: pl.Expr, part: Val | None) -> pl.Expr:
     return expr if part is None else expr.over(part.expr)
 
 
+def _scope(taken: Mask, part: Val | None) -> Mask:
+    """The rows an aggregate over `part` sums or counts: the taken ones, or every row when
+    the guard takes whole groups (then a taken group's total is the same either way, and
+    the unguarded aggregate is one column shared with the same call elsewhere, as in
+    `if (sum_over(x, k) == 0) then 0 else x / sum_over(x, k)`)."""
+    return None if _groupwise(taken, part) else taken
+
+
+def _group_uniform(taken: Mask, part: Val | None) -> frozenset[str]:
+    """`Val.uniform` of an aggregate over `part` under `taken`."""
+    if not _groupwise(taken, part):
+        return frozenset()
+    return EVERYWHERE if part is None or part.const else frozenset({str(part.expr)})
+
+
 def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     x = c.share(c.value(args[0], taken))
     key = c.share(c.value(args[1], taken)) if len(args) > 1 else None
     part = c.partition(key)
-    rows = Val(_taking(c, taken, key), c.level(taken, key, part))
+    scope = _scope(taken, part)
+    rows = Val(_taking(c, scope, key), c.level(scope, key, part))
     # Materialised: read by the overflow guard and the sum, and a `when` inside a window is
     # evaluated group by group.
-    every = _every_row(taken, key) and not row_independent(x)  # a literal must become a column
+    every = _every_row(scope, key) and not row_independent(x)  # a literal must become a column
     contributions = x if every else c.share(Val(pl.when(rows.expr).then(x.expr), c.level(rows, x)))
     if c.exact:
         rows = c.share(rows)
     total, too_big = c.sum_scaled(contributions, part)
+    total = c.share(total)
+    taking = rows if scope is taken else Val(_taking(c, taken, key), c.level(taken, key, part))
     if too_big is not None:
-        c.overflow(rows, too_big)
-    if every:
-        return Val(total.expr, c.level(total, rows), nullable=False)
-    return Val(pl.when(rows.expr).then(total.expr), c.level(total, rows))
+        c.overflow(taking, too_big)
+    uniform = _group_uniform(taken, part)
+    if every and taken is None:
+        return Val(total.expr, c.level(total, rows), nullable=False, uniform=uniform)
+    expr = pl.when(taking.expr).then(total.expr)
+    return Val(expr, c.level(total, taking), uniform=uniform)
 
 
 def _count_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     key = c.share(c.value(args[0], taken)) if args else None
     part = c.partition(key)
-    rows = _taking(c, taken, key)
+    scope = _scope(taken, part)
     # Untaken rows and null keys get null below, so without a guard a group's size is its count.
-    counted = pl.len() if taken is None else rows.cast(pl.Int64).sum()
+    counted = pl.len() if scope is None else _taking(c, scope, key).cast(pl.Int64).sum()
     count = _over(counted, part).cast(DEC)
+    level = c.level(taken, key, part)
+    uniform = _group_uniform(taken, part)
     if _every_row(taken, key):
-        return Val(count, c.level(taken, key, part), nullable=False)
-    return Val(pl.when(rows).then(count), c.level(taken, key, part))
+        return Val(count, level, nullable=False, uniform=uniform)
+    return Val(pl.when(_taking(c, taken, key)).then(count), level, uniform=uniform)
 
 
 def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:

@@ -576,6 +576,62 @@ def test_an_empty_frame_gives_an_empty_result_like_the_reference(expr: str) -> N
     assert same(plan_of(expr), frame_of([])).height == 0
 
 
+# Rows in two crossing groupings: g (a sums to 0, b, a null key) and fund_ref (F2 < 0).
+CROSSED = [
+    ("E1", "F1", "4", "1", "a", None, None),
+    ("E2", "F1", "-4", "2", "a", None, None),
+    ("E3", "F2", "3", "0", "b", None, None),
+    ("E4", "F1", "5", None, "b", None, None),
+    ("E5", "F2", "-6", "7", "b", None, None),
+    ("E6", "F2", "2", "1", None, None, None),
+    ("E7", "F1", None, "3", "b", None, None),
+]
+
+
+def sums_over_g(plan) -> int:
+    """How many per-group sums over g the compiled plan computes."""
+    compiler = fast.compiled(plan, {}, exact=False)
+    return str([list(stage.values()) for stage in compiler.stages]).count("sum().over(")
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    ("expr", "condition", "sums"),
+    [
+        ("if (sum_over(x, g) == 0) then 0 else x / sum_over(x, g)", None, 1),
+        ("if (not(sum_over(x, g) < 0) && count_over(g) > 1) then sum_over(x, g) else -1", None, 1),
+        ("if (sum_over(x, g) > 0 || sum_over(x) < 0) then -sum_over(x, g) else 1", None, 2),
+        ("count_over(g) + sum_over(x, g)", "sum_over(x, g) > 0", 1),
+        ("count_over(g) + sum_over(w, g)", "sum_over(x) > 0", 1),
+    ],
+)
+def test_a_guard_that_takes_whole_groups_shares_the_unguarded_aggregate(
+    expr: str, condition: str | None, sums: int, exact: bool
+) -> None:
+    """A guard built from aggregates over the same key (or the whole frame) takes every row
+    of a group or none: the guarded call is the unguarded one, computed once."""
+    plan = plan_of(expr, condition=condition, default="7")
+    same_in_mode(exact, plan, frame_of(CROSSED))
+    assert sums_over_g(plan) == sums
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "if (x > 0) then sum_over(x, g) else 0",
+        "if (sum_over(x, fund_ref) > 0) then sum_over(x, g) else 0",
+        "if (sum_over(x, fund_ref) > 0) then count_over(g) else 0",
+        "if (sum_over(x, g) + x > 0) then sum_over(w, g) else 0",
+        "if (round(sum_over(x, g), 0) > 0) then sum_over(w, g) else 0",
+    ],
+)
+def test_a_guard_that_splits_groups_sums_only_its_rows(expr: str, exact: bool) -> None:
+    """Here the taken rows of a group differ (by x, or by another key), so the sum over g
+    must count only the taken ones; CROSSED makes the two answers differ."""
+    same_in_mode(exact, plan_of(expr), frame_of(CROSSED))
+
+
 # A computed argument of each type: materialised (so a result claiming a lower stage than
 # its argument reads a column that does not exist yet), null where w is null on a taken row,
 # and dividing by zero where x = 0, a row the guard `x != 0` does not take.
