@@ -78,3 +78,10 @@ def pdf_text(pdf: bytes, *args: str) -> str:
     """pdftotext (poppler) output of `pdf`; pages are separated by form feeds."""
     return subprocess.run(["pdftotext", *args, "-", "-"], input=pdf, capture_output=True,
                           check=True).stdout.decode("utf-8")
+
+
+def pdf_words(pdf: bytes) -> str:
+    """The PDF's text in reading order with every run of whitespace, line and page breaks
+    included, as one space. Where a table cell wraps depends on its text (a user id's hyphens
+    followed by digits allow no break, UAX #14), so assertions about phrases read this."""
+    return " ".join(pdf_text(pdf, "-raw").split())

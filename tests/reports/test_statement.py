@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from engine.dsl.ast import Type
 from server.modules.reports.formatting import decimal_text, display
 from server.modules.reports.render import statement_html, statement_pdf, statement_xlsx
-from server.modules.reports.statement import Branding, build_statement
+from server.modules.reports.statement import Branding, RunInfo, build_statement
 from tests.reports.conftest import (
     ARTIFACTS,
     BRANDING,
@@ -22,6 +22,7 @@ from tests.reports.conftest import (
     HOSTILE_REF,
     Sample,
     pdf_text,
+    pdf_words,
     run_info,
 )
 
@@ -81,6 +82,38 @@ def test_draft_watermark_on_every_page_until_finalized(sample: Sample) -> None:
     assert "DRAFT" not in final
     assert "Finalized" in final and "finance@example.com" in final
     assert re.search(r"Page 1 of \d", final)
+
+
+# User ids whose hyphens are all followed by a digit: Unicode line breaking (UAX #14) allows no
+# break there, so in the approvals table the only break in "finance (<id>)" is the space.
+UNBREAKABLE_IDS = ("d053309a-5d38-41ba-98d8-55f3af7fe201", "a1c346ea-5fc6-460e-8687-84a1cafe3aa8")
+
+
+def _finalized_by(finance_ids: tuple[str, str]) -> RunInfo:
+    """A finalized run whose finance approval and finalisation were made by these users, as
+    the approvals module records them."""
+    history = [{"to_state": state, "actor_role": "finance", "actor_user_id": user,
+                "at": "2026-01-12T10:00:00+00:00"}
+               for state, user in zip(("finance_approved", "finalized"), finance_ids,
+                                      strict=True)]
+    return RunInfo.from_dict({"id": "0b9f7c1e-5d4a-4c36-9a57-2f7f3f7e1a01",
+                              "status": "finalized", "snapshot_hash": "a1" * 32,
+                              "results_hash": "b2" * 32,
+                              "approvals_state": {"history": history}})
+
+
+def test_finalized_statement_names_the_finaliser_however_the_id_wraps(sample: Sample) -> None:
+    """The check of test_api's finalized statement, on the user ids of the run where it
+    failed: the role and the id are on two lines, and the statement is still correct."""
+    ref = _known_employee(sample)
+    statement = build_statement(sample.plan, sample.tape(ref), _finalized_by(UNBREAKABLE_IDS),
+                                BRANDING, sample.inputs(ref))
+    pdf = statement_pdf(statement)
+    assert "Finalized finance\n(" in pdf_text(pdf, "-raw"), "premise: the id wraps"
+    final = pdf_words(pdf)
+    assert "DRAFT" not in final
+    assert "Approval state Finalized" in final
+    assert f"Finalized finance ({UNBREAKABLE_IDS[1]})" in final
 
 
 def test_xlsx_holds_numbers_with_number_formats(sample: Sample) -> None:
