@@ -187,6 +187,26 @@ def _integral(val: Val) -> bool:
     return val.const and isinstance(val.value, Decimal) and val.value == val.value.to_integral()
 
 
+SHORT_NUMERATOR = 10**6
+"""Below this a literal's digits multiply as a whole number (see _short_fraction)."""
+
+
+def _short_fraction(val: Val) -> tuple[int, int] | None:
+    """A non-null decimal literal with a fractional part as a fraction in lowest terms, when
+    its numerator is short (1.25 -> 5 / 4, 0.4 -> 2 / 5, -0.035 -> -7 / 200).
+
+    x * 1.25 = (x * 5) / 4 exactly, so rounding the quotient half to even gives the R10
+    product; a whole-number product and a quotient by a whole number cost about half a
+    rescaled Decimal product. With the numerator below 1e6, x * 5 overflows only where
+    |x| > 1e22; there fast mode fails and exact mode computes the product itself."""
+    if not val.const or not isinstance(val.value, Decimal) or _integral(val):
+        return None
+    numerator, denominator = val.value.as_integer_ratio()
+    if abs(numerator) >= SHORT_NUMERATOR:
+        return None
+    return numerator, denominator
+
+
 def is_constant(node: Node, parameters: Mapping[str, Any]) -> bool:
     """True when `node` reads no input, step or aggregate: its value is the same on every
     row and can be computed once at compile time."""
@@ -528,6 +548,10 @@ class Compiler:
         nullable = _any(a, b)
         if _integral(b):  # Decimal(38,0): an exact product, no 256-bit rescale (~9x cheaper)
             return Val(a.expr * whole(b.value), level, nullable=nullable)
+        fraction = _short_fraction(b)
+        if fraction is not None:  # x * 1.25 as (x * 5) / 4: see _short_fraction
+            numerator, denominator = fraction
+            return Val(a.expr * whole(numerator) / whole(denominator), level, nullable=nullable)
         return Val(a.expr * b.expr, level, nullable=nullable)
 
     def _exact_product(self, a: Val, b: Val, taken: Mask) -> Val:

@@ -491,6 +491,34 @@ def test_whole_number_literal_products_and_quotients_match_the_reference(expr: s
     same(plan_of(expr), simple_frame(ROUNDING))
 
 
+TIES = ["0.0000000001", "0.0000000003", "-0.0000000001", "-0.0000000007", "0.0000000002", None]
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["x * 0.5", "0.5 * x", "x * -0.5", "x * 1.25", "x * 0.0000000001", "x * 0.4000000000",
+     "x * -0.035", "x * 499999.5", "x * 500000.5"],
+)
+def test_short_decimal_literal_products_round_like_the_reference(expr: str) -> None:
+    """x * 1.25 runs as (x * 5) / 4: products that tie at the 10th decimal (0.5 of
+    0.0000000001) still round half to even, and a literal whose numerator is too long for
+    that (1000001 / 2) multiplies as before."""
+    same(plan_of(expr), simple_frame(TIES + ROUNDING))
+
+
+@pytest.mark.parametrize("x", ["1e22", "6e22", "-6e22"])
+def test_a_short_decimal_literal_product_whose_numerator_product_overflows(x: str) -> None:
+    """x * 99999.5 runs as (x * 199999) / 2, and x * 199999 overflows from |x| > 5e22 while
+    the product only does from 1e23: fast mode fails there, and exact mode gives the value."""
+    data = simple_frame(["1", format(Decimal(x), "f")])
+    assert same(plan_of("x * 99999.5"), data)["out"][1] == Decimal(x) * Decimal("99999.5")
+
+
+def test_a_short_decimal_literal_product_overflows_like_the_reference() -> None:
+    data = simple_frame(["1", format(Decimal("2e23"), "f")])
+    assert_overflow_on(plan_of("x * 99999.5"), data, "out", "E2")
+
+
 def test_a_whole_number_literal_product_still_overflows_like_the_reference() -> None:
     plan = plan_of("x * 10")
     assert_overflow_on(plan, simple_frame(["1", "1000000000000000000000000000"]), "out", "E2")
