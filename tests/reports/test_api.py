@@ -270,11 +270,11 @@ def _versions_run(rc, tenant, plan_id: str, sample) -> str:
 def test_every_report_of_a_run_names_its_own_plan_version(rc, consumer, make_tenant,
                                                           sample_inputs) -> None:
     """v2 locked unchanged from v1 has v1's plan hash (the hash leaves the version out), so
-    anything cached by plan hash alone would hand v2's run v1's document: its statements,
-    audit workbook and signed manifest would name version 1. Each run is reported after the
-    other version's run has compiled, rendered and cached everything it can."""
+    anything cached by plan hash alone would hand v2's run v1's document: its statements
+    (single and bulk), audit workbook and signed manifest would name version 1. Each run is
+    reported after the other version's run has compiled, rendered and cached all it can."""
     tenant = make_tenant()
-    hr = tenant.users["hr"].headers
+    hr, admin = tenant.users["hr"].headers, tenant.users["admin"].headers
     sample = sample_inputs(tenant, count=4, funds=2, document=_document())
     second = rc.post(f"{API}/bonus-plans/{sample.plan_id}/versions", headers=hr)
     assert second.status_code == 201, second.text
@@ -294,6 +294,18 @@ def test_every_report_of_a_run_names_its_own_plan_version(rc, consumer, make_ten
         assert statement.status_code == 200, statement.text
         assert f"{name} · version {version} ·" in statement.text
         assert f"{name} · version {other} ·" not in statement.text
+        # One statement is one chunk, rendered in this process, where the bulk renderer's
+        # compiled plans outlive the job.
+        queued = rc.post(f"{API}/runs/{run_id}/statements", headers=admin,
+                         json={"employee_refs": ["E0000001"], "format": "html"})
+        assert queued.status_code == 202, queued.text
+        job = _wait_for_job(rc, queued.json()["id"], admin)
+        assert job["status"] == "done", job
+        download = rc.get(f"{API}/reports/jobs/{job['id']}/download", headers=admin)
+        with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+            assert archive.namelist() == ["statements/E0000001.html"]
+            bulk = archive.read("statements/E0000001.html").decode()
+        assert f"{name} · version {version} ·" in bulk
         workbook = rc.get(f"{API}/runs/{run_id}/workbook", headers=tenant.users["auditor"].headers)
         assert workbook.status_code == 200, workbook.text
         cover = load_workbook(io.BytesIO(workbook.content))["Cover"]
