@@ -256,3 +256,70 @@ def test_pool_vs_target_reads_the_stored_totals_of_the_callers_run_only(
     stranger = make_tenant().users["finance"].headers
     assert rc.get(url, params={"run_id": draft_run.run_id},
                   headers=stranger).status_code == 404
+
+
+def _versions_run(rc, tenant, plan_id: str, sample) -> str:
+    started = rc.post(f"{API}/runs", headers=tenant.users["admin"].headers,
+                      json=sample.body(plan_id=plan_id))
+    assert started.status_code == 202, started.text
+    run = wait_for_run(rc, started.json()["run_id"], tenant.users["admin"].headers)
+    assert run["status"] == "draft", run
+    return run["id"]
+
+
+def test_every_report_of_a_run_names_its_own_plan_version(rc, consumer, make_tenant,
+                                                          sample_inputs) -> None:
+    """v2 locked unchanged from v1 has v1's plan hash (the hash leaves the version out), so
+    anything cached by plan hash alone would hand v2's run v1's document: its statements
+    (single and bulk), audit workbook and signed manifest would name version 1. Each run is
+    reported after the other version's run has compiled, rendered and cached all it can."""
+    tenant = make_tenant()
+    hr, admin = tenant.users["hr"].headers, tenant.users["admin"].headers
+    sample = sample_inputs(tenant, count=4, funds=2, document=_document())
+    second = rc.post(f"{API}/bonus-plans/{sample.plan_id}/versions", headers=hr)
+    assert second.status_code == 201, second.text
+    v2_id = second.json()["id"]
+    assert rc.post(f"{API}/bonus-plans/{v2_id}/lock", headers=hr).status_code == 200
+    v1, v2 = (rc.get(f"{API}/bonus-plans/{i}", headers=hr).json() for i in (sample.plan_id, v2_id))
+    assert (v1["version"], v2["version"]) == (1, 2)
+    assert v1["plan_hash"] == v2["plan_hash"]
+    name = v1["name"]
+    runs = {1: _versions_run(rc, tenant, sample.plan_id, sample),
+            2: _versions_run(rc, tenant, v2_id, sample)}
+
+    for version, run_id in runs.items():
+        other = 3 - version
+        statement = rc.post(f"{API}/reports/individual-statement", headers=hr,
+                            json={"run_id": run_id, "employee_ref": "E0000001", "format": "html"})
+        assert statement.status_code == 200, statement.text
+        assert f"{name} · version {version} ·" in statement.text
+        assert f"{name} · version {other} ·" not in statement.text
+        # One statement is one chunk, rendered in this process, where the bulk renderer's
+        # compiled plans outlive the job.
+        queued = rc.post(f"{API}/runs/{run_id}/statements", headers=admin,
+                         json={"employee_refs": ["E0000001"], "format": "html"})
+        assert queued.status_code == 202, queued.text
+        job = _wait_for_job(rc, queued.json()["id"], admin)
+        assert job["status"] == "done", job
+        download = rc.get(f"{API}/reports/jobs/{job['id']}/download", headers=admin)
+        with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+            assert archive.namelist() == ["statements/E0000001.html"]
+            bulk = archive.read("statements/E0000001.html").decode()
+        assert f"{name} · version {version} ·" in bulk
+        workbook = rc.get(f"{API}/runs/{run_id}/workbook", headers=tenant.users["auditor"].headers)
+        assert workbook.status_code == 200, workbook.text
+        cover = load_workbook(io.BytesIO(workbook.content))["Cover"]
+        lines = {row[0]: row[1] for row in cover.iter_rows(min_row=3, values_only=True) if row[0]}
+        assert (lines["plan"], lines["plan version"]) == (name, version)
+
+    final = Run(tenant, runs[2], _second_finance_user(tenant))
+    _finalize(rc, final)
+    bundle = rc.post(f"{API}/runs/{runs[2]}/export", headers=final.headers("auditor"))
+    assert bundle.status_code == 200, bundle.text
+    key = rc.get(f"{API}/tenants/{tenant.id}/signing-key", headers=hr).json()
+    report = verify_bundle(bundle.content,
+                           Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key"])))
+    assert report.ok, report.problems
+    assert report.manifest["run"]["plan_version"] == 2
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as archive:
+        assert "version 2" in pdf_words(archive.read("statements/E0000001.pdf"))

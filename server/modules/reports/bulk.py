@@ -48,18 +48,22 @@ class _Chunk:
     items: tuple[tuple[str, dict[str, Any], dict[str, Any] | None], ...]
 
 
-_compiled: dict[str, CompiledPlan] = {}
+_compiled: dict[tuple[str, int], CompiledPlan] = {}
 
 
 def _plan_in_worker(document: PlanDocument, plan_hash: str) -> CompiledPlan:
-    """Compile once per worker process (keyed by plan hash)."""
-    if plan_hash not in _compiled:
-        _compiled[plan_hash] = compile_plan(document)
-    return _compiled[plan_hash]
+    """Compile once per worker process, keyed by plan hash and version: the hash leaves the
+    version out, and a statement prints the version its compiled document carries."""
+    key = (plan_hash, document.version)
+    if key not in _compiled:
+        _compiled[key] = compile_plan(document)
+    return _compiled[key]
 
 
-def _render_chunk(chunk: _Chunk) -> list[tuple[str, bytes]]:
-    plan = _plan_in_worker(chunk.document, chunk.plan_hash)
+def _render_chunk(chunk: _Chunk, plan: CompiledPlan | None = None) -> list[tuple[str, bytes]]:
+    """The chunk's statements, with `plan` when the caller has it (inline), else compiled
+    from the chunk's document (a worker process)."""
+    plan = plan if plan is not None else _plan_in_worker(chunk.document, chunk.plan_hash)
     return [(ref, render_statement(plan, tape, inputs, chunk.run, chunk.branding, chunk.fmt))
             for ref, tape, inputs in chunk.items]
 
@@ -98,9 +102,8 @@ def render_statements(
             progress(len(rendered), len(items))
 
     if processes <= 1 or len(chunks) <= 1:
-        _compiled.setdefault(plan.plan_hash, plan)
         for chunk in chunks:
-            collect(_render_chunk(chunk))
+            collect(_render_chunk(chunk, plan))
         return rendered
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:

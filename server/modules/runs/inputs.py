@@ -110,23 +110,30 @@ def combined_mapping(employees: UploadData, funds: UploadData | None) -> dict[st
 
 
 class _PlanCache:
-    """Compiled plans by plan hash (a compiled plan never changes for a given hash)."""
+    """Compiled plans by (plan hash, version number).
+
+    The plan hash leaves the version number out (ENGINE.md §9: a new version locked unchanged
+    keeps its hash), but the compiled plan carries its whole document, version included, and
+    statements, the audit workbook and the export manifest read it from there. Keyed by the
+    hash alone, a run of v2 would be reported as v1 whenever v1 had been compiled first.
+    """
 
     def __init__(self, size: int) -> None:
-        self._plans: OrderedDict[str, CompiledPlan] = OrderedDict()
+        self._plans: OrderedDict[tuple[str, int], CompiledPlan] = OrderedDict()
         self._size = size
         self._lock = Lock()
         self.hits = 0
 
     def get(self, document: PlanDocument, plan_hash: str) -> CompiledPlan:
+        key = (plan_hash, document.version)
         with self._lock:
-            if plan_hash in self._plans:
-                self._plans.move_to_end(plan_hash)
+            if key in self._plans:
+                self._plans.move_to_end(key)
                 self.hits += 1
-                return self._plans[plan_hash]
+                return self._plans[key]
         compiled = compile_plan(document)
         with self._lock:
-            self._plans[plan_hash] = compiled
+            self._plans[key] = compiled
             while len(self._plans) > self._size:
                 self._plans.popitem(last=False)
         return compiled

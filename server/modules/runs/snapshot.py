@@ -63,7 +63,7 @@ class Snapshot:
         )
 
     def compiled(self) -> CompiledPlan:
-        """The compiled effective plan, from the cache keyed by its plan hash."""
+        """The compiled effective plan, from the cache keyed by its plan hash and version."""
         return PLAN_CACHE.get(self.document, plan_hash(self.document))
 
 
