@@ -1024,14 +1024,16 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     # raw is non-null exactly on the sharing rows; so are the remainder, floor and rank.
     scaled = raw.expr.to_physical()
     cents = i128(CENT_SCALED)
-    floors = c.put(scaled - scaled % cents, raw.level)
-    order_key = (scaled % cents).cast(pl.Int64) * pl.lit(2**32, dtype=pl.Int64) - c.ref_rank().expr
-    order = c.put(order_key, c.level(raw, c.ref_rank()))
+    remainder = c.put(scaled % cents, raw.level)  # an Int128 `%` is a software division
+    floors = c.put(scaled - remainder.expr, remainder.level)
+    order_key = remainder.expr.cast(pl.Int64) * pl.lit(2**32, dtype=pl.Int64) - c.ref_rank().expr
+    order = c.put(order_key, c.level(remainder, c.ref_rank()))
     rank = c.put(_over(order.expr.rank("ordinal", descending=True), part), order.level)
-    # The pool is the group's on every sharing row, and leftover is read on those rows only.
-    pool_scaled = pool.expr.to_physical()
+    # The pool is the group's on every sharing row, and leftover is read on those rows only:
+    # floor((pool - floor_sum) / cent) is the pool's whole cents less floor_sum's, since
+    # floor_sum is a whole number of cents.
     floor_sum = _over(floors.expr.sum(), part)
-    leftover = c.put((pool_scaled - pool_scaled % cents - floor_sum) // cents, floors.level)
+    leftover = c.put((pool.expr.to_physical() - floor_sum) // cents, floors.level)
     cent = pl.when(rank.expr.cast(I128) <= leftover.expr).then(cents)
     return Val(from_scaled(floors.expr + cent.otherwise(i128(0))), c.level(rank, leftover))
 
