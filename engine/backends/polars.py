@@ -1119,8 +1119,8 @@ def staged_query(frame: pl.DataFrame, compiler: Compiler) -> pl.LazyFrame:
 def apply_stages(frame: pl.DataFrame, compiler: Compiler, *extra: pl.Expr) -> pl.DataFrame:
     """The stages (and `extra` columns after them) run as one query by the in-memory engine
     with the eager API's optimiser flags: the same work as one `with_columns` per stage,
-    without a query per stage (docs/engine.md "Performance"). The diagnostic and overflow
-    masks are not included: `_outputs` adds them only when some row needs them."""
+    without a query per stage (docs/engine.md "Fourth pass"). The diagnostic and overflow
+    masks are not among the stages: `_run` adds them where some row needs them."""
     query = staged_query(frame, compiler)
     if extra:
         query = query.with_columns(extra)
@@ -1202,6 +1202,7 @@ def _run(
 
 
 FLAGGED = "__flagged"
+"""The column of `_flagged_expr` in a fast-mode result."""
 
 
 def _aliased(columns: Mapping[str, pl.Expr]) -> list[pl.Expr]:

@@ -3,7 +3,6 @@ diagnostic) and the same overflow errors, on random typed plans over random data
 
 from __future__ import annotations
 
-import decimal
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +18,6 @@ from engine.backends import polars as fast
 from engine.backends import reference
 from engine.backends.base import ValueOverflow
 from engine.cli import app
-from engine.dsl.ast import Call, walk
 from engine.plan import compile_plan, validate_document
 from samples.generate import write
 from tests.engine.budget import examples
@@ -219,51 +217,18 @@ def plans(draw, large: bool):
     return compile_plan(validate_document(document))
 
 
-def _has_aggregate(plan, step_name: str) -> bool:
-    """Known limit (docs/engine.md): when an out-of-range intermediate feeds an aggregate,
-    the reference carries the huge value into it, so it may name another employee of the
-    same step than the Polars backend, which zeroes it. The failing step is the same."""
-    return _calls(plan, step_name, ("sum_over", "allocate"))
-
-
-def _calls(plan, step_name: str, functions: tuple[str, ...]) -> bool:
-    step = plan.step(step_name)
-    trees = [t for t in (step.expr, step.condition) if t is not None]
-    return any(isinstance(n, Call) and n.func in functions for t in trees for n in walk(t))
-
-
 def assert_same(plan, frame: pl.DataFrame) -> None:
+    """The same frame, or the same ValueOverflow (step and employee) from both backends."""
     note(repr([(s.name, s.condition, s.expr) for s in plan.document.steps]))
     note(repr(frame.rows()))
     try:
         expected = reference.evaluate(plan, frame).frame
-    except (decimal.InvalidOperation, RuntimeError) as crash:
-        # Two reference gaps (reported to engine-core): it carries out-of-range values on
-        # until the step ends, so MAX ^ 4 outgrows its 100-digit context first; and
-        # round(x, n) has no range check, so round(MAX, 0) = 1e28 cannot become a frame.
-        # R10 says the run fails with an overflow either way.
-        if isinstance(crash, RuntimeError) and "too large" not in str(crash):
-            raise
-        with pytest.raises(ValueOverflow):
-            fast.evaluate(plan, frame)
-        return
     except ValueOverflow as error:
         with pytest.raises(ValueOverflow) as raised:
             fast.evaluate(plan, frame)
-        if raised.value.step != error.step:  # the reference's unchecked round(x, n), below
-            assert _calls(plan, raised.value.step, ("round",)), raised.value
-            return
-        if not _has_aggregate(plan, error.step) and not _calls(plan, error.step, ("round",)):
-            assert raised.value.employee_ref == error.employee_ref
+        assert (raised.value.step, raised.value.employee_ref) == (error.step, error.employee_ref)
         return
-    try:
-        actual = fast.evaluate(plan, frame).frame
-    except ValueOverflow as error:
-        # Reference gap (reported): its round(x, n) has no range check, so round(MAX, 0)
-        # (= 1e28) passes there when only compared, never stored.
-        assert _calls(plan, error.step, ("round",)), error
-        return
-    assert_frame_equal(actual, expected)
+    assert_frame_equal(fast.evaluate(plan, frame).frame, expected)
 
 
 SETTINGS = settings(

@@ -12,7 +12,11 @@ pinned so a Polars upgrade that changes them fails here first.
 - a literal is never the left operand of a comparison (a Polars 2.1 bug, below);
 - a whole-number literal multiplies (and divides) as a Decimal(38,0), exactly;
 - inputs without a null in the frame compile without null tests (a separate compilation
-  from the one for a frame with nulls).
+  from the one for a frame with nulls);
+- a product by a short decimal literal runs as a whole-number product and quotient;
+- an aggregate under a guard that takes whole groups of its key is the unguarded one;
+- a frame without a diagnostic gets its empty lists from one broadcast literal, and an
+  empty frame never reads the any-diagnostic scalar.
 """
 
 from __future__ import annotations
