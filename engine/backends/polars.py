@@ -543,7 +543,7 @@ class Compiler:
         level = self.level(a, b)
         if self.exact:
             return self._exact_product(a, b, taken)
-        if _integral(a) and not _integral(b):
+        if a.const and not b.const:  # a literal factor on the right, where it is looked at
             a, b = b, a
         nullable = _any(a, b)
         if _integral(b):  # Decimal(38,0): an exact product, no 256-bit rescale (~9x cheaper)
@@ -895,7 +895,7 @@ def _covered_days(start: pl.Expr, end: pl.Expr, first: date, last: date) -> pl.E
     return (e - s + 1).clip(lower_bound=0)
 
 
-def _taking(c: Compiler, taken: Mask, key: Val | None) -> pl.Expr:
+def _taking(taken: Mask, key: Val | None) -> pl.Expr:
     """Rows that take an aggregate call: taken, and with a non-null key when keyed."""
     if key is not None and not key.const:  # already a column: no `repeat`, which inside
         if taken is not None and not key.nullable:  # a window Polars evaluates group by group
@@ -939,7 +939,7 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     key = c.share(c.value(args[1], taken)) if len(args) > 1 else None
     part = c.partition(key)
     scope = _scope(taken, part)
-    rows = Val(_taking(c, scope, key), c.level(scope, key, part))
+    rows = Val(_taking(scope, key), c.level(scope, key, part))
     # Materialised: read by the overflow guard and the sum, and a `when` inside a window is
     # evaluated group by group.
     every = _every_row(scope, key) and not row_independent(x)  # a literal must become a column
@@ -948,7 +948,7 @@ def _sum_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
         rows = c.share(rows)
     total, too_big = c.sum_scaled(contributions, part)
     total = c.share(total)
-    taking = rows if scope is taken else Val(_taking(c, taken, key), c.level(taken, key, part))
+    taking = rows if scope is taken else Val(_taking(taken, key), c.level(taken, key, part))
     if too_big is not None:
         c.overflow(taking, too_big)
     uniform = _group_uniform(taken, part)
@@ -963,13 +963,13 @@ def _count_over(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     part = c.partition(key)
     scope = _scope(taken, part)
     # Untaken rows and null keys get null below, so without a guard a group's size is its count.
-    counted = pl.len() if scope is None else _taking(c, scope, key).cast(pl.Int64).sum()
+    counted = pl.len() if scope is None else _taking(scope, key).cast(pl.Int64).sum()
     count = _over(counted, part).cast(DEC)
     level = c.level(taken, key, part)
     uniform = _group_uniform(taken, part)
     if _every_row(taken, key):
         return Val(count, level, nullable=False, uniform=uniform)
-    return Val(pl.when(_taking(c, taken, key)).then(count), level, uniform=uniform)
+    return Val(pl.when(_taking(taken, key)).then(count), level, uniform=uniform)
 
 
 def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
@@ -983,7 +983,7 @@ def _allocate(c: Compiler, args: Sequence[Node], taken: Mask) -> Val:
     key = c.share(c.value(args[2], taken)) if len(args) > 2 else None
     part = c.partition(key)
     level = c.level(taken, pool, weight, key, part)
-    valid = _taking(c, taken, key)
+    valid = _taking(taken, key)
     for operand in (pool, weight):
         if operand.nullable:
             valid = valid & operand.expr.is_not_null()
