@@ -62,8 +62,18 @@ PARAMETERS = [
 ]
 
 
-def plan_of(expr: str, condition: str | None = None, default: str | None = None):
-    step: dict = {"order": 1, "name": "out", "expr": expr}
+def plan_of(
+    expr: str,
+    condition: str | None = None,
+    default: str | None = None,
+    before: dict[str, str] | None = None,
+):
+    """A plan whose payout step `out` is `expr`, after the steps `before` (name: expr)."""
+    steps: list[dict] = [
+        {"order": order, "name": name, "expr": text}
+        for order, (name, text) in enumerate((before or {}).items(), start=1)
+    ]
+    step: dict = {"order": len(steps) + 1, "name": "out", "expr": expr}
     if condition is not None:
         step["condition"] = condition
     if default is not None:
@@ -74,7 +84,7 @@ def plan_of(expr: str, condition: str | None = None, default: str | None = None)
         "currency": "USD",
         "inputs": INPUTS,
         "parameters": PARAMETERS,
-        "steps": [step],
+        "steps": [*steps, step],
         "payout": "out",
     }
     return compile_plan(validate_document(document))
@@ -667,12 +677,18 @@ def test_a_guard_that_takes_whole_groups_shares_the_unguarded_aggregate(
         "if (sum_over(x, g) > 0 && sum_over(x, fund_ref) > 0) then sum_over(w, fund_ref) else 0",
         "if (sum_over(x, fund_ref) > 0 && sum_over(x, g) > 0) then sum_over(w, g) else 0",
         "if (sum_over(x, g) + sum_over(x, fund_ref) > 0) then sum_over(w, fund_ref) else 0",
+        "if (x > 0) then (if (count_over(g) > 1) then sum_over(w, g) else 0) else 0",
+        "if (x > 0) then (if (size > 1) then sum_over(w, g) else 0) else 0",
+        "if (size > 1 && x > 0) then sum_over(w, g) else 0",
+        "if (x > 0 && size > 1) then sum_over(w, g) else 0",
     ],
 )
 def test_a_guard_that_splits_groups_sums_only_its_rows(expr: str, exact: bool) -> None:
     """Here the taken rows of a group differ (by x, or by another key), so the sum over g
-    must count only the taken ones; CROSSED makes the two answers differ."""
-    same_in_mode(exact, plan_of(expr), frame_of(CROSSED))
+    must count only the taken ones; CROSSED makes the two answers differ. `size`, a step
+    uniform over g, is tested inside a guard (x > 0) that is not."""
+    plan = plan_of(expr, before={"size": "count_over(g)"})
+    same_in_mode(exact, plan, frame_of(CROSSED))
 
 
 @pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
@@ -904,6 +920,22 @@ def test_allocate_weight_sum_overflow_names_the_groups_first_usable_row(
         fast.evaluate(plan, frame_of(rows))
     assert raised.value.employee_ref == ("E5" if guarded else "E2")
     same_in_mode(exact, plan, frame_of(rows))
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+def test_allocate_over_weights_that_sum_to_zero_in_both_modes(exact: bool) -> None:
+    """F1's weights add up to 0 (division_by_zero on its rows, no share); F2 shares its
+    pool; in exact mode too, where the weight sum also carries an overflow test."""
+    rows = [
+        ("E1", "F1", "100", "0", "a", None, None),
+        ("E2", "F1", "100", "0", "a", None, None),
+        ("E3", "F2", "10", "1", "a", None, None),
+        ("E4", "F2", "10", "3", "a", None, None),
+    ]
+    result = same_in_mode(exact, plan_of("allocate(x, w, fund_ref)"), frame_of(rows))
+    assert result is not None
+    assert codes(result)[:2] == [["division_by_zero", "null_payout"]] * 2
+    assert result["out"].to_list()[2:] == [Decimal("2.5"), Decimal("7.5")]
 
 
 EMPLOYMENTS = [
