@@ -681,6 +681,8 @@ def test_a_guard_that_takes_whole_groups_shares_the_unguarded_aggregate(
         "if (x > 0) then (if (size > 1) then sum_over(w, g) else 0) else 0",
         "if (size > 1 && x > 0) then sum_over(w, g) else 0",
         "if (x > 0 && size > 1) then sum_over(w, g) else 0",
+        "if ((if (x > 0) then size else 0) > 1) then sum_over(w, g) else 0",
+        "if (w > 1) then 0 else sum_over(x, g)",  # w is null on E4: neither branch takes it
     ],
 )
 def test_a_guard_that_splits_groups_sums_only_its_rows(expr: str, exact: bool) -> None:
