@@ -682,6 +682,8 @@ def test_a_guard_that_takes_whole_groups_shares_the_unguarded_aggregate(
         "if (size > 1 && x > 0) then sum_over(w, g) else 0",
         "if (x > 0 && size > 1) then sum_over(w, g) else 0",
         "if ((if (x > 0) then size else 0) > 1) then sum_over(w, g) else 0",
+        "if ((if (size > 1) then x else 0) > 0) then sum_over(w, g) else 0",
+        "if ((if (size > 5) then 0 else x) > 0) then sum_over(w, g) else 0",
         "if (w > 1) then 0 else sum_over(x, g)",  # w is null on E4: neither branch takes it
     ],
 )
@@ -724,6 +726,11 @@ def test_a_literal_that_is_null_as_operand_or_key(expr: str) -> None:
     it, and an aggregate keyed by a null, are null on every row."""
     result = same(plan_of(expr), frame_of(CROSSED))
     assert result["out"].null_count() == len(CROSSED)
+
+
+def test_unary_plus_is_its_operand() -> None:
+    result = same(plan_of("+x - +2 * -(+w)"), simple_frame(["1", None, "-3"]))
+    assert result["out"].to_list() == [Decimal(3), None, Decimal(-1)]
 
 
 # A computed argument of each type: materialised (so a result claiming a lower stage than
