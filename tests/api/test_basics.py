@@ -109,6 +109,22 @@ def test_write_rate_limit_in_redis_is_shared_by_processes(settings, redis_url) -
     assert statuses == [401, 401, 429]
 
 
+def test_log_lines_go_to_stdout_as_it_is_when_written(monkeypatch, settings) -> None:
+    """Regression: the stdout of configure time was kept, so once a test runner had closed
+    it, the log call in `rows.fill_rows`' error handler raised ValueError out of it."""
+    configured = io.StringIO()
+    monkeypatch.setattr("sys.stdout", configured)
+    configure_logging("INFO", json_output=True)
+    configured.close()
+    current = io.StringIO()
+    monkeypatch.setattr("sys.stdout", current)
+    try:
+        structlog.get_logger("test").error("written_after_the_swap")
+    finally:
+        configure_logging(settings.log_level, settings.log_json)
+    assert json.loads(current.getvalue())["event"] == "written_after_the_swap"
+
+
 def test_access_log_is_json_with_request_and_user_ids(client, make_tenant, settings) -> None:
     tenant = make_tenant()
     buffer = io.StringIO()
