@@ -313,16 +313,18 @@ class Compiler:
             return Val(expr, level, nullable=nullable, uniform=uniform)
         while len(self.stages) <= level:
             self.stages.append({})
+        identity = None
         if name is None:  # a temporary: one column per distinct expression
             identity = expr.meta.serialize()
             if identity in self.temporaries:
                 return self.temporaries[identity]
             self.counter += 1
             name = f"__t{self.counter}"
-            column = Val(pl.col(name), level + 1, True, nullable=nullable, uniform=uniform)
-            self.temporaries[identity] = column
         self.stages[level][name] = expr
-        return Val(pl.col(name), level + 1, simple=True, nullable=nullable, uniform=uniform)
+        column = Val(pl.col(name), level + 1, simple=True, nullable=nullable, uniform=uniform)
+        if identity is not None:
+            self.temporaries[identity] = column
+        return column
 
     def share(self, val: Val) -> Val:
         """A value that may be read several times without recomputing its expression."""
@@ -1112,7 +1114,7 @@ def staged_query(frame: pl.DataFrame, compiler: Compiler) -> pl.LazyFrame:
     query = frame.lazy()
     for stage in compiler.stages:
         if stage:
-            query = query.with_columns([expr.alias(name) for name, expr in stage.items()])
+            query = query.with_columns(_aliased(stage))
     return query
 
 
