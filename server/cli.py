@@ -84,7 +84,9 @@ def serve(
 
     from server.app import create_app
     from server.settings import api_worker_count
+    from server.shutdown import exit_on_signals
 
+    exit_on_signals()  # SIGTERM unwinds like Ctrl-C: consumer and embedded PostgreSQL stop
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
@@ -98,15 +100,17 @@ def serve(
         from server.worker.consumer import in_process_consumer
 
         # The queue consumer (embedded database) runs here once, never in each API process.
+        grace = ready.shutdown_grace_seconds
         with in_process_consumer(ready, embedded):
             if count == 1:
                 uvicorn.run(create_app(ready), host=host, port=port, log_config=None,
-                            access_log=False)
+                            access_log=False, timeout_graceful_shutdown=grace)
                 return
             # Worker processes build the app from the environment: hand them the database.
             os.environ["DATABASE_URL"] = ready.database_url or ""
             uvicorn.run("server.app:create_app", factory=True, workers=count, host=host,
-                        port=port, log_config=None, access_log=False)
+                        port=port, log_config=None, access_log=False,
+                        timeout_graceful_shutdown=grace)
 
 
 @app.command()

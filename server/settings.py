@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # API processes of `paysheet serve` (uvicorn workers); unset: 1 with the embedded
     # database, else one per CPU (at most 4). One process runs Python on one core at a time.
     api_workers: int | None = None
+    # SIGTERM/SIGINT: seconds uvicorn waits for open requests, and the in-process consumer
+    # for a running task, before they are cut (an interrupted run is recovered at next start).
+    shutdown_grace_seconds: float = 10.0
+    # Prometheus HTTP API the error-budget report (`paysheet slo report`) reads.
+    prometheus_url: str = "http://127.0.0.1:9090"
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -103,7 +103,8 @@ def start_embedded_consumer(settings: Settings, workers: int | None = None,
     recover(queue)
     consumer = EmbeddedConsumer(queue.huey, workers=workers,
                                 worker_type="thread", periodic=periodic,
-                                initial_delay=0.05, max_delay=1.0)
+                                initial_delay=0.05, max_delay=1.0,
+                                shutdown_timeout=settings.shutdown_grace_seconds)
     consumer.start()
     return consumer
 
