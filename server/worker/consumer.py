@@ -57,6 +57,13 @@ def run_worker(settings: Settings, workers: int | None = None,
     db.configure(settings)
     queue = get_queue(settings)
     recover(queue)
+    if metrics_port is not None:
+        from server.modules.runs.metrics import sample_queue_depth
+        from server.worker.queue import build_huey
+
+        # Its own storage (connection pool): the thread must never hold a lock of the pool
+        # that forked worker processes inherit.
+        sample_queue_depth(build_huey(settings).pending_count)
     db.release_connections()  # forked workers open their own
     consumer = queue.huey.create_consumer(workers=workers or settings.worker_processes,
                                           worker_type=worker_type, periodic=True,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
 from server.modules.reports import service
 from server.modules.reports.bulk import Format, render_statements, statements_zip
+from server.modules.reports.metrics import EXPORT_DURATION
 from server.modules.reports.models import ReportJob
 from server.modules.reports.tapes import explain_all
 from server.settings import Settings
@@ -115,6 +117,7 @@ def _write_atomically(path: Path, payload: bytes) -> None:
 
 def run_statements_job(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None:
     """The worker side: render, zip, record; any failure is recorded on the job."""
+    started = time.perf_counter()
     try:
         with tenant_session(tenant_id) as session:
             job = session.get(ReportJob, job_id)
@@ -137,9 +140,11 @@ def run_statements_job(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settin
         _update(tenant_id, job_id, status="done", result_path=str(path),
                 result_sha256=hashlib.sha256(archive).hexdigest(),
                 finished_at=datetime.now(UTC))
+        EXPORT_DURATION.labels("statements", "done").observe(time.perf_counter() - started)
     except Exception as error:  # recorded for the user; the worker stays up
         _update(tenant_id, job_id, status="failed", error=f"{type(error).__name__}: {error}",
                 finished_at=datetime.now(UTC))
+        EXPORT_DURATION.labels("statements", "failed").observe(time.perf_counter() - started)
 
 
 def get_job(session: Session, principal: Principal, job_id: uuid.UUID) -> ReportJob:

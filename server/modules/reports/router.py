@@ -13,6 +13,7 @@ from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal, require, same_tenant
 from server.modules.reports import deltas, history, jobs, pool, service, signing
 from server.modules.reports.bundle import safe_member_name, sha256
+from server.modules.reports.metrics import timed_export
 from server.modules.reports.schemas import (
     JobOut,
     SigningKeyOut,
@@ -73,10 +74,11 @@ def export_run(
     if not data.info.finalized:
         raise Conflict(f"run {run_id} is {data.info.status}: only finalized runs are exported")
     key = signing.active_key(db, settings, principal)
-    bundle = service.export_bundle(
-        data.plan, data.info, str(principal.tenant_id), data.rows, data.frame,
-        service.run_audit_events(db, run_id), service.branding(db, principal.tenant_id),
-        signing.private_key(key, settings), processes=settings.worker_processes)
+    with timed_export("bundle"):
+        bundle = service.export_bundle(
+            data.plan, data.info, str(principal.tenant_id), data.rows, data.frame,
+            service.run_audit_events(db, run_id), service.branding(db, principal.tenant_id),
+            signing.private_key(key, settings), processes=settings.worker_processes)
     record_event(db, principal_or_actor_id=principal, action="run.export", entity="plan_run",
                  entity_id=run_id, after={"sha256": sha256(bundle), "bytes": len(bundle),
                                           "key_id": key.key_id})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -22,6 +24,8 @@ STEP_FAILURES = Counter(
 )
 QUEUE_DEPTH = Gauge("paysheet_run_queue_depth", "Tasks waiting in the run queue",
                     multiprocess_mode="livemax")
+for _outcome in ("completed", "failed"):  # both series exist from the start (rate() of 0)
+    RUNS_FINISHED.labels(_outcome)
 
 
 def observe_completed(rows: int, seconds: float) -> None:
@@ -41,3 +45,21 @@ def track_queue_depth(pending: Callable[[], int]) -> None:
             return float("nan")
 
     QUEUE_DEPTH.set_function(depth)
+
+
+def sample_queue_depth(pending: Callable[[], int], interval: float = 2.0) -> threading.Thread:
+    """Multiprocess mode (`paysheet worker --metrics-port`) serves only values written to
+    the shared files, which `set_function` never does: a daemon thread writes the queue's
+    length every `interval` seconds instead."""
+
+    def loop() -> None:
+        while True:
+            try:
+                QUEUE_DEPTH.set(float(pending()))
+            except Exception:
+                QUEUE_DEPTH.set(float("nan"))
+            time.sleep(interval)
+
+    thread = threading.Thread(target=loop, name="queue-depth", daemon=True)
+    thread.start()
+    return thread

@@ -34,6 +34,7 @@ from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.tenants import service as tenants
 from server.modules.uploads import mapping as suggestions_engine
+from server.modules.uploads import metrics
 from server.modules.uploads.models import MappingPreset, Upload, UploadProblem
 from server.modules.uploads.parsing import FileFormat, FileRejected, iter_records, sniff
 from server.modules.uploads.scanning import scanner_from_settings
@@ -489,6 +490,7 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
                    "validation": round(time.perf_counter() - started, 2)}
         if report.rows == 0:
             report.add_file_problem("the file has no data rows", "Add rows below the header")
+        metrics.observe_validation(report.ok, report.rows, report.errors)
         if report.ok:
             upload.status = "ready"
             upload.metadata_ = {**upload.metadata_, "phase": "validated",
