@@ -8,7 +8,7 @@ REQUEST_LATENCY = Histogram(
     "paysheet_http_request_duration_seconds",
     "HTTP request latency by route template",
     ["method", "route", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
 
