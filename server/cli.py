@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -106,8 +107,11 @@ def serve(
                 uvicorn.run(create_app(ready), host=host, port=port, log_config=None,
                             access_log=False, timeout_graceful_shutdown=grace)
                 return
-            # Worker processes build the app from the environment: hand them the database.
+            # Worker processes build the app from the environment: hand them the database,
+            # and a shared metrics directory so each answers /metrics for all of them.
             os.environ["DATABASE_URL"] = ready.database_url or ""
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                  tempfile.mkdtemp(prefix="paysheet-api-metrics-"))
             uvicorn.run("server.app:create_app", factory=True, workers=count, host=host,
                         port=port, log_config=None, access_log=False,
                         timeout_graceful_shutdown=grace)
