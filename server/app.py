@@ -16,6 +16,7 @@ from server.modules.audit.router import router as audit_router
 from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
 from server.modules.catalog.router import router as catalog_router
+from server.modules.ops.router import router as ops_router
 from server.modules.plans.router import router as plans_router
 from server.modules.reports.router import router as reports_router
 from server.modules.runs.router import router as runs_router
@@ -42,6 +43,7 @@ API_ROUTERS: list[APIRouter] = [
     reports_router,
     runs_router,
     approvals_router,
+    ops_router,
 ]
 
 

@@ -56,6 +56,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # The frozen audit workbook holds every employee of the run, so not managers (who see
     # only their teams' statements) and not readonly.
     "runs.workbook": frozenset({A, H, F, AU}),
+    # The platform's error-budget report (no tenant data in it).
+    "ops.slo.read": frozenset({A}),
 }
 
 
