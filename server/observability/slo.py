@@ -43,10 +43,11 @@ class Slo:
     measured_by: str
 
     def ratio(self, window: str) -> str:
-        """PromQL of the error ratio over `window` (NaN, i.e. no sample, without traffic)."""
+        """PromQL of the error ratio over `window`: no sample without traffic, 0 when there
+        is traffic but no bad event (a sum over no series is empty, not 0: hence `or`)."""
         bad = self.bad.replace(WINDOW, window)
         total = self.total.replace(WINDOW, window)
-        return f"({bad}) / ({total})"
+        return f"(({bad}) or vector(0)) / ({total})"
 
     @property
     def budget(self) -> float:
