@@ -1,22 +1,13 @@
 """The one permission table every route consults (`require("plans.write")`).
 
 Roles: admin, hr, manager, finance, auditor, readonly. A permission missing from this table
-is a programming error raised at import time by `require`.
+is a programming error raised at import time by `require`. `Role` itself lives in
+`server.principal` (re-exported here).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    HR = "hr"
-    MANAGER = "manager"
-    FINANCE = "finance"
-    AUDITOR = "auditor"
-    READONLY = "readonly"
-
+from server.principal import Role
 
 # Privilege order, used only to stop a user raising their own role.
 ROLE_RANK: dict[Role, int] = {
@@ -27,6 +18,8 @@ ROLE_RANK: dict[Role, int] = {
     Role.HR: 4,
     Role.ADMIN: 5,
 }
+
+__all__ = ["EVERYONE", "PERMISSIONS", "ROLE_RANK", "Role", "allowed"]
 
 EVERYONE = frozenset(Role)
 A, H, M, F, AU = Role.ADMIN, Role.HR, Role.MANAGER, Role.FINANCE, Role.AUDITOR

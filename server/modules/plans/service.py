@@ -62,17 +62,6 @@ def document_of(plan: BonusPlan) -> dict[str, Any]:
     return dict(plan.document or _empty_document(plan))
 
 
-def plans_using_input(session: Session, input_id: uuid.UUID) -> list[str]:
-    """'name vN' of every plan declaring catalog input `input_id` (for the catalog's 409)."""
-    rows = session.execute(
-        select(BonusPlan.name, BonusPlan.version)
-        .join(PlanInput, PlanInput.plan_id == BonusPlan.id)
-        .where(PlanInput.input_id == input_id)
-        .order_by(BonusPlan.name, BonusPlan.version)
-    )
-    return [f"'{name}' v{version}" for name, version in rows]
-
-
 def list_steps(session: Session, plan_id: uuid.UUID) -> list[PlanStep]:
     return list(
         session.scalars(
