@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from server.principal import Role
 
+__all__ = ["EVERYONE", "PERMISSIONS", "ROLE_RANK", "Role", "allowed"]
+
 # Privilege order, used only to stop a user raising their own role.
 ROLE_RANK: dict[Role, int] = {
     Role.READONLY: 0,
@@ -18,8 +20,6 @@ ROLE_RANK: dict[Role, int] = {
     Role.HR: 4,
     Role.ADMIN: 5,
 }
-
-__all__ = ["EVERYONE", "PERMISSIONS", "ROLE_RANK", "Role", "allowed"]
 
 EVERYONE = frozenset(Role)
 A, H, M, F, AU = Role.ADMIN, Role.HR, Role.MANAGER, Role.FINANCE, Role.AUDITOR
