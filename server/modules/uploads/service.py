@@ -9,9 +9,13 @@ Lifecycle (`uploads.status`, with `metadata.phase`):
 A ready upload can be run at once (runs read the Parquet). Its `employee_rows` are filled
 afterwards from a spool of the validated rows (`metadata.rows.status`: queued → filling →
 filled | failed; see `rows.py`); the upload's final event comes when that has settled.
-Files live under `<data_dir>/uploads/<tenant>/<upload>.bin`, the typed data next to them
-as `<upload>.parquet`, whose SHA-256 is `metadata.parquet.sha256` (for snapshot hashes),
-and the rows spool as `<upload>.rows.arrows` (Arrow IPC stream) until the rows are filled.
+Files live under `<data_dir>/uploads/<tenant>/<upload>.bin`; validation writes the typed
+data as `<upload>.parquet`, then files it by content under `objects/<sha256>.parquet`
+(read-only; `metadata.parquet.sha256`, `metadata.parquet.object`: what runs read and
+snapshot hashes name), and the rows spool as `<upload>.rows.arrows` (Arrow IPC stream)
+until the rows are filled. Files are evidence (see `evidence.py`): they are removed only
+after the database change that releases them has committed, and an upload that any run
+references cannot be deleted.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -33,7 +38,9 @@ from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.tenants import service as tenants
+from server.modules.uploads import evidence
 from server.modules.uploads import mapping as suggestions_engine
+from server.modules.uploads.evidence import FileMissing
 from server.modules.uploads.models import MappingPreset, Upload, UploadProblem
 from server.modules.uploads.parsing import FileFormat, FileRejected, iter_records, sniff
 from server.modules.uploads.scanning import scanner_from_settings
@@ -68,6 +75,33 @@ def file_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) ->
 
 def parquet_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
     return upload_dir(settings, tenant_id) / f"{upload_id}.parquet"
+
+
+def object_path(settings: Settings, tenant_id: uuid.UUID, sha256: str) -> Path:
+    """Typed data filed by content: what a run's snapshot names by its hash."""
+    folder = upload_dir(settings, tenant_id) / "objects"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{sha256}.parquet"
+
+
+def typed_data_path(settings: Settings, upload: Upload) -> Path:
+    """Where a ready upload's typed data is: its content-addressed object, or (validated
+    before objects existed) `<upload>.parquet`. FileMissing (410) when it is gone."""
+    meta = upload.metadata_.get("parquet") or {}
+    path = (object_path(settings, upload.tenant_id, meta["sha256"]) if meta.get("object")
+            else parquet_path(settings, upload.tenant_id, upload.id))
+    return evidence.require_file(path, upload.id, upload.filename, "typed")
+
+
+def read_typed_bytes(path: Path, upload_id: uuid.UUID, filename: str) -> bytes:
+    """A ready upload's typed data; FileMissing (410) if it vanished since it was found."""
+    return evidence.read_bytes(path, upload_id, filename, "typed")
+
+
+def original_path(settings: Settings, upload: Upload) -> Path:
+    """The uploaded file's bytes on disk; FileMissing (410) when it is gone."""
+    return evidence.require_file(file_path(settings, upload.tenant_id, upload.id), upload.id,
+                                 upload.filename, "original")
 
 
 def rows_spool_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
@@ -214,7 +248,7 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
         upload.sha256 = sha256
         upload.metadata_ = {**upload.metadata_, "scan": result.as_json(), "timings": timings}
         if refusal is not None:
-            path.unlink(missing_ok=True)
+            evidence.remove_after_commit(session, [path])
             _fail(session, upload, refusal, "rejected")
             action = "upload.infected" if result.verdict == "infected" else "upload.rejected"
             record_event(session, principal_or_actor_id=principal, action=action,
@@ -252,18 +286,43 @@ def _check_idle(upload: Upload) -> None:
 
 def delete_upload(session: Session, principal: Principal, settings: Settings,
                   upload_id: uuid.UUID) -> None:
+    """Delete the row (409 while a run references the upload: nothing is touched), then,
+    once that has committed, its files."""
     _check_idle(get_upload(session, upload_id))  # before locking: the fill holds a lock
     upload = get_upload(session, upload_id, lock=True)
     _check_idle(upload)
-    for path in (file_path(settings, upload.tenant_id, upload.id),
-                 parquet_path(settings, upload.tenant_id, upload.id),
-                 rows_spool_path(settings, upload.tenant_id, upload.id)):
-        path.unlink(missing_ok=True)
+    before = {"filename": upload.filename, "status": upload.status, "sha256": upload.sha256}
+    paths = _stored_paths(session, settings, upload)
+    try:
+        with session.begin_nested():
+            session.delete(upload)
+            session.flush()
+    except IntegrityError as error:
+        if getattr(error.orig, "sqlstate", None) != "23503":
+            raise
+        raise Conflict(
+            f"upload {upload_id} ('{before['filename']}') is an input of a run: a run's "
+            "inputs are kept as evidence, so it cannot be deleted; nothing was removed",
+            [{"loc": ["path", "upload_id"], "msg": "referenced by a run",
+              "type": "referenced"}]) from None
     record_event(session, principal_or_actor_id=principal, action="upload.delete",
-                 entity="upload", entity_id=upload.id,
-                 before={"filename": upload.filename, "status": upload.status,
-                         "sha256": upload.sha256})
-    session.delete(upload)
+                 entity="upload", entity_id=upload_id, before=before)
+    evidence.remove_after_commit(session, paths)
+
+
+def _stored_paths(session: Session, settings: Settings, upload: Upload) -> list[Path]:
+    """The upload's own files, and its typed-data object unless another upload shares it."""
+    paths = [file_path(settings, upload.tenant_id, upload.id),
+             parquet_path(settings, upload.tenant_id, upload.id),
+             rows_spool_path(settings, upload.tenant_id, upload.id)]
+    meta = upload.metadata_.get("parquet") or {}
+    if meta.get("object"):
+        shared = session.scalar(select(func.count()).select_from(Upload).where(
+            Upload.id != upload.id,
+            Upload.metadata_["parquet"]["sha256"].astext == meta["sha256"]))
+        if not shared:
+            paths.append(object_path(settings, upload.tenant_id, meta["sha256"]))
+    return paths
 
 
 def list_uploads(session: Session, limit: int, before: Any | None) -> list[Upload]:
@@ -285,7 +344,7 @@ def preview(session: Session, settings: Settings, upload_id: uuid.UUID) -> dict[
     """First 100 data rows, each column's inferred type and its type warnings."""
     upload = get_upload(session, upload_id)
     fmt = _format(upload)
-    path = file_path(settings, upload.tenant_id, upload.id)
+    path = original_path(settings, upload)
     rows = []
     for record in iter_records(path, fmt):
         rows.append({"row": record.row, "cells": record.cells[: len(fmt.columns)]})
@@ -366,6 +425,7 @@ def save_mapping(session: Session, principal: Principal, settings: Settings,
         raise Conflict("the upload is already being validated")
     if upload.status == "ready":
         raise Conflict("the upload is ready and immutable; upload the file again to remap it")
+    original_path(settings, upload)
     targets = mapping_targets(session, upload.kind, plan_id)
     _check_mapping(mapping, targets, fmt, upload.kind)
     before = upload.mapping
@@ -453,12 +513,16 @@ def process_upload(settings: Settings, principal: Principal, upload_id: uuid.UUI
     tenant_id = principal.tenant_id
     try:
         _validate_and_store(settings, principal, upload_id)
-    except Exception:
-        log.exception("upload_processing_failed", upload_id=str(upload_id))
+    except Exception as error:
+        reason = (error.detail if isinstance(error, FileMissing) and error.detail
+                  else "internal error while validating; try again")
+        if not isinstance(error, FileMissing):
+            log.exception("upload_processing_failed", upload_id=str(upload_id))
         with tenant_session(tenant_id) as session:
             upload = get_upload(session, upload_id, lock=True)
-            _fail(session, upload, "internal error while validating; try again", "validated")
-        rows_spool_path(settings, tenant_id, upload_id).unlink(missing_ok=True)
+            _fail(session, upload, reason, "validated")
+            evidence.remove_after_commit(session, [rows_spool_path(settings, tenant_id,
+                                                                   upload_id)])
     with tenant_session(tenant_id) as session:
         publish(settings, upload_id, **status_event(get_upload(session, upload_id)))
 
@@ -475,7 +539,7 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
         targets = mapping_targets(session, upload.kind, upload.plan_id)
         columns = mapped_columns(fmt, dict(upload.mapping or {}), targets)
         report = Report()
-        source = file_path(settings, upload.tenant_id, upload.id)
+        source = original_path(settings, upload)
         batches = data_batches(source, fmt, columns, report, progress)
         session.execute(delete(UploadProblem).where(UploadProblem.upload_id == upload.id))
         normaliser = Normaliser(columns, upload.kind,
@@ -490,14 +554,16 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
         if report.rows == 0:
             report.add_file_problem("the file has no data rows", "Add rows below the header")
         if report.ok:
+            _file_typed_data(settings, upload, report.parquet_sha256)
             upload.status = "ready"
             upload.metadata_ = {**upload.metadata_, "phase": "validated",
                                 "summary": report.summary(), "timings": timings,
                                 "rows": {"status": "queued", "expected": report.rows},
                                 "parquet": {"sha256": report.parquet_sha256,
-                                            "bytes": report.parquet_bytes}}
+                                            "bytes": report.parquet_bytes, "object": True}}
         else:
-            rows_spool_path(settings, upload.tenant_id, upload.id).unlink(missing_ok=True)
+            evidence.remove_after_commit(
+                session, [rows_spool_path(settings, upload.tenant_id, upload.id)])
             report.sort(fmt.columns)
             _store_problems(session, upload, report)
             _fail(session, upload, f"validation found {report.errors} problem(s)", "validated")
@@ -508,6 +574,19 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
                      entity="upload", entity_id=upload.id,
                      after={"status": upload.status, "summary": report.summary(),
                             "parquet_sha256": report.parquet_sha256})
+
+
+def _file_typed_data(settings: Settings, upload: Upload, sha256: str | None) -> None:
+    """Move the fresh Parquet to its content-addressed, read-only object (an identical
+    object already there is kept: same bytes)."""
+    assert sha256 is not None
+    fresh = parquet_path(settings, upload.tenant_id, upload.id)
+    target = object_path(settings, upload.tenant_id, sha256)
+    if target.is_file():
+        fresh.unlink()
+    else:
+        evidence.make_read_only(fresh)
+        fresh.replace(target)
 
 
 def _store_problems(session: Session, upload: Upload, report: Report) -> None:
