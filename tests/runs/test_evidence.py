@@ -7,6 +7,7 @@ Everything through the real API, a real queue consumer and the real data directo
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -271,3 +272,25 @@ def test_unreferenced_delete_removes_files_but_keeps_a_shared_object(
     assert not own.exists() and obj.is_file()
     assert rc.delete(f"{API}/uploads/{second.upload_id}", headers=headers).status_code == 204
     assert not obj.exists()
+
+
+@pytest.mark.parametrize("literal", ["1e9999999", "1" * 5000, "0.05"])
+def test_run_parameter_numbers_are_checked_before_decimal(rc, consumer, make_tenant,
+                                                          sample_inputs, literal) -> None:
+    """A what-if override is a JSON number like a plan's: over the limits it is 422 naming
+    the parameter, and no run is created; a plain one runs."""
+    tenant = make_tenant()
+    sample = sample_inputs(tenant, count=3, funds=2)
+    body = json.dumps(sample.body(parameters={"hurdle_rate": "__V__"})).replace(
+        '"__V__"', literal)
+    headers = {**tenant.users["admin"].headers, "Content-Type": "application/json"}
+    response = rc.post(f"{API}/runs", headers=headers, content=body)
+    runs = rc.get(f"{API}/runs", headers=headers).json()["items"]
+    if literal == "0.05":
+        assert response.status_code == 202, response.text
+        run = wait_for_run(rc, response.json()["run_id"], headers)
+        assert run["status"] == "draft" and run["parameters"] == {"hurdle_rate": "0.05"}
+        return
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["body", "parameters", "hurdle_rate"]
+    assert runs == []

@@ -23,6 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from server.db import session as db
 from server.db.session import DbSession
+from server.jsonbody import ExactNumberRoute
 from server.modules.auth.dependencies import Principal, require
 from server.modules.auth.permissions import allowed
 from server.modules.runs import service
@@ -40,7 +41,7 @@ from server.modules.runs.schemas import (
     TapeOut,
 )
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=ExactNumberRoute)  # parameter overrides
 MAX_LEGACY_BYTES = 64 * 1024 * 1024
 TERMINAL_PHASES = ("done", "failed")
 

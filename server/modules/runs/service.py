@@ -25,6 +25,7 @@ from engine.hashing import results_csv
 from engine.plan import CompiledPlan
 from server.db import session as db
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
+from server.jsonbody import plain_json
 from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.runs import execution
@@ -87,6 +88,8 @@ def start_run(principal: Principal, body: RunStart, idempotency_key: str | None,
     """
     if body.tenant_id is not None and body.tenant_id != principal.tenant_id:
         raise NotFound("tenant")
+    # JSON numbers arrive as checked Decimals (ExactNumberRoute): keep them as exact text.
+    body = body.model_copy(update={"parameters": plain_json(body.parameters)})
     fingerprint = _fingerprint(body)
     with db.tenant_session(principal.tenant_id) as session:
         if idempotency_key:

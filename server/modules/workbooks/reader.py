@@ -87,16 +87,33 @@ def cell_text(value: Any) -> str | None:
 
 
 def read_workbook(data: bytes) -> WorkbookRead:
-    """Parse an uploaded workbook; raises WorkbookUnreadable if it is not one."""
+    """Parse an uploaded workbook; raises WorkbookUnreadable if it is not one.
+
+    Whatever a damaged file makes the ZIP, XML or openpyxl layers raise (a bad CRC, a
+    truncated deflate stream, malformed or hostile XML in any part, a missing part) is
+    the file's fault, so it becomes WorkbookUnreadable too (a 422), never a 500."""
     _check_unpacked_size(data)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as error:
         raise WorkbookUnreadable(f"not a readable .xlsx workbook: {error}") from None
+    except Exception as error:  # see the docstring
+        raise _damaged(error) from None
     try:
         return read_book(OpenpyxlBook(workbook))
+    except WorkbookUnreadable:
+        raise
+    except Exception as error:  # see the docstring
+        raise _damaged(error) from None
     finally:
         workbook.close()
+
+
+def _damaged(error: Exception) -> WorkbookUnreadable:
+    detail = str(error).splitlines()[0][:200] if str(error) else "no detail"
+    return WorkbookUnreadable(
+        f"not a readable .xlsx workbook: it is damaged ({type(error).__name__}: {detail}); "
+        "open it in Excel and save it again as .xlsx, or start from the template")
 
 
 def read_book(book: SheetBook) -> WorkbookRead:
