@@ -1,7 +1,8 @@
 """Consumers: `paysheet worker` (process workers) and the in-process one of `paysheet serve`.
 
-Both first recover runs left `running` by a dead worker (see runs.execution), and the
-periodic `runs.recover` task repeats that every minute.
+Both first recover runs left `running` by a dead worker (see runs.execution) and uploads
+whose validation or rows fill a dead worker held (see uploads.jobs); the periodic
+`runs.recover` and `uploads.recover` tasks repeat that every minute.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ log = structlog.get_logger("paysheet.worker")
 
 def recover(queue: RunQueue) -> None:
     from server.modules.runs.execution import recover_interrupted_runs
+    from server.modules.uploads.jobs import recover_interrupted_uploads
 
     handled = recover_interrupted_runs(queue.enqueue_run, queue.settings)
     if handled:
         log.info("runs_recovered", runs=[str(run_id) for run_id in handled])
+    recover_interrupted_uploads(queue.settings)
 
 
 def serve_worker_metrics(port: int) -> None:

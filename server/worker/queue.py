@@ -71,8 +71,10 @@ def _register(huey: Huey, settings: Settings) -> RunQueue:
         recover_interrupted_runs(holder["queue"].enqueue_run, settings)
 
     from server.modules.reports.jobs import register_tasks as register_report_tasks
+    from server.modules.uploads.jobs import register_tasks as register_upload_tasks
 
     register_report_tasks(huey, settings)
+    register_upload_tasks(huey, settings)
     queue = RunQueue(huey, execute_run, recover_runs, settings)
     holder["queue"] = queue
     return queue

@@ -1,0 +1,213 @@
+"""Validation and the employee_rows fill as Huey tasks, not work inside the API process.
+
+`POST /uploads/{id}/map` commits the mapping (`processing`), then queues
+`uploads.validate`; `POST /uploads/{id}/rows` queues `uploads.fill_rows`. A task carries
+ids only (tenant, upload, and the user and role that asked, for the audit trail); the
+database says what is left to do, so a task that finds nothing to do does nothing, and
+running one twice is harmless.
+
+Each task holds the upload's advisory lock (`upload:<id>`, on its own connection) while it
+works. `metadata.validation` records the attempt and worker. An API restart loses nothing
+(the task is in the queue: Redis or PostgreSQL); a worker that dies mid-task leaves the
+upload `processing` (or its rows `filling`) with its lock free, and
+`recover_interrupted_uploads` (at consumer start and every minute) queues it again, up to
+`MAX_ATTEMPTS` validations, then fails it with the reason.
+
+Progress goes to the upload's events channel (`service.publish`): the in-process hub for
+the embedded consumer of `paysheet serve`, Redis for separate worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import structlog
+from huey import Huey, crontab
+from huey.api import TaskWrapper
+from sqlalchemy import text
+from sqlalchemy.orm.attributes import flag_modified
+
+from server.db import session as db
+from server.modules.audit.service import record_event
+from server.modules.auth.dependencies import Principal
+from server.modules.auth.permissions import Role
+from server.modules.uploads import rows, service
+from server.settings import Settings
+
+log = structlog.get_logger(__name__)
+VALIDATE_TASK = "uploads.validate"
+FILL_TASK = "uploads.fill_rows"
+RECOVER_TASK = "uploads.recover"
+MAX_ATTEMPTS = 3
+# A queued task not yet claimed is left alone this long before recovery queues it again
+# (its enqueue may have been lost with the process that made it).
+UNCLAIMED_GRACE = timedelta(minutes=10)
+_tasks: dict[int, dict[str, TaskWrapper]] = {}
+
+
+def register_tasks(huey: Huey, settings: Settings) -> None:
+    """Called by the queue's registration, in the API and in every worker process."""
+
+    @huey.task(name=VALIDATE_TASK)
+    def validate_task(tenant_id: str, upload_id: str, user_id: str, role: str) -> None:
+        validate(settings, _principal(tenant_id, user_id, role), uuid.UUID(upload_id))
+
+    @huey.task(name=FILL_TASK)
+    def fill_task(tenant_id: str, upload_id: str, user_id: str, role: str) -> None:
+        fill(settings, _principal(tenant_id, user_id, role), uuid.UUID(upload_id))
+
+    @huey.periodic_task(crontab(minute="*"), name=RECOVER_TASK)
+    def recover_task() -> None:
+        recover_interrupted_uploads(settings)
+
+    _tasks[id(huey)] = {VALIDATE_TASK: validate_task, FILL_TASK: fill_task}
+
+
+def _principal(tenant_id: str, user_id: str, role: str) -> Principal:
+    """The caller as far as the work needs one: its tenant and, for audit, its user."""
+    return Principal(user_id=uuid.UUID(user_id), tenant_id=uuid.UUID(tenant_id),
+                     role=Role(role), email="", display_name=None, teams=())
+
+
+def _enqueue(settings: Settings, name: str, principal: Principal, upload_id: uuid.UUID
+             ) -> None:
+    from server.worker.queue import get_queue
+
+    queue = get_queue(settings)
+    _tasks[id(queue.huey)][name](str(principal.tenant_id), str(upload_id),
+                                 str(principal.user_id), str(principal.role))
+
+
+def enqueue_validation(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
+    """Queue the validation of a committed `processing` upload; if the queue refuses, the
+    upload fails with that reason (mapping again retries) rather than stay `processing`."""
+    try:
+        _enqueue(settings, VALIDATE_TASK, principal, upload_id)
+    except Exception as error:
+        log.exception("upload_enqueue_failed", upload_id=str(upload_id))
+        with db.tenant_session(principal.tenant_id) as session:
+            upload = service.get_upload(session, upload_id, lock=True)
+            if upload.status == "processing":
+                upload.status, upload.error = "failed", (
+                    f"validation could not be queued ({type(error).__name__}); map again")
+                upload.metadata_ = {**upload.metadata_, "phase": "validated"}
+        raise
+
+
+def enqueue_fill(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
+    _enqueue(settings, FILL_TASK, principal, upload_id)
+
+
+def _lock_key(upload_id: uuid.UUID) -> str:
+    return f"upload:{upload_id}"
+
+
+@contextmanager
+def upload_lock(settings: Settings, upload_id: uuid.UUID) -> Iterator[bool]:
+    """Hold the upload's advisory lock on a dedicated connection; yields False if taken."""
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set")
+    with psycopg.connect(settings.database_url, autocommit=True,
+                         application_name=f"paysheet-upload-{upload_id}") as conn:
+        held = conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0))",
+                            (_lock_key(upload_id),)).fetchone()[0]
+        try:
+            yield bool(held)
+        finally:
+            if held:
+                conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))",
+                             (_lock_key(upload_id),))
+
+
+def _claim(principal: Principal, upload_id: uuid.UUID) -> bool:
+    """processing → claimed by this worker (attempt + 1); False when nothing is to do."""
+    with db.tenant_session(principal.tenant_id) as session:
+        upload = service.get_upload(session, upload_id, lock=True)
+        if upload.status != "processing":
+            return False
+        previous = upload.metadata_.get("validation") or {}
+        upload.metadata_ = {**upload.metadata_, "validation": {
+            "attempts": int(previous.get("attempts") or 0) + 1,
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "started_at": datetime.now(UTC).isoformat(),
+            "user_id": str(principal.user_id), "role": str(principal.role)}}
+        flag_modified(upload, "metadata_")
+        return True
+
+
+def validate(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
+    """The `uploads.validate` task: validate, then queue the rows fill if it became ready."""
+    with upload_lock(settings, upload_id) as free:
+        if not free or not _claim(principal, upload_id):
+            return
+        service.process_upload(settings, principal, upload_id)
+    with db.tenant_session(principal.tenant_id) as session:
+        pending = service.rows_status(service.get_upload(session, upload_id)) == "queued"
+    if pending:
+        enqueue_fill(settings, principal, upload_id)
+
+
+def fill(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
+    """The `uploads.fill_rows` task (a no-op unless the rows are `queued`)."""
+    with upload_lock(settings, upload_id) as free:
+        if free:
+            rows.fill_rows(settings, principal, upload_id)
+
+
+def recover_interrupted_uploads(settings: Settings) -> list[uuid.UUID]:
+    """Uploads whose worker died: validation queued again (or failed after MAX_ATTEMPTS),
+    rows left `filling` set back to `queued` and queued. Returns the ids handled."""
+    with db.system_session() as session:
+        found = session.execute(text("select * from comp.uploads_in_flight()")).all()
+    handled = []
+    for row in found:
+        with upload_lock(settings, row.upload_id) as free:
+            if not free:
+                continue  # a live worker holds it
+            action = _recover_one(row)
+        if action is not None:
+            action(settings)
+            handled.append(row.upload_id)
+    if handled:
+        log.info("uploads_recovered", uploads=[str(upload_id) for upload_id in handled])
+    return handled
+
+
+def _recover_one(row: Any) -> Callable[[Settings], None] | None:
+    """Decide (and record) what to do with one in-flight upload nobody works on."""
+    waiting = (row.status == "processing" and not row.claimed) or row.rows_status == "queued"
+    if waiting and row.updated_at > datetime.now(UTC) - UNCLAIMED_GRACE:
+        return None  # still waiting in the queue
+    with db.tenant_session(row.tenant_id) as session:
+        upload = service.get_upload(session, row.upload_id, lock=True)
+        who = upload.metadata_.get("validation") or {}
+        principal = _principal(str(row.tenant_id), who.get("user_id") or str(
+            upload.created_by), who.get("role") or Role.HR.value)
+        if upload.status == "processing":
+            if int(who.get("attempts") or 0) >= MAX_ATTEMPTS:
+                reason = (f"validation was interrupted {who.get('attempts')} times (last "
+                          f"worker {who.get('worker')}); map the file again")
+                upload.status, upload.error = "failed", reason
+                upload.metadata_ = {**upload.metadata_, "phase": "validated"}
+                record_event(session, principal_or_actor_id=None, action="upload.failed",
+                             entity="upload", entity_id=upload.id, after={"error": reason})
+                return None
+            record_event(session, principal_or_actor_id=None, action="upload.requeued",
+                         entity="upload", entity_id=upload.id,
+                         after={"worker": who.get("worker"), "attempts": who.get("attempts")})
+            upload.metadata_ = {**upload.metadata_, "validation": {**who, "worker": None}}
+            flag_modified(upload, "metadata_")
+            return lambda settings: enqueue_validation(settings, principal, upload.id)
+        if upload.status == "ready" and service.rows_status(upload) in service.ROWS_PENDING:
+            upload.metadata_ = {**upload.metadata_, "rows": {
+                **(upload.metadata_.get("rows") or {}), "status": "queued"}}
+            flag_modified(upload, "metadata_")
+            return lambda settings: enqueue_fill(settings, principal, upload.id)
+    return None
