@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,6 +145,23 @@ def _history(rc, run: Finalized):
                   headers=run.headers("finance"))
 
 
+def _statements_job(rc, run: Finalized):
+    """The bulk statements job: queued by the request, rendered by the worker; answers
+    with the finished job (or the request's own error)."""
+    headers = run.headers("hr")
+    queued = rc.post(f"{API}/runs/{run.run_id}/statements", headers=headers,
+                     json={"employee_refs": [EMPLOYEE], "format": "pdf"})
+    if queued.status_code != 202:
+        return queued
+    job_id = queued.json()["id"]
+    deadline = time.monotonic() + 120
+    while (job := rc.get(f"{API}/reports/jobs/{job_id}", headers=headers)).json()[
+            "status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job.text
+        time.sleep(0.05)
+    return job
+
+
 def _preview(rc, run: Finalized):
     return rc.get(f"{API}/uploads/{run.upload_id}/preview", headers=run.headers("hr"))
 
@@ -168,6 +186,10 @@ def _check_history(response) -> None:
     assert response.json()["cells"], response.json()
 
 
+def _check_job(response) -> None:
+    assert response.json()["status"] == "done", response.json()
+
+
 def _check_preview(response) -> None:
     assert len(response.json()["rows"]) == 6
 
@@ -179,6 +201,7 @@ ROUTES: dict[str, tuple[Callable, Callable]] = {
     "audit_workbook": (_workbook, _check_zip),
     "export": (_export, _check_zip),
     "history": (_history, _check_history),
+    "statements_job": (_statements_job, _check_job),
     "preview": (_preview, _check_preview),
 }
 TYPED_DATA_ROUTES = [name for name in ROUTES if name != "preview"]

@@ -19,6 +19,7 @@ the embedded consumer of `paysheet serve`, Redis for separate worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -35,6 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.orm.attributes import flag_modified
 
 from server.db import session as db
+from server.errors import NotFound
 from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
@@ -129,7 +131,10 @@ def upload_lock(settings: Settings, upload_id: uuid.UUID) -> Iterator[bool]:
 def _claim(principal: Principal, upload_id: uuid.UUID) -> bool:
     """processing → claimed by this worker (attempt + 1); False when nothing is to do."""
     with db.tenant_session(principal.tenant_id) as session:
-        upload = service.get_upload(session, upload_id, lock=True)
+        try:
+            upload = service.get_upload(session, upload_id, lock=True)
+        except NotFound:
+            return False  # deleted while the task waited
         if upload.status != "processing":
             return False
         previous = upload.metadata_.get("validation") or {}
@@ -156,8 +161,8 @@ def validate(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> 
 
 def fill(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
     """The `uploads.fill_rows` task (a no-op unless the rows are `queued`)."""
-    with upload_lock(settings, upload_id) as free:
-        if free:
+    with upload_lock(settings, upload_id) as free, contextlib.suppress(NotFound):
+        if free:  # NotFound: deleted while the task waited
             rows.fill_rows(settings, principal, upload_id)
 
 

@@ -24,7 +24,6 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -38,12 +37,20 @@ from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.tenants import service as tenants
-from server.modules.uploads import evidence
+from server.modules.uploads import evidence, storage
 from server.modules.uploads import mapping as suggestions_engine
 from server.modules.uploads.evidence import FileMissing
 from server.modules.uploads.models import MappingPreset, Upload, UploadProblem
 from server.modules.uploads.parsing import FileFormat, FileRejected, iter_records, sniff
 from server.modules.uploads.scanning import scanner_from_settings
+from server.modules.uploads.storage import file_path as file_path
+from server.modules.uploads.storage import object_path as object_path
+from server.modules.uploads.storage import original_path as original_path
+from server.modules.uploads.storage import parquet_path as parquet_path
+from server.modules.uploads.storage import read_typed_bytes as read_typed_bytes
+from server.modules.uploads.storage import rows_spool_path as rows_spool_path
+from server.modules.uploads.storage import typed_data_path as typed_data_path
+from server.modules.uploads.storage import upload_dir as upload_dir
 from server.modules.uploads.targets import Target, mapping_targets
 from server.modules.uploads.validation import (
     Normaliser,
@@ -61,51 +68,6 @@ PREVIEW_ROWS = 100
 HISTORY_UPLOADS = 50
 # A `processing` upload untouched this long lost its worker (a restart): it may be deleted.
 STALE_AFTER = timedelta(hours=1)
-
-
-def upload_dir(settings: Settings, tenant_id: uuid.UUID) -> Path:
-    path = Path(settings.data_dir) / "uploads" / str(tenant_id)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def file_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
-    return upload_dir(settings, tenant_id) / f"{upload_id}.bin"
-
-
-def parquet_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
-    return upload_dir(settings, tenant_id) / f"{upload_id}.parquet"
-
-
-def object_path(settings: Settings, tenant_id: uuid.UUID, sha256: str) -> Path:
-    """Typed data filed by content: what a run's snapshot names by its hash."""
-    folder = upload_dir(settings, tenant_id) / "objects"
-    folder.mkdir(exist_ok=True)
-    return folder / f"{sha256}.parquet"
-
-
-def typed_data_path(settings: Settings, upload: Upload) -> Path:
-    """Where a ready upload's typed data is: its content-addressed object, or (validated
-    before objects existed) `<upload>.parquet`. FileMissing (410) when it is gone."""
-    meta = upload.metadata_.get("parquet") or {}
-    path = (object_path(settings, upload.tenant_id, meta["sha256"]) if meta.get("object")
-            else parquet_path(settings, upload.tenant_id, upload.id))
-    return evidence.require_file(path, upload.id, upload.filename, "typed")
-
-
-def read_typed_bytes(path: Path, upload_id: uuid.UUID, filename: str) -> bytes:
-    """A ready upload's typed data; FileMissing (410) if it vanished since it was found."""
-    return evidence.read_bytes(path, upload_id, filename, "typed")
-
-
-def original_path(settings: Settings, upload: Upload) -> Path:
-    """The uploaded file's bytes on disk; FileMissing (410) when it is gone."""
-    return evidence.require_file(file_path(settings, upload.tenant_id, upload.id), upload.id,
-                                 upload.filename, "original")
-
-
-def rows_spool_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
-    return upload_dir(settings, tenant_id) / f"{upload_id}.rows.arrows"
 
 
 def channel(upload_id: uuid.UUID) -> str:
@@ -292,7 +254,7 @@ def delete_upload(session: Session, principal: Principal, settings: Settings,
     upload = get_upload(session, upload_id, lock=True)
     _check_idle(upload)
     before = {"filename": upload.filename, "status": upload.status, "sha256": upload.sha256}
-    paths = _stored_paths(session, settings, upload)
+    paths = storage.stored_paths(session, settings, upload)
     try:
         with session.begin_nested():
             session.delete(upload)
@@ -308,21 +270,6 @@ def delete_upload(session: Session, principal: Principal, settings: Settings,
     record_event(session, principal_or_actor_id=principal, action="upload.delete",
                  entity="upload", entity_id=upload_id, before=before)
     evidence.remove_after_commit(session, paths)
-
-
-def _stored_paths(session: Session, settings: Settings, upload: Upload) -> list[Path]:
-    """The upload's own files, and its typed-data object unless another upload shares it."""
-    paths = [file_path(settings, upload.tenant_id, upload.id),
-             parquet_path(settings, upload.tenant_id, upload.id),
-             rows_spool_path(settings, upload.tenant_id, upload.id)]
-    meta = upload.metadata_.get("parquet") or {}
-    if meta.get("object"):
-        shared = session.scalar(select(func.count()).select_from(Upload).where(
-            Upload.id != upload.id,
-            Upload.metadata_["parquet"]["sha256"].astext == meta["sha256"]))
-        if not shared:
-            paths.append(object_path(settings, upload.tenant_id, meta["sha256"]))
-    return paths
 
 
 def list_uploads(session: Session, limit: int, before: Any | None) -> list[Upload]:
@@ -554,7 +501,7 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
         if report.rows == 0:
             report.add_file_problem("the file has no data rows", "Add rows below the header")
         if report.ok:
-            _file_typed_data(settings, upload, report.parquet_sha256)
+            storage.file_typed_data(settings, upload, report.parquet_sha256)
             upload.status = "ready"
             upload.metadata_ = {**upload.metadata_, "phase": "validated",
                                 "summary": report.summary(), "timings": timings,
@@ -574,19 +521,6 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
                      entity="upload", entity_id=upload.id,
                      after={"status": upload.status, "summary": report.summary(),
                             "parquet_sha256": report.parquet_sha256})
-
-
-def _file_typed_data(settings: Settings, upload: Upload, sha256: str | None) -> None:
-    """Move the fresh Parquet to its content-addressed, read-only object (an identical
-    object already there is kept: same bytes)."""
-    assert sha256 is not None
-    fresh = parquet_path(settings, upload.tenant_id, upload.id)
-    target = object_path(settings, upload.tenant_id, sha256)
-    if target.is_file():
-        fresh.unlink()
-    else:
-        evidence.make_read_only(fresh)
-        fresh.replace(target)
 
 
 def _store_problems(session: Session, upload: Upload, report: Report) -> None:
