@@ -141,3 +141,20 @@ def test_rows_left_filling_by_a_dead_worker_are_filled(uc, make_tenant, database
     assert uuid.UUID(upload_id) in jobs.recover_interrupted_uploads(uploads_settings)
     body = settled(uc, headers, upload_id)
     assert body["rows"]["status"] == "filled" and body["rows"]["count"] == 3
+
+
+def test_a_validation_whose_file_vanished_fails_naming_it(make_tenant, database,
+                                                          uploads_settings) -> None:
+    tenant, headers = _tenant(make_tenant, database)
+    consumerless = uploads_settings.model_copy(update={
+        "queue_name": f"uploads-vanish-{uuid.uuid4().hex[:8]}"})
+    with TestClient(create_app(consumerless)) as api:
+        upload_id = multipart(api, headers, CSV).json()["id"]
+        assert api.post(f"{API}/uploads/{upload_id}/map", headers=headers,
+                        json=MAPPING).status_code == 202
+        service.file_path(uploads_settings, tenant.id, uuid.UUID(upload_id)).unlink()
+        principal = jobs._principal(str(tenant.id), str(tenant.users["hr"].id), "hr")
+        jobs.validate(uploads_settings, principal, uuid.UUID(upload_id))
+        body = api.get(f"{API}/uploads/{upload_id}", headers=headers).json()
+    assert body["status"] == "failed"
+    assert upload_id in body["error"] and "uploaded file is missing" in body["error"]

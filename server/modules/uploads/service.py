@@ -254,7 +254,8 @@ def delete_upload(session: Session, principal: Principal, settings: Settings,
     upload = get_upload(session, upload_id, lock=True)
     _check_idle(upload)
     before = {"filename": upload.filename, "status": upload.status, "sha256": upload.sha256}
-    paths = storage.stored_paths(session, settings, upload)
+    paths = storage.stored_paths(settings, upload)
+    release = storage.release_object(settings, upload)
     try:
         with session.begin_nested():
             session.delete(upload)
@@ -270,6 +271,8 @@ def delete_upload(session: Session, principal: Principal, settings: Settings,
     record_event(session, principal_or_actor_id=principal, action="upload.delete",
                  entity="upload", entity_id=upload_id, before=before)
     evidence.remove_after_commit(session, paths)
+    if release is not None:
+        evidence.after_commit(session, release)
 
 
 def list_uploads(session: Session, limit: int, before: Any | None) -> list[Upload]:
@@ -501,7 +504,7 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
         if report.rows == 0:
             report.add_file_problem("the file has no data rows", "Add rows below the header")
         if report.ok:
-            storage.file_typed_data(settings, upload, report.parquet_sha256)
+            storage.file_typed_data(session, settings, upload, report.parquet_sha256)
             upload.status = "ready"
             upload.metadata_ = {**upload.metadata_, "phase": "validated",
                                 "summary": report.summary(), "timings": timings,

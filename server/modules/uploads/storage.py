@@ -9,11 +9,13 @@ ready: read-only, shared by uploads of identical content, what runs read) and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from server.db.session import tenant_session
 from server.modules.uploads import evidence
 from server.modules.uploads.models import Upload
 from server.settings import Settings
@@ -64,25 +66,46 @@ def rows_spool_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UU
     return upload_dir(settings, tenant_id) / f"{upload_id}.rows.arrows"
 
 
-def stored_paths(session: Session, settings: Settings, upload: Upload) -> list[Path]:
-    """The upload's own files, and its typed-data object unless another upload shares it."""
-    paths = [file_path(settings, upload.tenant_id, upload.id),
-             parquet_path(settings, upload.tenant_id, upload.id),
-             rows_spool_path(settings, upload.tenant_id, upload.id)]
+def stored_paths(settings: Settings, upload: Upload) -> list[Path]:
+    """The upload's own files (its shared typed-data object: `release_object`)."""
+    return [file_path(settings, upload.tenant_id, upload.id),
+            parquet_path(settings, upload.tenant_id, upload.id),
+            rows_spool_path(settings, upload.tenant_id, upload.id)]
+
+
+def _lock_object(session: Session, tenant_id: uuid.UUID, sha256: str) -> None:
+    """Serialise filing and releasing one object until the transaction ends: a validation
+    filing identical data and a delete releasing it never interleave."""
+    session.execute(text("select pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                    {"key": f"object:{tenant_id}:{sha256}"})
+
+
+def release_object(settings: Settings, upload: Upload) -> Callable[[], None] | None:
+    """For after the upload's deletion has committed: remove its typed-data object unless
+    a committed upload still names it (checked under the object's lock)."""
     meta = upload.metadata_.get("parquet") or {}
-    if meta.get("object"):
-        shared = session.scalar(select(func.count()).select_from(Upload).where(
-            Upload.id != upload.id,
-            Upload.metadata_["parquet"]["sha256"].astext == meta["sha256"]))
-        if not shared:
-            paths.append(object_path(settings, upload.tenant_id, meta["sha256"]))
-    return paths
+    if not meta.get("object"):
+        return None
+    tenant_id, sha256 = upload.tenant_id, str(meta["sha256"])
+
+    def release() -> None:
+        with tenant_session(tenant_id) as session:
+            _lock_object(session, tenant_id, sha256)
+            users = session.scalar(select(func.count()).select_from(Upload).where(
+                Upload.metadata_["parquet"]["sha256"].astext == sha256))
+            if not users:
+                object_path(settings, tenant_id, sha256).unlink(missing_ok=True)
+
+    return release
 
 
-def file_typed_data(settings: Settings, upload: Upload, sha256: str | None) -> None:
+def file_typed_data(session: Session, settings: Settings, upload: Upload,
+                    sha256: str | None) -> None:
     """Move the fresh Parquet to its content-addressed, read-only object (an identical
-    object already there is kept: same bytes)."""
+    object already there is kept: same bytes), holding the object's lock until the
+    upload's transaction commits."""
     assert sha256 is not None
+    _lock_object(session, upload.tenant_id, sha256)
     fresh = parquet_path(settings, upload.tenant_id, upload.id)
     target = object_path(settings, upload.tenant_id, sha256)
     if target.is_file():
