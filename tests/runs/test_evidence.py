@@ -291,6 +291,7 @@ def test_unreferenced_delete_removes_files_but_keeps_a_shared_object(
     obj = uploads.object_path(runs_settings, tenant.id, one["parquet_sha256"])
     assert not obj.stat().st_mode & 0o222  # read-only
     own = uploads.file_path(runs_settings, tenant.id, uuid.UUID(first.upload_id))
+    assert not own.stat().st_mode & 0o222  # the bytes as received are read-only too
     assert rc.delete(f"{API}/uploads/{first.upload_id}", headers=headers).status_code == 204
     assert not own.exists() and obj.is_file()
     assert rc.delete(f"{API}/uploads/{second.upload_id}", headers=headers).status_code == 204

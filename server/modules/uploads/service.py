@@ -218,6 +218,7 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
                          after={"error": refusal, "scan": result.as_json(), "sha256": sha256})
         else:
             assert fmt is not None
+            evidence.make_read_only(path)  # complete: the bytes as received, never rewritten
             upload.metadata_ = {**upload.metadata_, "phase": "uploaded",
                                 "format": fmt.as_json()}
             record_event(session, principal_or_actor_id=principal, action="upload.complete",
