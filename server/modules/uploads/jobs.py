@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import structlog
 from huey import Huey, crontab
 from huey.api import TaskWrapper
@@ -48,6 +47,7 @@ VALIDATE_TASK = "uploads.validate"
 FILL_TASK = "uploads.fill_rows"
 RECOVER_TASK = "uploads.recover"
 MAX_ATTEMPTS = 3
+TASK_RETRIES, TASK_RETRY_SECONDS = 5, 2
 # A queued task not yet claimed is left alone this long before recovery queues it again
 # (its enqueue may have been lost with the process that made it).
 UNCLAIMED_GRACE = timedelta(minutes=10)
@@ -57,11 +57,13 @@ _tasks: dict[int, dict[str, TaskWrapper]] = {}
 def register_tasks(huey: Huey, settings: Settings) -> None:
     """Called by the queue's registration, in the API and in every worker process."""
 
-    @huey.task(name=VALIDATE_TASK)
+    # Retried: a task that could not even start (no database connection to be had) must
+    # not leave the upload `processing`; the work itself is idempotent.
+    @huey.task(name=VALIDATE_TASK, retries=TASK_RETRIES, retry_delay=TASK_RETRY_SECONDS)
     def validate_task(tenant_id: str, upload_id: str, user_id: str, role: str) -> None:
         validate(settings, _principal(tenant_id, user_id, role), uuid.UUID(upload_id))
 
-    @huey.task(name=FILL_TASK)
+    @huey.task(name=FILL_TASK, retries=TASK_RETRIES, retry_delay=TASK_RETRY_SECONDS)
     def fill_task(tenant_id: str, upload_id: str, user_id: str, role: str) -> None:
         fill(settings, _principal(tenant_id, user_id, role), uuid.UUID(upload_id))
 
@@ -113,19 +115,21 @@ def _lock_key(upload_id: uuid.UUID) -> str:
 
 @contextmanager
 def upload_lock(settings: Settings, upload_id: uuid.UUID) -> Iterator[bool]:
-    """Hold the upload's advisory lock on a dedicated connection; yields False if taken."""
-    if not settings.database_url:
-        raise RuntimeError("DATABASE_URL is not set")
-    with psycopg.connect(settings.database_url, autocommit=True,
-                         application_name=f"paysheet-upload-{upload_id}") as conn:
-        held = conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0))",
-                            (_lock_key(upload_id),)).fetchone()[0]
+    """Hold the upload's advisory lock on a pooled connection of its own (not a new one:
+    connections are scarce); yields False if taken. Unlocked before the connection goes
+    back to the pool."""
+    key = {"key": _lock_key(upload_id)}
+    with db.get_engine().connect() as conn:
+        held = bool(conn.execute(text(
+            "select pg_try_advisory_lock(hashtextextended(:key, 0))"), key).scalar())
+        conn.commit()
         try:
-            yield bool(held)
+            yield held
         finally:
             if held:
-                conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))",
-                             (_lock_key(upload_id),))
+                conn.execute(text("select pg_advisory_unlock(hashtextextended(:key, 0))"),
+                             key)
+                conn.commit()
 
 
 def _claim(principal: Principal, upload_id: uuid.UUID) -> bool:
