@@ -153,8 +153,7 @@ def test_a_validation_whose_file_vanished_fails_naming_it(make_tenant, database,
         assert api.post(f"{API}/uploads/{upload_id}/map", headers=headers,
                         json=MAPPING).status_code == 202
         service.file_path(uploads_settings, tenant.id, uuid.UUID(upload_id)).unlink()
-        principal = jobs._principal(str(tenant.id), str(tenant.users["hr"].id), "hr")
-        jobs.validate(uploads_settings, principal, uuid.UUID(upload_id))
+        jobs.validate_upload(tenant.id, uuid.UUID(upload_id), uploads_settings)
         body = api.get(f"{API}/uploads/{upload_id}", headers=headers).json()
     assert body["status"] == "failed"
     assert upload_id in body["error"] and "uploaded file is missing" in body["error"]

@@ -1,10 +1,11 @@
 """Validation and the employee_rows fill as Huey tasks, not work inside the API process.
 
 `POST /uploads/{id}/map` commits the mapping (`processing`), then queues
-`uploads.validate`; `POST /uploads/{id}/rows` queues `uploads.fill_rows`. A task carries
-ids only (tenant, upload, and the user and role that asked, for the audit trail); the
-database says what is left to do, so a task that finds nothing to do does nothing, and
-running one twice is harmless.
+`uploads.validate`; `POST /uploads/{id}/rows` queues `uploads.fill_rows` (names in
+`server/worker/queue.py`, bound in `server/worker/tasks.py`). A task carries the tenant
+and upload ids only; who asked (for the audit trail) is `metadata.validation.user_id`,
+recorded at map time. The database says what is left to do, so a task that finds nothing
+to do does nothing, and running one twice is harmless.
 
 Each task holds the upload's advisory lock (`upload:<id>`, on its own connection) while it
 works. `metadata.validation` records the attempt and worker. An API restart loses nothing
@@ -29,8 +30,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from huey import Huey, crontab
-from huey.api import TaskWrapper
 from sqlalchemy import text
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -41,37 +40,13 @@ from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
 from server.modules.uploads import rows, service
 from server.settings import Settings
+from server.worker import queue
 
 log = structlog.get_logger(__name__)
-VALIDATE_TASK = "uploads.validate"
-FILL_TASK = "uploads.fill_rows"
-RECOVER_TASK = "uploads.recover"
 MAX_ATTEMPTS = 3
-TASK_RETRIES, TASK_RETRY_SECONDS = 5, 2
 # A queued task not yet claimed is left alone this long before recovery queues it again
 # (its enqueue may have been lost with the process that made it).
 UNCLAIMED_GRACE = timedelta(minutes=10)
-_tasks: dict[int, dict[str, TaskWrapper]] = {}
-
-
-def register_tasks(huey: Huey, settings: Settings) -> None:
-    """Called by the queue's registration, in the API and in every worker process."""
-
-    # Retried: a task that could not even start (no database connection to be had) must
-    # not leave the upload `processing`; the work itself is idempotent.
-    @huey.task(name=VALIDATE_TASK, retries=TASK_RETRIES, retry_delay=TASK_RETRY_SECONDS)
-    def validate_task(tenant_id: str, upload_id: str, user_id: str, role: str) -> None:
-        validate(settings, _principal(tenant_id, user_id, role), uuid.UUID(upload_id))
-
-    @huey.task(name=FILL_TASK, retries=TASK_RETRIES, retry_delay=TASK_RETRY_SECONDS)
-    def fill_task(tenant_id: str, upload_id: str, user_id: str, role: str) -> None:
-        fill(settings, _principal(tenant_id, user_id, role), uuid.UUID(upload_id))
-
-    @huey.periodic_task(crontab(minute="*"), name=RECOVER_TASK)
-    def recover_task() -> None:
-        recover_interrupted_uploads(settings)
-
-    _tasks[id(huey)] = {VALIDATE_TASK: validate_task, FILL_TASK: fill_task}
 
 
 def _principal(tenant_id: str, user_id: str, role: str) -> Principal:
@@ -80,20 +55,12 @@ def _principal(tenant_id: str, user_id: str, role: str) -> Principal:
                      role=Role(role), email="", display_name=None, teams=())
 
 
-def _enqueue(settings: Settings, name: str, principal: Principal, upload_id: uuid.UUID
-             ) -> None:
-    from server.worker.queue import get_queue
-
-    queue = get_queue(settings)
-    _tasks[id(queue.huey)][name](str(principal.tenant_id), str(upload_id),
-                                 str(principal.user_id), str(principal.role))
-
-
 def enqueue_validation(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
     """Queue the validation of a committed `processing` upload; if the queue refuses, the
     upload fails with that reason (mapping again retries) rather than stay `processing`."""
     try:
-        _enqueue(settings, VALIDATE_TASK, principal, upload_id)
+        queue.get_queue(settings).enqueue(queue.VALIDATE_UPLOAD, principal.tenant_id,
+                                          upload_id)
     except Exception as error:
         log.exception("upload_enqueue_failed", upload_id=str(upload_id))
         with db.tenant_session(principal.tenant_id) as session:
@@ -105,8 +72,8 @@ def enqueue_validation(settings: Settings, principal: Principal, upload_id: uuid
         raise
 
 
-def enqueue_fill(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
-    _enqueue(settings, FILL_TASK, principal, upload_id)
+def enqueue_fill(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> None:
+    queue.get_queue(settings).enqueue(queue.FILL_UPLOAD_ROWS, tenant_id, upload_id)
 
 
 def _lock_key(upload_id: uuid.UUID) -> str:
@@ -132,41 +99,50 @@ def upload_lock(settings: Settings, upload_id: uuid.UUID) -> Iterator[bool]:
                 conn.commit()
 
 
-def _claim(principal: Principal, upload_id: uuid.UUID) -> bool:
-    """processing → claimed by this worker (attempt + 1); False when nothing is to do."""
-    with db.tenant_session(principal.tenant_id) as session:
+def _actor(upload: Any) -> Principal:
+    """Who asked for the work (recorded at map time), for the audit trail."""
+    who = upload.metadata_.get("validation") or {}
+    return _principal(str(upload.tenant_id), who.get("user_id") or str(upload.created_by),
+                      who.get("role") or Role.HR.value)
+
+
+def _claim(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Principal | None:
+    """processing → claimed by this worker (attempt + 1); None when nothing is to do."""
+    with db.tenant_session(tenant_id) as session:
         try:
             upload = service.get_upload(session, upload_id, lock=True)
         except NotFound:
-            return False  # deleted while the task waited
+            return None  # deleted while the task waited
         if upload.status != "processing":
-            return False
+            return None
         previous = upload.metadata_.get("validation") or {}
         upload.metadata_ = {**upload.metadata_, "validation": {
-            "attempts": int(previous.get("attempts") or 0) + 1,
+            **previous, "attempts": int(previous.get("attempts") or 0) + 1,
             "worker": f"{socket.gethostname()}:{os.getpid()}",
-            "started_at": datetime.now(UTC).isoformat(),
-            "user_id": str(principal.user_id), "role": str(principal.role)}}
+            "started_at": datetime.now(UTC).isoformat()}}
         flag_modified(upload, "metadata_")
-        return True
+        return _actor(upload)
 
 
-def validate(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
+def validate_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID, settings: Settings) -> None:
     """The `uploads.validate` task: validate, then queue the rows fill if it became ready."""
     with upload_lock(settings, upload_id) as free:
-        if not free or not _claim(principal, upload_id):
+        principal = _claim(tenant_id, upload_id) if free else None
+        if principal is None:
             return
         service.process_upload(settings, principal, upload_id)
-    with db.tenant_session(principal.tenant_id) as session:
+    with db.tenant_session(tenant_id) as session:
         pending = service.rows_status(service.get_upload(session, upload_id)) == "queued"
     if pending:
-        enqueue_fill(settings, principal, upload_id)
+        enqueue_fill(settings, tenant_id, upload_id)
 
 
-def fill(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> None:
+def fill_upload_rows(tenant_id: uuid.UUID, upload_id: uuid.UUID, settings: Settings) -> None:
     """The `uploads.fill_rows` task (a no-op unless the rows are `queued`)."""
     with upload_lock(settings, upload_id) as free, contextlib.suppress(NotFound):
         if free:  # NotFound: deleted while the task waited
+            with db.tenant_session(tenant_id) as session:
+                principal = _actor(service.get_upload(session, upload_id))
             rows.fill_rows(settings, principal, upload_id)
 
 
@@ -197,8 +173,7 @@ def _recover_one(row: Any) -> Callable[[Settings], None] | None:
     with db.tenant_session(row.tenant_id) as session:
         upload = service.get_upload(session, row.upload_id, lock=True)
         who = upload.metadata_.get("validation") or {}
-        principal = _principal(str(row.tenant_id), who.get("user_id") or str(
-            upload.created_by), who.get("role") or Role.HR.value)
+        principal = _actor(upload)
         if upload.status == "processing":
             if int(who.get("attempts") or 0) >= MAX_ATTEMPTS:
                 reason = (f"validation was interrupted {who.get('attempts')} times (last "
@@ -218,5 +193,5 @@ def _recover_one(row: Any) -> Callable[[Settings], None] | None:
             upload.metadata_ = {**upload.metadata_, "rows": {
                 **(upload.metadata_.get("rows") or {}), "status": "queued"}}
             flag_modified(upload, "metadata_")
-            return lambda settings: enqueue_fill(settings, principal, upload.id)
+            return lambda settings: enqueue_fill(settings, upload.tenant_id, upload.id)
     return None

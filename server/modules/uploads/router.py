@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.websockets import WebSocketDisconnect
 
-from server.db.session import DbSession, tenant_session
+from server.db.session import tenant_session
 from server.errors import ProblemError, UnprocessableEntity
-from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
 from server.modules.uploads import jobs, rows, service, tus
 from server.modules.uploads.models import Upload
@@ -279,7 +279,7 @@ def retry_rows(request: Request, upload_id: uuid.UUID,
     """Store a ready upload's `employee_rows` again after `rows.status` says `failed`."""
     settings = _settings(request)
     upload = rows.retry(settings, principal, upload_id)
-    jobs.enqueue_fill(settings, principal, upload_id)
+    jobs.enqueue_fill(settings, principal.tenant_id, upload_id)
     return upload_out(upload, settings)
 
 

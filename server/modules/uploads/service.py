@@ -382,7 +382,8 @@ def save_mapping(session: Session, principal: Principal, settings: Settings,
     before = upload.mapping
     upload.mapping, upload.plan_id, upload.status, upload.error = mapping, plan_id, \
         "processing", None
-    upload.metadata_ = {**upload.metadata_, "phase": "validating"}
+    upload.metadata_ = {**upload.metadata_, "phase": "validating", "validation": {
+        "user_id": str(principal.user_id), "role": str(principal.role), "attempts": 0}}
     record_event(session, principal_or_actor_id=principal, action="upload.map",
                  entity="upload", entity_id=upload.id, before={"mapping": before},
                  after={"mapping": mapping, "plan_id": plan_id, "preset": preset_name})
