@@ -13,6 +13,7 @@ from server.errors import install_error_handlers, problem_response
 from server.modules import addin
 from server.modules.approvals.router import router as approvals_router
 from server.modules.audit.router import router as audit_router
+from server.modules.audit.service import configure_audit_keys
 from server.modules.auth.router import router as auth_router
 from server.modules.auth.service import configure_password_hashing
 from server.modules.catalog.router import router as catalog_router
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_password_hashing(
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
+    configure_audit_keys(settings)
     if settings.database_url:
         db.configure(settings)
 

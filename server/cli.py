@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import typer
 
+from server.modules.audit.cli import audit_app
 from server.modules.reports.cli import verify_bundle_command
 from server.settings import Settings, get_settings
 
@@ -33,6 +34,7 @@ def _database(settings: Settings) -> Iterator[Settings]:
     from server.db import session as db
     from server.db.bootstrap import run_migrations
     from server.db.embedded import start_embedded
+    from server.modules.audit.service import configure_audit_keys
     from server.modules.auth.service import configure_password_hashing
     from server.observability.logging import configure_logging
 
@@ -40,6 +42,7 @@ def _database(settings: Settings) -> Iterator[Settings]:
     configure_password_hashing(
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
+    configure_audit_keys(settings)
     if settings.database_url:
         if settings.migration_database_url:
             run_migrations(settings.migration_database_url)
@@ -176,6 +179,7 @@ def _register_workbook_commands() -> None:
 
 _register_workbook_commands()
 app.command("verify-bundle")(verify_bundle_command)
+app.add_typer(audit_app, name="audit")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     # a random secret is created once in <data_dir>/signing-key.secret (mode 0600).
     signing_key_secret: str | None = None
 
+    # Audit chain: HMAC keys as `id:base64,id:base64` (unset: <data_dir>/audit-keys.json,
+    # created on first use), the active one (default: the last listed), and how many events
+    # of a tenant between two signed checkpoints of its chain head.
+    audit_keys: str | None = None
+    audit_active_key: str | None = None
+    audit_checkpoint_every: int = 100
+
     # Runs: the job queue's name (RedisHuey key prefix / PostgresHuey queue column), how many
     # times a run interrupted by a dead worker is attempted, and `paysheet worker` processes.
     queue_name: str = "paysheet"
