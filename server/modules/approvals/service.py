@@ -150,4 +150,4 @@ def transition(session: Session, principal: Principal, run_id: uuid.UUID, action
                  before={"status": before}, after={"status": target, "comment": comment,
                                                    "snapshot_hash": run.snapshot_hash,
                                                    "at": entry["at"]})
-    return runs.run_out(session, run)
+    return runs.run_out(session, run, principal=principal)
