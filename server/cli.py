@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -180,6 +181,37 @@ def _register_workbook_commands() -> None:
 _register_workbook_commands()
 app.command("verify-bundle")(verify_bundle_command)
 app.add_typer(audit_app, name="audit")
+
+
+def _audit_in_tenant(tenant_id: uuid.UUID, action: str) -> None:
+    from server.db.session import tenant_session
+    from server.modules.audit import service
+    from server.settings import get_settings
+
+    with _database(get_settings()), tenant_session(tenant_id) as session:
+        if action == "checkpoint":
+            row = service.write_checkpoint(session)
+            typer.echo(f"Checkpoint {row.seq}: {row.event_count} events, head "
+                       f"{row.head_signature}")
+            return
+        report = service.verify_chain(session)
+    typer.echo(f"ok={report.ok} checked={report.checked} checkpoints={report.checkpoints}"
+               + ("" if report.ok else f" first bad: event {report.broken_event_id} / "
+                  f"checkpoint {report.broken_checkpoint}: {report.reason}"))
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(tenant: uuid.UUID = typer.Option(..., help="Tenant id")) -> None:
+    """Write a signed checkpoint of the tenant's chain head now."""
+    _audit_in_tenant(tenant, "checkpoint")
+
+
+@audit_app.command("verify")
+def audit_verify(tenant: uuid.UUID = typer.Option(..., help="Tenant id")) -> None:
+    """Verify the tenant's chain, MACs and checkpoints (exit code 1 when broken)."""
+    _audit_in_tenant(tenant, "verify")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ NO_EMPLOYEE_VALUES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/logout"): "no body",
     ("GET", "/api/v1/me"): "the caller's own account",
     ("GET", "/api/v1/tenants/{tenantId}"): "tenant facts",
+    ("PATCH", "/api/v1/tenants/{tenantId}/settings"): "tenant policies",
     ("GET", "/api/v1/tenants/{tenantId}/users"): "user accounts, admin only",
     ("POST", "/api/v1/tenants/{tenantId}/users"): "creates an account",
     ("PATCH", "/api/v1/users/{userId}"): "changes an account",

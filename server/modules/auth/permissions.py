@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "me.read": EVERYONE,
     "users.read": frozenset({A}),
     "users.write": frozenset({A}),
+    "tenant.settings.write": frozenset({A}),
     "audit.read": frozenset({A, AU}),
     "catalog.read": EVERYONE,
     "catalog.write": frozenset({A, H}),

@@ -11,6 +11,7 @@ from server.modules.auth.dependencies import Principal, require, same_tenant
 from server.modules.tenants import service
 from server.modules.tenants.schemas import (
     TenantOut,
+    TenantSettingsUpdate,
     UserCreate,
     UserCreated,
     UserList,
@@ -26,7 +27,25 @@ def get_tenant(
     tenantId: uuid.UUID, db: DbSession, principal: Principal = Depends(require("me.read"))
 ) -> TenantOut:
     same_tenant(tenantId, principal)
-    return TenantOut.model_validate(service.get_tenant(db, tenantId))
+    return _tenant_out(service.get_tenant(db, tenantId))
+
+
+def _tenant_out(tenant: object) -> TenantOut:
+    out = TenantOut.model_validate(tenant)
+    out.separation_of_duties = bool(
+        tenant.metadata_.get(service.SEPARATION_OF_DUTIES, True))  # type: ignore[attr-defined]
+    return out
+
+
+@router.patch("/tenants/{tenantId}/settings", response_model=TenantOut)
+def update_settings(
+    tenantId: uuid.UUID, body: TenantSettingsUpdate, db: DbSession,
+    principal: Principal = Depends(require("tenant.settings.write")),
+) -> TenantOut:
+    """Tenant policies: separation of duties on approvals (audited)."""
+    same_tenant(tenantId, principal)
+    return _tenant_out(service.update_settings(db, principal, tenantId,
+                                               body.separation_of_duties))
 
 
 @router.get("/tenants/{tenantId}/users", response_model=UserList)

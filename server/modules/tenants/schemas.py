@@ -17,6 +17,15 @@ class TenantOut(BaseModel):
     name: str
     is_active: bool
     created_at: datetime
+    separation_of_duties: bool = True
+
+
+class TenantSettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    separation_of_duties: bool = Field(
+        description="no user performs two approval stages of a run, or approves and "
+        "finalizes the same run (on by default)")
 
 
 class UserOut(BaseModel):

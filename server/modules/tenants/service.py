@@ -90,6 +90,27 @@ def get_tenant(session: Session, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
+SEPARATION_OF_DUTIES = "separation_of_duties"
+
+
+def separation_of_duties(session: Session, tenant_id: uuid.UUID) -> bool:
+    """Whether the tenant enforces separation of duties on approvals (on unless turned off)."""
+    return bool(get_tenant(session, tenant_id).metadata_.get(SEPARATION_OF_DUTIES, True))
+
+
+def update_settings(session: Session, principal: Principal, tenant_id: uuid.UUID,
+                    separation: bool) -> Tenant:
+    """Turn separation of duties on or off for the tenant (audited with before/after)."""
+    tenant = get_tenant(session, tenant_id)
+    before = bool(tenant.metadata_.get(SEPARATION_OF_DUTIES, True))
+    tenant.metadata_ = {**tenant.metadata_, SEPARATION_OF_DUTIES: separation}
+    record_event(session, principal_or_actor_id=principal, action="tenant.settings",
+                 entity="tenant", entity_id=tenant_id, before={SEPARATION_OF_DUTIES: before},
+                 after={SEPARATION_OF_DUTIES: separation})
+    session.flush()
+    return tenant
+
+
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.created_at, User.email)))
 
