@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     redis_url: str | None = None
 
     token_ttl_hours: int = 12
+    # Accounts: a one-time password (new user, admin reset) expires after this and works
+    # once; new passwords need this many characters; an account locks after
+    # `login_lockout_threshold` wrong passwords in a row for base x 2^n seconds (capped), a
+    # client address after `login_address_threshold` failures within the window.
+    one_time_password_hours: int = 72
+    password_min_length: int = 12
+    login_lockout_threshold: int = 5
+    login_lockout_base_seconds: int = 30
+    login_lockout_cap_seconds: int = 3600
+    login_address_threshold: int = 20
+    login_address_window_seconds: int = 900
     # Default per-tenant size limit of one upload (tenants.metadata.upload_limit_bytes wins).
     max_upload_bytes: int = 1024 * 1024 * 1024
     # ClamAV: a unix socket path or host:port of clamd; unset: files are "not scanned".

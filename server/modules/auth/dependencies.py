@@ -6,6 +6,7 @@ token resolution is imported lazily from the auth service.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from server.errors import Forbidden, NotFound, Unauthorized
+from server.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from server.modules.auth.permissions import PERMISSIONS, Role
+from server.observability.ratelimit import WRITE_METHODS, account_key
 
 bearer_scheme = HTTPBearer(auto_error=False, description="Token from POST /api/v1/auth/token")
 
@@ -54,7 +56,19 @@ async def current_principal(
         user_id=str(principal.user_id), tenant_id=str(principal.tenant_id)
     )
     request.state.principal = principal
+    _take_account_token(request, principal)
     return principal
+
+
+def _take_account_token(request: Request, principal: Principal) -> None:
+    """Writes also spend from the account's own bucket (one more in-memory or Redis call,
+    writes only), so spreading requests over many addresses does not lift the limit."""
+    buckets = getattr(request.app.state, "rate_buckets", None)
+    if buckets is None or request.method not in WRITE_METHODS:
+        return
+    wait = buckets.take(account_key(principal.user_id))
+    if wait > 0:
+        raise TooManyRequests(max(1, math.ceil(wait)))
 
 
 def require(permission: str) -> Callable[..., Principal]:

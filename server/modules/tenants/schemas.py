@@ -71,3 +71,22 @@ class UserUpdate(BaseModel):
         if not self.model_fields_set:
             raise ValueError("give at least one of role, display_name, teams, is_active")
         return self
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str | None = Field(
+        default=None, max_length=1024,
+        description="required unless you signed in with a one-time password")
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class PasswordReset(BaseModel):
+    user_id: uuid.UUID
+    one_time_password: str
+    expires_at: datetime
+
+
+class SessionsRevoked(BaseModel):
+    revoked: int
