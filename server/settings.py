@@ -58,8 +58,9 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
     db_max_overflow: int = 20
-    # Password given to the two roles when the embedded/test bootstrap creates them.
-    bootstrap_role_password: str = "paysheet-dev"
+    # Password of the two roles when the embedded bootstrap creates them; unset: a random
+    # secret kept in <data_dir>/pg-roles.secret (the embedded server requires SCRAM).
+    bootstrap_role_password: str | None = None
 
     # Encrypts tenants' export-signing private keys at rest (any long random string). Unset:
     # a random secret is created once in <data_dir>/signing-key.secret (mode 0600).
