@@ -15,7 +15,11 @@ from server.modules.approvals.router import router as approvals_router
 from server.modules.audit.router import router as audit_router
 from server.modules.audit.service import configure_audit_keys
 from server.modules.auth.router import router as auth_router
-from server.modules.auth.service import configure_login_policy, configure_password_hashing
+from server.modules.auth.service import (
+    configure_login_policy,
+    configure_password_hashing,
+    configure_sessions,
+)
 from server.modules.catalog.router import router as catalog_router
 from server.modules.plans.router import router as plans_router
 from server.modules.reports.router import router as reports_router
@@ -87,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     configure_audit_keys(settings)
     configure_login_policy(settings)
+    configure_sessions(settings)
     if settings.database_url:
         db.configure(settings)
 

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # `login_lockout_threshold` wrong passwords in a row for base x 2^n seconds (capped), a
     # client address after `login_address_threshold` failures within the window.
     one_time_password_hours: int = 72
+    # With REDIS_URL, sessions live in Redis; each is re-checked against Postgres at least
+    # this often (changes made outside the API are seen within it).
+    session_recheck_seconds: int = 60
     password_min_length: int = 12
     login_lockout_threshold: int = 5
     login_lockout_base_seconds: int = 30

@@ -68,6 +68,20 @@ language sql volatile security definer set search_path = pg_catalog, pg_temp as 
    where id = p_user and password_hash = p_verified_hash
   returning true
 $$;
+-- Token resolution with the expiry, for the Redis session's TTL.
+create function comp.auth_resolve_session(p_token_hash text)
+returns table (token_id uuid, user_id uuid, tenant_id uuid, role text, email text,
+               display_name text, teams text[], expires_at timestamptz)
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+  select k.id, u.id, u.tenant_id, u.role, u.email, u.display_name, u.teams, k.expires_at
+    from comp.api_tokens k
+    join comp.users u on u.id = k.user_id and u.tenant_id = k.tenant_id
+    join comp.tenants t on t.id = u.tenant_id
+   where k.token_hash = p_token_hash and k.revoked_at is null and k.expires_at > now()
+     and u.is_active and t.is_active
+$$;
+revoke all on function comp.auth_resolve_session(text) from public;
+grant execute on function comp.auth_resolve_session(text) to {APP};
 revoke all on function comp.auth_login_failed(uuid, int, int, int) from public;
 revoke all on function comp.auth_login_succeeded(uuid, text) from public;
 grant execute on function comp.auth_login_failed(uuid, int, int, int) to {APP};
@@ -78,6 +92,7 @@ DOWNGRADE = """
 drop function if exists comp.auth_login_state(text);
 drop function if exists comp.auth_login_failed(uuid, int, int, int);
 drop function if exists comp.auth_login_succeeded(uuid, text);
+drop function if exists comp.auth_resolve_session(text);
 alter table comp.users drop column locked_until, drop column failed_logins,
   drop column password_expires_at, drop column password_is_temporary;
 """

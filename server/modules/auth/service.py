@@ -26,6 +26,7 @@ from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.auth.models import ApiToken
 from server.modules.auth.permissions import Role
+from server.modules.auth.sessions import SessionStore, drop_after_commit, token_tenant
 from server.modules.auth.throttle import (
     MemoryThrottle,
     RedisThrottle,
@@ -96,7 +97,7 @@ class IssuedToken:
 
 def issue_token(session: Session, user_id: uuid.UUID, ttl: timedelta) -> IssuedToken:
     """Store a token for `user_id` in the session's tenant; its clear text is returned once."""
-    token = secrets.token_urlsafe(32)
+    token = f"{uuid.UUID(str(session.info['tenant_id'])).hex}.{secrets.token_urlsafe(32)}"
     row = ApiToken(
         user_id=user_id, token_hash=hash_token(token), expires_at=datetime.now(UTC) + ttl
     )
@@ -216,21 +217,53 @@ def login(
             entity_id=match.user_id,
             after={"one_time_password": True} if match.is_temporary else None,
         )
+    if _sessions.store is not None:
+        resolve_token(issued.token)  # the session goes to Redis now, not on first use
     return IssuedLogin(**vars(issued), password_change_required=bool(match.is_temporary))
 
 
 _RESOLVE = text("select * from comp.auth_resolve_token(:h)")
+_RESOLVE_SESSION = text("select * from comp.auth_resolve_session(:h)")
+
+
+@dataclass
+class _Sessions:
+    store: SessionStore | None = None
+
+
+_sessions = _Sessions()
+
+
+def configure_sessions(settings: Settings) -> None:
+    """Sessions in Redis when REDIS_URL is set (else every request reads Postgres)."""
+    _sessions.store = (SessionStore(settings.redis_url, settings.session_recheck_seconds)
+                       if settings.redis_url else None)
 
 
 def resolve_token(token: str) -> Principal | None:
     """The principal behind a live token, or None (unknown, expired, revoked, inactive).
 
-    Every request pays for this, so it is one statement on a pooled connection in autocommit
-    (no ORM session, no BEGIN/COMMIT round trips): a read of the definer function only."""
+    With Redis, a live session key answers without touching Postgres (sessions.py). Else
+    it is one statement on a pooled connection in autocommit (no ORM session, no
+    BEGIN/COMMIT round trips): a read of the definer function only."""
+    token_hash = hash_token(token)
+    store, tenant_id = _sessions.store, token_tenant(token)
+    if store is not None and tenant_id is not None:
+        cached = store.get(tenant_id, token_hash)
+        if cached is not None:
+            return cached
+    query = _RESOLVE_SESSION if store is not None and tenant_id is not None else _RESOLVE
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        row = connection.execute(_RESOLVE, {"h": hash_token(token)}).first()
-    if row is None:
+        row = connection.execute(query, {"h": token_hash}).first()
+    if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
         return None
+    principal = _principal(row)
+    if store is not None and tenant_id is not None:
+        store.put(principal, token_hash, row.expires_at)
+    return principal
+
+
+def _principal(row: Any) -> Principal:
     return Principal(
         user_id=row.user_id,
         tenant_id=row.tenant_id,
@@ -244,6 +277,9 @@ def resolve_token(token: str) -> Principal | None:
 
 def logout(session: Session, principal: Principal) -> None:
     """Revoke the token the caller used."""
+    if _sessions.store is not None:
+        drop_after_commit(session, _sessions.store, principal.tenant_id, principal.user_id,
+                          only=principal.token_id)
     session.execute(
         update(ApiToken)
         .where(ApiToken.id == principal.token_id, ApiToken.revoked_at.is_(None))
@@ -266,8 +302,17 @@ def revoke_user_tokens(session: Session, user_id: uuid.UUID,
     if keep is not None:
         query = query.where(ApiToken.id != keep)
     ids = session.scalars(query).all()
+    forget_sessions(session, user_id, keep)
     if ids:
         session.execute(
             update(ApiToken).where(ApiToken.id.in_(ids)).values(revoked_at=datetime.now(UTC))
         )
     return len(ids)
+
+
+def forget_sessions(session: Session, user_id: uuid.UUID, keep: uuid.UUID | None = None) -> None:
+    """Drop the user's sessions from Redis (all but `keep`): their tokens are revoked, or
+    their role, teams or state changed and the next request must read Postgres."""
+    if _sessions.store is not None:
+        drop_after_commit(session, _sessions.store, session.info["tenant_id"], user_id,
+                          keep=keep)

@@ -20,6 +20,7 @@ from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import ROLE_RANK, Role
 from server.modules.auth.service import (
+    forget_sessions,
     hash_password,
     new_password,
     one_time_password_expiry,
@@ -228,6 +229,7 @@ def update_user(
         user.is_active = bool(changes["is_active"])
     if deactivating:
         revoke_user_tokens(session, user.id)
+    forget_sessions(session, user.id)  # a cached session would keep the old role or teams
     session.flush()
     after = user_snapshot(user)
     if after != before:
