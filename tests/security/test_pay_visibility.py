@@ -290,3 +290,21 @@ def test_run_events_websocket_carries_no_employee_values(rc, world) -> None:  # 
         messages.append(ws.receive_text())
     assert '"status"' in messages[0]
     assert not REF.findall("".join(messages))
+
+
+def test_aggregates_hide_small_groups_from_managers_and_readonly(rc, world) -> None:  # noqa: F811
+    run_path = f"{API}/runs/{world.values['run_id']}"
+    full = rc.get(run_path, headers=world.headers("hr")).json()["totals"]
+    assert "hidden_groups" not in full
+    assert any(g["headcount"] < 5 for groups in full["breakdowns"].values() for g in groups)
+    for role in ("manager", "readonly"):
+        totals = rc.get(run_path, headers=world.headers(role)).json()["totals"]
+        groups = [g for groups in totals["breakdowns"].values() for g in groups]
+        groups += [g for pool in totals["pools"] for g in pool["groups"]]
+        assert all(g["headcount"] >= 5 for g in groups), role
+        assert totals["hidden_groups"] > 0 and totals["total_payout"] == full["total_payout"]
+    pool = f"{API}/reports/pool-vs-target?run_id={world.values['run_id']}"
+    everyone = rc.get(pool, headers=world.headers("hr")).json()["lines"]
+    mine = rc.get(pool, headers=world.headers("manager")).json()["lines"]
+    assert len(everyone) > len(mine) and mine[-1] == everyone[-1]  # the Total line stays
+    assert all(line["headcount"] >= 5 for line in mine[:-1])

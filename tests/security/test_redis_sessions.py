@@ -78,7 +78,7 @@ def test_revoke_all_and_role_change_drop_cached_sessions(redis_client, make_tena
 
 def test_postgres_stays_the_authority_after_the_recheck(redis_client, make_tenant, owner_conn,
                                                         settings, redis_url) -> None:
-    client, store = redis_client
+    client, _store = redis_client
     tenant = make_tenant()
     token = _login(client, tenant.users["hr"])
     headers = {"Authorization": f"Bearer {token}"}

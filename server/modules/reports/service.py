@@ -6,6 +6,7 @@ facts); `load_run` and `history_of` fetch that data through the runs and tenants
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from engine.plan import CompiledPlan
 from server.errors import NotFound, UnprocessableEntity
 from server.modules.audit import service as audit
-from server.modules.auth.access import TEAM_INPUT, pay_scope
+from server.modules.auth.access import TEAM_INPUT, aggregate_scope, pay_scope
 from server.modules.auth.dependencies import Principal
 from server.modules.reports.bulk import Format, render_statement, render_statements
 from server.modules.reports.bundle import build_bundle
@@ -53,6 +54,22 @@ def visible_refs(principal: Principal, frame: pl.DataFrame) -> set[str] | None:
              else [None] * frame.height)
     return scope.visible(zip(frame["employee_ref"].cast(pl.String).to_list(), teams,
                              strict=True))
+
+
+def large_groups(principal: Principal, lines: list[PoolLine]) -> list[PoolLine]:
+    """Pool lines the caller may see: below the scope's minimum headcount a group's total
+    is (nearly) one employee's pay; the Total line stays."""
+    least = aggregate_scope(principal).min_group
+    return [line for line in lines if line.headcount >= least or line.group == "Total"]
+
+
+def large_history(principal: Principal, result: History) -> History:
+    """History cells of groups the caller may see (as `large_groups`)."""
+    least = aggregate_scope(principal).min_group
+    if least <= 1:
+        return result
+    return dataclasses.replace(result, cells=tuple(c for c in result.cells
+                                                   if c.headcount >= least))
 
 
 def ensure_visible(principal: Principal, frame: pl.DataFrame, employee_ref: str) -> None:
