@@ -19,11 +19,11 @@ import structlog
 from sqlalchemy import select, text
 
 from server.db.session import system_session, tenant_session
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
 from server.modules.auth.service import hash_password, new_password
 from server.modules.tenants import service as tenants
 from server.modules.tenants.models import User
+from server.principal import Principal
 
 DEMO_TENANT = "Demo Capital"
 DEMO_DOMAIN = "demo.paysheet.local"

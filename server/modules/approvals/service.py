@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session
 
 from server.errors import Conflict, Forbidden, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event, record_refusal
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import allowed
 from server.modules.runs import service as runs
 from server.modules.runs.models import PlanRun
 from server.modules.runs.schemas import RunOut
 from server.modules.tenants import service as tenants
+from server.principal import Principal
 
 
 @dataclass(frozen=True)

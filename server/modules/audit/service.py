@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 from server.db.session import tenant_session
 from server.modules.audit import keys
 from server.modules.audit.models import AuditCheckpoint, AuditEvent
-from server.modules.auth.dependencies import Principal
 from server.pagination import decode_cursor, encode_cursor
+from server.principal import Principal
 from server.settings import Settings, get_settings
 
 REFUSED_SUFFIX = ".refused"

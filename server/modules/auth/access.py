@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from server.errors import Forbidden
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role, allowed
+from server.principal import Principal
 
 PAY_PERMISSION = "pay.employees.read"
 TEAM_INPUT = "team"

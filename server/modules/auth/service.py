@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from server.db.session import get_engine, system_session, tenant_session
 from server.errors import ProblemError, Unauthorized, UnprocessableEntity
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.models import ApiToken
 from server.modules.auth.permissions import Role
 from server.modules.auth.sessions import SessionStore, drop_after_commit, token_tenant
@@ -33,6 +32,7 @@ from server.modules.auth.throttle import (
     ThrottlePolicy,
     build_throttle,
 )
+from server.principal import Principal
 from server.settings import Settings
 
 

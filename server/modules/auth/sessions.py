@@ -26,8 +26,8 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
+from server.principal import Principal
 
 log = structlog.get_logger(__name__)
 PREFIX = "paysheet:tenant:"

@@ -22,7 +22,6 @@ from engine.plan import CompiledPlan
 from server.errors import NotFound, UnprocessableEntity
 from server.modules.audit import service as audit
 from server.modules.auth.access import TEAM_INPUT, aggregate_scope, pay_scope
-from server.modules.auth.dependencies import Principal
 from server.modules.reports.bulk import Format, render_statement, render_statements
 from server.modules.reports.bundle import build_bundle
 from server.modules.reports.export import ResultRow, export_files, manifest_run
@@ -34,6 +33,7 @@ from server.modules.runs import service as runs
 from server.modules.runs.snapshot import Snapshot
 from server.modules.runs.stored import load_stored_run
 from server.modules.tenants import service as tenants
+from server.principal import Principal
 from server.settings import Settings
 
 RESULT_PAGE = 5000

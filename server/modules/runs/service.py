@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -26,7 +27,6 @@ from engine.plan import CompiledPlan
 from server.db import session as db
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.runs import execution, visibility
 from server.modules.runs.inputs import (
     RunInputs,
@@ -50,7 +50,9 @@ from server.modules.runs.schemas import (
 )
 from server.modules.runs.snapshot import Snapshot, build_snapshot
 from server.pagination import decode_cursor, encode_cursor
+from server.principal import Principal
 from server.settings import Settings
+from server.worker import queue
 
 COMPUTED = ("draft", "manager_approved", "hr_approved", "finance_approved", "finalized")
 PARITY_TOLERANCE = Decimal("0.01")
@@ -121,10 +123,8 @@ def start_run(principal: Principal, body: RunStart, idempotency_key: str | None,
 
 def enqueue(tenant_id: uuid.UUID, run_id: uuid.UUID, settings: Settings) -> None:
     """Queue the run; if the queue is unreachable, the run fails saying so (503)."""
-    from server.worker.queue import get_queue
-
     try:
-        get_queue(settings).enqueue_run(tenant_id, run_id)
+        queue.get_queue(settings).enqueue(queue.EXECUTE_RUN, tenant_id, run_id)
     except Exception as error:
         reason = f"could not queue the run: {type(error).__name__}: {error}"
         execution.fail_run(tenant_id, run_id, reason)
@@ -265,7 +265,8 @@ def tape(session: Session, settings: Settings, run_id: uuid.UUID,
     run's own snapshot, with a check that it agrees with the stored results (404 for an
     employee outside the caller's pay scope)."""
     run = computed_run(session, run_id)
-    visibility.ensure_visible(session, settings, principal, run, employee_ref)
+    visibility.ensure_visible(principal, run, employee_ref,
+                              _frame_loader(session, settings, run))
     stored = _stored_row(session, run_id, employee_ref)
     _, plan, inputs = snapshot_inputs(session, run, settings)
     explained = reference.explain(plan, inputs.frame, employee_ref).to_dict()
@@ -277,10 +278,17 @@ def tape(session: Session, settings: Settings, run_id: uuid.UUID,
                    matches_stored=stored.values == results)
 
 
+def _frame_loader(session: Session, settings: Settings, run: PlanRun
+                  ) -> Callable[[], pl.DataFrame]:
+    """Reads the run's input frame when the visibility cache misses."""
+    return lambda: snapshot_inputs(session, run, settings)[2].frame
+
+
 def visible_refs(session: Session, settings: Settings, principal: Principal,
                  run_id: uuid.UUID) -> set[str] | None:
     """The employees of a computed run whose pay the caller may see (None: all of them)."""
-    return visibility.visible_refs(session, settings, principal, computed_run(session, run_id))
+    run = computed_run(session, run_id)
+    return visibility.visible_refs(principal, run, _frame_loader(session, settings, run))
 
 
 # -- reproduce -----------------------------------------------------------------------------
@@ -350,7 +358,8 @@ def compare(session: Session, settings: Settings, principal: Principal, run_id: 
     """Per-employee and total payout deltas, other minus base (scenario comparison), over
     the employees the caller may see in either run (totals too)."""
     base, other = computed_run(session, run_id), computed_run(session, other_id)
-    seen = [visibility.visible_refs(session, settings, principal, run) for run in (base, other)]
+    seen = [visibility.visible_refs(principal, run, _frame_loader(session, settings, run))
+            for run in (base, other)]
     payout = Snapshot.from_json(base.snapshot).document.payout
     other_payout = Snapshot.from_json(other.snapshot).document.payout
 

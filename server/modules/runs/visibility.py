@@ -11,33 +11,30 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
-from sqlalchemy.orm import Session
 
 from server.errors import NotFound
 from server.modules.auth.access import TEAM_INPUT, PayScope, aggregate_scope, pay_scope
-from server.modules.auth.dependencies import Principal
 from server.modules.runs.models import PlanRun
-from server.settings import Settings
+from server.principal import Principal
 
 _CACHE_SIZE = 64
 _teams: OrderedDict[tuple[uuid.UUID, uuid.UUID, str], dict[str, str | None]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def team_map(session: Session, settings: Settings, run: PlanRun) -> dict[str, str | None]:
-    """`employee_ref -> team` of a computed run's input data (empty teams: no `team` input)."""
+def team_map(run: PlanRun, load_frame: Callable[[], pl.DataFrame]) -> dict[str, str | None]:
+    """`employee_ref -> team` of a computed run's input data (empty teams: no `team` input);
+    `load_frame` reads the run's inputs on a cache miss."""
     key = (run.tenant_id, run.id, run.snapshot_hash)
     with _lock:
         if key in _teams:
             _teams.move_to_end(key)
             return _teams[key]
-    from server.modules.runs.service import snapshot_inputs
-
-    _, _, inputs = snapshot_inputs(session, run, settings)
-    frame = inputs.frame
+    frame = load_frame()
     refs = [str(ref) for ref in frame["employee_ref"].to_list()]
     teams = (frame[TEAM_INPUT].cast(pl.String).to_list() if TEAM_INPUT in frame.columns
              else [None] * len(refs))
@@ -49,19 +46,19 @@ def team_map(session: Session, settings: Settings, run: PlanRun) -> dict[str, st
     return mapping
 
 
-def visible_refs(session: Session, settings: Settings, principal: Principal,
-                 run: PlanRun) -> set[str] | None:
+def visible_refs(principal: Principal, run: PlanRun,
+                 load_frame: Callable[[], pl.DataFrame]) -> set[str] | None:
     """The refs of `run` the caller may see, None for all (403 for roles that see none)."""
     scope: PayScope = pay_scope(principal)
     if scope.everyone:
         return None
-    return scope.visible(team_map(session, settings, run))
+    return scope.visible(team_map(run, load_frame))
 
 
-def ensure_visible(session: Session, settings: Settings, principal: Principal, run: PlanRun,
-                   employee_ref: str) -> None:
+def ensure_visible(principal: Principal, run: PlanRun, employee_ref: str,
+                   load_frame: Callable[[], pl.DataFrame]) -> None:
     """404 (never 403: no existence leak) unless the caller may see this employee."""
-    refs = visible_refs(session, settings, principal, run)
+    refs = visible_refs(principal, run, load_frame)
     if refs is not None and employee_ref not in refs:
         raise NotFound("employee", f"employee '{employee_ref}' is not in run {run.id}")
 

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from server.db.session import tenant_session
 from server.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import ROLE_RANK, Role
 from server.modules.auth.service import (
     forget_sessions,
@@ -28,6 +27,7 @@ from server.modules.auth.service import (
     verify_password,
 )
 from server.modules.tenants.models import Tenant, User
+from server.principal import Principal
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
