@@ -100,8 +100,17 @@ def second_hr(tenant_id: uuid.UUID) -> dict[str, str]:
     """Another hr user: the starter may not approve the hr stage (four-eyes)."""
     with db.tenant_session(tenant_id) as session:
         created = tenants.add_user(session, None, email=f"hr2-{uuid.uuid4().hex[:6]}@example.com",
-                                   role=Role.HR, display_name="Second HR", teams=[])
+                                   role=Role.HR, display_name="Second HR", teams=[],
+                                   password=f"second-hr-{uuid.uuid4().hex}")
     return {"email": created.user.email, "password": created.password}
+
+
+def permanent_passwords(tenant_id: uuid.UUID) -> None:
+    """The pane signs the same users in more than once; one-time passwords work once."""
+    with db.tenant_session(tenant_id) as session:
+        for user in tenants.list_users(session):
+            user.password_is_temporary = False
+            user.password_expires_at = None
 
 
 def test_task_pane_in_chromium(live_server, make_tenant, client, tmp_path):
@@ -110,6 +119,7 @@ def test_task_pane_in_chromium(live_server, make_tenant, client, tmp_path):
     ensure_node_modules()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tenant = make_tenant()
+    permanent_passwords(tenant.id)
     users = {role: {"email": tenant.users[role].email, "password": tenant.users[role].password}
              for role in ("hr", "manager", "finance")}
     users["hr2"] = second_hr(tenant.id)

@@ -28,6 +28,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "me.read": EVERYONE,
     "users.read": frozenset({A}),
     "users.write": frozenset({A}),
+    "tenant.settings.write": frozenset({A}),
     "audit.read": frozenset({A, AU}),
     "catalog.read": EVERYONE,
     "catalog.write": frozenset({A, H}),
@@ -37,6 +38,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "uploads.read": frozenset({A, H, F, AU}),
     "uploads.write": frozenset({A, H}),
     "runs.read": EVERYONE,
+    # Per-employee pay (results, tapes, compare, statements): never readonly; a manager
+    # only for their teams (server.modules.auth.access.pay_scope applies the rule).
+    "pay.employees.read": frozenset({A, H, M, F, AU}),
     "runs.create": frozenset({A, H, F}),
     "runs.approve.manager": frozenset({M}),
     "runs.approve.hr": frozenset({H}),

@@ -21,7 +21,6 @@ from engine.plan import CompiledPlan, PlanDocument
 from server.errors import Conflict, UnprocessableEntity
 from server.jsonbody import plain_json
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.catalog import service as catalog
 from server.modules.plans.models import BonusPlan, PlanInput, PlanStep
 from server.modules.plans.store import (
@@ -37,6 +36,7 @@ from server.modules.plans.store import (
     refresh_document,
     snapshot,
 )
+from server.principal import Principal
 
 # --- plans ------------------------------------------------------------------------------
 

@@ -35,7 +35,6 @@ from sqlalchemy.orm.attributes import flag_modified
 from server.db.session import tenant_session
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.tenants import service as tenants
 from server.modules.uploads import evidence, storage
 from server.modules.uploads import mapping as suggestions_engine
@@ -59,6 +58,7 @@ from server.modules.uploads.validation import (
     infer_column,
     mapped_columns,
 )
+from server.principal import Principal
 from server.progress import get_hub
 from server.settings import Settings
 

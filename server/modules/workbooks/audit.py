@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from engine.backends.excel_audit import build_audit_workbook
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.runs.service import totals_of
 from server.modules.runs.stored import StoredRun, load_stored_run
 from server.modules.tenants.models import User
+from server.principal import Principal
 from server.settings import Settings
 
 
