@@ -8,7 +8,7 @@ import { locateRequestErrors } from "./diagnostics.js";
 import { confirmMapping, decisionRequest, mappingRows, RUNNING, statementRequest,
   statementsJob, workbookDownload } from "./runs.js";
 import { activeSheetCsv } from "./sheetdata.js";
-import { compare, requestRows } from "./vectors.js";
+import { compare, populations, requestRows, stepPlaces } from "./vectors.js";
 import { readPlan, readTests, writeDiagnostics, writePlanMeta, writeTestResults }
   from "./workbook.js";
 
@@ -76,13 +76,19 @@ export class Pane {
     });
   }
 
-  /** Evaluate the Tests sheet's vectors on the synced plan; returns [{row, passed, message}]. */
+  /** Evaluate the Tests sheet's vectors on the synced plan, each population on its own;
+   * returns [{row, passed, message}]. */
   async runTests(planId) {
     return this.excel.run(async (context) => {
       const vectors = await readTests(context, this.layout);
       if (!vectors.length) return [];
-      const response = await this.api.evaluate(planId, requestRows(vectors));
-      const results = compare(vectors, response);
+      const { document } = await readPlan(context, this.layout);
+      // each population (one row, or the rows of one Group) in its own evaluation
+      const responses = [];
+      for (const population of populations(vectors)) {
+        responses.push(await this.api.evaluate(planId, requestRows(population)));
+      }
+      const results = compare(vectors, responses, stepPlaces(document));
       await writeTestResults(context, this.layout, results);
       return results;
     });

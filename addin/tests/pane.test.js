@@ -73,6 +73,28 @@ test("unreadable cells are reported without calling the server", async () => {
   assert.equal(workbook.sheet("Steps").get("G2"), "error");
 });
 
+test("each test row is evaluated on its own unless rows share a Group", async () => {
+  const workbook = planWorkbook(layout, { ...sampleCells(), plan_id: "plan-1" });
+  const tests = workbook.sheet("Tests");
+  for (const [cell, value] of Object.entries({ D1: "base_salary", E1: "Group",
+    F1: "expect bonus", D2: "1000", F2: "15", D3: "2000", F3: "31", D4: "3000", E4: "g",
+    D5: "4000", E5: "g" })) tests.set(cell, value);
+  const { pane: p, calls } = pane(workbook, {
+    // a population-sensitive stand-in: bonus is 15 per row of the request
+    evaluate: (_, rows) => ({ rows: rows.map((r) => ({ employee_ref: r.employee_ref,
+      values: { bonus: `${15 * rows.length}.0000000000` }, diagnostics: [] })) }),
+  });
+  const results = await p.runTests("plan-1");
+  assert.deepEqual(calls.map((c) => c[2].map((r) => r.employee_ref)),
+    [["T2"], ["T3"], ["T4", "T5"]]);
+  assert.deepEqual(results.slice(0, 2), [
+    { row: 2, passed: true, message: "all expected values match" },
+    { row: 3, passed: false, message: "bonus: expected 31.00, got 15.00 (difference -16.00)" },
+  ]);
+  assert.equal(tests.get("B3"), "fail");
+  assert.equal(tests.get("C3"), "bonus: expected 31.00, got 15.00 (difference -16.00)");
+});
+
 test("tests run on the synced plan and lock writes the hash", async () => {
   const workbook = planWorkbook(layout, { ...sampleCells(), plan_id: "plan-1" });
   const tests = workbook.sheet("Tests");
