@@ -310,7 +310,7 @@ class _CalcWriter:
                               _column_number(self.audit.range_column) - 1)
         self.sheet.outline_settings(True, False, True, False)
         self.sheet.set_row(HEADER_ROW - 1, None, self.styles.header)
-        self.sheet.protect("", {"autofilter": True, "sort": True, "format_columns": True})
+        self.sheet.protect("", {"autofilter": True, "format_columns": True})
 
 
 def _write(sheet: Any, row: int, column: int, value: Any, style: Any) -> None:
