@@ -6,7 +6,7 @@
 import { ApiError } from "./api.js";
 import { locateRequestErrors } from "./diagnostics.js";
 import { confirmMapping, decisionRequest, mappingRows, RUNNING, statementRequest,
-  statementsJob, workbookDownload } from "./runs.js";
+  splitCell, statementsJob, workbookDownload } from "./runs.js";
 import { activeSheetCsv } from "./sheetdata.js";
 import { compare, populations, requestRows, stepPlaces } from "./vectors.js";
 import { readPlan, readTests, writeDiagnostics, writePlanMeta, writeTestResults }
@@ -102,6 +102,18 @@ export class Pane {
         plan_hash: plan.plan_hash, version: plan.version });
     });
     return plan;
+  }
+
+  /** Select a problem's cell ("Steps!C3"): its sheet activated, the cell selected. */
+  async selectCell(reference) {
+    const found = splitCell(reference);
+    if (!found) throw new Error(`Not a cell reference: ${reference}`);
+    await this.excel.run(async (context) => {
+      const sheet = context.workbook.worksheets.getItem(found[0]);
+      sheet.activate();
+      sheet.getRange(found[1]).select();
+      await context.sync();
+    });
   }
 
   /** The plan id the workbook holds (Plan sheet, written by the first sync), or null. */

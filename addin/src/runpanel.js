@@ -2,7 +2,9 @@
 // and totals, approvals, downloads. DOM only; the decisions are in runs.js and the work in
 // pane.js.
 
-import { approvalButtons, controlsFor, downloadsFor, progressOf, totalsLines } from "./runs.js";
+import { confirmAction } from "./confirm.js";
+import { approvalButtons, controlsFor, downloadsFor, progressOf, stateLabel, totalsLines }
+  from "./runs.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -137,7 +139,10 @@ export class RunPanel {
   show(run) {
     this.run = run;
     $("run-view").hidden = false;
-    $("run-id").textContent = `Run ${run.id}`;
+    const started = run.started_at ? `${run.started_at.slice(0, 16).replace("T", " ")} UTC` : "";
+    $("run-id").textContent = started ? `Run started ${started}` : "Run";
+    $("run-id").title = `Run id ${run.id}`;
+    $("run-id").dataset.runId = run.id;
     this.progress(run);
     $("totals").replaceChildren(...totalsLines(run.totals).flatMap(([label, value]) =>
       [element("dt", label), element("dd", value)]));
@@ -151,7 +156,8 @@ export class RunPanel {
 
   showApprovals(run) {
     const history = run.approvals?.history || [];
-    $("approval-state").textContent = `State: ${run.status.replace(/_/g, " ")}`;
+    $("approval-state").textContent = stateLabel(run.status);
+    $("approval-state").dataset.status = run.status;
     $("approval-history").replaceChildren(...history.map((h) => element("li",
       `${h.action.replace(/_/g, " ")} by ${h.actor_role}, ${h.at.slice(0, 16).replace("T", " ")} UTC`
       + (h.comment ? ` — ${h.comment}` : ""))));
@@ -165,9 +171,10 @@ export class RunPanel {
       node.addEventListener("click", () => this.guarded(node, async () => {
         const comment = $("comment").value.trim();
         if (button.needsComment && !comment) throw new Error("A reject needs a comment");
+        if (!await confirmAction(button.action)) return true;
         const updated = await this.pane.decide(run.id, button.action, comment || undefined);
         $("comment").value = "";
-        this.say(`${button.label}: run is ${updated.status.replace(/_/g, " ")}`, "ok");
+        this.say(`${button.label}: ${stateLabel(updated.status)}`, "ok");
         this.show(updated);
         return false;
       }));

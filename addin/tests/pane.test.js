@@ -115,3 +115,13 @@ test("tests run on the synced plan and lock writes the hash", async () => {
   assert.equal(workbook.sheet("Plan").get("B9"), "locked");
   assert.equal(workbook.sheet("Plan").get("B10"), "a".repeat(64));
 });
+
+test("selecting a problem activates its sheet and selects its cell", async () => {
+  const workbook = planWorkbook(layout, sampleCells());
+  const { pane: p } = pane(workbook, {});
+  await p.selectCell("Steps!C3");
+  assert.equal(workbook.active, "Steps");
+  assert.equal(workbook.selected, "Steps!C3");
+  await assert.rejects(p.selectCell("nonsense"), /Not a cell reference/);
+  await assert.rejects(p.selectCell("Nope!A1"), /no sheet 'Nope'/);
+});

@@ -67,3 +67,14 @@ def test_addin_files_are_served_but_not_its_dev_files(client):
     for private in ("package.json", "package-lock.json", "tests/workbook.test.js",
                     "node_modules/office-addin-mock/package.json"):
         assert client.get(f"/addin/{private}").status_code == 404, private
+
+
+def test_support_and_learn_more_point_at_the_help_page_served_with_the_addin(manifest):
+    support = manifest.find("o:SupportUrl", NS).get("DefaultValue")
+    learn_more = [e.get("DefaultValue") for e in manifest.iter()
+                  if e.get("id") == "Paysheet.LearnMore.Url"]
+    for url in (support, *learn_more):
+        assert url.endswith("/addin/help.html"), url
+    assert len(learn_more) == 1
+    page = (ROOT / "addin" / "help.html").read_text()
+    assert "<title>Paysheet in Excel: help</title>" in page and "Home → Add-ins" in page

@@ -69,6 +69,9 @@ async function signIn(page, user) {
 async function signOut(page) {
   await page.click("#signout");
   await page.waitForSelector("#signin-box:not([hidden])");
+  // nothing of the last user's session stays on screen
+  assert.equal(await page.$$eval("#log li", (nodes) => nodes.length), 0);
+  assert.ok(await page.isHidden("#run-view"));
 }
 
 const text = (page, selector) => page.textContent(selector);
@@ -86,7 +89,7 @@ async function approveAs(page, user, action, expected) {
   assert.ok((await buttons(page)).includes(action), `${action} offered to ${user.email}`);
   await page.click(`#approval-buttons button[data-action="${action}"]`);
   await page.waitForFunction((state) =>
-    document.getElementById("approval-state").textContent === `State: ${state}`, expected);
+    document.getElementById("approval-state").dataset.status === state, expected);
 }
 
 async function download(page, selector, name, timeout = 30_000) {
@@ -136,6 +139,12 @@ try {
   assert.equal(await cell(page, "Steps", "G2"), "ok");
   assert.match(await cell(page, "Plan", "B8"), /^[0-9a-f-]{36}$/);
   assert.ok(await page.isDisabled("#lock"));
+  // clicking a problem selects its cell in the workbook
+  const problemCell = await page.getAttribute("#problems li", "data-cell");
+  assert.match(problemCell, /^Steps!C3$/);
+  await page.click("#problems li");
+  await page.waitForFunction((ref) => window.__workbook.selected === ref, problemCell);
+  assert.match(await text(page, "#plan-state"), /click one to go to its cell/);
   await renderSheet(page, "Steps", ["A", "B", "C", "D", "G", "H"], 8);
   await page.screenshot({ path: join(ARTIFACTS, "addin-1-step-error.png") });
 
@@ -151,6 +160,15 @@ try {
   assert.equal(await cell(page, "Tests", "B2"), "pass", await cell(page, "Tests", "C2"));
 
   await page.click("#lock");
+  await page.waitForSelector("#confirm-dialog[open]");
+  assert.equal(await text(page, "#confirm-title"), "Lock the plan?");
+  await page.screenshot({ path: join(ARTIFACTS, "addin-2a-lock-confirm.png") });
+  await page.click("#confirm-no");
+  await page.waitForSelector("#confirm-dialog", { state: "hidden" });
+  assert.equal(await cell(page, "Plan", "B9"), "draft", "cancelled: nothing locked");
+  await page.click("#lock");
+  await page.waitForSelector("#confirm-dialog[open]");
+  await page.click("#confirm-yes");
   await page.waitForFunction(() => /^Locked/.test(document.getElementById("plan-state").textContent));
   assert.equal(await cell(page, "Plan", "B9"), "locked");
   assert.match(await cell(page, "Plan", "B10"), /^[0-9a-f]{64}$/);
@@ -179,8 +197,9 @@ try {
 
   await page.click("#start-run");
   await page.waitForFunction(() => /^Computed/.test(document.getElementById("run-state").textContent)
-    && /^Run /.test(document.getElementById("run-id").textContent));
-  const runId = (await text(page, "#run-id")).replace("Run ", "");
+    && /^Run started \d{4}-\d\d-\d\d \d\d:\d\d UTC$/.test(document.getElementById("run-id").textContent));
+  const runId = await page.getAttribute("#run-id", "data-run-id");
+  assert.equal(await text(page, "#approval-state"), "Computed: waiting for manager approval");
   assert.match(runId, /^[0-9a-f-]{36}$/);
   assert.ok(sockets.some((url) => url.includes(`/api/v1/runs/${runId}/events?token=`)),
     `progress came over the run's socket: ${sockets}`);
@@ -191,14 +210,16 @@ try {
   assert.match(await text(page, "#approval-note"), /Waiting for a manager/);
   await page.screenshot({ path: join(ARTIFACTS, "addin-4-run-computed.png"), fullPage: true });
 
-  await approveAs(page, users.manager, "manager_approve", "manager approved");
+  await approveAs(page, users.manager, "manager_approve", "manager_approved");
+  assert.equal(await text(page, "#approval-state"),
+    "Approved by the manager: waiting for HR approval");
   // Four-eyes: the hr user who started the run holds the hr gate but is not offered it.
   await signOut(page);
   await signIn(page, users.hr);
   await shown(page, users.hr);
   assert.match(await text(page, "#approval-note"), /Four-eyes: you started/);
   assert.deepEqual(await buttons(page), ["reject"]);
-  await approveAs(page, users.hr2, "hr_approve", "hr approved");
+  await approveAs(page, users.hr2, "hr_approve", "hr_approved");
 
   await signOut(page);
   await signIn(page, users.finance);
@@ -209,7 +230,8 @@ try {
   await page.screenshot({ path: join(ARTIFACTS, "addin-5-finance.png"), fullPage: true });
   await page.click('#approval-buttons button[data-action="finance_approve"]');
   await page.waitForFunction(() =>
-    document.getElementById("approval-state").textContent === "State: finance approved");
+    document.getElementById("approval-state").dataset.status === "finance_approved");
+  assert.equal(await text(page, "#approval-state"), "Approved by finance: waiting to be finalized");
   assert.equal((await page.$$("#approval-history li")).length, 3);
   assert.match(await text(page, "#approval-history"), /finance approve by finance/);
 
@@ -226,6 +248,19 @@ try {
   assert.equal(readFileSync(zip.path).subarray(0, 2).toString(), "PK");
   await page.screenshot({ path: join(ARTIFACTS, "addin-6-finance-approved.png"), fullPage: true });
   assert.deepEqual(failures, []);
+
+  // Opened outside Excel (no Office.js host): a clear message and the help page, no dead form.
+  const outside = await browser.newPage({ viewport: { width: 360, height: 600 } });
+  await outside.route("https://appsforoffice.microsoft.com/**", (route) => route.abort());
+  await outside.goto(`${BASE_URL}/addin/taskpane.html`);
+  await outside.waitForSelector("#outside:not([hidden])");
+  assert.ok(await outside.isHidden("#signin-box"));
+  assert.match(await outside.textContent("#outside"), /Home → Add-ins → Paysheet/);
+  await outside.screenshot({ path: join(ARTIFACTS, "addin-0-outside-excel.png") });
+  const help = await outside.request.get(`${BASE_URL}/addin/help.html`);
+  assert.equal(help.status(), 200);
+  assert.match(await help.text(), /Paysheet in Excel: help/);
+  await outside.close();
   console.log(`browser flow passed; plan hash ${await cell(page, "Plan", "B10")}; run ${runId}`);
 } catch (error) {
   // The pane's log says what the pane saw (server refusals, failed jobs).

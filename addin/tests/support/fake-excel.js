@@ -163,7 +163,17 @@ class FakeContext {
         if (what !== "name") throw new Error(`the stand-in loads a sheet's name, not ${what}`);
         context._queue({ kind: "call", run: () => { nameLoaded = true; } });
       },
-      getRange(address) { return new FakeRange(context, sheet, address); },
+      getRange(address) {
+        const range = new FakeRange(context, sheet, address);
+        range.select = () => context._queue({ kind: "call", run: () => {
+          context._workbook.active = name;
+          context._workbook.selected = `${name}!${address}`;
+        } });
+        return range;
+      },
+      activate() {
+        context._queue({ kind: "call", run: () => { context._workbook.active = name; } });
+      },
       getUsedRange() {
         const used = { _address: null,
           get address() {
