@@ -63,6 +63,10 @@ export class RunPanel {
       this.show(run);
       if (progressOf(run).finished === false) await this.follow(run.id);
     }));
+    $("write-results").addEventListener("click",
+      () => this.guarded($("write-results"), () => this.results()));
+    $("show-tape").addEventListener("click", () => this.guarded($("show-tape"),
+      () => this.showTape($("tape-ref").value.trim())));
     $("download-workbook").addEventListener("click", () => this.guarded($("download-workbook"),
       async () => this.saved(await this.pane.downloadWorkbook(this.run.id))));
     $("download-statements").addEventListener("click", () => this.guarded(
@@ -73,6 +77,27 @@ export class RunPanel {
       $("download-statement"), async () => this.saved(
         await this.pane.downloadStatement(this.run.id, $("statement-ref").value)),
     ));
+  }
+
+  /** Results sheet of the shown run; selecting one of its rows shows that employee's tape. */
+  async results() {
+    const written = await this.pane.writeResults(this.run);
+    this.say(`Results sheet: ${written.rows} employee(s)`
+      + (written.compared ? ", compared with the last finalized run" : "")
+      + (written.pools ? `, ${written.pools} pool group(s)` : ""), "ok");
+    if (!this.following) {
+      this.following = await this.pane.followResultsSelection((ref) => {
+        $("tape-ref").value = ref;
+        this.showTape(ref).catch((error) => this.say(error.message, "error"));
+      });
+    }
+  }
+
+  async showTape(ref) {
+    const lines = await this.pane.tape(this.run.id, ref);
+    $("tape-title").textContent = `Tape of ${ref}`;
+    $("tape").replaceChildren(...lines.map((line) => element("li", line)));
+    $("tape-box").hidden = false;
   }
 
   saved(file) {
@@ -148,6 +173,9 @@ export class RunPanel {
       [element("dt", label), element("dd", value)]));
     this.showApprovals(run);
     const downloads = downloadsFor(this.pane.user, run);
+    const computed = !["queued", "running", "failed"].includes(run.status);
+    $("results-box").hidden = !computed;
+    $("tape-box").hidden = true;
     $("download-workbook").hidden = !downloads.workbook;
     $("download-statements").hidden = !downloads.statements;
     $("statement-box").hidden = !downloads.statements;

@@ -208,6 +208,19 @@ try {
   assert.equal(await page.getAttribute("#run-progress", "value"), "100");
   assert.deepEqual(await buttons(page), [], "hr cannot approve a draft run");
   assert.match(await text(page, "#approval-note"), /Waiting for a manager/);
+  // the run's results into a Results sheet, then one employee's tape
+  await page.click("#write-results");
+  await page.waitForFunction(() => /Results sheet: \d+ employee/.test(
+    document.getElementById("log").textContent));
+  assert.equal(await cell(page, "Results", "A1"), "Employee");
+  assert.equal(await cell(page, "Results", "A2"), "E01");
+  assert.equal(typeof await cell(page, "Results", "B2"), "number");
+  assert.equal(await cell(page, "Results", `A${dataRows.length + 2}`), "Pool step");
+  await page.fill("#tape-ref", "E01");
+  await page.click("#show-tape");
+  await page.waitForSelector("#tape-box:not([hidden]) #tape li");
+  assert.match(await text(page, "#tape"), /bonus = .* → \d/);
+  await renderSheet(page, "Results", ["A", "B", "C", "D", "E", "F", "G"], dataRows.length + 4);
   await page.screenshot({ path: join(ARTIFACTS, "addin-4-run-computed.png"), fullPage: true });
 
   await approveAs(page, users.manager, "manager_approve", "manager_approved");
