@@ -28,8 +28,8 @@ export function saveFile({ blob, filename }) {
 export class RunPanel {
   /** `planId()` resolves to the plan to run; `guarded(button, work)` and `say(text, kind)`
    * come from the page (button disabling, the log). */
-  constructor({ pane, planId, guarded, say }) {
-    Object.assign(this, { pane, planId, guarded, say });
+  constructor({ pane, planId, guarded, say, FieldError = Error }) {
+    Object.assign(this, { pane, planId, guarded, say, FieldError });
     this.uploadId = null;
     this.rows = [];
     this.run = null;
@@ -39,7 +39,7 @@ export class RunPanel {
   bind() {
     $("upload-file").addEventListener("click", () => this.guarded($("upload-file"), async () => {
       const file = $("data-file").files[0];
-      if (!file) throw new Error("Choose a CSV or XLSX file first");
+      if (!file) throw new this.FieldError("data-file", "Choose a CSV or XLSX file first");
       const upload = await this.pane.uploadFile(file);
       this.say(`Uploaded ${file.name}`, "ok");
       await this.showMapping(upload.id);
@@ -65,8 +65,11 @@ export class RunPanel {
     }));
     $("write-results").addEventListener("click",
       () => this.guarded($("write-results"), () => this.results()));
-    $("show-tape").addEventListener("click", () => this.guarded($("show-tape"),
-      () => this.showTape($("tape-ref").value.trim())));
+    $("show-tape").addEventListener("click", () => this.guarded($("show-tape"), () => {
+      const ref = $("tape-ref").value.trim();
+      if (!ref) throw new this.FieldError("tape-ref", "Type an employee reference first");
+      return this.showTape(ref);
+    }));
     $("download-workbook").addEventListener("click", () => this.guarded($("download-workbook"),
       async () => this.saved(await this.pane.downloadWorkbook(this.run.id))));
     $("download-statements").addEventListener("click", () => this.guarded(
@@ -198,7 +201,9 @@ export class RunPanel {
       if (button.action === "reject") node.className = "reject";
       node.addEventListener("click", () => this.guarded(node, async () => {
         const comment = $("comment").value.trim();
-        if (button.needsComment && !comment) throw new Error("A reject needs a comment");
+        if (button.needsComment && !comment) {
+          throw new this.FieldError("comment", "A reject needs a comment: say what to fix");
+        }
         if (!await confirmAction(button.action)) return true;
         const updated = await this.pane.decide(run.id, button.action, comment || undefined);
         $("comment").value = "";

@@ -58,6 +58,40 @@ function describe(error) {
   return error?.message || String(error);
 }
 
+/** An error that belongs to one input of the pane: shown next to it, not only in the log. */
+export class FieldError extends Error {
+  constructor(field, message) {
+    super(message);
+    this.field = field;
+  }
+}
+
+/** Show `message` under the input `id` (aria-invalid, cleared when the user edits it). */
+function fieldError(id, message) {
+  const input = $(id);
+  if (!input) return false;
+  let note = $(`${id}-error`);
+  if (!note) {
+    note = document.createElement("p");
+    note.id = `${id}-error`;
+    note.className = "field-error";
+    note.setAttribute("role", "alert");
+    (input.closest("label") || input).after(note);
+    input.addEventListener("input", () => clearFieldError(id));
+  }
+  note.textContent = message;
+  note.hidden = false;
+  input.setAttribute("aria-invalid", "true");
+  input.setAttribute("aria-describedby", note.id);
+  return true;
+}
+
+function clearFieldError(id) {
+  const note = $(`${id}-error`);
+  if (note) note.hidden = true;
+  $(id)?.removeAttribute("aria-invalid");
+}
+
 /** Run `work` with `button` disabled; it stays disabled if `work` returns false. */
 async function guarded(button, work) {
   button.disabled = true;
@@ -65,7 +99,9 @@ async function guarded(button, work) {
   try {
     enable = (await work()) !== false;
   } catch (error) {
-    say(describe(error), "error");
+    if (!(error instanceof FieldError && fieldError(error.field, error.message))) {
+      say(describe(error), "error");
+    }
   } finally {
     button.disabled = !enable;
   }
@@ -76,7 +112,7 @@ export function start(excel) {
   const pane = new Pane({ api, excel });
   let planId = null;
   const runs = new RunPanel({
-    pane, guarded, say,
+    pane, guarded, say, FieldError,
     planId: async () => {
       planId = planId || await pane.planIdFromSheet();
       if (!planId) throw new Error("Sync the plan first: the workbook has no plan id yet");
@@ -88,7 +124,15 @@ export function start(excel) {
     event.preventDefault();
     guarded($("signin"), async () => {
       api.baseUrl = ($("server").value || window.location.origin).replace(/\/$/, "");
-      await pane.signIn($("email").value, $("password").value);
+      clearFieldError("password");
+      try {
+        await pane.signIn($("email").value, $("password").value);
+      } catch (error) {
+        if (error instanceof ApiError && [400, 401, 403].includes(error.status)) {
+          throw new FieldError("password", "Email or password is not right. Try again.");
+        }
+        throw error;
+      }
       $("signin-box").hidden = true;
       $("plan-box").hidden = false;
       $("run-box").hidden = false;

@@ -130,7 +130,16 @@ try {
     window.__officeReady();
   }, [layout, plan]);
 
+  // a wrong password: the error stands next to the password field, not in the message log
+  await page.fill("#email", users.hr.email);
+  await page.fill("#password", "not-the-password");
+  await page.click("#signin");
+  await page.waitForSelector("#password-error:not([hidden])");
+  assert.match(await text(page, "#password-error"), /Email or password is not right/);
+  assert.equal(await page.getAttribute("#password", "aria-invalid"), "true");
+  assert.equal(await page.$$eval("#log li", (nodes) => nodes.length), 0);
   await signIn(page, users.hr);
+  assert.ok(await page.isHidden("#password-error"), "typing the password clears the error");
 
   await page.click("#sync");
   await page.waitForFunction(() => /problem/.test(document.getElementById("plan-state").textContent));
