@@ -196,7 +196,8 @@ export class RunPanel {
     $("approval-note").textContent = note;
     $("comment-box").hidden = buttons.length === 0;
     $("approval-buttons").replaceChildren(...buttons.map((button) => {
-      const node = element("button", button.label, { type: "button" });
+      const node = element("fluent-button", button.label,
+        button.action === "reject" ? {} : { appearance: "accent" });
       node.dataset.action = button.action;
       if (button.action === "reject") node.className = "reject";
       node.addEventListener("click", () => this.guarded(node, async () => {

@@ -1,10 +1,15 @@
-// Wires the task pane page (taskpane.html) to the Pane actions once Office is ready.
+// Wires the task pane page (taskpane.html) to the Pane actions once Office is ready. The
+// controls are Fluent UI web components (Microsoft's own, as Office uses), bundled with the
+// add-in in vendor/ (no CDN at run time).
 
+import { fluentButton, provideFluentDesignSystem } from "../vendor/fluent-web-components.min.js";
 import { ApiError, PaysheetApi } from "./api.js";
 import { confirmAction } from "./confirm.js";
 import { Pane } from "./pane.js";
 import { RunPanel } from "./runpanel.js";
 import { controlsFor } from "./runs.js";
+
+provideFluentDesignSystem().register(fluentButton());
 
 const $ = (id) => document.getElementById(id);
 

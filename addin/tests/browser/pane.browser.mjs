@@ -75,10 +75,12 @@ async function signOut(page) {
 }
 
 const text = (page, selector) => page.textContent(selector);
+/** A Fluent button's `disabled` (a custom element: Playwright's isDisabled does not see it). */
+const disabled = (page, selector) => page.$eval(selector, (node) => node.disabled === true);
 /** Wait until the run view has been drawn for `user` (after a sign-in). */
 const shown = (page, user) => page.waitForFunction((email) =>
   document.getElementById("run-view").dataset.viewer === email, user.email);
-const buttons = (page) => page.$$eval("#approval-buttons button", (nodes) =>
+const buttons = (page) => page.$$eval("#approval-buttons fluent-button", (nodes) =>
   nodes.map((node) => node.dataset.action));
 
 /** Sign in as `user`, open the plan's latest run and press the approval `action`. */
@@ -87,7 +89,7 @@ async function approveAs(page, user, action, expected) {
   await signIn(page, user);
   await shown(page, user);
   assert.ok((await buttons(page)).includes(action), `${action} offered to ${user.email}`);
-  await page.click(`#approval-buttons button[data-action="${action}"]`);
+  await page.click(`#approval-buttons fluent-button[data-action="${action}"]`);
   await page.waitForFunction((state) =>
     document.getElementById("approval-state").dataset.status === state, expected);
 }
@@ -147,7 +149,7 @@ try {
   assert.match(await cell(page, "Steps", "H3"), /did you mean 'target_pct'/);
   assert.equal(await cell(page, "Steps", "G2"), "ok");
   assert.match(await cell(page, "Plan", "B8"), /^[0-9a-f-]{36}$/);
-  assert.ok(await page.isDisabled("#lock"));
+  assert.ok(await disabled(page, "#lock"));
   // clicking a problem selects its cell in the workbook
   const problemCell = await page.getAttribute("#problems li", "data-cell");
   assert.match(problemCell, /^Steps!C3$/);
@@ -181,7 +183,7 @@ try {
   await page.waitForFunction(() => /^Locked/.test(document.getElementById("plan-state").textContent));
   assert.equal(await cell(page, "Plan", "B9"), "locked");
   assert.match(await cell(page, "Plan", "B10"), /^[0-9a-f]{64}$/);
-  assert.ok(await page.isDisabled("#lock"), "a locked plan cannot be locked again");
+  assert.ok(await disabled(page, "#lock"), "a locked plan cannot be locked again");
   await renderSheet(page, "Plan", ["A", "B"], 11);
   await page.screenshot({ path: join(ARTIFACTS, "addin-2-locked.png") });
 
@@ -250,7 +252,7 @@ try {
   assert.ok(await page.isHidden("#sync"), "finance does not edit plans");
   assert.ok(await page.isHidden("#upload-sheet"), "finance does not upload data");
   await page.screenshot({ path: join(ARTIFACTS, "addin-5-finance.png"), fullPage: true });
-  await page.click('#approval-buttons button[data-action="finance_approve"]');
+  await page.click('#approval-buttons fluent-button[data-action="finance_approve"]');
   await page.waitForFunction(() =>
     document.getElementById("approval-state").dataset.status === "finance_approved");
   assert.equal(await text(page, "#approval-state"), "Approved by finance: waiting to be finalized");
