@@ -328,27 +328,33 @@ def _date_text(text: str | None, where: tuple[str, int, str], result: WorkbookRe
         return None
 
 
+GROUP_TITLE = "Group"
+"""The Tests header whose column puts rows into one population (the add-in's vectors.js)."""
+
+
 def _tests(rows: dict[int, list[Any]], result: WorkbookRead) -> list[dict[str, Any]]:
-    """Test vectors: {row, case, inputs {key: text}, expected {step: text}}."""
+    """Test vectors: {row, case, inputs {key: text}, expected {step: text}, group}."""
     spec = layout()
     fixed = len(spec.tests_fixed)
     header = [cell_text(v) for v in rows.get(HEADER_ROW, [])][fixed:]
     vectors = []
     for row in sorted(r for r in rows if r >= FIRST_ROW):
         values = rows[row]
-        inputs, expected = {}, {}
+        inputs, expected, group = {}, {}, None
         for offset, title in enumerate(header):
             text = cell_text(values[fixed + offset]) if fixed + offset < len(values) else None
             if title is None or text is None:
                 continue
-            if title.lower().startswith("expect "):
+            if title == GROUP_TITLE:
+                group = text
+            elif title.lower().startswith("expect "):
                 expected[title[7:].strip()] = text
             else:
                 inputs[title] = text
         if inputs or expected:
             case = cell_text(values[0]) if values else None
             vectors.append({"row": row, "case": case or f"row {row}", "inputs": inputs,
-                            "expected": expected})
+                            "expected": expected, "group": group})
     return vectors
 
 
