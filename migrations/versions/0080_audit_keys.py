@@ -1,7 +1,7 @@
 """Keyed audit chain: per-tenant sequence, HMAC per event, signed checkpoints.
 
 Revision ID: 0080
-Revises: 0040
+Revises: 0051
 Create Date: 2026-12-07
 
 `comp.audit_events` gains `seq` (1, 2, 3... per tenant: the event's position in its chain),
@@ -22,7 +22,7 @@ disabled for the length of that one update, by the owner, inside the migration).
 from alembic import op
 
 revision = "0080"
-down_revision = "0040"
+down_revision = "0051"
 branch_labels = None
 depends_on = None
 
