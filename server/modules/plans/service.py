@@ -169,7 +169,7 @@ def _refresh_document(session: Session, plan: BonusPlan, **changes: Any) -> None
 
 
 def _document_step(step: PlanStep) -> dict[str, Any]:
-    return {
+    document = {
         "order": step.step_order,
         "name": step.name,
         "expr": step.expr,
@@ -177,6 +177,11 @@ def _document_step(step: PlanStep) -> dict[str, Any]:
         "default": step.default_value,
         "notes": step.notes or "",
     }
+    if step.label:  # statement presentation: only when set, so older documents read the same
+        document["label"] = step.label
+    if step.display_format:
+        document["format"] = step.display_format
+    return document
 
 
 def default_text(value: Any, loc: tuple[str | int, ...] = ("body", "default")) -> str | None:
@@ -442,6 +447,8 @@ def _sync_steps(session: Session, plan: BonusPlan, steps: list[Mapping[str, Any]
         row.outputs = [spec["name"]]
         row.default_value = default_text(spec.get("default"))
         row.notes = spec.get("notes") or ""
+        row.label = spec.get("label") or None
+        row.display_format = spec.get("format") or None
     for row in existing.values():
         session.delete(row)
 
@@ -834,6 +841,8 @@ def new_version(session: Session, principal: Principal, plan_id: uuid.UUID) -> B
                 outputs=list(step.outputs),
                 default_value=step.default_value,
                 notes=step.notes,
+                label=step.label,
+                display_format=step.display_format,
             )
         )
     _refresh_document(session, plan)

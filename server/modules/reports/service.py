@@ -145,12 +145,18 @@ class RunData:
     period: str
 
 
-def run_info_of(run: Any) -> RunInfo:
+def user_names(session: Session) -> dict[str, str]:
+    """user id -> the name a statement prints for an approver (display name, else e-mail)."""
+    return {str(user.id): user.display_name or user.email
+            for user in tenants.list_users(session)}
+
+
+def run_info_of(run: Any, names: Mapping[str, str] | None = None) -> RunInfo:
     return RunInfo.from_dict({
         "id": run.id, "status": run.status, "snapshot_hash": run.snapshot_hash,
         "results_hash": run.results_hash, "scenario_name": run.scenario_name,
         "approvals_state": run.approvals_state or {},
-    })
+    }, names)
 
 
 def all_result_rows(session: Session, run_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -171,7 +177,7 @@ def load_run(session: Session, settings: Settings, run_id: uuid.UUID, with_rows:
     run = runs.computed_run(session, run_id)
     _, plan, inputs = runs.snapshot_inputs(session, run, settings)
     rows = all_result_rows(session, run_id) if with_rows else []
-    return RunData(run_info_of(run), plan, inputs.frame, rows,
+    return RunData(run_info_of(run, user_names(session)), plan, inputs.frame, rows,
                    plan.document.effective_from.isoformat())
 
 
