@@ -39,7 +39,8 @@ TEAM_INPUT = "team"
 RESULT_PAGE = 5000
 # Exports are audited on the run too; leaving them out keeps a re-export byte-identical.
 FINALIZE_ACTION = "run.finalize"
-EXPORT_ACTIONS = frozenset({"run.export", "run.statements", "reports.statement"})
+EXPORT_ACTIONS = frozenset({"run.export", "run.export.done", "run.statements",
+                            "reports.statement", "run.delivery"})
 MEDIA_TYPES = {"pdf": "application/pdf", "html": "text/html; charset=utf-8",
                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -168,6 +169,11 @@ def all_result_rows(session: Session, run_id: uuid.UUID) -> list[dict[str, Any]]
                      "diagnostics": r.diagnostics or []} for r in page)
         if cursor is None:
             return rows
+
+
+def run_header(session: Session, run_id: uuid.UUID) -> RunInfo:
+    """The run's facts without its data (404 for other tenants, 409 without results)."""
+    return run_info_of(runs.computed_run(session, run_id), user_names(session))
 
 
 def load_run(session: Session, settings: Settings, run_id: uuid.UUID, with_rows: bool = True
