@@ -22,6 +22,7 @@ import resource
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +68,9 @@ def main() -> None:
     parser.add_argument("--xlsx", type=int, default=100)
     parser.add_argument("--bulk", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--export", default="2000",
+                        help="employee counts for the signed export bundle, e.g. 2000,10000 "
+                             "('' to skip)")
     args = parser.parse_args()
     employees = max(args.employees, args.bulk, args.pdf, args.xlsx)
 
@@ -111,7 +115,62 @@ def main() -> None:
               f"{seconds:.1f} s wall = {per:.3f} s/statement ({len(archive) / 1e6:.1f} MB zip); "
               f"workers' CPU {workers_cpu / len(chosen):.3f} s/statement; "
               f"{pdf / per:.2f}x the single-process wall rate")
+    for count in [int(n) for n in args.export.split(",") if n.strip()]:
+        export_figures(plan, count, args.processes)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def export_figures(plan, count: int, processes: int) -> None:
+    """The worker's export pipeline on `count` employees, files on disk as in production:
+    one reference evaluation for the tapes, statements on `processes` processes written as
+    they come, results CSV/XLSX, the audit workbook, the signed bundle streamed to disk."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from engine.backends import polars as polars_backend
+    from engine.backends.excel_audit import build_audit_workbook
+    from server.modules.reports.bulk import member_name
+    from server.modules.reports.bundle import write_bundle
+    from server.modules.reports.export import export_files, manifest_run, rows_from_frame
+    from server.modules.reports.service import employee_inputs
+    from server.modules.workbooks.audit import stable_xlsx
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        emp, funds = generate.write(count, max(2, count // 100), 7, root)
+        frame = load_inputs(plan, emp, funds)
+        result = polars_backend.evaluate(plan, frame)
+        run = RunInfo("bench-run", "finalized", "0" * 64, "1" * 64)
+        children, start, cpu = _children_cpu(), time.perf_counter(), time.process_time()
+        phases = {}
+        tapes = explain_all(plan, frame)
+        phases["tapes"] = time.perf_counter() - start
+        paths = {ref: root / member_name(ref, "pdf") for ref in tapes}
+
+        def store(pairs):
+            for ref, pdf in pairs:
+                paths[ref].parent.mkdir(parents=True, exist_ok=True)
+                paths[ref].write_bytes(pdf)
+
+        render_statements(plan, tapes, run, Branding("Bench Capital"), "pdf",
+                          inputs=employee_inputs(frame), processes=processes, on_chunk=store)
+        phases["statements"] = time.perf_counter() - start - sum(phases.values())
+        workbook = stable_xlsx(build_audit_workbook(plan, frame, result, {}),
+                               datetime(2026, 1, 1, tzinfo=UTC))
+        phases["audit workbook"] = time.perf_counter() - start - sum(phases.values())
+        files = dict(export_files(plan, rows_from_frame(result.frame), {}, [], workbook))
+        files.update({member_name(ref, "pdf"): path for ref, path in paths.items()})
+        phases["results csv/xlsx"] = time.perf_counter() - start - sum(phases.values())
+        with (root / "bundle.zip").open("w+b") as handle:
+            write_bundle(handle, files, manifest_run(run, plan, "t", files),
+                         Ed25519PrivateKey.generate())
+        phases["manifest + zip"] = time.perf_counter() - start - sum(phases.values())
+        seconds = time.perf_counter() - start
+        size = (root / "bundle.zip").stat().st_size
+    cpu_all = time.process_time() - cpu + _children_cpu() - children
+    budget = EXPORT_BUDGETS.get(count, 30.0 * count / 2000)
+    print(f"export bundle, {count} employees: {seconds:.1f} s wall (budget {budget:.0f} s; "
+          f"ratio {budget / seconds:.2f}), {cpu_all:.1f} s CPU, {size / 1e6:.0f} MB; "
+          + ", ".join(f"{name} {value:.1f} s" for name, value in phases.items()))
 
 
 if __name__ == "__main__":
