@@ -37,6 +37,7 @@ from server.settings import Settings
 STATEMENTS_TASK = "reports.statements"
 EXPORT_TASK = "reports.export"
 RECOVER_TASK = "reports.recover"
+DELIVERY_TASK = "reports.delivery"
 _tasks: dict[int, dict[str, TaskWrapper]] = {}
 
 
@@ -51,12 +52,19 @@ def register_tasks(huey: Huey, settings: Settings) -> None:
     def export_job(tenant_id: str, job_id: str) -> None:
         export_jobs.run_export_job(uuid.UUID(tenant_id), uuid.UUID(job_id), settings)
 
+    @huey.task(name=DELIVERY_TASK)
+    def delivery_job(tenant_id: str, job_id: str) -> None:
+        from server.modules.reports.delivery import run_delivery_job
+
+        run_delivery_job(uuid.UUID(tenant_id), uuid.UUID(job_id), settings)
+
     @huey.periodic_task(crontab(minute="*"), name=RECOVER_TASK)
     def recover_report_jobs() -> None:
         export_jobs.recover_jobs(settings, lambda kind, tenant_id, job_id: enqueue(
             huey, kind, str(tenant_id), str(job_id)))
 
-    _tasks[id(huey)] = {"statements": render_statements_job, "export": export_job}
+    _tasks[id(huey)] = {"statements": render_statements_job, "export": export_job,
+                        "delivery": delivery_job}
 
 
 def enqueue(huey: Huey, kind: str, tenant_id: str, job_id: str) -> None:

@@ -11,7 +11,16 @@ from fastapi.responses import FileResponse
 from server.db.session import DbSession
 from server.errors import Conflict
 from server.modules.auth.dependencies import Principal, require, same_tenant
-from server.modules.reports import deltas, history, job_progress, jobs, pool, service, signing
+from server.modules.reports import (
+    delivery,
+    deltas,
+    history,
+    job_progress,
+    jobs,
+    pool,
+    service,
+    signing,
+)
 from server.modules.reports import export_job as export_jobs
 from server.modules.reports.bundle import safe_member_name
 from server.modules.reports.schemas import (
@@ -75,6 +84,21 @@ def export_run(
     job = export_jobs.create_export_job(
         principal, settings, run_id,
         lambda tenant_id, job_id: jobs.queue_job(settings, "export", tenant_id, job_id))
+    response.headers["Location"] = f"{API_PREFIX}/reports/jobs/{job.id}"
+    return JobOut.model_validate(job)
+
+
+@router.post("/runs/{run_id}/deliveries", response_model=JobOut, status_code=202)
+def deliver_statements(
+    run_id: uuid.UUID, request: Request, response: Response,
+    principal: Principal = Depends(require("reports.read")),
+) -> JobOut:
+    """E-mail every manager their teams' statements of a finalized run (admin, hr,
+    finance; needs SMTP_HOST); each e-mail is audited as `run.delivery`."""
+    settings = _settings(request)
+    job = delivery.create_delivery_job(
+        principal, settings, run_id,
+        lambda tenant_id, job_id: jobs.queue_job(settings, "delivery", tenant_id, job_id))
     response.headers["Location"] = f"{API_PREFIX}/reports/jobs/{job.id}"
     return JobOut.model_validate(job)
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import polars as pl
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,7 @@ from server.modules.runs.stored import load_stored_run
 from server.modules.tenants import service as tenants
 from server.settings import Settings
 
+log = structlog.get_logger("paysheet.reports")
 TEAM_INPUT = "team"
 RESULT_PAGE = 5000
 # Exports are audited on the run too; leaving them out keeps a re-export byte-identical.
@@ -169,6 +171,23 @@ def all_result_rows(session: Session, run_id: uuid.UUID) -> list[dict[str, Any]]
                      "diagnostics": r.diagnostics or []} for r in page)
         if cursor is None:
             return rows
+
+
+def deliver_after_finalize(principal: Principal, settings: Settings, run_id: uuid.UUID
+                           ) -> None:
+    """After a run's finalisation is committed: queue the delivery of its statements to
+    managers when e-mail is configured (SMTP_HOST, DELIVER_ON_FINALIZE). Never fails the
+    finalisation: a problem is logged (the delivery can be started again on demand)."""
+    if not settings.smtp_host or not settings.deliver_on_finalize:
+        return
+    from server.modules.reports import delivery, jobs
+
+    try:
+        delivery.create_delivery_job(
+            principal, settings, run_id,
+            lambda tenant_id, job_id: jobs.queue_job(settings, "delivery", tenant_id, job_id))
+    except Exception as error:  # the finalisation stands; the delivery can be started again
+        log.warning("delivery_not_queued", run_id=str(run_id), error=str(error))
 
 
 def run_header(session: Session, run_id: uuid.UUID) -> RunInfo:
