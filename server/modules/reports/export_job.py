@@ -22,6 +22,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,7 +150,6 @@ def _export(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None
         branding = service.branding(session, tenant_id)
         key = signing.active_key(session, settings)
         private, key_id = signing.private_key(key, settings), key.key_id
-        workbook = workbooks.frozen_audit_workbook(session, settings, run_id)
     folder = job_folder(settings, tenant_id, job_id)
     refs = sorted(str(row["employee_ref"]) for row in data.rows)
     paths = {ref: folder / member_name(ref, "pdf") for ref in refs}
@@ -161,14 +161,15 @@ def _export(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None
         for ref, pdf in pairs:
             _write_atomically(paths[ref], pdf)
 
-    render_statements(data.plan, explain_all(data.plan, data.frame, todo) if todo else {},
-                      data.info, branding, "pdf",
-                      inputs=service.employee_inputs(data.frame, todo),
-                      processes=settings.worker_processes, on_chunk=store,
-                      progress=lambda done, _: report_progress(tenant_id, job_id, already + done,
-                                                         total, resumed))
-    files: dict[str, bytes | Path] = dict(export_files(data.plan, data.rows, {}, events,
-                                                       workbook))
+    with ThreadPoolExecutor(max_workers=1) as side:  # while the processes render
+        other_files = side.submit(_other_files, tenant_id, settings, data, events)
+        render_statements(data.plan, explain_all(data.plan, data.frame, todo) if todo else {},
+                          data.info, branding, "pdf",
+                          inputs=service.employee_inputs(data.frame, todo),
+                          processes=settings.worker_processes, on_chunk=store,
+                          progress=lambda done, _: report_progress(
+                              tenant_id, job_id, already + done, total, resumed))
+        files: dict[str, bytes | Path] = dict(other_files.result())
     files.update({member_name(ref, "pdf"): paths[ref] for ref in refs})
     run_facts = manifest_run(data.info, data.plan, str(tenant_id), files)  # type: ignore[arg-type]
     bundle = folder / "bundle.zip"
@@ -191,6 +192,16 @@ def _export(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None
 def _progress_of(done: int, total: int, resumed: bool) -> dict[str, Any]:
     """`{done, total}`, plus `resumed: true` when a dead worker's job was picked up."""
     return {"done": done, "total": total} | ({"resumed": True} if resumed else {})
+
+
+def _other_files(tenant_id: uuid.UUID, settings: Settings, data: service.RunData,
+                 events: list[dict[str, Any]]) -> dict[str, bytes]:
+    """Results CSV/XLSX, audit events and the frozen audit workbook: built in a thread of
+    the job's process while its worker processes render statements."""
+    with tenant_session(tenant_id) as session:
+        workbook = workbooks.frozen_audit_workbook(session, settings,
+                                                   uuid.UUID(data.info.run_id))
+    return export_files(data.plan, data.rows, {}, events, workbook)
 
 
 def report_progress(tenant_id: uuid.UUID, job_id: uuid.UUID, done: int, total: int,
