@@ -2,10 +2,11 @@
 
 `create_statements_job` picks the employees (all, a list, or one team; managers only ever
 get their own teams' employees), records the job in its own committed transaction, audits it
-on the run and queues it. The worker task (`reports.statements`, registered on the run
-queue) computes every tape from one evaluation, renders the statements on
-`settings.worker_processes` processes, reports progress after every chunk, and writes the zip
-to `<data_dir>/reports/<tenant>/<job>.zip` (its SHA-256 is recorded and checked on download).
+on the run and queues it. The worker task (`reports.statements`, bound to
+`run_statements_job` in server/worker/tasks.py) computes every tape from one evaluation,
+renders the statements on `settings.worker_processes` processes, reports progress after every
+chunk, and writes the zip to `<data_dir>/reports/<tenant>/<job>.zip` (its SHA-256 is recorded
+and checked on download).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
-from huey import Huey, crontab
-from huey.api import TaskWrapper
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,49 +32,23 @@ from server.modules.reports.bulk import Format, render_statements, statements_zi
 from server.modules.reports.models import ReportJob
 from server.modules.reports.tapes import explain_all
 from server.settings import Settings
+from server.worker import queue
 
-STATEMENTS_TASK = "reports.statements"
-EXPORT_TASK = "reports.export"
-RECOVER_TASK = "reports.recover"
-DELIVERY_TASK = "reports.delivery"
-_tasks: dict[int, dict[str, TaskWrapper]] = {}
+TASK_OF = {"statements": queue.RENDER_STATEMENTS, "export": queue.EXPORT_BUNDLE,
+           "delivery": queue.DELIVER_STATEMENTS}
 
 
-def register_tasks(huey: Huey, settings: Settings) -> None:
-    """Called by the run queue's registration, in the API and in every worker process."""
-
-    @huey.task(name=STATEMENTS_TASK)
-    def render_statements_job(tenant_id: str, job_id: str) -> None:
-        run_statements_job(uuid.UUID(tenant_id), uuid.UUID(job_id), settings)
-
-    @huey.task(name=EXPORT_TASK)
-    def export_job(tenant_id: str, job_id: str) -> None:
-        export_jobs.run_export_job(uuid.UUID(tenant_id), uuid.UUID(job_id), settings)
-
-    @huey.task(name=DELIVERY_TASK)
-    def delivery_job(tenant_id: str, job_id: str) -> None:
-        from server.modules.reports.delivery import run_delivery_job
-
-        run_delivery_job(uuid.UUID(tenant_id), uuid.UUID(job_id), settings)
-
-    @huey.periodic_task(crontab(minute="*"), name=RECOVER_TASK)
-    def recover_report_jobs() -> None:
-        export_jobs.recover_jobs(settings, lambda kind, tenant_id, job_id: enqueue(
-            huey, kind, str(tenant_id), str(job_id)))
-
-    _tasks[id(huey)] = {"statements": render_statements_job, "export": export_job,
-                        "delivery": delivery_job}
+def queue_job(settings: Settings, kind: str, tenant_id: str | uuid.UUID,
+              job_id: str | uuid.UUID) -> None:
+    """Queue the task of a job of `kind` (statements, export, delivery)."""
+    queue.get_queue(settings).enqueue(TASK_OF[kind], uuid.UUID(str(tenant_id)),
+                                      uuid.UUID(str(job_id)))
 
 
-def enqueue(huey: Huey, kind: str, tenant_id: str, job_id: str) -> None:
-    """Queue the job's task (`kind`: statements or export) on `huey`."""
-    _tasks[id(huey)][kind](tenant_id, job_id)
-
-
-def queue_job(settings: Settings, kind: str, tenant_id: str, job_id: str) -> None:
-    from server.worker.queue import get_queue
-
-    enqueue(get_queue(settings).huey, kind, tenant_id, job_id)
+def recover_report_jobs(settings: Settings) -> list[uuid.UUID]:
+    """Queue again every job left `running` by a dead worker (periodic, every minute)."""
+    return export_jobs.recover_jobs(
+        settings, lambda kind, tenant_id, job_id: queue_job(settings, kind, tenant_id, job_id))
 
 
 def _chosen_refs(principal: Principal, frame: pl.DataFrame, employee_refs: Sequence[str] | None,
@@ -105,8 +78,6 @@ def create_statements_job(principal: Principal, settings: Settings, run_id: uuid
                           employee_refs: Sequence[str] | None, team: str | None,
                           fmt: Format) -> ReportJob:
     """Validate, record (committed) and queue a bulk statement job."""
-    from server.worker.queue import get_queue
-
     with tenant_session(principal.tenant_id) as session:
         data = service.load_run(session, settings, run_id, with_rows=False)
         refs = _chosen_refs(principal, data.frame, employee_refs, team)
@@ -120,7 +91,7 @@ def create_statements_job(principal: Principal, settings: Settings, run_id: uuid
         record_event(session, principal_or_actor_id=principal, action="run.statements",
                      entity="plan_run", entity_id=run_id,
                      after={"job_id": str(job.id), "count": len(refs), "format": fmt})
-    enqueue(get_queue(settings).huey, "statements", str(principal.tenant_id), str(job.id))
+    queue_job(settings, "statements", principal.tenant_id, job.id)
     return job
 
 

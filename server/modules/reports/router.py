@@ -8,9 +8,8 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
 from fastapi.responses import FileResponse
 
-from server.db.session import DbSession
 from server.errors import Conflict
-from server.modules.auth.dependencies import Principal, require, same_tenant
+from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
 from server.modules.reports import (
     delivery,
     deltas,
