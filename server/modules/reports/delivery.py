@@ -15,7 +15,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -23,9 +23,7 @@ from typing import Any
 import polars as pl
 
 from server.db.session import tenant_session
-from server.errors import Conflict, Forbidden
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
 from server.modules.reports import service
 from server.modules.reports.bulk import render_statements
@@ -35,27 +33,6 @@ from server.modules.reports.models import ReportJob
 from server.modules.reports.tapes import explain_all
 from server.modules.tenants import service as tenants
 from server.settings import Settings
-
-SENDERS = frozenset({Role.ADMIN, Role.HR, Role.FINANCE})
-
-
-def create_delivery_job(principal: Principal, settings: Settings, run_id: uuid.UUID,
-                        enqueue: Callable[[str, str], Any]) -> ReportJob:
-    """Record and queue a delivery of a finalized run's statements (admin, hr, finance)."""
-    if principal.role not in SENDERS:
-        raise Forbidden(f"role '{principal.role}' cannot deliver statements")
-    with tenant_session(principal.tenant_id) as session:
-        info = service.run_header(session, run_id)
-        if not info.finalized:
-            raise Conflict(f"run {run_id} is {info.status}: statements are delivered once "
-                           "it is finalized")
-        job = ReportJob(run_id=run_id, kind="delivery", status="queued", params={},
-                        progress={"done": 0, "total": None}, created_by=principal.user_id)
-        session.add(job)
-        session.flush()
-        session.refresh(job)
-    enqueue(str(principal.tenant_id), str(job.id))
-    return job
 
 
 def manager_teams(session: Any) -> list[tuple[str, str | None, tuple[str, ...]]]:

@@ -11,7 +11,6 @@ from fastapi.responses import FileResponse
 from server.errors import Conflict
 from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
 from server.modules.reports import (
-    delivery,
     deltas,
     history,
     job_progress,
@@ -94,10 +93,7 @@ def deliver_statements(
 ) -> JobOut:
     """E-mail every manager their teams' statements of a finalized run (admin, hr,
     finance; needs SMTP_HOST); each e-mail is audited as `run.delivery`."""
-    settings = _settings(request)
-    job = delivery.create_delivery_job(
-        principal, settings, run_id,
-        lambda tenant_id, job_id: jobs.queue_job(settings, "delivery", tenant_id, job_id))
+    job = service.create_delivery_job(principal, _settings(request), run_id)
     response.headers["Location"] = f"{API_PREFIX}/reports/jobs/{job.id}"
     return JobOut.model_validate(job)
 

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
 from engine.plan import CompiledPlan
-from server.errors import Forbidden, NotFound, UnprocessableEntity
+from server.db.session import tenant_session
+from server.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from server.modules.audit import service as audit
 from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role, allowed
@@ -27,6 +28,7 @@ from server.modules.reports.bulk import Format, render_statement, render_stateme
 from server.modules.reports.bundle import build_bundle
 from server.modules.reports.export import ResultRow, export_files, manifest_run
 from server.modules.reports.history import GROUP_INPUTS, History, PeriodPayouts, payout_history
+from server.modules.reports.models import ReportJob
 from server.modules.reports.pool import PoolLine, from_totals, pool_vs_target
 from server.modules.reports.statement import FINAL_STATE, Branding, RunInfo
 from server.modules.reports.tapes import explain_all
@@ -35,9 +37,11 @@ from server.modules.runs.snapshot import Snapshot
 from server.modules.runs.stored import load_stored_run
 from server.modules.tenants import service as tenants
 from server.settings import Settings
+from server.worker import queue
 
 log = structlog.get_logger("paysheet.reports")
 TEAM_INPUT = "team"
+SENDERS = frozenset({Role.ADMIN, Role.HR, Role.FINANCE})
 RESULT_PAGE = 5000
 # Exports are audited on the run too; leaving them out keeps a re-export byte-identical.
 FINALIZE_ACTION = "run.finalize"
@@ -180,14 +184,29 @@ def deliver_after_finalize(principal: Principal, settings: Settings, run_id: uui
     finalisation: a problem is logged (the delivery can be started again on demand)."""
     if not settings.smtp_host or not settings.deliver_on_finalize:
         return
-    from server.modules.reports import delivery, jobs
-
     try:
-        delivery.create_delivery_job(
-            principal, settings, run_id,
-            lambda tenant_id, job_id: jobs.queue_job(settings, "delivery", tenant_id, job_id))
+        create_delivery_job(principal, settings, run_id)
     except Exception as error:  # the finalisation stands; the delivery can be started again
         log.warning("delivery_not_queued", run_id=str(run_id), error=str(error))
+
+
+def create_delivery_job(principal: Principal, settings: Settings, run_id: uuid.UUID
+                        ) -> ReportJob:
+    """Record and queue a delivery of a finalized run's statements (admin, hr, finance)."""
+    if principal.role not in SENDERS:
+        raise Forbidden(f"role '{principal.role}' cannot deliver statements")
+    with tenant_session(principal.tenant_id) as session:
+        info = run_header(session, run_id)
+        if not info.finalized:
+            raise Conflict(f"run {run_id} is {info.status}: statements are delivered once "
+                           "it is finalized")
+        job = ReportJob(run_id=run_id, kind="delivery", status="queued", params={},
+                        progress={"done": 0, "total": None}, created_by=principal.user_id)
+        session.add(job)
+        session.flush()
+        session.refresh(job)
+    queue.get_queue(settings).enqueue(queue.DELIVER_STATEMENTS, principal.tenant_id, job.id)
+    return job
 
 
 def run_header(session: Session, run_id: uuid.UUID) -> RunInfo:
