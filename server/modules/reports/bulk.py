@@ -1,9 +1,10 @@
 """Bulk statements: many employees rendered on a process pool into one zip.
 
-WeasyPrint is CPU-bound Python (~0.3-0.5 s a page here), so statements are rendered in
-chunks on `processes` worker processes (spawned, so no Polars/huey threads are forked) and
-reported through `progress(done, total)`. The zip lists `statements/<ref>.<format>` in
-employee order with fixed metadata, so the same run always gives the same bytes.
+Rendering is CPU-bound (Typst: a few ms a statement; each process compiles the template
+once), so statements are rendered in chunks on `processes` worker processes (spawned, so no
+Polars/huey threads are forked) and reported through `progress(done, total)`. The zip lists
+`statements/<ref>.<format>` in employee order with fixed metadata, so the same run always
+gives the same bytes.
 """
 
 from __future__ import annotations
