@@ -92,6 +92,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # Statement delivery to managers by e-mail (reports/delivery.py). Unset SMTP_HOST: no
+    # e-mail (managers download their teams' statements through the API). SMTP_TLS: none,
+    # starttls or ssl. DELIVER_ON_FINALIZE: queue a delivery when a run is finalized.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_tls: str = "none"
+    smtp_sender: str = "paysheet@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_seconds: float = 30.0
+    deliver_on_finalize: bool = True
+
 
 def api_worker_count(settings: Settings, embedded_database: bool) -> int:
     """How many API processes `paysheet serve` starts (API_WORKERS, else the default above)."""

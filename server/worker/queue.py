@@ -43,6 +43,9 @@ RECOVER_UPLOADS = "uploads.recover"
 # (retries, seconds between): a task that could not even start (no database connection to
 # be had) is tried again; these tasks are idempotent.
 RETRIES: dict[str, tuple[int, int]] = {VALIDATE_UPLOAD: (5, 2), FILL_UPLOAD_ROWS: (5, 2)}
+EXPORT_BUNDLE = "reports.export"
+DELIVER_STATEMENTS = "reports.delivery"
+RECOVER_REPORT_JOBS = "reports.recover"
 
 TaskHandler = Callable[[uuid.UUID, uuid.UUID, Settings], object]
 PeriodicHandler = Callable[[Settings], object]

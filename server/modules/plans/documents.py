@@ -242,6 +242,8 @@ def _sync_steps(session: Session, plan: BonusPlan, steps: list[Mapping[str, Any]
         row.outputs = [spec["name"]]
         row.default_value = default_text(spec.get("default"))
         row.notes = spec.get("notes") or ""
+        row.label = spec.get("label") or None
+        row.display_format = spec.get("format") or None
     for row in existing.values():
         session.delete(row)
 

@@ -117,6 +117,8 @@ def new_version(session: Session, principal: Principal, plan_id: uuid.UUID) -> B
                 outputs=list(step.outputs),
                 default_value=step.default_value,
                 notes=step.notes,
+                label=step.label,
+                display_format=step.display_format,
             )
         )
     refresh_document(session, plan)

@@ -93,15 +93,22 @@ def stamped_xlsx(payload: bytes, stamp: datetime) -> bytes:
     return out.getvalue()
 
 
-def audit_workbook(session: Session, settings: Settings, principal: Principal,
-                   run_id: uuid.UUID) -> tuple[str, bytes]:
-    """(file name, .xlsx bytes) of the run's audit workbook; the download is audited."""
+def frozen_workbook(session: Session, settings: Settings, run_id: uuid.UUID
+                    ) -> tuple[StoredRun, bytes]:
+    """The run and its audit workbook's bytes (the same bytes for the same run and state)."""
     stored = load_stored_run(session, settings, run_id)
     when = (stored.run.finished_at or stored.run.started_at).astimezone(UTC)
     stamp = when.replace(tzinfo=None, microsecond=0)
     payload = stamped_xlsx(build_audit_workbook(stored.plan, stored.frame, stored.result,
                                                 cover_lines(session, stored), created=stamp),
                            stamp)
+    return stored, payload
+
+
+def audit_workbook(session: Session, settings: Settings, principal: Principal,
+                   run_id: uuid.UUID) -> tuple[str, bytes]:
+    """(file name, .xlsx bytes) of the run's audit workbook; the download is audited."""
+    stored, payload = frozen_workbook(session, settings, run_id)
     record_event(session, principal_or_actor_id=principal, action="run.workbook",
                  entity="plan_run", entity_id=run_id,
                  after={"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload),

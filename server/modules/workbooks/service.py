@@ -23,6 +23,14 @@ MAX_WORKBOOK_BYTES = 5 * 1024 * 1024
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+def frozen_audit_workbook(session: Session, settings: Any, run_id: uuid.UUID) -> bytes:
+    """The run's frozen audit workbook (as `GET /runs/{id}/workbook` gives it), for the
+    signed export bundle, which audits its own creation."""
+    from server.modules.workbooks.audit import frozen_workbook
+
+    return frozen_workbook(session, settings, run_id)[1]
+
+
 def template_bytes() -> bytes:
     return workbook_bytes(build_workbook())
 
