@@ -26,4 +26,5 @@ def approve(run_id: uuid.UUID, body: ApproveIn, db: DbSession,
 def finalize(run_id: uuid.UUID, db: DbSession, body: FinalizeIn | None = None,
              principal: Principal = Depends(require("runs.read"))) -> RunOut:
     """Freeze a finance-approved run (finance or admin); its results can never change."""
-    return service.transition(db, principal, run_id, "finalize", body.comment if body else None)
+    return service.transition(db, principal, run_id, "finalize", body.comment if body else None,
+                              body.override_inquiries_reason if body else None)

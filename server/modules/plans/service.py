@@ -394,14 +394,15 @@ def _apply_content(
     )
     _sync_plan_inputs(session, plan, [(entries[s["key"]], s) for s in inputs])
     _sync_steps(session, plan, doc.get("steps") or [])
-    plan.document = plain_json(
-        document_of(plan)
-        | {
-            "inputs": inputs,
-            "parameters": [dict(p) for p in doc.get("parameters") or []],
-            "payout": doc.get("payout"),
-        }
-    )
+    content = document_of(plan) | {
+        "inputs": inputs,
+        "parameters": [dict(p) for p in doc.get("parameters") or []],
+        "payout": doc.get("payout"),
+        "deferral": doc.get("deferral"),
+    }
+    if content["deferral"] is None:
+        content.pop("deferral")  # plans without a deferral policy keep their old shape
+    plan.document = plain_json(content)
 
 
 def _sync_plan_inputs(
