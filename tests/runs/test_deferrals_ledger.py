@@ -147,3 +147,47 @@ def test_lock_refuses_a_policy_that_vests_before_12_months(rc, make_tenant):
     assert locked.status_code == 409
     fields = {e.get("field") for e in locked.json()["errors"]}
     assert "deferral.schedule.first_vesting_months" in fields
+
+
+def test_clawback_recovers_vested_parts_after_second_person_and_finance(rc, consumer,
+                                                                        make_tenant):
+    tenant, run_id = _finance_approved(rc, make_tenant)
+    add_nav(rc, tenant, "F1", "2026-03-01", "100")
+    assert finalize(rc, tenant, run_id).status_code == 200
+    (award,) = _awards(rc, tenant, run_id)
+    body = {"award_id": award["id"], "tranche": 1, "fraction": "0.25", "reason": "misconduct",
+            "evidence": "HR case 42", "effective_date": "2027-04-01"}
+    hr = tenant.users["hr"].headers
+    # nothing vested yet: no clawback possible
+    assert rc.post(f"{API}/clawbacks", headers=hr, json=body).status_code == 409
+    add_nav(rc, tenant, "F1", "2027-03-01", "110")
+    vesting = rc.post(f"{API}/vesting-runs", headers=tenant.users["admin"].headers,
+                      json={"vest_date": "2027-03-01"}).json()["id"]
+    for role, action in (("hr", "hr_approve"), ("finance", "finance_approve"),
+                         ("finance", "finalize")):
+        assert rc.post(f"{API}/vesting-runs/{vesting}/transition", json={"action": action},
+                       headers=tenant.users[role].headers).status_code == 200
+    rejected = rc.post(f"{API}/clawbacks", headers=hr, json=body).json()["id"]
+    no_reason = rc.post(f"{API}/clawbacks/{rejected}/decision",
+                        headers=tenant.users["finance"].headers, json={"approve": False})
+    assert no_reason.status_code == 422
+    assert rc.post(f"{API}/clawbacks/{rejected}/decision", headers=tenant.users["finance"].headers,
+                   json={"approve": False, "comment": "evidence insufficient"}
+                   ).json()["status"] == "rejected"
+    claw = rc.post(f"{API}/clawbacks", headers=hr, json=body).json()["id"]
+    first = rc.post(f"{API}/clawbacks/{claw}/decision", headers=tenant.users["admin"].headers,
+                    json={"approve": True})
+    assert first.json()["status"] == "proposed"  # finance has not approved yet
+    done = rc.post(f"{API}/clawbacks/{claw}/decision", headers=tenant.users["finance"].headers,
+                   json={"approve": True})
+    assert done.json()["status"] == "applied", done.text
+    # 25% of 200 vested units = 50 units, of their vested value 22,000.00 = 5,500.00;
+    # 25% of 20,000.00 vested cash = 5,000.00
+    schedule = rc.get(f"{API}/deferrals/employees/E1/schedule", headers=hr).json()
+    claws = [(e["instrument"], e["units"], e["amount"]) for e in schedule["entries"]
+             if e["kind"] == "clawback"]
+    assert claws == [("units", "-50.0000000000", "-5500.0000000000"),
+                     ("cash", None, "-5000.0000000000")]
+    tranche = {(t["tranche"], t["instrument"]): t for t in schedule["awards"][0]["tranches"]}
+    assert tranche[(1, "units")]["vested"] == "150.0000000000"
+    assert tranche[(1, "cash")]["vested_amount"] == "15000.0000000000"
