@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -146,21 +146,23 @@ def on_finalize(session: Session, principal: Principal, run_id: uuid.UUID) -> in
     award_date = policy.effective_award_date(document.effective_to)
     navs = {i.fund_ref: nav_on(session, i.fund_ref, award_date) for i in policy.instruments}
     values = runs.step_values(session, run_id, [policy.variable_pay_step, policy.deferred_step])
-    rows = []
+    rows, awards = [], []
+    policy_json = policy.model_dump(mode="json")
     for employee_ref, found in values.items():
         deferred = _amount(found[policy.deferred_step], employee_ref, policy.deferred_step)
         if deferred <= 0:
             continue
         pay = _amount(found[policy.variable_pay_step], employee_ref, policy.variable_pay_step)
-        award = DeferralAward(id=uuid.uuid4(), run_id=run_id, plan_id=run.plan_id,
-                              employee_ref=employee_ref, award_date=award_date,
-                              currency=document.currency, variable_pay=pay, deferred=deferred,
-                              policy=policy.model_dump(mode="json"))
-        session.add(award)
-        rows += award_entries(award, policy, deferred, navs, "award")
-    session.flush()
+        award = {"id": uuid.uuid4(), "tenant_id": session.info["tenant_id"], "run_id": run_id,
+                 "plan_id": run.plan_id, "employee_ref": employee_ref,
+                 "award_date": award_date, "currency": document.currency,
+                 "variable_pay": pay, "deferred": deferred, "policy": policy_json}
+        awards.append(award)
+        rows += award_entries(DeferralAward(**award), policy, deferred, navs, "award")
+    if awards:  # bulk: a 10k-employee finalize must not flush 10k ORM objects one by one
+        session.execute(insert(DeferralAward), awards)
     ledger.append(session, principal, "deferral.award", rows, "run", run_id)
-    return len({row["award_id"] for row in rows})
+    return len(awards)
 
 
 def on_finalize_adjustment(session: Session, principal: Principal, run_id: uuid.UUID,
