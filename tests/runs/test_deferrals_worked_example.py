@@ -182,6 +182,8 @@ def test_worked_example_to_the_cent(rc, consumer, make_tenant):
     assert projected(final) == AWARD + YEAR1 + MALUS + YEAR2 + EXIT
     tranches = {(t["tranche"], t["instrument"]): t for t in final["awards"][0]["tranches"]}
     assert tranches[(1, "units")]["vested_amount"] == money("22000.00")
+    assert tranches[(1, "units")]["unvested_amount"] == money("0")
+    assert tranches[(1, "units")]["awarded_amount"] == money("20000.00")
     assert tranches[(2, "units")]["vested"] == money("100")
     assert tranches[(2, "cash")]["malus"] == money("-10000.00")
     assert tranches[(3, "units")]["unvested"] == money("0")

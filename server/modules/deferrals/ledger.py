@@ -140,7 +140,8 @@ def positions(rows: Iterable[LedgerEntry]) -> list[Position]:
         pos.vested_amount += VESTED_KINDS.get(entry.kind, 0) * entry.amount
         pos.by_kind[entry.kind] += entry.amount
     for pos in found.values():
-        if pos.instrument == "cash":
+        if pos.instrument == "cash" or pos.unvested == 0:
+            # a vest always takes the whole unvested balance, so nothing of it remains
             pos.unvested_amount = pos.unvested
     return list(found.values())
 
