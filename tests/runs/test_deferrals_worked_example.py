@@ -146,6 +146,11 @@ def test_worked_example_to_the_cent(rc, consumer, make_tenant):
         f"E1,EUR,,{money('0')},{money('0')},{money('20000.00')},{money('0')},{money('0')}",
         f"E1,EUR,F1,{money('0')},{money('0')},{money('0')},{money('200')},"
         f"{money('22000.00')}"]
+    text = rc.get(f"{API}/vesting-runs/{vesting['id']}/statements/E1",
+                  headers=tenant.users["hr"].headers).json()["text"]
+    assert ("tranche 1 (due 2027-03-01): cash 20,000.00 EUR; tranche 1 (due 2027-03-01): "
+            "200 units of F1 at NAV 110 (2027-03-01) = 22,000.00 EUR, retained until "
+            "2027-09-01") in text
     lines, totals = liability(rc, tenant, "2027-03-01")
     assert lines == {(2028, "units"): (money("200"), money("22000.00")),
                      (2028, "cash"): (None, money("20000.00")),

@@ -158,6 +158,13 @@ def get_vesting_run(run_id: uuid.UUID, db_session: DbSession,
     return vesting.out(vesting.get(db_session, run_id))
 
 
+@router.get("/vesting-runs/{run_id}/statements/{employee_ref}")
+def vesting_statement(run_id: uuid.UUID, employee_ref: str, db_session: DbSession,
+                      _: Principal = Depends(require("deferrals.read"))) -> dict[str, Any]:
+    """The employee's vesting statement (what vests, at which NAV, retained until when)."""
+    return vesting.statement(vesting.get(db_session, run_id), employee_ref)
+
+
 @router.post("/vesting-runs/{run_id}/transition")
 def transition_vesting_run(run_id: uuid.UUID, body: Decision, db_session: DbSession,
                            principal: Principal = Depends(require("runs.read"))

@@ -180,6 +180,29 @@ def payroll(run: VestingRun) -> list[dict[str, Any]]:
     return [found[key] for key in sorted(found)]
 
 
+def _plain(text: str) -> str:
+    """An R10 number for people: trailing zeros dropped, never exponent notation."""
+    return format(Decimal(text).normalize(), "f")
+
+
+def statement(run: VestingRun, employee_ref: str) -> dict[str, Any]:
+    """The employee's vesting statement: each part vesting, its NAV, value and retention."""
+    lines = [x for x in run.lines if x["employee_ref"] == employee_ref]
+    if not lines:
+        raise NotFound("employee", f"employee '{employee_ref}' has nothing vesting in this run")
+    parts = []
+    for x in lines:
+        money = f"{Decimal(x['amount']):,.2f} {x['currency']}"
+        what = (f"{_plain(x['units'])} units of {x['fund_ref']} at NAV {_plain(x['nav'])} "
+                f"({x['nav_date']}) = {money}, retained until {x['retention_until']}"
+                if x["instrument"] == "units" else f"cash {money}")
+        parts.append(f"tranche {x['tranche']} (due {x['vest_date']}): {what}")
+    text = (f"Vesting statement for {employee_ref}, vesting run of {run.vest_date} "
+            f"({run.status}): " + "; ".join(parts) + ".")
+    return {"vesting_run_id": run.id, "employee_ref": employee_ref, "status": run.status,
+            "lines": lines, "text": text}
+
+
 def out(run: VestingRun) -> dict[str, Any]:
     return {"id": run.id, "vest_date": run.vest_date, "status": run.status,
             "created_by": run.created_by, "created_at": run.created_at,
