@@ -90,6 +90,9 @@ def test_an_adjustment_run_pays_exactly_the_delta_and_corrects_the_ledger(rc, co
     tenant, starter, plan_id, upload_id = deferral_setup(rc, make_tenant, ROWS)
     add_nav(rc, tenant, "F1", "2026-03-01", "100")
     run_id = computed_run(rc, tenant, starter, plan_id, upload_id)
+    early = rc.post(f"{API}/adjustment-runs", headers=starter, json={
+        "original_run_id": run_id, "upload_id": upload_id, "reason": "too early"})
+    assert early.status_code == 409 and "only a finalized run" in early.json()["detail"]
     approve_to_finance(rc, tenant, run_id)
     assert finalize(rc, tenant, run_id).status_code == 200
     # E1's variable pay was 330,000.00, not 300,000.00: +30,000 payout, of which 40% =

@@ -23,8 +23,8 @@ from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
 from server.modules.deferrals import service as deferrals
+from server.modules.plans import service as plans
 from server.modules.runs import service as runs
-from server.modules.runs.schemas import RunStart
 from server.settings import Settings
 
 ENTITY = "adjustment_run"
@@ -34,7 +34,9 @@ ZERO = Decimal(0)
 def create(principal: Principal, settings: Settings, original_run_id: uuid.UUID,
            upload_id: uuid.UUID, funds_upload_id: uuid.UUID | None,
            plan_id: uuid.UUID | None, reason: str) -> AdjustmentRun:
-    """Start the corrected run (queued like any run) and link it to the original."""
+    """Start the corrected run (queued like any run) and link it to the original. Everything
+    is checked before the run starts: a finalized original, a locked plan of the same
+    period."""
     with db.tenant_session(principal.tenant_id) as session:
         original = runs.get_run(session, original_run_id)
         if original.status != "finalized":
@@ -42,16 +44,15 @@ def create(principal: Principal, settings: Settings, original_run_id: uuid.UUID,
                            "run gets an adjustment run")
         period = _period(runs.run_document(original))
         plan_id = plan_id or original.plan_id
-    started = runs.start_run(principal, RunStart(
-        plan_id=plan_id, upload_id=upload_id, funds_upload_id=funds_upload_id,
-        scenario_name=f"adjustment of {original_run_id}"), None, settings)
-    with db.tenant_session(principal.tenant_id) as session:
-        new_period = _period(runs.run_document(runs.get_run(session, started.run.id)))
-        if new_period != period:
+        _, compiled = plans.get_locked_plan(session, plan_id)
+        if _period(compiled.document) != period:
             raise UnprocessableEntity([{"loc": ["body", "plan_id"],
-                                        "msg": f"the plan's period {new_period} is not the "
-                                               f"original run's {period}"}])
-        link = AdjustmentRun(run_id=started.run.id, original_run_id=original_run_id,
+                                        "msg": f"the plan's period {_period(compiled.document)}"
+                                               f" is not the original run's {period}"}])
+    started = runs.start_linked_run(principal, settings, plan_id, upload_id, funds_upload_id,
+                                    f"adjustment of {original_run_id}")
+    with db.tenant_session(principal.tenant_id) as session:
+        link = AdjustmentRun(run_id=started.id, original_run_id=original_run_id,
                              reason=reason, created_by=principal.user_id)
         session.add(link)
         session.flush()

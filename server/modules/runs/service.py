@@ -426,6 +426,15 @@ def parity(session: Session, principal: Principal, run_id: uuid.UUID, payload: b
 
 
 # -- for other areas (deferrals, adjustments, inquiries) ---------------------------------
+def start_linked_run(principal: Principal, settings: Settings, plan_id: uuid.UUID,
+                     upload_id: uuid.UUID, funds_upload_id: uuid.UUID | None,
+                     scenario_name: str) -> PlanRun:
+    """Start a run on behalf of another area (e.g. an adjustment run); no idempotency key."""
+    return start_run(principal, RunStart(plan_id=plan_id, upload_id=upload_id,
+                                         funds_upload_id=funds_upload_id,
+                                         scenario_name=scenario_name), None, settings).run
+
+
 def run_document(run: PlanRun) -> PlanDocument:
     """The effective plan document a computed run was evaluated with (its snapshot's)."""
     return Snapshot.from_json(run.snapshot).document
