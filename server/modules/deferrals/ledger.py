@@ -13,7 +13,9 @@ adjustment - vest; vested = vest + clawback (units for unit parts, amounts for c
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,11 +24,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from psycopg import sql as psql
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from engine import r10
 from engine.hashing import canonical_json
+from server.db.bulk import StagedInserter
 from server.modules.audit.service import AuditFilter, list_events, record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.deferrals.models import LedgerEntry
@@ -70,7 +75,7 @@ def append(session: Session, principal: Principal | uuid.UUID | None, action: st
                "tenant_id": session.info["tenant_id"]}
         rows.append(row)
     if rows:
-        session.execute(insert(LedgerEntry), rows)
+        copy_rows(session, LedgerEntry.__table__, rows, "ledger_stage")
     record_event(session, principal_or_actor_id=principal, action=action,
                  entity=BATCH_ENTITY, entity_id=batch_id,
                  after={"entries": len(rows), "sha256": batch_hash(rows), "source": source,
@@ -78,14 +83,49 @@ def append(session: Session, principal: Principal | uuid.UUID | None, action: st
     return batch_id
 
 
+COLUMNS = tuple(getattr(LedgerEntry, column.key) for column in LedgerEntry.__table__.c)
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return r10.text(r10.r10(value))
+    if isinstance(value, dict | list):
+        return canonical_json(value).decode("utf-8")
+    return str(value) if isinstance(value, uuid.UUID | date) else value
+
+
+def copy_rows(session: Session, table: Table, rows: list[dict[str, Any]], stage: str) -> int:
+    """Insert `rows` (dicts with every column but server-generated ones) through COPY into a
+    temp table and INSERT ... SELECT (server.db.bulk), in the caller's transaction: a
+    10k-employee finalize writes its ledger in one round trip instead of one per row."""
+    names = [c.name for c in table.c if c.name in rows[0] and c.name != "tenant_id"]
+    types = {c.name: c.type.compile(dialect=postgresql.dialect()) for c in table.c}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in rows:
+        writer.writerow([_csv_value(row[name]) for name in names])
+    inserter = StagedInserter(session, table.name, [(n, types[n]) for n in names],
+                              {n: psql.Identifier(n) for n in names}, stage=stage)
+    try:
+        inserter.submit(buffer.getvalue().encode("utf-8"))
+    except BaseException:
+        inserter.abandon()
+        raise
+    return inserter.finish()
+
+
 def entries(session: Session, *, award_ids: list[uuid.UUID] | None = None,
-            employee_ref: str | None = None) -> list[LedgerEntry]:
-    query = select(LedgerEntry).order_by(LedgerEntry.seq)
+            employee_ref: str | None = None) -> list[Any]:
+    """Ledger rows in order (named rows with the entry's attributes: reading 100k of them
+    as ORM objects would be several times slower). The tenant filter applies as usual."""
+    query = select(*COLUMNS).order_by(LedgerEntry.seq)
     if award_ids is not None:
         query = query.where(LedgerEntry.award_id.in_(award_ids))
     if employee_ref is not None:
         query = query.where(LedgerEntry.employee_ref == employee_ref)
-    return list(session.scalars(query))
+    return list(session.execute(query))
 
 
 @dataclass

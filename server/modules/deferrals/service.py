@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -160,7 +160,7 @@ def on_finalize(session: Session, principal: Principal, run_id: uuid.UUID) -> in
         awards.append(award)
         rows += award_entries(DeferralAward(**award), policy, deferred, navs, "award")
     if awards:  # bulk: a 10k-employee finalize must not flush 10k ORM objects one by one
-        session.execute(insert(DeferralAward), awards)
+        ledger.copy_rows(session, DeferralAward.__table__, awards, "award_stage")
     ledger.append(session, principal, "deferral.award", rows, "run", run_id)
     return len(awards)
 
