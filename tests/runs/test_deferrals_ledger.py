@@ -191,3 +191,19 @@ def test_clawback_recovers_vested_parts_after_second_person_and_finance(rc, cons
     tranche = {(t["tranche"], t["instrument"]): t for t in schedule["awards"][0]["tranches"]}
     assert tranche[(1, "units")]["vested"] == "150.0000000000"
     assert tranche[(1, "cash")]["vested_amount"] == "15000.0000000000"
+
+
+def test_a_workbook_sync_without_a_policy_keeps_it_and_null_removes_it(rc, make_tenant):
+    tenant = make_tenant()
+    headers = tenant.users["hr"].headers
+    document = deferral_document()
+    created = rc.post(f"{API}/tenants/{tenant.id}/bonus-plans", headers=headers,
+                      json={"name": document["name"], "document": document})
+    path = f"{API}/bonus-plans/{created.json()['id']}/document"
+    assert rc.get(path, headers=headers).json()["deferral"]["deferred_step"] == "deferred"
+    without = {k: v for k, v in document.items() if k != "deferral"}
+    assert rc.put(path, headers=headers, json=without).status_code == 200
+    kept = rc.get(path, headers=headers).json()
+    assert kept["deferral"]["schedule"]["years"] == 3
+    assert rc.put(path, headers=headers, json=without | {"deferral": None}).status_code == 200
+    assert "deferral" not in rc.get(path, headers=headers).json()

@@ -73,6 +73,11 @@ def test_an_inquiry_can_be_overridden_with_a_reason_which_is_audited(rc, consume
     raised = rc.post(f"{API}/inquiries", headers=tenant.users["hr"].headers, json={
         "run_id": run_id, "employee_ref": "E2", "question": "Why below the threshold?"})
     inquiry = raised.json()["id"]
+    other = make_tenant().users["admin"].headers
+    assert rc.get(f"{API}/inquiries/{inquiry}", headers=other).status_code == 404
+    assert rc.post(f"{API}/inquiries/{inquiry}/answer", headers=other,
+                   json={"answer": "x"}).status_code == 404
+    assert rc.get(f"{API}/inquiries", params={"run_id": run_id}, headers=other).json() == []
     approve_to_finance(rc, tenant, run_id)
     done = finalize(rc, tenant, run_id, override_inquiries_reason="payroll cut-off today")
     assert done.status_code == 200, done.text

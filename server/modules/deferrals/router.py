@@ -111,7 +111,7 @@ def payroll(run_id: uuid.UUID, db_session: DbSession, format: str = Query("json"
     lines = _payroll_lines(db_session, run_id)
     if format == "csv":
         return _csv(service.payroll_csv(lines), f"payroll-{run_id}.csv")
-    return {"run_id": run_id, "lines": [{k: (service._text(v) if k not in (
+    return {"run_id": run_id, "lines": [{k: (service.r10_text(v) if k not in (
         "employee_ref", "currency", "fund_ref") else v) for k, v in line.items()}
         for line in lines], "totals": service.payroll_totals(lines)}
 

@@ -249,7 +249,7 @@ def get_award(session: Session, award_id: uuid.UUID) -> DeferralAward:
 
 
 # -- reports ---------------------------------------------------------------------------------
-def _text(value: Decimal | None) -> str | None:
+def r10_text(value: Decimal | None) -> str | None:
     return None if value is None else r10.text(r10.r10(value))
 
 
@@ -264,8 +264,8 @@ def schedule(session: Session, employee_ref: str) -> dict[str, Any]:
         "employee_ref": employee_ref,
         "awards": [{
             "id": a.id, "run_id": a.run_id, "award_date": a.award_date,
-            "currency": a.currency, "variable_pay": _text(a.variable_pay),
-            "deferred": _text(a.deferred),
+            "currency": a.currency, "variable_pay": r10_text(a.variable_pay),
+            "deferred": r10_text(a.deferred),
             "tranches": [position_out(p) for p in parts if p.award_id == a.id],
         } for a in awards],
         "entries": [entry_out(e) for e in rows],
@@ -275,19 +275,19 @@ def schedule(session: Session, employee_ref: str) -> dict[str, Any]:
 def position_out(p: ledger.Position) -> dict[str, Any]:
     return {"tranche": p.tranche, "instrument": p.instrument, "fund_ref": p.fund_ref,
             "vest_date": p.vest_date, "retention_until": p.retention_until,
-            "award_nav": _text(p.award_nav), "awarded": _text(p.awarded),
-            "awarded_amount": _text(p.awarded_amount), "unvested": _text(p.unvested),
-            "unvested_amount": _text(p.unvested_amount), "vested": _text(p.vested),
-            "vested_amount": _text(p.vested_amount),
-            "malus": _text(p.by_kind["malus"]), "forfeited": _text(p.by_kind["forfeit"]),
-            "clawed_back": _text(p.by_kind["clawback"])}
+            "award_nav": r10_text(p.award_nav), "awarded": r10_text(p.awarded),
+            "awarded_amount": r10_text(p.awarded_amount), "unvested": r10_text(p.unvested),
+            "unvested_amount": r10_text(p.unvested_amount), "vested": r10_text(p.vested),
+            "vested_amount": r10_text(p.vested_amount),
+            "malus": r10_text(p.by_kind["malus"]), "forfeited": r10_text(p.by_kind["forfeit"]),
+            "clawed_back": r10_text(p.by_kind["clawback"])}
 
 
 def entry_out(e: Any) -> dict[str, Any]:
     return {"seq": e.seq, "id": e.id, "batch_id": e.batch_id, "award_id": e.award_id,
             "employee_ref": e.employee_ref, "tranche": e.tranche, "kind": e.kind,
-            "instrument": e.instrument, "fund_ref": e.fund_ref, "amount": _text(e.amount),
-            "units": _text(e.units), "nav": _text(e.nav), "nav_date": e.nav_date,
+            "instrument": e.instrument, "fund_ref": e.fund_ref, "amount": r10_text(e.amount),
+            "units": r10_text(e.units), "nav": r10_text(e.nav), "nav_date": e.nav_date,
             "currency": e.currency, "vest_date": e.vest_date,
             "retention_until": e.retention_until, "effective_date": e.effective_date,
             "source": e.source, "source_id": e.source_id, "note": e.note}
@@ -318,16 +318,16 @@ def liability(session: Session, as_of: date) -> dict[str, Any]:
             bucket.value += p.unvested
         bucket.amount += p.unvested_amount
     lines = [{"fund_ref": fund or None, "vest_year": year, "instrument": instrument,
-              "currency": currency, "units": _text(b.units) if instrument == "units" else None,
-              "nav": _text(navs[fund].nav) if instrument == "units" else None,
+              "currency": currency, "units": r10_text(b.units) if instrument == "units" else None,
+              "nav": r10_text(navs[fund].nav) if instrument == "units" else None,
               "nav_date": navs[fund].nav_date if instrument == "units" else None,
-              "award_value": _text(b.amount), "value": _text(b.value)}
+              "award_value": r10_text(b.amount), "value": r10_text(b.value)}
              for (fund, year, instrument, currency), b in sorted(buckets.items())]
     totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for (_, _, _, currency), b in buckets.items():
         totals[currency] += b.value
     return {"as_of": as_of, "lines": lines,
-            "totals": {currency: _text(total) for currency, total in sorted(totals.items())}}
+            "totals": {currency: r10_text(total) for currency, total in sorted(totals.items())}}
 
 
 PAYROLL_COLUMNS = ("employee_ref", "currency", "fund_ref", "cash_now", "deferred", "vested_cash",
@@ -357,7 +357,7 @@ def payroll_totals(lines: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     for line in lines:
         for column in PAYROLL_COLUMNS[3:]:
             totals[line["currency"]][column] += line[column]
-    return {cur: {k: _text(v) for k, v in cols.items()} for cur, cols in sorted(totals.items())}
+    return {cur: {k: r10_text(v) for k, v in cols.items()} for cur, cols in sorted(totals.items())}
 
 
 def payroll_csv(lines: list[dict[str, Any]]) -> bytes:
@@ -367,5 +367,5 @@ def payroll_csv(lines: list[dict[str, Any]]) -> bytes:
     writer.writerow(PAYROLL_COLUMNS)
     for line in lines:
         writer.writerow([safe_text(str(line[c])) if c in ("employee_ref", "currency", "fund_ref")
-                         else _text(line[c]) for c in PAYROLL_COLUMNS])
+                         else r10_text(line[c]) for c in PAYROLL_COLUMNS])
     return out.getvalue().encode("utf-8")

@@ -398,7 +398,7 @@ def _apply_content(
         "inputs": inputs,
         "parameters": [dict(p) for p in doc.get("parameters") or []],
         "payout": doc.get("payout"),
-        "deferral": doc.get("deferral"),
+        "deferral": doc["deferral"] if "deferral" in doc else document_of(plan).get("deferral"),
     }
     if content["deferral"] is None:
         content.pop("deferral")  # plans without a deferral policy keep their old shape
