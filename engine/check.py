@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.catalog import CATALOG
+from engine.deferral import policy_problems
 from engine.dsl.ast import (
     ARITHMETIC_OPS,
     COMPARISON_OPS,
@@ -37,7 +38,8 @@ from engine.dsl.ast import (
 )
 from engine.dsl.errors import DslSyntaxError
 from engine.dsl.parser import KEYWORDS, parse
-from engine.plan import (
+from engine.hashing import plan_hash
+from engine.model import (
     DTYPE_TO_TYPE,
     RESERVED_INPUTS,
     CompiledPlan,
@@ -349,8 +351,6 @@ def check_plan(
     doc: PlanDocument, parameter_overrides: Mapping[str, Any] | None = None
 ) -> tuple[CompiledPlan | None, list[Problem]]:
     """Run every check; returns (compiled plan, []) or (None, every problem)."""
-    from engine.hashing import plan_hash
-
     problems: list[Problem] = []
     declared = _check_declarations(doc, parameter_overrides, problems)
     specs = _unique_steps(doc.steps, declared.types, problems)
@@ -396,8 +396,6 @@ def _check_deferral(doc: PlanDocument, scope: Mapping[str, Type | None],
     """The deferral policy's references to steps and the plan period (docs/deferrals.md)."""
     if doc.deferral is None:
         return
-    from engine.deferral import policy_problems
-
     step_types = {spec.name: (scope[spec.name].value if scope.get(spec.name) else "unknown")
                   for spec in doc.steps if spec.name in scope}
     for field, message in policy_problems(doc.deferral, step_types, doc.effective_to):

@@ -8,10 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from server.db.session import DbSession
 from server.modules.adjustments import service
 from server.modules.adjustments.schemas import AdjustmentIn
-from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.dependencies import DbSession, Principal, require
 
 router = APIRouter(tags=["adjustment runs"])
 

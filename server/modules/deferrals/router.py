@@ -12,10 +12,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from server.db import session as db
-from server.db.session import DbSession
 from server.errors import NotFound, ProblemError
 from server.jsonbody import ExactNumberRoute
-from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.deferrals import actions, ledger, service, vesting
 from server.modules.deferrals.schemas import (
     ActionDecision,

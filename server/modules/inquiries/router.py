@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 
-from server.db.session import DbSession
-from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.inquiries import service
 from server.modules.inquiries.schemas import AnswerIn, InquiryIn, RejectIn, ResolveIn
 
