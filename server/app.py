@@ -11,6 +11,7 @@ from sqlalchemy import text
 from server.db import session as db
 from server.errors import install_error_handlers, problem_response
 from server.modules import addin
+from server.modules.adjustments.router import router as adjustments_router
 from server.modules.approvals.router import router as approvals_router
 from server.modules.audit.router import router as audit_router
 from server.modules.audit.service import configure_audit_keys
@@ -21,6 +22,8 @@ from server.modules.auth.service import (
     configure_sessions,
 )
 from server.modules.catalog.router import router as catalog_router
+from server.modules.deferrals.router import router as deferrals_router
+from server.modules.inquiries.router import router as inquiries_router
 from server.modules.plans.router import router as plans_router
 from server.modules.reports.router import router as reports_router
 from server.modules.runs.router import router as runs_router
@@ -48,6 +51,9 @@ API_ROUTERS: list[APIRouter] = [
     reports_router,
     runs_router,
     approvals_router,
+    deferrals_router,
+    inquiries_router,
+    adjustments_router,
 ]
 
 

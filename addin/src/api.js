@@ -149,6 +149,11 @@ export class PaysheetApi {
     return this.request("GET", `/runs/${runId}`);
   }
 
+  /** Inquiries raised on the run (docs/deferrals.md §7). */
+  inquiries(runId) {
+    return this.request("GET", `/inquiries?run_id=${runId}`);
+  }
+
   latestRun(planId) {
     return this.request("GET", `/runs?plan_id=${planId}&limit=1`);
   }

@@ -3,6 +3,7 @@
 // pane.js.
 
 import { confirmAction } from "./confirm.js";
+import { canSeeInquiries, finalizeBlock, inquiryLines } from "./inquiries.js";
 import { approvalButtons, controlsFor, downloadsFor, progressOf, stateLabel, totalsLines }
   from "./runs.js";
 
@@ -194,6 +195,7 @@ export class RunPanel {
       + (h.comment ? ` — ${h.comment}` : ""))));
     const { buttons, note } = approvalButtons(this.pane.user, run);
     $("approval-note").textContent = note;
+    this.showInquiries(run);
     $("comment-box").hidden = buttons.length === 0;
     $("approval-buttons").replaceChildren(...buttons.map((button) => {
       const node = element("fluent-button", button.label,
@@ -214,6 +216,18 @@ export class RunPanel {
       }));
       return node;
     }));
+  }
+
+  /** Inquiries on the run and whether they block its finalize (visible to approvers). */
+  showInquiries(run) {
+    $("inquiry-note").textContent = "";
+    $("inquiry-list").replaceChildren();
+    if (!canSeeInquiries(this.pane.user) || !this.pane.api.inquiries) return;
+    this.pane.api.inquiries(run.id).then((found) => {
+      if (this.run?.id !== run.id) return;
+      $("inquiry-note").textContent = finalizeBlock(found);
+      $("inquiry-list").replaceChildren(...inquiryLines(found).map((line) => element("li", line)));
+    }).catch(() => { $("inquiry-note").textContent = "Inquiries could not be loaded."; });
   }
 
   /** After sign-in: this user's controls, and the open run seen with their buttons. */

@@ -26,8 +26,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.errors import Conflict, Forbidden, ProblemError, UnprocessableEntity
+from server.modules.adjustments import service as adjustments
 from server.modules.audit.service import record_event, record_refusal
 from server.modules.auth.permissions import allowed
+from server.modules.deferrals import service as deferrals
+from server.modules.inquiries import service as inquiries
 from server.modules.runs import service as runs
 from server.modules.runs.models import PlanRun
 from server.modules.runs.schemas import RunOut
@@ -146,16 +149,25 @@ def _validate(session: Session, run: PlanRun, principal: Principal, action: str,
 
 
 def transition(session: Session, principal: Principal, run_id: uuid.UUID, action: str,
-               comment: str | None) -> RunOut:
-    """Apply `action` (an approval, reject or finalize) to the run, or refuse it."""
+               comment: str | None, override_reason: str | None = None) -> RunOut:
+    """Apply `action` (an approval, reject or finalize) to the run, or refuse it. A finalize
+    also needs no unresolved inquiry (or an override reason) and writes the deferred awards
+    to the ledger in this same transaction (both or neither)."""
     run = runs.run_for_update(session, run_id)
     before = run.status
+    overridden: list[uuid.UUID] = []
     try:
         target = _validate(session, run, principal, action, comment)
+        if action == "finalize":
+            overridden = inquiries.check_finalize(session, run_id, override_reason)
+            deferrals.check_finalize(session, run_id)
     except (Forbidden, Conflict) as error:
         _refuse(principal, run_id, action, error)
     entry = _append(run, principal, action, target, comment)
     session.flush()
+    if action == "finalize":
+        inquiries.record_override(session, principal, run_id, overridden, override_reason)
+        adjustments.on_finalize(session, principal, run_id)
     record_event(session, principal_or_actor_id=principal, action=f"run.{action}",
                  entity="plan_run", entity_id=run_id,
                  before={"status": before}, after={"status": target, "comment": comment,

@@ -53,6 +53,16 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # The frozen audit workbook holds every employee of the run, so not managers (who see
     # only their teams' statements) and not readonly.
     "runs.workbook": frozenset({A, H, F, AU}),
+    # Deferrals (docs/deferrals.md): every employee's deferred pay, so not managers/readonly.
+    "deferrals.read": frozenset({A, H, F, AU}),
+    "fund_navs.write": frozenset({A, H, F}),
+    "vesting.create": frozenset({A, H, F}),
+    "deferrals.propose": frozenset({A, H}),
+    "deferrals.decide": frozenset({A, H, F}),
+    "inquiries.read": frozenset({A, H, M, F, AU}),
+    "inquiries.raise": frozenset({A, H, M}),
+    "inquiries.handle": frozenset({A, H}),
+    "adjustments.create": frozenset({A, H, F}),
 }
 
 

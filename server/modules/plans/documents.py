@@ -194,14 +194,16 @@ def _apply_content(
     )
     _sync_plan_inputs(session, plan, [(entries[s["key"]], s) for s in inputs])
     _sync_steps(session, plan, doc.get("steps") or [])
-    plan.document = plain_json(
-        document_of(plan)
-        | {
-            "inputs": inputs,
-            "parameters": [dict(p) for p in doc.get("parameters") or []],
-            "payout": doc.get("payout"),
-        }
-    )
+    content = document_of(plan) | {
+        "inputs": inputs,
+        "parameters": [dict(p) for p in doc.get("parameters") or []],
+        "payout": doc.get("payout"),
+        # no `deferral` key (an add-in sync) keeps the stored policy; null removes it
+        "deferral": doc["deferral"] if "deferral" in doc else document_of(plan).get("deferral"),
+    }
+    if content["deferral"] is None:
+        content.pop("deferral")  # plans without a deferral policy keep their old shape
+    plan.document = plain_json(content)
 
 
 def _sync_plan_inputs(

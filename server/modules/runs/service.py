@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from engine import r10
 from engine.backends import reference
 from engine.hashing import results_csv
-from engine.plan import CompiledPlan
+from engine.plan import CompiledPlan, PlanDocument
 from server.db import session as db
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.jsonbody import plain_json
@@ -460,3 +460,39 @@ def parity(session: Session, principal: Principal, run_id: uuid.UUID, payload: b
                      only_in_run=only_run[:MAX_DIFFERENCES],
                      only_in_legacy=only_legacy[:MAX_DIFFERENCES],
                      failing_rows=[r for r in rows if not r.within_tolerance][:MAX_DIFFERENCES])
+
+
+# -- for other areas (deferrals, adjustments, inquiries) ---------------------------------
+def start_linked_run(principal: Principal, settings: Settings, plan_id: uuid.UUID,
+                     upload_id: uuid.UUID, funds_upload_id: uuid.UUID | None,
+                     scenario_name: str) -> PlanRun:
+    """Start a run on behalf of another area (e.g. an adjustment run); no idempotency key."""
+    return start_run(principal, RunStart(plan_id=plan_id, upload_id=upload_id,
+                                         funds_upload_id=funds_upload_id,
+                                         scenario_name=scenario_name), None, settings).run
+
+
+def run_document(run: PlanRun) -> PlanDocument:
+    """The effective plan document a computed run was evaluated with (its snapshot's)."""
+    return Snapshot.from_json(run.snapshot).document
+
+
+def step_values(session: Session, run_id: uuid.UUID, steps: list[str]
+                ) -> dict[str, dict[str, str | None]]:
+    """employee_ref -> {step: R10 text or None} for the given steps of every employee."""
+    columns = [RunResult.values[step].astext for step in steps]
+    rows = session.execute(select(RunResult.employee_ref, *columns)
+                           .where(RunResult.run_id == run_id)
+                           .order_by(RunResult.employee_ref)).all()
+    return {row[0]: dict(zip(steps, row[1:], strict=True)) for row in rows}
+
+
+def employee_field(session: Session, settings: Settings, run: PlanRun, field: str,
+                   employee_ref: str) -> Any:
+    """One input value (e.g. `team`) of one employee of a computed run, or None."""
+    _, _, inputs = snapshot_inputs(session, run, settings)
+    frame = inputs.frame
+    if field not in frame.columns:
+        return None
+    match = frame.filter(pl.col("employee_ref") == employee_ref)
+    return match[field][0] if match.height else None
