@@ -53,6 +53,8 @@ def canonical_plan(doc: PlanDocument, include_version: bool = True) -> dict[str,
     data["steps"] = sorted(data["steps"], key=lambda step: (step["order"], step["name"]))
     if not include_version:
         data.pop("version")
+    if data.get("deferral") is None:
+        data.pop("deferral", None)  # plans without a policy keep the hash they always had
     return data
 
 

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine import r10
+from engine.deferral import DeferralPolicy
 from engine.dsl.ast import Node, Type
 
 DType = Literal["decimal", "int", "bool", "text", "date"]
@@ -179,6 +180,7 @@ class PlanDocument(_Strict):
     parameters: list[ParameterSpec] = Field(default_factory=list)
     steps: list[StepSpec] = Field(min_length=1)
     payout: str
+    deferral: DeferralPolicy | None = None
 
     @model_validator(mode="after")
     def _period(self) -> PlanDocument:

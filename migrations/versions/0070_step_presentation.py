@@ -1,7 +1,7 @@
 """plan_steps: the presentation a statement uses (label, display format).
 
 Revision ID: 0070
-Revises: 0040
+Revises: 0081
 Create Date: 2026-12-07
 
 A statement is a letter in the plan's own words: each step may carry a `label` ("Target
@@ -14,7 +14,7 @@ existing step reads as before (its name, its value as computed). Runs forward wi
 from alembic import op
 
 revision = "0070"
-down_revision = "0040"
+down_revision = "0081"
 branch_labels = None
 depends_on = None
 

@@ -29,7 +29,8 @@ def finalize(run_id: uuid.UUID, db: DbSession, request: Request, background: Bac
     """Freeze a finance-approved run (finance or admin); its results can never change. With
     SMTP configured, managers then get their teams' statements (a queued delivery job,
     created once the finalisation is committed)."""
-    run = service.transition(db, principal, run_id, "finalize", body.comment if body else None)
+    run = service.transition(db, principal, run_id, "finalize", body.comment if body else None,
+                             body.override_inquiries_reason if body else None)
     background.add_task(reports.deliver_after_finalize, principal, request.app.state.settings,
                         run_id)
     return run

@@ -87,6 +87,8 @@ class PlanDocumentIn(_Body):
     parameters: list[DocParameter] = Field(default_factory=list, max_length=500)
     steps: list[DocStep] = Field(default_factory=list, max_length=1000)
     payout: str | None = Field(default=None, max_length=200)
+    deferral: dict[str, Any] | None = Field(
+        default=None, description="deferral policy (docs/deferrals.md); checked at lock")
 
 
 class PlanCreate(_Body):

@@ -27,10 +27,10 @@ from engine.plan import CompiledPlan
 from server.errors import Conflict, NotFound, UnprocessableEntity
 from server.jsonbody import plain_json
 from server.modules.audit.service import record_refusal
-from server.modules.auth.dependencies import Principal
 from server.modules.plans import checks
 from server.modules.plans.models import BonusPlan, PlanStep
 from server.pagination import decode_cursor, encode_cursor
+from server.principal import Principal
 
 ENTITY = "bonus_plan"
 IMMUTABLE_SQLSTATE = "PS409"

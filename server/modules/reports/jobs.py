@@ -24,13 +24,13 @@ from sqlalchemy.orm import Session
 from server.db.session import tenant_session
 from server.errors import Conflict, NotFound, UnprocessableEntity
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
 from server.modules.reports import export_job as export_jobs
 from server.modules.reports import service
 from server.modules.reports.bulk import Format, render_statements, statements_zip
 from server.modules.reports.models import ReportJob
 from server.modules.reports.tapes import explain_all
+from server.principal import Principal
 from server.settings import Settings
 from server.worker import queue
 

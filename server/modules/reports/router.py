@@ -105,12 +105,13 @@ def pool_vs_target(
     target_step: str = Query(pool.TARGET_STEP, max_length=100),
     principal: Principal = Depends(require("reports.read")),
 ) -> Response | dict:
-    """Per pool and fund: pool, sum of targets, allocated, variance, scale factor."""
+    """Per pool and fund: pool, sum of targets, allocated, variance, scale factor (managers:
+    groups of fewer than 5 employees left out, docs/operations.md "Access rules")."""
     try:
         report = service.pool_report(db, _settings(request), run_id, target_step)
     except ValueError as error:
         raise Conflict(str(error)) from None
-    lines, plan = report.lines, report.plan
+    lines, plan = service.large_groups(principal, report.lines), report.plan
     if format == "json":
         return {"run_id": str(run_id), "lines": pool.pool_json(lines)}
     if format == "xlsx":
@@ -132,8 +133,10 @@ def payout_history(
     format: Literal["json", "xlsx", "pdf"] = "json",
     principal: Principal = Depends(require("reports.read")),
 ) -> Response | dict:
-    """Totals per plan period and group over finalized runs, with a trend chart."""
-    result = service.history_of(db, _settings(request), group_by, since, until)
+    """Totals per plan period and group over finalized runs, with a trend chart (managers:
+    groups of fewer than 5 employees left out)."""
+    result = service.large_history(principal, service.history_of(
+        db, _settings(request), group_by, since, until))
     if format == "json":
         return history.history_json(result)
     if format == "xlsx":

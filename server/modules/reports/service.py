@@ -6,6 +6,7 @@ facts); `load_run` and `history_of` fetch that data through the runs and tenants
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,7 @@ from engine.plan import CompiledPlan
 from server.db.session import tenant_session
 from server.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from server.modules.audit import service as audit
-from server.modules.auth.dependencies import Principal
-from server.modules.auth.permissions import Role, allowed
+from server.modules.auth.access import TEAM_INPUT, aggregate_scope, pay_scope
 from server.modules.reports.bulk import Format, render_statement, render_statements
 from server.modules.reports.bundle import build_bundle
 from server.modules.reports.export import ResultRow, export_files, manifest_run
@@ -36,11 +36,11 @@ from server.modules.runs import service as runs
 from server.modules.runs.snapshot import Snapshot
 from server.modules.runs.stored import load_stored_run
 from server.modules.tenants import service as tenants
+from server.principal import Principal, Role
 from server.settings import Settings
 from server.worker import queue
 
 log = structlog.get_logger("paysheet.reports")
-TEAM_INPUT = "team"
 SENDERS = frozenset({Role.ADMIN, Role.HR, Role.FINANCE})
 RESULT_PAGE = 5000
 # Exports are audited on the run too; leaving them out keeps a re-export byte-identical.
@@ -52,19 +52,31 @@ MEDIA_TYPES = {"pdf": "application/pdf", "html": "text/html; charset=utf-8",
 
 
 def visible_refs(principal: Principal, frame: pl.DataFrame) -> set[str] | None:
-    """Employees whose statements `principal` may see: None means all of them.
-
-    Managers see only employees whose `team` input is one of their user's teams (none when
-    the plan has no `team` input); roles without `reports.read` see nobody."""
-    if not allowed(principal.role, "reports.read"):
-        raise Forbidden(f"role '{principal.role}' lacks permission 'reports.read'")
-    if principal.role is not Role.MANAGER:
+    """Employees of `frame` whose pay `principal` may see (None: all); the rule itself is
+    `auth.access.pay_scope` (managers: their teams; readonly: 403)."""
+    scope = pay_scope(principal)
+    if scope.everyone:
         return None
-    if TEAM_INPUT not in frame.columns:
-        return set()
-    teams = list(principal.teams)
-    mine = frame.filter(pl.col(TEAM_INPUT).is_in(teams))
-    return {str(ref) for ref in mine["employee_ref"].to_list()}
+    teams = (frame[TEAM_INPUT].cast(pl.String).to_list() if TEAM_INPUT in frame.columns
+             else [None] * frame.height)
+    return scope.visible(zip(frame["employee_ref"].cast(pl.String).to_list(), teams,
+                             strict=True))
+
+
+def large_groups(principal: Principal, lines: list[PoolLine]) -> list[PoolLine]:
+    """Pool lines the caller may see: below the scope's minimum headcount a group's total
+    is (nearly) one employee's pay; the Total line stays."""
+    least = aggregate_scope(principal).min_group
+    return [line for line in lines if line.headcount >= least or line.group == "Total"]
+
+
+def large_history(principal: Principal, result: History) -> History:
+    """History cells of groups the caller may see (as `large_groups`)."""
+    least = aggregate_scope(principal).min_group
+    if least <= 1:
+        return result
+    return dataclasses.replace(result, cells=tuple(c for c in result.cells
+                                                   if c.headcount >= least))
 
 
 def ensure_visible(principal: Principal, frame: pl.DataFrame, employee_ref: str) -> None:

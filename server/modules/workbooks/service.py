@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.errors import UnprocessableEntity
-from server.modules.auth.dependencies import Principal
 from server.modules.plans import service as plans
 from server.modules.plans.schemas import PlanDocumentIn
 from server.modules.workbooks.locate import locate_all
 from server.modules.workbooks.reader import WorkbookUnreadable, read_workbook
 from server.modules.workbooks.template import build_workbook, workbook_bytes
+from server.principal import Principal
 
 MAX_WORKBOOK_BYTES = 5 * 1024 * 1024
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
