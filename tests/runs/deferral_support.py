@@ -87,7 +87,8 @@ def approve_to_finance(rc: Any, tenant: Any, run_id: str) -> None:
 
 
 def finalize(rc: Any, tenant: Any, run_id: str, **body: Any) -> Any:
-    return rc.post(f"{API}/runs/{run_id}/finalize", headers=tenant.users["finance"].headers,
+    # admin: with separation of duties the finance approver may not also finalize
+    return rc.post(f"{API}/runs/{run_id}/finalize", headers=tenant.users["admin"].headers,
                    json={"comment": "final", **body})
 
 
