@@ -102,7 +102,7 @@ def test_api_suggests_for_plan_inputs_then_presets_reach_100_percent(uc, make_te
     assert response.status_code == 200, response.text
     chosen = {s["key"]: s["column"] for s in response.json()["suggestions"]}
     assert list(chosen) == ["employee_ref", "fund_ref", "base_salary", "performance_score", "fte"]
-    assert chosen["fte"] is None  # "Working Hours %" is not recognised by name
+    assert chosen["fte"] == "Working Hours %"  # a seeded alias of full-time equivalent
     truth = {"employee_ref": "Personnel Nr", "base_salary": "Fixed Pay",
              "performance_score": "Perf. Mgmt Score", "fte": "Working Hours %"}
     saved = uc.post(f"{API}/uploads/{upload_id}/map", headers=headers, json=truth,
