@@ -32,6 +32,7 @@ _CODE = "|".join(CURRENCY_CODES)
 _CURRENCY = re.compile(rf"^(?:[{CURRENCY_SYMBOLS}]|(?:{_CODE})\b)\s*|\s*(?:[{CURRENCY_SYMBOLS}]|"
                        rf"\b(?:{_CODE}))$", re.IGNORECASE)
 _CORE = re.compile(r"^\d[\d.,' \u00a0\u202f]*$|^[.,]\d+$")
+_GROUPED = re.compile(r"^(\d*|\d{1,3}([.,' \u00a0\u202f]\d{3})+)$")
 _CANONICAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _DMY = re.compile(r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})"
                   r"(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
@@ -143,12 +144,15 @@ def read_number(text: str, profile: ReadingProfile) -> tuple[str, set[str], str 
                 "preview (1,234 is one thousand two hundred and thirty-four with '.' as "
                 "decimal separator, 1.234 with ',')", "ambiguous_number")
         decimal = "."
+    whole = core.rsplit(decimal, 1)[0] if decimal and decimal in core else core
+    if not _GROUPED.match(whole):
+        raise Unreadable("not a number", "Use digits, e.g. 1234.56", "type")
     digits = core
     for mark in ".,' \u00a0\u202f":
         if mark != decimal and mark in digits:
             digits = digits.replace(mark, "")
             kinds.add("thousands")
-    if decimal == ",":
+    if decimal == "," and "," in digits:
         digits = digits.replace(",", ".")
         kinds.add("decimal_comma")
     if digits.count(".") > 1:

@@ -253,7 +253,8 @@ def _scan_block(block: bytes, scan: SheetScan, sheet: str) -> None:
         for piece in block.split(b"<c ")[1:]:
             end = piece.find(b"</c>")
             cell = piece if end < 0 else piece[:end]
-            if (b"<f>" in cell or b"<f " in cell) and b"<v" not in cell:
+            if (b"<f>" in cell or b"<f " in cell) and (
+                    b"<v" not in cell or b"<v></v>" in cell or b"<v/>" in cell):
                 scan.formulas_without_value_count += 1
                 if len(scan.formulas_without_value) < SHOWN_REFS:
                     ref = _CELL_REF.search(cell)
