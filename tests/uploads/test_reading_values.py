@@ -118,7 +118,7 @@ def test_text_is_cleaned(raw, clean) -> None:
 
 
 @pytest.mark.parametrize(("data", "encoding"), [
-    ("Name,Note\nA,It’s fine – “ok”\n".encode("cp1252"), "cp1252"),
+    ("Name,Note\nA,It\u2019s fine \u2013 \u201cok\u201d\n".encode("cp1252"), "cp1252"),
     ("Name,Équipe\nA,Trésor\n".encode("latin-1"), "cp1252"),
     ("Name,Note\nA,é\n".encode("utf-8-sig"), "utf-8-sig"),
     ("Name,Note\nA,é\n".encode(), "utf-8"),

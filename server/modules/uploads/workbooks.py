@@ -115,7 +115,7 @@ def _ole_format(path: Path) -> str:
     try:
         with olefile.OleFileIO(str(path)) as ole:
             streams = {"/".join(entry) for entry in ole.listdir()}
-    except OSError:
+    except (OSError, ValueError, IndexError):  # olefile's errors for damaged containers
         raise WorkbookRejected("xls", "the file looks like an old Office file but is "
                                "damaged; save it again from Excel as .xlsx") from None
     if "EncryptedPackage" in streams or "EncryptionInfo" in streams:
