@@ -48,9 +48,31 @@ def data_batches(source: Path, fmt: FileFormat, columns: Sequence[MappedColumn],
             pl.col("cells").list.get(c.index, null_on_oob=True).replace("", None)
             .alias(c.target.key) for c in columns)) if indexes else frame.select(LINE_COLUMN)
         out = cleaner.apply(out)
+        _totals_rows(out, columns, report)
         report.rows += out.height
         progress("parsing", report.rows)
         yield out
+
+
+TOTALS = r"(?i)^(grand\s+|sub\s*-?\s*)?(total|totals|sum|summe|totaal|somme)\b"
+
+
+def _totals_rows(frame: pl.DataFrame, columns: Sequence[MappedColumn], report: Report
+                 ) -> None:
+    """A row whose reference reads "Total", "Grand total", "Subtotal"... is a problem: summed
+    into the data it would be paid as an employee (or a fund)."""
+    for column in columns:
+        key = column.target.key
+        if key not in ("employee_ref", "fund_ref"):
+            continue
+        found = frame.filter(pl.col(key).str.contains(TOTALS).fill_null(False))
+        for row, value in found.select(LINE_COLUMN, key).iter_rows():
+            report.cell_problem(
+                row, column.column, key, value, {"totals_row": True},
+                "the row looks like a totals row, not one " + (
+                    "employee" if key == "employee_ref" else "fund"),
+                "Delete totals and subtotal rows: the file needs one row per "
+                f"{'employee' if key == 'employee_ref' else 'fund'}; the plan computes totals")
 
 
 def _needs_record_reader(source: Path) -> bool:
