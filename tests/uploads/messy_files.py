@@ -115,7 +115,7 @@ def _typed_rows(percent_as_number: bool = True) -> list[list[Any]]:
 
 
 def _with_title(rows: list[list[Any]]) -> list[list[Any]]:
-    return [["Year-end bonus data, fund manager X"], ["Confidential"], []] + rows
+    return [["Year-end bonus data, fund manager X"], ["Confidential"], [], *rows]
 
 
 def _european_file() -> bytes:
@@ -190,14 +190,13 @@ CASES = [
          lambda: to_csv(edit(ELIGIBLE, lambda v, _: "Y" if v == "yes" else "N")),
          warns=("yes_no",)),
     Case("title block above the header", "title.csv",
-         lambda: to_csv([["Bonus data 2025", "", ""], ["exported 2025-12-31"], []]
-                        + text_table())),
+         lambda: to_csv([["Bonus data 2025", "", ""], ["exported 2025-12-31"], [], *text_table()])),
     Case("empty trailing columns", "trailing.csv",
-         lambda: to_csv([row + ["", ""] for row in text_table()])),
+         lambda: to_csv([[*row, "", ""] for row in text_table()])),
     Case("xlsx", "clean.xlsx", lambda: xlsx({"Data": _typed_rows()})),
     Case("xlsx data on the second sheet, title block, duplicated header", "second.xlsx",
          lambda: xlsx({"Read me": [["How to fill this in"], ["one row per employee"]],
-                       "Staff": _with_title([row + [f"note {i}", f"note {i}"] for i, row in
+                       "Staff": _with_title([[*row, f"note {i}", f"note {i}"] for i, row in
                                              enumerate(_typed_rows())])})),
     Case("xlsx dates as date-times at midnight", "datetimes.xlsx",
          lambda: xlsx({"S": [[datetime.combine(v, datetime.min.time())
@@ -206,12 +205,12 @@ CASES = [
     Case("xls (Excel 97-2003)", "old.xls", lambda: xls(_typed_rows())),
     Case("ods (LibreOffice)", "calc.ods", lambda: ods(_typed_rows())),
     Case("xlsx formulas without saved values", "formulas.xlsx",
-         lambda: xlsx({"S": [row[:2] + ["=1+1", *row[3:]] for row in _typed_rows()]}),
+         lambda: xlsx({"S": [[*row[:2], "=1+1", *row[3:]] for row in _typed_rows()]}),
          "refused", ("Calculate Now",)),
     Case("password-protected xlsx", "locked.xlsx",
          lambda: encrypted(xlsx({"S": _typed_rows()})), "refused", ("Encrypt with Password",)),
     Case("xlsx date-time with a time of day", "times.xlsx",
-         lambda: xlsx({"S": [row[:5] + [datetime(2020, 1, 31, 9, 30)] + row[6:]
+         lambda: xlsx({"S": [[*row[:5], datetime(2020, 1, 31, 9, 30), *row[6:]]
                              if row[0] == "E001" else row for row in _typed_rows()]}),
          "problems", ("time of day", "Format Cells")),
     Case("totals row at the bottom", "totals.csv",
