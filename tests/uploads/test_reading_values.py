@@ -49,6 +49,7 @@ def test_numbers_are_read_exactly(text, profile, expected, kinds) -> None:
 
 @pytest.mark.parametrize(("text", "profile", "rule"), [
     ("1,234", UNSETTLED, "ambiguous_number"),
+    ("(1.234)", UNSETTLED, "ambiguous_number"),
     ("1.234.567", DOT, "mixed_separators"),
     ("1.5", COMMA, "mixed_separators"),
     ("12 apples", UNSETTLED, "type"),

@@ -17,7 +17,13 @@ from typing import Any, Protocol
 import polars as pl
 
 from engine.data import ISO_DATE, LINE_COLUMN, NUMBER
-from server.modules.uploads.profile import ReadingProfile, Unreadable, read_date, read_number
+from server.modules.uploads.profile import (
+    AMBIGUOUS_DOT,
+    ReadingProfile,
+    Unreadable,
+    read_date,
+    read_number,
+)
 
 SAMPLES = 5
 SPACES = "[\u00a0\u2007\u202f]"
@@ -149,6 +155,8 @@ class Cleaner:
             odd = ~text.str.contains(NUMBER)
             if self.profile.decimal == ",":
                 odd = odd | text.str.contains(".", literal=True)
+            elif self.profile.decimal is None:  # 1.234: a thousand or one point two?
+                odd = odd | text.str.contains(AMBIGUOUS_DOT)
         elif dtype == "date":
             odd = ~text.str.contains(ISO_DATE)
         else:

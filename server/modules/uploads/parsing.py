@@ -273,7 +273,11 @@ def _finish(rows: list[list[str]], complete: bool, fmt: FileFormat,
     if header:
         fmt.notes.append(f"rows 1-{header} above the header row (row {header + 1}) were "
                          "skipped" if header > 1 else "row 1 above the header row was skipped")
-    fmt.profile = detect_profile(fmt.columns, data_rows).as_json()
+    profile = detect_profile(fmt.columns, data_rows)
+    if fmt.format != "csv" and profile.decimal is None:
+        profile.decimal = "."
+        profile.decided["decimal"] = "the workbook stores numbers as numbers (no separators)"
+    fmt.profile = profile.as_json()
     fmt.sample = [{"row": number, "cells": row} for number, row in
                   enumerate(rows, start=1) if number > fmt.header_row
                   and any(c.strip() for c in row)][:PREVIEW_SAMPLE]

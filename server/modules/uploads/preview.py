@@ -14,19 +14,27 @@ from typing import Any
 
 from engine.data import ISO_DATE, NUMBER
 from server.modules.uploads.normalise import MESSAGES
-from server.modules.uploads.profile import ReadingProfile, Unreadable, read_date, read_number
+from server.modules.uploads.profile import (
+    AMBIGUOUS_DOT,
+    ReadingProfile,
+    Unreadable,
+    read_date,
+    read_number,
+)
 
 FORMULA_START = ("=", "+", "-", "@")
 BOOL_WORDS = {"true", "false", "yes", "no"}
 MAX_WARNINGS = 20
 _NUMBER_RE = re.compile(NUMBER)
 _DATE_RE = re.compile(ISO_DATE)
+_AMBIGUOUS = re.compile(AMBIGUOUS_DOT)
 _SPACES = re.compile(r"[\u00a0\u2007\u202f\r\n]")
 
 
 def _kind(value: str, profile: ReadingProfile) -> tuple[str, str | None, list[str], str | None]:
     """(kind, value as read, kinds of change, problem) of one non-empty cell."""
-    if _NUMBER_RE.match(value) and not (profile.decimal == "," and "." in value):
+    if _NUMBER_RE.match(value) and not (profile.decimal == "," and "." in value) and not (
+            profile.decimal is None and _AMBIGUOUS.match(value)):
         return ("int" if "." not in value else "decimal"), value, [], None
     if _DATE_RE.match(value):
         return "date", value, [], None

@@ -98,6 +98,9 @@ def _strip_marks(text: str) -> tuple[str, bool, set[str], str | None]:
     return core, negative, kinds, currency
 
 
+AMBIGUOUS_DOT = r"^[+-]?[1-9]\d{0,2}\.\d{3}$"
+
+
 def number_shape(core: str) -> tuple[str | None, str | None]:
     """(decimal separator, thousands separator) that a number's digits settle, else None."""
     seps = [c for c in core if c in ".,' \u00a0\u202f"]
@@ -137,13 +140,11 @@ def read_number(text: str, profile: ReadingProfile) -> tuple[str, set[str], str 
                          "profile's decimal separator in the preview", "mixed_separators")
     decimal = decimal or profile.decimal
     if decimal is None and any(c in core for c in ".,"):
-        if not re.fullmatch(r"\d+\.\d+", core):
-            raise Unreadable(
-                f"'{text}' is ambiguous: the file does not say whether ',' or '.' is the "
-                "decimal separator", "Set the reading profile's decimal separator in the "
-                "preview (1,234 is one thousand two hundred and thirty-four with '.' as "
-                "decimal separator, 1.234 with ',')", "ambiguous_number")
-        decimal = "."
+        raise Unreadable(
+            f"'{text}' is ambiguous: the file does not say whether ',' or '.' is the "
+            "decimal separator", "Set the reading profile's decimal separator in the "
+            "preview (1,234 is one thousand two hundred and thirty-four with '.' as "
+            "decimal separator, 1.234 with ',')", "ambiguous_number")
     whole = core.rsplit(decimal, 1)[0] if decimal and decimal in core else core
     if not _GROUPED.match(whole):
         raise Unreadable("not a number", "Use digits, e.g. 1234.56", "type")
@@ -263,7 +264,13 @@ def detect_profile(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Rea
     for row in rows:
         for cell in row:
             text = cell.strip()
-            if not text or _CANONICAL.match(text):
+            if not text:
+                continue
+            if _CANONICAL.match(text):
+                shape = number_shape(text.lstrip("+-"))[0]
+                if shape:
+                    decimal[shape] += 1
+                    examples.setdefault(f"decimal:{shape}", text)
                 continue
             _detect_cell(text, decimal, thousands, orders, currencies, examples)
     profile = ReadingProfile(currencies=sorted(currencies))
