@@ -167,8 +167,8 @@ def test_a_zip_that_is_no_workbook_and_a_damaged_xls_are_refused(tmp_path) -> No
 
 
 def test_workbook_numbers_are_never_ambiguous(tmp_path) -> None:
-    path = write(tmp_path, "n.xlsx", xlsx({"S": [["ID", "Pay"], ["E1", 1.234], ["E2", 2.5]]}))
+    path = write(tmp_path, "n.xlsx", xlsx({"S": [["ID", "Pay"], ["E1", 1.234], ["E2", 2.125]]}))
     fmt = sniff(path)
     assert fmt.profile["decimal"] == "." and "numbers as numbers" in \
         fmt.profile["decided"]["decimal"]
-    assert _records(path, fmt) == [(2, ["E1", "1.234"]), (3, ["E2", "2.5"])]
+    assert _records(path, fmt) == [(2, ["E1", "1.234"]), (3, ["E2", "2.125"])]
