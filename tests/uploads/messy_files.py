@@ -133,6 +133,13 @@ def _apply(table: list[list[str]], column: int, change: Callable[[str, int], str
     return table
 
 
+def _whole_numbers(table: list[list[str]]) -> list[list[str]]:
+    """No other column settles the decimal separator (a 3.5 would: '.' is decimal)."""
+    for column in (SCORE, TARGET, ADJUST):
+        table = _apply(table, column, lambda v, _: v.split(".")[0])
+    return table
+
+
 def _append(table: list[list[str]], *rows: list[str]) -> list[list[str]]:
     return table + [list(r) for r in rows]
 
@@ -217,9 +224,9 @@ CASES = [
          lambda: to_csv(_append(text_table(), ["Total", "1618999.74", "", "", "", "", "", "",
                                                "", ""])),
          "problems", ("totals row", "Delete totals")),
-    Case("thousands or decimals, unsettled", "unsettled.csv",
-         lambda: to_csv(edit(SALARY, lambda v, i: ["85,000", "120,000", "64,000", "125,000",
-                                                   "99,999"][i])),
+    Case("thousands or decimals, unsettled (no value says which)", "unsettled.csv",
+         lambda: to_csv(_whole_numbers(edit(SALARY, lambda v, i: [
+             "85,000", "120,000", "64,000", "125,000", "99,999"][i]))),
          "problems", ("ambiguous", "decimal separator")),
     Case("mixed currencies", "currencies.csv",
          lambda: to_csv(edit(SALARY, lambda v, i: ("€" if i == 3 else "$") + v)),

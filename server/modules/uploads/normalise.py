@@ -28,6 +28,7 @@ from server.modules.uploads.profile import (
 SAMPLES = 5
 SPACES = "[\u00a0\u2007\u202f]"
 BREAKS = r"[ \t]*[\r\n\u2028\u2029]+[ \t]*"
+SUSPECT = r"^\s|\s$|[^\x20-\x7e]"  # what cleaning could change: edge spaces, non-ASCII
 CURRENCY_NAMES = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
 
 MESSAGES = {
@@ -116,9 +117,12 @@ class Cleaner:
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.is_empty() or not self.columns:
             return frame
-        self._text_warnings(frame)
-        frame = frame.with_columns(cleaned_text(pl.col(c.target.key)).alias(c.target.key)
-                                   for c in self.columns)
+        keys = [c.target.key for c in self.columns]
+        suspect = frame.select(pl.any_horizontal(
+            pl.col(k).str.contains(SUSPECT).fill_null(False) for k in keys)).to_series()
+        if suspect.any():  # a clean ASCII batch costs this one check per column
+            self._text_warnings(frame.filter(suspect))
+            frame = frame.with_columns(cleaned_text(pl.col(k)).alias(k) for k in keys)
         for column in self.columns:
             frame = self._read_values(frame, column)
         return frame
