@@ -5,7 +5,7 @@ process already chose (`_RJEM_MALLOC_CONF` is read once, when Polars loads, so t
 takes effect if `engine` is imported before `polars`). Polars' built-in setting returns
 freed pages to the system almost at once, so every stage of an evaluation faults its
 memory in again: at 1M employees that was ~20% of the CPU time (docs/engine.md
-"Performance of the Polars backend"). Ten seconds keeps the pages across a run and still
+"Performance"). Ten seconds keeps the pages across a run and still
 returns them once the process is idle.
 """
 

@@ -37,7 +37,8 @@ from engine.dsl.ast import (
 )
 from engine.dsl.errors import DslSyntaxError
 from engine.dsl.parser import KEYWORDS, parse
-from engine.plan import (
+from engine.hashing import plan_hash
+from engine.model import (
     DTYPE_TO_TYPE,
     RESERVED_INPUTS,
     CompiledPlan,
@@ -349,8 +350,6 @@ def check_plan(
     doc: PlanDocument, parameter_overrides: Mapping[str, Any] | None = None
 ) -> tuple[CompiledPlan | None, list[Problem]]:
     """Run every check; returns (compiled plan, []) or (None, every problem)."""
-    from engine.hashing import plan_hash
-
     problems: list[Problem] = []
     declared = _check_declarations(doc, parameter_overrides, problems)
     specs = _unique_steps(doc.steps, declared.types, problems)

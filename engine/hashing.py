@@ -14,7 +14,7 @@ import polars as pl
 from engine import r10
 from engine.backends.base import EvalResult
 from engine.catalog import CATALOG_VERSION
-from engine.plan import CompiledPlan, PlanDocument
+from engine.model import CompiledPlan, PlanDocument
 
 SEMANTICS_VERSION = "R10"
 

@@ -27,6 +27,7 @@ from server.observability.metrics import render_latest
 from server.observability.middleware import RequestContextMiddleware
 from server.observability.ratelimit import Buckets, MemoryBuckets, RateLimitMiddleware, RedisBuckets
 from server.settings import Settings, get_settings
+from server.worker import tasks as queued_tasks
 
 API_PREFIX = "/api/v1"
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if settings.database_url:
         db.configure(settings)
+    queued_tasks.register_all()  # every queued task, by name: add yours in server/worker/tasks.py
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -1121,8 +1121,8 @@ def staged_query(frame: pl.DataFrame, compiler: Compiler) -> pl.LazyFrame:
 def apply_stages(frame: pl.DataFrame, compiler: Compiler, *extra: pl.Expr) -> pl.DataFrame:
     """The stages (and `extra` columns after them) run as one query by the in-memory engine
     with the eager API's optimiser flags: the same work as one `with_columns` per stage,
-    without a query per stage (docs/engine.md "Fourth pass"). The diagnostic and overflow
-    masks are not among the stages: `_run` adds them where some row needs them."""
+    without a query per stage (docs/dev/performance-passes.md "Fourth pass"). The diagnostic
+    and overflow masks are not among the stages: `_run` adds them where some row needs them."""
     query = staged_query(frame, compiler)
     if extra:
         query = query.with_columns(extra)

@@ -5,6 +5,8 @@ first statement is `set_config('app.tenant_id', …, true)` (the RLS key, local 
 transaction) and in which every ORM statement touching a `TenantScoped` model gets a
 `tenant_id = :tid` criterion. A statement on tenant tables in a session without a tenant
 raises `TenantNotSet` before reaching the database; RLS (migrations) is the second layer.
+The request-scoped session (`DbSession`, bound to the caller) is
+`server.modules.auth.dependencies`: this layer knows tenants, not callers.
 """
 
 from __future__ import annotations
@@ -13,15 +15,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
 
 from server.db.base import TenantScoped
-from server.modules.auth.dependencies import Principal, current_principal
 from server.settings import Settings, get_settings
 
 
@@ -160,17 +159,3 @@ def _stamp_tenant_on_new_rows(session: Session, flush_context: object, instances
             obj.tenant_id = tenant_id
         elif obj.tenant_id != tenant_id:
             raise TenantNotSet(f"{type(obj).__name__} belongs to another tenant")
-
-
-def get_db(principal: Principal = Depends(current_principal)) -> Iterator[Session]:
-    """FastAPI dependency: a tenant session for the caller's tenant (commit or rollback).
-
-    Use it through `DbSession` (function scope), so the commit happens before the response
-    is sent and a failed commit becomes an error response rather than a silent loss.
-    """
-    with tenant_session(principal.tenant_id) as session:
-        session.info["principal"] = principal
-        yield session
-
-
-DbSession = Annotated[Session, Depends(get_db, scope="function")]

@@ -12,21 +12,29 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
 import structlog
 from huey.consumer import Consumer
 
 from server.db import session as db
 from server.settings import Settings
-from server.worker.queue import RunQueue, get_queue
+from server.worker.queue import JobQueue, get_queue
 
 log = structlog.get_logger("paysheet.worker")
 
 
-def recover(queue: RunQueue) -> None:
-    from server.modules.runs.execution import recover_interrupted_runs
+def _registered_tasks() -> ModuleType:
+    """server.worker.tasks, imported only when needed: it loads the areas and, with them,
+    prometheus_client, which `serve_worker_metrics` must configure first."""
+    from server.worker import tasks
 
-    handled = recover_interrupted_runs(queue.enqueue_run, queue.settings)
+    tasks.register_all()
+    return tasks
+
+
+def recover(queue: JobQueue) -> None:
+    handled = _registered_tasks().recover_runs(queue.settings)
     if handled:
         log.info("runs_recovered", runs=[str(run_id) for run_id in handled])
 
@@ -55,6 +63,7 @@ def run_worker(settings: Settings, workers: int | None = None,
         serve_worker_metrics(metrics_port)
     logging.basicConfig(level=settings.log_level)
     db.configure(settings)
+    _registered_tasks()
     queue = get_queue(settings)
     recover(queue)
     db.release_connections()  # forked workers open their own
@@ -99,6 +108,7 @@ def start_embedded_consumer(settings: Settings, workers: int | None = None,
     workers = workers if workers is not None else (settings.embedded_workers or 1)
     if workers <= 0:
         return None
+    _registered_tasks()
     queue = get_queue(settings)
     recover(queue)
     consumer = EmbeddedConsumer(queue.huey, workers=workers,

@@ -1,39 +1,83 @@
 """The job queue: Huey on Redis when REDIS_URL is set, else on the application's PostgreSQL.
 
-`get_queue(settings)` returns the process's queue for those settings (built once), with the
-run tasks registered. PostgresHuey uses the tables of schema `queue` (migration 0020), so the
-app role needs no CREATE privilege; RedisHuey uses keys prefixed by `settings.queue_name`.
-A task carries only a tenant id and a run id: everything else is read from the database.
+The queue knows task NAMES, never the modules that run them, so any area can enqueue work
+without the queue importing that area (and without an import cycle back to it):
+
+    get_queue(settings).enqueue(queue.EXECUTE_RUN, tenant_id, run_id)
+
+The handlers are bound to the names from the top, in `server/worker/tasks.py` (as
+`server/app.py` includes every router): the API (`create_app`) and every consumer call
+`server.worker.tasks.register_all()` before they enqueue or consume.
+
+Adding a queued task takes two lines:
+1. its name here, next to the others (`VALIDATE_UPLOAD = "uploads.validate"`);
+2. one entry in `TASKS` of `server/worker/tasks.py`: `queue.VALIDATE_UPLOAD: validate_upload,`
+   where the handler is `handler(tenant_id: UUID, object_id: UUID, settings: Settings)`.
+A task carries only a tenant id and one object id: everything else is read from the database.
+Periodic tasks (`PERIODIC` in tasks.py) are `handler(settings)` on a crontab schedule.
+
+PostgresHuey uses the tables of schema `queue` (migration 0020), so the app role needs no
+CREATE privilege; RedisHuey uses keys prefixed by `settings.queue_name`.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from threading import Lock
 
-from huey import Huey, PostgresHuey, RedisHuey, crontab
+from huey import Huey, PostgresHuey, RedisHuey
 from huey.api import TaskWrapper
 
+from server.db import session as db
 from server.settings import Settings
 
 EXECUTE_RUN = "runs.execute"
 RECOVER_RUNS = "runs.recover"
+RENDER_STATEMENTS = "reports.statements"
+
+TaskHandler = Callable[[uuid.UUID, uuid.UUID, Settings], object]
+PeriodicHandler = Callable[[Settings], object]
+Schedule = Callable[..., bool]  # a huey crontab(...)
 
 
 @dataclass
-class RunQueue:
+class JobQueue:
+    """One Huey instance with every registered task bound to it, for one set of settings."""
+
     huey: Huey
-    execute: TaskWrapper
-    recover: TaskWrapper
     settings: Settings
+    tasks: dict[str, TaskWrapper] = field(default_factory=dict)
+
+    def enqueue(self, name: str, tenant_id: uuid.UUID, object_id: uuid.UUID) -> None:
+        """Queue task `name` for (tenant, object); a name nobody registered is an error."""
+        task = self.tasks.get(name)
+        if task is None:
+            raise RuntimeError(
+                f"no queued task named {name!r} is registered "
+                "(add it to TASKS in server/worker/tasks.py)"
+            )
+        task(str(tenant_id), str(object_id))
 
     def enqueue_run(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
-        self.execute(str(tenant_id), str(run_id))
+        self.enqueue(EXECUTE_RUN, tenant_id, run_id)
 
     def pending(self) -> int:
         return self.huey.pending_count()
+
+
+@dataclass(frozen=True)
+class _Periodic:
+    schedule: Schedule
+    handler: PeriodicHandler
+
+
+_handlers: dict[str, TaskHandler] = {}
+_periodic: dict[str, _Periodic] = {}
+_queues: dict[tuple[str | None, str | None, str], JobQueue] = {}
+_lock = Lock()
 
 
 def build_huey(settings: Settings) -> Huey:
@@ -46,49 +90,76 @@ def build_huey(settings: Settings) -> Huey:
                         create_tables=False, options="-c search_path=queue")
 
 
-def _register(huey: Huey, settings: Settings) -> RunQueue:
-    holder: dict[str, RunQueue] = {}
+def _bind_task(queue: JobQueue, name: str, handler: TaskHandler) -> None:
+    settings = queue.settings
+
+    @queue.huey.task(name=name)
+    def task(tenant_id: str, object_id: str) -> None:
+        handler(uuid.UUID(tenant_id), uuid.UUID(object_id), settings)
+
+    queue.tasks[name] = task
+
+
+def _bind_periodic(queue: JobQueue, name: str, periodic: _Periodic) -> None:
+    settings = queue.settings
+
+    @queue.huey.periodic_task(periodic.schedule, name=name)
+    def task() -> None:
+        periodic.handler(settings)
+
+    queue.tasks[name] = task
+
+
+def register(name: str, handler: TaskHandler) -> None:
+    """Bind `name` to `handler` in this process (idempotent; queues built earlier get it too)."""
+    with _lock:
+        if _handlers.get(name) is handler:
+            return
+        if name in _handlers or name in _periodic:
+            raise RuntimeError(f"queued task {name!r} is registered twice")
+        _handlers[name] = handler
+        for queue in _queues.values():
+            _bind_task(queue, name, handler)
+
+
+def register_periodic(name: str, schedule: Schedule, handler: PeriodicHandler) -> None:
+    """Run `handler(settings)` on `schedule` (a huey crontab) in every consumer."""
+    with _lock:
+        existing = _periodic.get(name)
+        if existing is not None and existing.handler is handler:
+            return
+        if existing is not None or name in _handlers:
+            raise RuntimeError(f"queued task {name!r} is registered twice")
+        _periodic[name] = _Periodic(schedule, handler)
+        for queue in _queues.values():
+            _bind_periodic(queue, name, _periodic[name])
+
+
+def _build(settings: Settings) -> JobQueue:
+    huey = build_huey(settings)
     parent_pid = os.getpid()
 
     @huey.on_startup()
     def _fresh_connections_after_fork() -> None:
         """A forked worker must not reuse the parent's pooled database connections."""
         if os.getpid() != parent_pid:
-            from server.db import session as db
-
             db.configure(settings).dispose(close=False)
 
-    @huey.task(name=EXECUTE_RUN)
-    def execute_run(tenant_id: str, run_id: str) -> None:
-        from server.modules.runs.execution import execute_run as run
-
-        run(uuid.UUID(tenant_id), uuid.UUID(run_id), settings)
-
-    @huey.periodic_task(crontab(minute="*"), name=RECOVER_RUNS)
-    def recover_runs() -> None:
-        from server.modules.runs.execution import recover_interrupted_runs
-
-        recover_interrupted_runs(holder["queue"].enqueue_run, settings)
-
-    from server.modules.reports.jobs import register_tasks as register_report_tasks
-
-    register_report_tasks(huey, settings)
-    queue = RunQueue(huey, execute_run, recover_runs, settings)
-    holder["queue"] = queue
+    queue = JobQueue(huey, settings)
+    for name, handler in _handlers.items():
+        _bind_task(queue, name, handler)
+    for name, periodic in _periodic.items():
+        _bind_periodic(queue, name, periodic)
     return queue
 
 
-_queues: dict[tuple[str | None, str | None, str], RunQueue] = {}
-_lock = Lock()
-
-
-def get_queue(settings: Settings) -> RunQueue:
-    """The queue for these settings, built and registered once per process."""
+def get_queue(settings: Settings) -> JobQueue:
+    """The queue for these settings, built once per process with every registered task."""
     key = (settings.redis_url, settings.database_url, settings.queue_name)
     with _lock:
         if key not in _queues:
-            from server.modules.runs.metrics import track_queue_depth
+            from server.observability.metrics import track_queue_depth  # loads prometheus
 
-            _queues[key] = _register(build_huey(settings), settings)
+            _queues[key] = _build(settings)
             track_queue_depth(_queues[key].pending)
         return _queues[key]

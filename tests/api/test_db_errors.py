@@ -9,8 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from server.app import create_app
-from server.db.session import DbSession
-from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.dependencies import DbSession, Principal, require
 
 
 def _app_with_probe_routes(settings):

@@ -14,7 +14,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from server.app import API_ROUTERS
-from server.db.session import get_db
+from server.modules.auth.dependencies import get_db
 
 # Login, and tus discovery (OPTIONS answers the protocol's capabilities, no tenant data; CORS
 # preflights carry no credentials).
@@ -43,7 +43,7 @@ def _route_id(route: APIRoute) -> str:
 def test_db_session_is_function_scoped(route: APIRoute) -> None:
     for dependency in _walk(route.dependant):
         if dependency.call is get_db:
-            assert dependency.scope == "function", "use server.db.session.DbSession"
+            assert dependency.scope == "function", "use server.modules.auth.dependencies.DbSession"
 
 
 @pytest.mark.parametrize("route", _routes(), ids=_route_id)

@@ -6,10 +6,9 @@ import uuid
 
 from fastapi import APIRouter, Depends
 
-from server.db.session import DbSession
 from server.modules.approvals import service
 from server.modules.approvals.schemas import ApproveIn, FinalizeIn
-from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.runs.schemas import RunOut
 
 router = APIRouter(tags=["approvals"])

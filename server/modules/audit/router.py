@@ -7,10 +7,9 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query
 
-from server.db.session import DbSession
 from server.modules.audit import service
 from server.modules.audit.schemas import AuditEventOut, AuditPage, ChainVerification
-from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.dependencies import DbSession, Principal, require
 
 router = APIRouter(tags=["audit"])
 

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from server.db.session import tenant_session
 from server.modules.audit.models import AuditEvent
-from server.modules.auth.dependencies import Principal
 from server.pagination import decode_cursor, encode_cursor
+from server.principal import Principal
 
 REFUSED_SUFFIX = ".refused"
 REFUSAL_LOCK_TIMEOUT = "10s"

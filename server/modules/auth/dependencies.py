@@ -1,37 +1,32 @@
-"""Who is calling: `Principal`, `current_principal` and the `require(permission)` guard.
+"""Who is calling, and their tenant session: the FastAPI dependencies every router uses.
 
-This module must not import the db layer at import time (server.db.session depends on it);
-token resolution is imported lazily from the auth service.
+`current_principal` resolves the bearer token, `require(permission)` guards a route, and
+`DbSession` is a transaction bound to the caller's tenant. They live here, above both the db
+layer and the auth service, so `server.db` never imports an area. `Principal` itself is
+defined in `server.principal` and re-exported here.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from server.db.session import tenant_session
 from server.errors import Forbidden, NotFound, Unauthorized
-from server.modules.auth.permissions import PERMISSIONS, Role
+from server.modules.auth.permissions import PERMISSIONS
+from server.modules.auth.service import resolve_token
+from server.principal import Principal
+
+__all__ = ["DbSession", "Principal", "current_principal", "get_db", "require", "same_tenant"]
 
 bearer_scheme = HTTPBearer(auto_error=False, description="Token from POST /api/v1/auth/token")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller; the tenant always comes from here, never from the request."""
-
-    user_id: uuid.UUID
-    tenant_id: uuid.UUID
-    role: Role
-    email: str
-    display_name: str | None
-    teams: tuple[str, ...]
-    token_id: uuid.UUID | None = None
 
 
 async def current_principal(
@@ -45,8 +40,6 @@ async def current_principal(
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
-    from server.modules.auth.service import resolve_token
-
     principal = await run_in_threadpool(resolve_token, credentials.credentials)
     if principal is None:
         raise Unauthorized()
@@ -74,3 +67,17 @@ def same_tenant(path_tenant_id: uuid.UUID, principal: Principal) -> None:
     """A `{tenantId}` in a path must be the caller's own tenant; any other answers 404."""
     if path_tenant_id != principal.tenant_id:
         raise NotFound("tenant")
+
+
+def get_db(principal: Principal = Depends(current_principal)) -> Iterator[Session]:
+    """FastAPI dependency: a tenant session for the caller's tenant (commit or rollback).
+
+    Use it through `DbSession` (function scope), so the commit happens before the response
+    is sent and a failed commit becomes an error response rather than a silent loss.
+    """
+    with tenant_session(principal.tenant_id) as session:
+        session.info["principal"] = principal
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_db, scope="function")]

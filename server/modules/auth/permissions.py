@@ -1,22 +1,15 @@
 """The one permission table every route consults (`require("plans.write")`).
 
 Roles: admin, hr, manager, finance, auditor, readonly. A permission missing from this table
-is a programming error raised at import time by `require`.
+is a programming error raised at import time by `require`. `Role` itself lives in
+`server.principal` (re-exported here).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from server.principal import Role
 
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    HR = "hr"
-    MANAGER = "manager"
-    FINANCE = "finance"
-    AUDITOR = "auditor"
-    READONLY = "readonly"
-
+__all__ = ["EVERYONE", "PERMISSIONS", "ROLE_RANK", "Role", "allowed"]
 
 # Privilege order, used only to stop a user raising their own role.
 ROLE_RANK: dict[Role, int] = {

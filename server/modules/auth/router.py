@@ -6,9 +6,8 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from server.db.session import DbSession
 from server.modules.auth import service
-from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import PERMISSIONS
 from server.modules.auth.schemas import MeResponse, TokenRequest, TokenResponse
 

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from server.db.session import get_engine, system_session, tenant_session
 from server.errors import Unauthorized, UnprocessableEntity
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.models import ApiToken
 from server.modules.auth.permissions import Role
+from server.principal import Principal
 
 
 @dataclass

@@ -6,9 +6,8 @@ import uuid
 
 from fastapi import APIRouter, Depends, Response
 
-from server.db.session import DbSession
 from server.jsonbody import ExactNumberRoute
-from server.modules.auth.dependencies import Principal, require, same_tenant
+from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
 from server.modules.catalog import service
 from server.modules.catalog.schemas import (
     CatalogInputCreate,

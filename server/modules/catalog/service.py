@@ -24,6 +24,7 @@ from server.jsonbody import plain_json
 from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.catalog.models import CatalogInput
+from server.modules.plans.queries import plans_using_input
 
 ENTITY = "input_catalog"
 
@@ -114,8 +115,6 @@ def create_input(
 
 
 def _refuse_if_used(session: Session, entry: CatalogInput, verb: str) -> None:
-    from server.modules.plans.service import plans_using_input
-
     users = plans_using_input(session, entry.id)
     if users:
         names = ", ".join(users)

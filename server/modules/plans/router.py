@@ -9,9 +9,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from server.db.session import DbSession
 from server.jsonbody import ExactNumberRoute
-from server.modules.auth.dependencies import Principal, require, same_tenant
+from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
 from server.modules.plans import service
 from server.modules.plans.schemas import (
     DocumentSaved,

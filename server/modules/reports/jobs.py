@@ -2,10 +2,11 @@
 
 `create_statements_job` picks the employees (all, a list, or one team; managers only ever
 get their own teams' employees), records the job in its own committed transaction, audits it
-on the run and queues it. The worker task (`reports.statements`, registered on the run
-queue) computes every tape from one evaluation, renders the statements on
-`settings.worker_processes` processes, reports progress after every chunk, and writes the zip
-to `<data_dir>/reports/<tenant>/<job>.zip` (its SHA-256 is recorded and checked on download).
+on the run and queues it. The worker task (`reports.statements`, bound to
+`run_statements_job` in server/worker/tasks.py) computes every tape from one evaluation,
+renders the statements on `settings.worker_processes` processes, reports progress after every
+chunk, and writes the zip to `<data_dir>/reports/<tenant>/<job>.zip` (its SHA-256 is recorded
+and checked on download).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from huey import Huey
-from huey.api import TaskWrapper
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,19 +34,7 @@ from server.modules.reports.bulk import Format, render_statements, statements_zi
 from server.modules.reports.models import ReportJob
 from server.modules.reports.tapes import explain_all
 from server.settings import Settings
-
-STATEMENTS_TASK = "reports.statements"
-_tasks: dict[int, TaskWrapper] = {}
-
-
-def register_tasks(huey: Huey, settings: Settings) -> None:
-    """Called by the run queue's registration, in the API and in every worker process."""
-
-    @huey.task(name=STATEMENTS_TASK)
-    def render_statements_job(tenant_id: str, job_id: str) -> None:
-        run_statements_job(uuid.UUID(tenant_id), uuid.UUID(job_id), settings)
-
-    _tasks[id(huey)] = render_statements_job
+from server.worker import queue
 
 
 def _chosen_refs(principal: Principal, frame: pl.DataFrame, employee_refs: Sequence[str] | None,
@@ -77,8 +64,6 @@ def create_statements_job(principal: Principal, settings: Settings, run_id: uuid
                           employee_refs: Sequence[str] | None, team: str | None,
                           fmt: Format) -> ReportJob:
     """Validate, record (committed) and queue a bulk statement job."""
-    from server.worker.queue import get_queue
-
     with tenant_session(principal.tenant_id) as session:
         data = service.load_run(session, settings, run_id, with_rows=False)
         refs = _chosen_refs(principal, data.frame, employee_refs, team)
@@ -92,8 +77,7 @@ def create_statements_job(principal: Principal, settings: Settings, run_id: uuid
         record_event(session, principal_or_actor_id=principal, action="run.statements",
                      entity="plan_run", entity_id=run_id,
                      after={"job_id": str(job.id), "count": len(refs), "format": fmt})
-    queue = get_queue(settings)
-    _tasks[id(queue.huey)](str(principal.tenant_id), str(job.id))
+    queue.get_queue(settings).enqueue(queue.RENDER_STATEMENTS, principal.tenant_id, job.id)
     return job
 
 

@@ -7,10 +7,9 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from server.db.session import DbSession
 from server.errors import Conflict
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal, require, same_tenant
+from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
 from server.modules.reports import deltas, history, jobs, pool, service, signing
 from server.modules.reports.bundle import safe_member_name, sha256
 from server.modules.reports.schemas import (

@@ -1,10 +1,9 @@
-"""Prometheus metrics of runs: duration, throughput, failures by step, queue depth."""
+"""Prometheus metrics of runs: duration, throughput, failures by step (the queue's depth is
+`server.observability.metrics.QUEUE_DEPTH`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 RUN_DURATION = Histogram(
     "paysheet_run_duration_seconds",
@@ -20,24 +19,8 @@ RUNS_FINISHED = Counter("paysheet_runs_finished_total", "Runs finished, by outco
 STEP_FAILURES = Counter(
     "paysheet_run_step_failures_total", "Runs failed by a step (overflow), by step", ["step"]
 )
-QUEUE_DEPTH = Gauge("paysheet_run_queue_depth", "Tasks waiting in the run queue",
-                    multiprocess_mode="livemax")
-
-
 def observe_completed(rows: int, seconds: float) -> None:
     RUN_DURATION.observe(seconds)
     if seconds > 0:
         RUN_ROWS_PER_SECOND.observe(rows / seconds)
     RUNS_FINISHED.labels("completed").inc()
-
-
-def track_queue_depth(pending: Callable[[], int]) -> None:
-    """Make the gauge read the queue's length at scrape time."""
-
-    def depth() -> float:
-        try:
-            return float(pending())
-        except Exception:
-            return float("nan")
-
-    QUEUE_DEPTH.set_function(depth)

@@ -22,8 +22,7 @@ from fastapi import (
 from fastapi.concurrency import run_in_threadpool
 
 from server.db import session as db
-from server.db.session import DbSession
-from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
 from server.modules.runs import service
 from server.modules.runs.models import PlanRun

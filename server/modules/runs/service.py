@@ -51,6 +51,7 @@ from server.modules.runs.schemas import (
 from server.modules.runs.snapshot import Snapshot, build_snapshot
 from server.pagination import decode_cursor, encode_cursor
 from server.settings import Settings
+from server.worker import queue
 
 COMPUTED = ("draft", "manager_approved", "hr_approved", "finance_approved", "finalized")
 PARITY_TOLERANCE = Decimal("0.01")
@@ -121,10 +122,8 @@ def start_run(principal: Principal, body: RunStart, idempotency_key: str | None,
 
 def enqueue(tenant_id: uuid.UUID, run_id: uuid.UUID, settings: Settings) -> None:
     """Queue the run; if the queue is unreachable, the run fails saying so (503)."""
-    from server.worker.queue import get_queue
-
     try:
-        get_queue(settings).enqueue_run(tenant_id, run_id)
+        queue.get_queue(settings).enqueue(queue.EXECUTE_RUN, tenant_id, run_id)
     except Exception as error:
         reason = f"could not queue the run: {type(error).__name__}: {error}"
         execution.fail_run(tenant_id, run_id, reason)

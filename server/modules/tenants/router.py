@@ -6,8 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Depends
 
-from server.db.session import DbSession
-from server.modules.auth.dependencies import Principal, require, same_tenant
+from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
 from server.modules.tenants import service
 from server.modules.tenants.schemas import (
     TenantOut,

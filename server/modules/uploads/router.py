@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.websockets import WebSocketDisconnect
 
-from server.db.session import DbSession, tenant_session
+from server.db.session import tenant_session
 from server.errors import ProblemError, UnprocessableEntity
-from server.modules.auth.dependencies import Principal, require
+from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
 from server.modules.uploads import reading, rows, service, tus
 from server.modules.uploads.models import Upload

@@ -9,8 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from pydantic import BaseModel
 
-from server.db.session import DbSession
-from server.modules.auth.dependencies import Principal, require, same_tenant
+from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
 from server.modules.plans.schemas import PlanOut
 from server.modules.workbooks import audit, service
 from server.modules.workbooks.layout import layout
