@@ -9,12 +9,17 @@ paysheet seed-demo                  demo tenant, one user per role, sample plan
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import typer
 
+from server.modules.audit.cli import audit_app
 from server.modules.reports.cli import verify_bundle_command
 from server.settings import Settings, get_settings
 
@@ -25,6 +30,8 @@ else:
 
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
+slo_app = typer.Typer(help="Service-level objectives.", no_args_is_help=True)
+app.add_typer(slo_app, name="slo")
 
 
 @contextmanager
@@ -33,6 +40,7 @@ def _database(settings: Settings) -> Iterator[Settings]:
     from server.db import session as db
     from server.db.bootstrap import run_migrations
     from server.db.embedded import start_embedded
+    from server.modules.audit.service import configure_audit_keys
     from server.modules.auth.service import configure_password_hashing
     from server.observability.logging import configure_logging
 
@@ -40,6 +48,7 @@ def _database(settings: Settings) -> Iterator[Settings]:
     configure_password_hashing(
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
+    configure_audit_keys(settings)
     if settings.database_url:
         if settings.migration_database_url:
             run_migrations(settings.migration_database_url)
@@ -84,7 +93,9 @@ def serve(
 
     from server.app import create_app
     from server.settings import api_worker_count
+    from server.shutdown import exit_on_signals
 
+    exit_on_signals()  # SIGTERM unwinds like Ctrl-C: consumer and embedded PostgreSQL stop
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
@@ -98,15 +109,20 @@ def serve(
         from server.worker.consumer import in_process_consumer
 
         # The queue consumer (embedded database) runs here once, never in each API process.
+        grace = ready.shutdown_grace_seconds
         with in_process_consumer(ready, embedded):
             if count == 1:
                 uvicorn.run(create_app(ready), host=host, port=port, log_config=None,
-                            access_log=False)
+                            access_log=False, timeout_graceful_shutdown=grace)
                 return
-            # Worker processes build the app from the environment: hand them the database.
+            # Worker processes build the app from the environment: hand them the database,
+            # and a shared metrics directory so each answers /metrics for all of them.
             os.environ["DATABASE_URL"] = ready.database_url or ""
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                  tempfile.mkdtemp(prefix="paysheet-api-metrics-"))
             uvicorn.run("server.app:create_app", factory=True, workers=count, host=host,
-                        port=port, log_config=None, access_log=False)
+                        port=port, log_config=None, access_log=False,
+                        timeout_graceful_shutdown=grace)
 
 
 @app.command()
@@ -158,6 +174,32 @@ def tenant_create(
     typer.echo(f"Admin {created.admin.user.email} one-time password: {created.admin.password}")
 
 
+@slo_app.command("report")
+def slo_report_command(
+    period: str = typer.Option("30d", help="Period ending at --end: 30d, 7d, 24h, 90m"),
+    end: datetime | None = typer.Option(None, help="End of the period (ISO 8601; default now)"),
+    prometheus_url: str | None = typer.Option(None, help="Prometheus (env PROMETHEUS_URL)"),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table"),
+) -> None:
+    """Each SLO's attainment and remaining error budget over a period, from Prometheus."""
+    from server.observability.slo_report import ReportError, format_report, slo_report
+
+    url = prometheus_url or get_settings().prometheus_url
+    try:
+        statuses = slo_report(url, period, end)
+    except (ReportError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    if as_json:
+        typer.echo(json.dumps([status.as_dict() for status in statuses], indent=2))
+    else:
+        typer.echo(f"Error budgets over {period} ending {end.isoformat() if end else 'now'} "
+                   f"({url}):")
+        typer.echo(format_report(statuses))
+    if any(status.status == "exhausted" for status in statuses):
+        raise typer.Exit(code=1)
+
+
 @app.command("seed-demo")
 def seed_demo_command() -> None:
     """Create the demo tenant (idempotent) and print its logins."""
@@ -176,6 +218,38 @@ def _register_workbook_commands() -> None:
 
 _register_workbook_commands()
 app.command("verify-bundle")(verify_bundle_command)
+app.add_typer(audit_app, name="audit")
+
+
+def _audit_in_tenant(tenant_id: uuid.UUID, action: str) -> None:
+    from server.db.session import tenant_session
+    from server.modules.audit import service
+    from server.settings import get_settings
+
+    with _database(get_settings()), tenant_session(tenant_id) as session:
+        if action == "checkpoint":
+            row = service.write_checkpoint(session)
+            typer.echo(f"Checkpoint {row.seq}: {row.event_count} events, head "
+                       f"{row.head_signature}")
+            return
+        report = service.verify_chain(session)
+    typer.echo(f"ok={report.ok} checked={report.checked} checkpoints={report.checkpoints}"
+               + ("" if report.ok else f" first bad: event {report.broken_event_id} / "
+                  f"checkpoint {report.broken_checkpoint}: {report.reason}"))
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(tenant: uuid.UUID = typer.Option(..., help="Tenant id")) -> None:
+    """Write a signed checkpoint of the tenant's chain head now."""
+    _audit_in_tenant(tenant, "checkpoint")
+
+
+@audit_app.command("verify")
+def audit_verify(tenant: uuid.UUID = typer.Option(..., help="Tenant id")) -> None:
+    """Verify the tenant's chain, MACs and checkpoints (exit code 1 when broken)."""
+    _audit_in_tenant(tenant, "verify")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Reading profiles saved with mapping presets; tenant-editable header aliases per input.
 
 Revision ID: 0060
-Revises: 0040
+Revises: 0110
 Create Date: 2026-12-07
 
 - `comp.mapping_presets.profile`: the reading profile (decimal and thousands separators,
@@ -14,7 +14,7 @@ Runs forward on a database with data: existing presets get an empty profile.
 from alembic import op
 
 revision = "0060"
-down_revision = "0040"
+down_revision = "0110"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,8 @@
 """Consumers: `paysheet worker` (process workers) and the in-process one of `paysheet serve`.
 
-Both first recover runs left `running` by a dead worker (see runs.execution), and the
-periodic `runs.recover` task repeats that every minute.
+Both first recover runs left `running` by a dead worker (see runs.execution) and uploads
+whose validation or rows fill a dead worker held (see uploads.jobs); the periodic
+`runs.recover` and `uploads.recover` tasks repeat that every minute.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ def _registered_tasks() -> ModuleType:
 
 
 def recover(queue: JobQueue) -> None:
-    handled = _registered_tasks().recover_runs(queue.settings)
+    tasks = _registered_tasks()
+    handled = tasks.recover_runs(queue.settings)
     if handled:
         log.info("runs_recovered", runs=[str(run_id) for run_id in handled])
+    tasks.recover_uploads(queue.settings)
 
 
 def serve_worker_metrics(port: int) -> None:
@@ -66,6 +69,13 @@ def run_worker(settings: Settings, workers: int | None = None,
     _registered_tasks()
     queue = get_queue(settings)
     recover(queue)
+    if metrics_port is not None:
+        from server.observability.metrics import sample_queue_depth
+        from server.worker.queue import build_huey
+
+        # Its own storage (connection pool): the thread must never hold a lock of the pool
+        # that forked worker processes inherit.
+        sample_queue_depth(build_huey(settings).pending_count)
     db.release_connections()  # forked workers open their own
     consumer = queue.huey.create_consumer(workers=workers or settings.worker_processes,
                                           worker_type=worker_type, periodic=True,
@@ -113,7 +123,8 @@ def start_embedded_consumer(settings: Settings, workers: int | None = None,
     recover(queue)
     consumer = EmbeddedConsumer(queue.huey, workers=workers,
                                 worker_type="thread", periodic=periodic,
-                                initial_delay=0.05, max_delay=1.0)
+                                initial_delay=0.05, max_delay=1.0,
+                                shutdown_timeout=settings.shutdown_grace_seconds)
     consumer.start()
     return consumer
 

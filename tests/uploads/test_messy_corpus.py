@@ -25,9 +25,11 @@ def _validate(uc, headers, upload_id: str) -> dict:
     return uc.get(f"{API}/uploads/{upload_id}/validation", headers=headers).json()
 
 
-def _parquet(settings, tenant_id, upload_id: str) -> pl.DataFrame:
-    return pl.read_parquet(Path(settings.data_dir) / "uploads" / str(tenant_id)
-                           / f"{upload_id}.parquet")
+def _parquet(uc, headers, settings, tenant_id, upload_id: str) -> pl.DataFrame:
+    """The ready upload's typed data (its content-addressed object)."""
+    sha256 = uc.get(f"{API}/uploads/{upload_id}", headers=headers).json()["parquet_sha256"]
+    return pl.read_parquet(Path(settings.data_dir) / "uploads" / str(tenant_id) / "objects"
+                           / f"{sha256}.parquet")
 
 
 _CLEAN: list[pl.DataFrame] = []  # the clean file's typed data, read once per worker
@@ -47,7 +49,7 @@ def clean(uc, corpus_tenant, uploads_settings) -> pl.DataFrame:
         upload_id = _upload(uc, headers, to_csv(text_table()), "clean.csv").json()["id"]
         report = _validate(uc, headers, upload_id)
         assert report["status"] == "ready", report
-        _CLEAN.append(_parquet(uploads_settings, corpus_tenant.id, upload_id))
+        _CLEAN.append(_parquet(uc, headers, uploads_settings, corpus_tenant.id, upload_id))
     return _CLEAN[0]
 
 
@@ -89,7 +91,7 @@ def test_messy_file(uc, corpus_tenant, uploads_settings, clean, case) -> None:
         assert all(word in said for word in case.words), report["problems"]
         return
     assert report["status"] == "ready", report["problems"]
-    typed = _parquet(uploads_settings, corpus_tenant.id, upload_id)
+    typed = _parquet(uc, headers, uploads_settings, corpus_tenant.id, upload_id)
     assert typed.columns == clean.columns
     for column in clean.columns:  # value by value
         assert typed.get_column(column).to_list() == clean.get_column(column).to_list(), column

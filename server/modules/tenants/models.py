@@ -39,3 +39,8 @@ class User(TenantScoped, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     teams: Mapped[list[str]] = mapped_column(ARRAY(String), default=list)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Migration 0081: one-time passwords and lockout (kept by comp.auth_login_* functions).
+    password_is_temporary: Mapped[bool] = mapped_column(default=False)
+    password_expires_at: Mapped[datetime | None]
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]

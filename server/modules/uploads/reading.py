@@ -35,7 +35,7 @@ def preview(session: Session, settings: Settings, upload_id: uuid.UUID) -> dict[
     fmt = service.stored_format(upload)
     rows = upload.metadata_.get("sample")
     if rows is None:
-        path = service.file_path(settings, upload.tenant_id, upload.id)
+        path = service.original_path(settings, upload)
         rows = []
         for record in iter_records(path, fmt):
             rows.append({"row": record.row, "cells": record.cells})
@@ -61,7 +61,7 @@ def change_reading(session: Session, principal: Principal, settings: Settings,
     old = service.stored_format(upload)
     if upload.status in ("processing", "ready"):
         raise Conflict(f"the upload is {upload.status}; its reading cannot change")
-    path = service.file_path(settings, upload.tenant_id, upload.id)
+    path = service.original_path(settings, upload)
     sheet = choices.get("sheet") or old.sheet
     encoding = choices.get("encoding") or (old.encoding if old.encoding_detected == "chosen"
                                             else None)
