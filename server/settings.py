@@ -59,13 +59,10 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
 
-    # Connections kept per process: enough for the steady state of its 40 request threads,
-    # so a busy process does not open and close overflow connections (a PostgreSQL backend
-    # start per request) all the time. Pre-ping costs a round trip per checkout (two per
-    # request); without it a connection broken by a database restart fails one request and
-    # invalidates the pool.
-    db_pool_size: int = 30
-    db_max_overflow: int = 10
+    # Pre-ping costs a round trip per checkout (two per request); without it a connection
+    # broken by a database restart fails one request and invalidates the pool.
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
     db_pool_pre_ping: bool = True
     # Password of the two roles when the embedded bootstrap creates them; unset: a random
     # secret kept in <data_dir>/pg-roles.secret (the embedded server requires SCRAM).
