@@ -11,6 +11,9 @@ the upload) of the queue worker that validates (`python -m server.worker` next t
 server: validation is a queue task), plus the API process's own growth. Budget
 (ARCHITECTURE.md): <= 60 s end to end until the upload is ready, RSS growth <= 300 MB;
 the time until employee_rows is filled is printed too. Not a test.
+
+Then bench/workbooks.py's figures (`--xlsx-rows`, `--bomb-gb`): an XLSX read side by side
+with openpyxl (budget >= 5x) and a dimension-less 1.18 GB sheet (<= 30 s, RSS +300 MB).
 """
 
 from __future__ import annotations
@@ -286,8 +289,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--chunk-mb", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
+    parser.add_argument("--xlsx-rows", type=int, default=200_000,
+                        help="rows of the XLSX read side by side with openpyxl (0: skip)")
+    parser.add_argument("--bomb-gb", type=float, default=1.18,
+                        help="GB of XML in the dimension-less sheet (bench/workbooks.py)")
+    parser.add_argument("--skip-csv", action="store_true", help="only the workbook figures")
     args = parser.parse_args()
-    run(args.rows, args.chunk_mb, args.keep)
+    if not args.skip_csv:
+        run(args.rows, args.chunk_mb, args.keep)
+    if args.xlsx_rows:
+        import workbooks as workbook_bench  # bench/workbooks.py, beside this script
+
+        workbook_bench.run(args.xlsx_rows, args.bomb_gb)
 
 
 if __name__ == "__main__":

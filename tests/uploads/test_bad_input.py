@@ -28,7 +28,6 @@ def _assert_untouched(uc, headers, upload_id, sha) -> None:
 @pytest.mark.parametrize(("name", "data", "message"), [
     ("binary.csv", bytes(range(256)) * 40, "not text (binary content)"),
     ("archive.csv", b"PK\x03\x04" + b"\x00" * 200, "ZIP archive"),
-    ("utf16.csv", "employee_ref,base_salary\nE1,1\n".encode("utf-16"), "UTF-16"),
     ("header-only.csv", b"employee_ref,base_salary\n", "header row (row 1) but no data rows"),
     ("blank.csv", b"\n\n , \n", "no content"),
 ])
@@ -98,7 +97,8 @@ def test_latin1_and_semicolons_and_title_rows_are_detected(uc, make_tenant) -> N
     upload_id = multipart(uc, headers, text.encode("latin-1")).json()["id"]
     preview = uc.get(f"{API}/uploads/{upload_id}/preview", headers=headers).json()
     fmt = preview["format"]
-    assert (fmt["encoding"], fmt["delimiter"], fmt["header_row"]) == ("latin-1", ";", 3)
+    # Windows "CSV" is cp1252 (a superset of latin-1's letters), detected from the bytes.
+    assert (fmt["encoding"], fmt["delimiter"], fmt["header_row"]) == ("cp1252", ";", 3)
     assert fmt["columns"] == ["matricule", "équipe", "salaire"]
     assert preview["rows"] == [{"row": 4, "cells": ["E1", "Trésor", "10"]},
                                {"row": 5, "cells": ["E2", "Crédit", "20"]}]

@@ -102,7 +102,7 @@ def test_api_suggests_for_plan_inputs_then_presets_reach_100_percent(uc, make_te
     assert response.status_code == 200, response.text
     chosen = {s["key"]: s["column"] for s in response.json()["suggestions"]}
     assert list(chosen) == ["employee_ref", "fund_ref", "base_salary", "performance_score", "fte"]
-    assert chosen["fte"] is None  # "Working Hours %" is not recognised by name
+    assert chosen["fte"] == "Working Hours %"  # a seeded alias of full-time equivalent
     truth = {"employee_ref": "Personnel Nr", "base_salary": "Fixed Pay",
              "performance_score": "Perf. Mgmt Score", "fte": "Working Hours %"}
     saved = uc.post(f"{API}/uploads/{upload_id}/map", headers=headers, json=truth,
@@ -151,3 +151,58 @@ def test_past_mappings_are_remembered(uc, make_tenant) -> None:
                          headers=headers).json()["suggestions"]
     ref = next(s for s in suggestions if s["key"] == "employee_ref")
     assert (ref["column"], ref["source"], ref["confidence"]) == ("Matricule", "history", 0.99)
+
+
+CONFIDENT = 0.8
+
+
+def test_fresh_corpus_top1_is_at_least_95_percent_and_never_confidently_wrong() -> None:
+    from tests.uploads import mapping_corpus_fresh as fresh
+
+    assert len(fresh.labelled_pairs()) >= 150
+    correct, total, misses, confident_wrong = 0, 0, [], []
+    for layout in fresh.LAYOUTS:
+        found = {s.key: s for s in suggest(TARGETS, list(layout))}
+        for header, key in layout.items():
+            if key is not None:
+                total += 1
+                correct += found[key].column == header
+                if found[key].column != header:
+                    misses.append((header, key, found[key].column))
+        confident_wrong += [(s.column, s.key, s.confidence) for s in found.values()
+                            if s.column and layout.get(s.column) != s.key
+                            and s.confidence >= CONFIDENT]
+    assert correct / total >= 0.95, misses
+    assert confident_wrong == []
+
+
+def test_seeded_aliases_name_the_common_hr_headers() -> None:
+    found = {s.key: (s.column, s.source) for s in suggest(
+        TARGETS, ["DOJ", "Employment Start Date", "End of Employment", "Appraisal Score"])}
+    assert found["start_date"] in {("DOJ", "alias"), ("Employment Start Date", "alias")}
+    assert found["leave_date"] == ("End of Employment", "alias")
+    assert found["performance_score"] == ("Appraisal Score", "alias")
+
+
+def test_tenant_aliases_are_edited_used_and_kept_to_the_tenant(uc, make_tenant,
+                                                               database) -> None:
+    tenant, other = make_tenant(), make_tenant()
+    headers = tenant.users["hr"].headers
+    add_catalog(database, tenant.id, [{"key": "base_salary", "label": "Base salary",
+                                       "dtype": "decimal"}])
+    response = uc.put(f"{API}/mapping-aliases/base_salary", headers=headers,
+                      json=["Kohle  ", "Brutto Jahr", "Kohle"])
+    assert response.status_code == 200 and response.json() == ["Brutto Jahr", "Kohle"]
+    assert uc.get(f"{API}/mapping-aliases", headers=headers).json() == {
+        "base_salary": ["Brutto Jahr", "Kohle"]}
+    assert uc.get(f"{API}/mapping-aliases",
+                  headers=other.users["hr"].headers).json() == {}
+    unknown = uc.put(f"{API}/mapping-aliases/nope", headers=headers, json=["x"])
+    assert unknown.status_code == 422 and "not an input" in unknown.text
+    assert uc.put(f"{API}/mapping-aliases/base_salary", headers=tenant.users["readonly"].headers,
+                  json=["x"]).status_code == 403
+    upload_id = multipart(uc, headers, b"Staff ID,Kohle\nE1,100\n").json()["id"]
+    found = {s["key"]: s for s in uc.get(f"{API}/uploads/{upload_id}/mapping-suggestions",
+                                         headers=headers).json()["suggestions"]}
+    assert (found["base_salary"]["column"], found["base_salary"]["source"],
+            found["base_salary"]["confidence"]) == ("Kohle", "alias", 0.97)

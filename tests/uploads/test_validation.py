@@ -44,7 +44,7 @@ def test_every_problem_has_row_column_value_rule_and_hint(uc, make_tenant, datab
     _, headers = _tenant(make_tenant, database)
     text = HEADER + (
         "E1,100000.50,3.5,vp,T01,2025-03-01,1\n"     # row 2: clean
-        "E2,abc,6,boss,Team 7,31/12/2025,1.5\n"      # row 3: five problems
+        "E2,abc,6,boss,Team 7,2025-02-30,1.5\n"      # row 3: six problems
         ",1,2,md,T02,,\n"                           # row 4: empty employee id
         "E1,=HYPERLINK(\"x\"),2,md,@T03,,\n"         # row 5: duplicate + two formulas
         "E5,-1,,analyst,T04,,\n"                     # row 6: below min, empty required
@@ -58,7 +58,7 @@ def test_every_problem_has_row_column_value_rule_and_hint(uc, make_tenant, datab
         (3, "Score", "performance_score", "6", "max"),
         (3, "Level", "level", "boss", "allowed"),
         (3, "Team", "team", "Team 7", "regex"),
-        (3, "Start", "start_date", "31/12/2025", "type"),
+        (3, "Start", "start_date", "2025-02-30", "type"),
         (3, "HC", "headcount", "1.5", "type"),
         (4, "Emp ID", "employee_ref", None, "required"),
         (5, "Emp ID", "employee_ref", "E1", "unique"),

@@ -4,6 +4,9 @@ Each (input, column) pair gets a score in [0, 1]:
   1.00  the tenant's saved preset maps this very header to the input
   0.99  a past mapping of this tenant did
   0.98  the header is the input's key or label (case and spacing aside)
+  0.97  the header is one of the input's aliases: the tenant's own (`mapping_aliases`) or
+        the built-in HR synonyms seeded below (`SEED_ALIASES`: "DOJ" for a start date)
+  0.93  the header has the same normalised tokens as one of those aliases
   ≤0.95 normalised tokens: units like "(USD)", years, punctuation and case removed,
         camelCase split, abbreviations and synonyms unified (emp → employee, sal → salary,
         id/no/number/code → id, ...), compared as token sets (F1) with a fuzzy string ratio
@@ -67,6 +70,49 @@ DROPPED = {
     "current", "actual", "final", "total", "gross", "usd", "eur", "gbp", "chf", "jpy", "sgd",
     "hkd", "cad", "aud", "local", "fy", "ytd",
 }
+# Headers HR exports use for common inputs, by the concept the input's key or label names
+# (matched on normalised tokens, so `start_date`, "Start date (joiners)" and `hire_date`
+# all get the start-date aliases). Tenants add their own through /mapping-aliases.
+SEED_ALIASES: dict[str, tuple[str, ...]] = {
+    "start date": (
+        "DOJ", "Date of Joining", "Joining Date", "Employment Start", "Employment Start Date",
+        "Start of Employment", "Hire Date", "Original Hire Date", "Service Date",
+        "Seniority Date", "Commencement Date", "Entry Date", "Date Joined", "Joined",
+        "Date of Hire", "DOH", "First Day", "Continuous Service Date"),
+    "leave date": (
+        "End of Employment", "Employment End", "Employment End Date", "Termination Date",
+        "Date of Leaving", "DOL", "Last Day", "Last Working Day", "LWD", "Separation Date",
+        "Exit Date", "Leaver Date", "Left On", "Date Left", "Contract End"),
+    "performance score": (
+        "Appraisal Score", "Appraisal Rating", "Appraisal", "Review Score", "Review Rating",
+        "Performance Rating", "Perf Rating", "Rating", "Annual Review", "Year-End Rating",
+        "Performance Grade", "PR Score", "Perf", "Performance Review", "Evaluation"),
+    "base salary": (
+        "Basic Pay", "Annual Base", "Base Pay", "Fixed Pay", "Salary", "Base Comp",
+        "Basic Salary", "Annual Salary", "Fixed Salary", "Base", "Base Compensation",
+        "Contractual Salary", "FTE Salary", "Gross Salary"),
+    "employee id": (
+        "Personnel Number", "Payroll Number", "Payroll ID", "Staff ID", "Emp #", "Worker ID",
+        "Associate ID", "PERNR", "Badge Number", "Employee Number", "EE ID", "HR ID",
+        "Person ID", "Employee Code", "Matricule"),
+    "fund code": ("Fund", "Portfolio Code", "Strategy", "Fund ID", "Vehicle", "Book"),
+    "level": ("Corporate Title", "Job Grade", "Band", "Title", "Job Level", "Career Level",
+              "Rank", "Seniority", "Position Level"),
+    "team": ("Desk", "Business Unit", "Org Unit", "Department", "Division", "Cost Centre Team",
+             "Group"),
+    "manager id": ("Line Manager", "Reports To", "Supervisor ID", "Manager Number",
+                   "Approver", "Line Manager ID", "Manager Employee ID"),
+    "target bonus pct": ("Target Incentive %", "Bonus Target", "TI %", "Target Bonus",
+                         "On-Target Bonus %", "Bonus Opportunity %", "Incentive Target %"),
+    "fte": ("Working Time %", "Part-time %", "Employment %", "FTE %", "Working Hours %",
+            "Hours %", "Activity Rate"),
+    "currency": ("Pay Currency", "Ccy", "Salary Currency", "Currency Code", "CCY Code"),
+    "fund return": ("Net Return", "Performance (net)", "Fund Performance", "Return %",
+                    "Net Perf"),
+    "fund pool": ("Bonus Pool", "Pool", "Bonus Pot", "Incentive Pool"),
+}
+ALIAS_EXACT, ALIAS_TOKENS = 0.97, 0.93
+
 CANONICAL = {word: concept for concept, words in SYNONYMS.items() for word in words}
 
 _BRACKETS = re.compile(r"\([^)]*\)|\[[^\]]*\]|\{[^}]*\}")
@@ -91,6 +137,11 @@ def tokens(text: str) -> list[str]:
         if concept not in out:
             out.append(concept)
     return out
+
+
+def _seed_index() -> None:
+    _SEEDS.extend((frozenset(tokens(concept)), aliases)
+                  for concept, aliases in SEED_ALIASES.items())
 
 
 def _plain(text: str) -> str:
@@ -120,6 +171,30 @@ def token_score(target: Sequence[str], header: Sequence[str]) -> float:
 class TargetLike(Protocol):
     key: str
     label: str
+
+
+def seeded_aliases(target: TargetLike) -> tuple[str, ...]:
+    """The built-in aliases of the concept the target's key or label names."""
+    names = {frozenset(tokens(target.key)), frozenset(tokens(target.label))}
+    return tuple(alias for concept, aliases in _SEEDS for alias in aliases
+                 if concept in names)
+
+
+_SEEDS: list[tuple[frozenset[str], tuple[str, ...]]] = []
+
+
+def _alias_score(target: TargetLike, header: str) -> float:
+    aliases = (*getattr(target, "aliases", ()), *seeded_aliases(target))
+    if not aliases:
+        return 0.0
+    plain, header_tokens = _plain(header), tokens(header)
+    best = 0.0
+    for alias in aliases:
+        if _plain(alias) == plain:
+            return ALIAS_EXACT
+        if header_tokens and tokens(alias) == header_tokens:
+            best = ALIAS_TOKENS
+    return best
 
 
 @dataclass(frozen=True)
@@ -174,6 +249,9 @@ def _scores(targets: Sequence[TargetLike], headers: Sequence[str],
             score, source = pair_score(target, header), "name"
             if score == 0.98:
                 source = "exact"
+            alias = _alias_score(target, header)
+            if alias > score:
+                score, source = alias, "alias"
             for memo in memory.get(remembered_key(header), ()):
                 if memo.key == target.key and memo.weight > score:
                     score, source = memo.weight, memo.source
@@ -203,3 +281,6 @@ def suggest(targets: Sequence[TargetLike], headers: Sequence[str],
         suggestion.alternatives = [Candidate(headers[hi], score, source)
                                    for score, _, hi, source in others[:ALTERNATIVES]]
     return suggestions
+
+
+_seed_index()

@@ -52,6 +52,7 @@ class MappingPreset(TenantScoped, Base):
     kind: Mapped[str]
     mapping: Mapped[dict[str, str]] = mapped_column(JSONB)
     headers: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     created_by: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(),
@@ -70,3 +71,14 @@ class UploadProblem(TenantScoped, Base):
     rule: Mapped[dict[str, Any]] = mapped_column(JSONB)
     message: Mapped[str]
     hint: Mapped[str]
+
+
+class MappingAlias(TenantScoped, Base):
+    """A header the tenant declares for one input ("DOJ" feeds `start_date`)."""
+
+    __tablename__ = "mapping_aliases"
+
+    input_key: Mapped[str] = mapped_column(primary_key=True)
+    alias: Mapped[str] = mapped_column(primary_key=True)
+    created_by: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

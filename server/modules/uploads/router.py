@@ -20,12 +20,13 @@ from server.db.session import tenant_session
 from server.errors import ProblemError, UnprocessableEntity
 from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
-from server.modules.uploads import jobs, metrics, rows, service, tus
+from server.modules.uploads import jobs, metrics, reading, rows, service, tus
 from server.modules.uploads.models import Upload
 from server.modules.uploads.schemas import (
     PresetOut,
     PresetRename,
     PreviewOut,
+    ReadingIn,
     SuggestionsOut,
     UploadOut,
     UploadPage,
@@ -242,8 +243,34 @@ def get_upload(request: Request, upload_id: uuid.UUID, db: DbSession,
 @router.get("/uploads/{upload_id}/preview", response_model=PreviewOut)
 def preview(request: Request, upload_id: uuid.UUID, db: DbSession,
             principal: Principal = Depends(require("uploads.read"))) -> dict[str, Any]:
-    """The first 100 data rows, each column's inferred type and type warnings."""
-    return service.preview(db, _settings(request), upload_id)
+    """The first 100 data rows, each column's inferred type and what reading will do to
+    its values (`read_as`), or why a value will not load."""
+    return reading.preview(db, _settings(request), upload_id)
+
+
+@router.put("/uploads/{upload_id}/reading", response_model=UploadOut)
+def change_reading(request: Request, upload_id: uuid.UUID, body: ReadingIn, db: DbSession,
+                   principal: Principal = Depends(require("uploads.write"))) -> UploadOut:
+    """Read the file again with another sheet, header row or encoding, and/or confirm the
+    reading profile (decimal, thousands, date_order); not while validating or once ready."""
+    settings = _settings(request)
+    upload = reading.change_reading(db, principal, settings, upload_id,
+                                    body.model_dump(exclude_unset=True))
+    return upload_out(upload, settings)
+
+
+@router.get("/mapping-aliases", response_model=dict[str, list[str]])
+def list_aliases(db: DbSession, principal: Principal = Depends(require("uploads.read"))
+                 ) -> dict[str, list[str]]:
+    """The tenant's own header aliases per input key (built-in HR synonyms come on top)."""
+    return reading.list_aliases(db)
+
+
+@router.put("/mapping-aliases/{input_key}", response_model=list[str])
+def set_aliases(input_key: str, db: DbSession, aliases: list[str] = Body(...),
+                principal: Principal = Depends(require("uploads.write"))) -> list[str]:
+    """Replace the headers that feed `input_key` in mapping suggestions."""
+    return reading.set_aliases(db, principal, input_key, aliases)
 
 
 @router.get("/uploads/{upload_id}/mapping-suggestions", response_model=SuggestionsOut)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,3 +118,16 @@ class PreviewOut(BaseModel):
     format: dict[str, Any]
     columns: list[PreviewColumn]
     rows: list[PreviewRow]
+
+
+class ReadingIn(BaseModel):
+    """Choices that override detection; omitted fields keep what detection found."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sheet: str | None = Field(None, min_length=1, max_length=255)
+    header_row: int | None = Field(None, ge=1, le=20)
+    encoding: str | None = Field(None, min_length=1, max_length=40)
+    decimal: Literal[".", ","] | None = None
+    thousands: Literal[",", ".", " ", "'"] | None = None
+    date_order: Literal["dmy", "mdy"] | None = None

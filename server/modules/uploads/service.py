@@ -38,9 +38,11 @@ from server.modules.audit.service import record_event
 from server.modules.tenants import service as tenants
 from server.modules.uploads import evidence, metrics, storage
 from server.modules.uploads import mapping as suggestions_engine
+from server.modules.uploads.batches import data_batches
+from server.modules.uploads.detection import detect
 from server.modules.uploads.evidence import FileMissing
 from server.modules.uploads.models import MappingPreset, Upload, UploadProblem
-from server.modules.uploads.parsing import FileFormat, FileRejected, iter_records, sniff
+from server.modules.uploads.parsing import FileFormat, FileRejected
 from server.modules.uploads.scanning import scanner_from_settings
 from server.modules.uploads.storage import file_path as file_path
 from server.modules.uploads.storage import object_path as object_path
@@ -51,13 +53,7 @@ from server.modules.uploads.storage import rows_spool_path as rows_spool_path
 from server.modules.uploads.storage import typed_data_path as typed_data_path
 from server.modules.uploads.storage import upload_dir as upload_dir
 from server.modules.uploads.targets import Target, mapping_targets
-from server.modules.uploads.validation import (
-    Normaliser,
-    Report,
-    data_batches,
-    infer_column,
-    mapped_columns,
-)
+from server.modules.uploads.validation import Normaliser, Report, mapped_columns
 from server.principal import Principal
 from server.progress import get_hub
 from server.settings import Settings
@@ -186,7 +182,8 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
     ends `failed`, and the request gets 422 naming the reason."""
     path = file_path(settings, principal.tenant_id, upload_id)
     with tenant_session(principal.tenant_id) as session:
-        sheet = get_upload(session, upload_id).metadata_.get("sheet")
+        upload = get_upload(session, upload_id)
+        sheet, kind = upload.metadata_.get("sheet"), upload.kind
     publish(settings, upload_id, type="progress", stage="scanning")
     started = time.perf_counter()
     result = scanner_from_settings(settings.clamd_socket, settings.clamd_timeout_seconds
@@ -200,7 +197,8 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
         refusal = f"the file could not be virus-scanned ({result.detail}); it was deleted"
     else:
         try:
-            fmt = sniff(path, sheet)
+            with tenant_session(principal.tenant_id) as session:
+                fmt = detect(session, path, kind, sheet)
         except FileRejected as rejected:
             refusal = str(rejected)
     timings = {"sha256": round(sha256_seconds, 2), "scan": round(scanned - started, 2),
@@ -219,8 +217,8 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
         else:
             assert fmt is not None
             evidence.make_read_only(path)  # complete: the bytes as received, never rewritten
-            upload.metadata_ = {**upload.metadata_, "phase": "uploaded",
-                                "format": fmt.as_json()}
+            upload.metadata_ = {**upload.metadata_, "phase": "uploaded"}
+            store_format(upload, fmt)
             record_event(session, principal_or_actor_id=principal, action="upload.complete",
                          entity="upload", entity_id=upload.id,
                          after={"sha256": sha256, "size": upload.file_size,
@@ -283,7 +281,8 @@ def list_uploads(session: Session, limit: int, before: Any | None) -> list[Uploa
     return list(session.scalars(query))
 
 
-def _format(upload: Upload) -> FileFormat:
+def stored_format(upload: Upload) -> FileFormat:
+    """How the upload's file is read; 409 while uploading or after a refusal."""
     if upload.metadata_.get("phase") in (None, "uploading") or "format" not in upload.metadata_:
         detail = ("the upload is not complete yet" if upload.metadata_.get("phase") == "uploading"
                   else f"the file was refused: {upload.error}")
@@ -291,23 +290,13 @@ def _format(upload: Upload) -> FileFormat:
     return FileFormat.from_json(upload.metadata_["format"])
 
 
-def preview(session: Session, settings: Settings, upload_id: uuid.UUID) -> dict[str, Any]:
-    """First 100 data rows, each column's inferred type and its type warnings."""
-    upload = get_upload(session, upload_id)
-    fmt = _format(upload)
-    path = original_path(settings, upload)
-    rows = []
-    for record in iter_records(path, fmt):
-        rows.append({"row": record.row, "cells": record.cells[: len(fmt.columns)]})
-        if len(rows) == PREVIEW_ROWS:
-            break
-    columns = []
-    for index, name in enumerate(fmt.columns):
-        values = [(r["row"], r["cells"][index] if index < len(r["cells"]) else "") for r in rows]
-        inferred, warnings = infer_column(name, values)
-        columns.append({"index": index, "name": name, "inferred_type": inferred,
-                        "warnings": warnings})
-    return {"upload_id": upload.id, "format": fmt.as_json(), "columns": columns, "rows": rows}
+_format = stored_format
+
+
+def store_format(upload: Upload, fmt: FileFormat) -> None:
+    """The format in `metadata.format`, its first data rows in `metadata.sample` (the
+    preview answers from them without reading the file again)."""
+    upload.metadata_ = {**upload.metadata_, "format": fmt.as_json(), "sample": fmt.sample}
 
 
 def _memory(session: Session, kind: str) -> dict[str, list[suggestions_engine.Remembered]]:
@@ -388,12 +377,14 @@ def save_mapping(session: Session, principal: Principal, settings: Settings,
                  entity="upload", entity_id=upload.id, before={"mapping": before},
                  after={"mapping": mapping, "plan_id": plan_id, "preset": preset_name})
     if preset_name:
-        save_preset(session, principal, preset_name, upload.kind, mapping, fmt.columns)
+        save_preset(session, principal, preset_name, upload.kind, mapping, fmt.columns,
+                    fmt.profile)
     return upload
 
 
 def save_preset(session: Session, principal: Principal, name: str, kind: str,
-                mapping: dict[str, str], headers: list[str]) -> MappingPreset:
+                mapping: dict[str, str], headers: list[str],
+                profile: dict[str, Any] | None = None) -> MappingPreset:
     name = name.strip()
     if not name or len(name) > 200:
         raise UnprocessableEntity([{"loc": ["query", "preset_name"],
@@ -403,13 +394,14 @@ def save_preset(session: Session, principal: Principal, name: str, kind: str,
     if preset is None:
         preset = MappingPreset(id=uuid.uuid4(), tenant_id=principal.tenant_id, name=name,
                                kind=kind, mapping=mapping, headers=headers,
-                               created_by=principal.user_id)
+                               profile=profile or {}, created_by=principal.user_id)
         session.add(preset)
         session.flush()
         action, before = "preset.create", None
     else:
         before = {"mapping": preset.mapping, "kind": preset.kind}
         preset.mapping, preset.kind, preset.headers = mapping, kind, headers
+        preset.profile = profile or {}
         action = "preset.update"
     record_event(session, principal_or_actor_id=principal, action=action,
                  entity="mapping_preset", entity_id=preset.id, before=before,

@@ -8,13 +8,15 @@ catalog service, by key.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.modules.catalog import service as catalog
 from server.modules.plans import service as plans
+from server.modules.uploads.models import MappingAlias
 
 REFERENCE_LABELS = {"employee_ref": "Employee ID", "fund_ref": "Fund code"}
 
@@ -30,6 +32,7 @@ class Target:
     required: bool = True
     default: Any = None
     validation: dict[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {"key": self.key, "label": self.label, "dtype": self.dtype, "scope": self.scope,
@@ -44,6 +47,9 @@ def mapping_targets(session: Session, kind: str, plan_id: uuid.UUID | None) -> l
     the fund inputs.
     """
     entries = {entry.key: entry for entry in catalog.list_inputs(session)}
+    aliases: dict[str, list[str]] = {}
+    for row in session.scalars(select(MappingAlias)):
+        aliases.setdefault(row.input_key, []).append(row.alias)
     if plan_id is not None:
         inputs = plans.plan_inputs(session, plans.get_plan(session, plan_id))
     else:
@@ -55,6 +61,7 @@ def mapping_targets(session: Session, kind: str, plan_id: uuid.UUID | None) -> l
     else:
         targets = [Target("employee_ref", REFERENCE_LABELS["employee_ref"], "text"),
                    Target("fund_ref", REFERENCE_LABELS["fund_ref"], "text", required=False)]
+    targets = [replace(t, aliases=tuple(aliases.get(t.key, ()))) for t in targets]
     for spec in inputs:
         scope = spec.get("scope") or "employee"
         if kind == "funds" and scope != "fund":
@@ -65,5 +72,6 @@ def mapping_targets(session: Session, kind: str, plan_id: uuid.UUID | None) -> l
             key=spec["key"], label=spec.get("label") or (entry and entry.label) or spec["key"],
             dtype=spec["dtype"], scope=scope, required=required, default=spec.get("default"),
             validation=dict(entry.validation or {}) if entry else {},
+            aliases=tuple(aliases.get(spec["key"], ())),
         ))
     return targets

@@ -1,8 +1,9 @@
 """Validating a mapped file and producing its typed, normalised form.
 
 Two streaming passes, so memory stays bounded whatever the file size:
-1. `data_batches`: frames of the mapped columns (as text) with each row's spreadsheet row
-   number; ragged rows and undecodable bytes are reported here.
+1. `batches.data_batches`: frames of the mapped columns (as text) with each row's
+   spreadsheet row number; ragged rows and undecodable bytes are reported, text cleaned and
+   numbers/dates read with the reading profile (warnings say what changed).
 2. Each batch is typed with `engine.data.typed_column`
    (the engine's own number/date/bool rules), then checked against the catalog's
    `validation` JSON (min, max, regex, allowed), formula injection and the reference
@@ -13,14 +14,11 @@ Problem counts are complete; at most `MAX_LISTED` entries are kept for the repor
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -42,12 +40,10 @@ from engine.data import (
     typed_column,
 )
 from engine.plan import InputSpec
-from server.modules.uploads.parsing import BAD_TEXT, FileFormat, iter_records
+from server.modules.uploads.parsing import FileFormat
+from server.modules.uploads.report import Problem, Progress, Report
 from server.modules.uploads.targets import Target
 
-MAX_LISTED = 10_000
-BATCH_ROWS = 50_000
-BLOCK_BYTES = 4 * 1024 * 1024
 PROGRESS_EVERY = 100_000
 # Columns of the rows spool besides the mapped input keys (which never start with "__").
 SPOOL_ROW, SPOOL_REF = "__file_row", "__ref"
@@ -76,61 +72,6 @@ HINTS = {
 }
 
 
-@dataclass
-class Problem:
-    row: int | None
-    column: str | None
-    input_key: str | None
-    value: str | None
-    rule: dict[str, Any]
-    message: str
-    hint: str
-
-
-@dataclass
-class Report:
-    """Counts are complete; `problems` holds the first MAX_LISTED entries in file order."""
-
-    rows: int = 0
-    errors: int = 0
-    by_rule: Counter[str] = field(default_factory=Counter)
-    by_column: Counter[str] = field(default_factory=Counter)
-    problems: list[Problem] = field(default_factory=list)
-    parquet_sha256: str | None = None
-    parquet_bytes: int | None = None
-
-    def add(self, problem: Problem) -> None:
-        self.errors += 1
-        self.by_rule[_rule_name(problem.rule)] += 1
-        self.by_column[problem.column or "(row)"] += 1
-        if len(self.problems) < MAX_LISTED:
-            self.problems.append(problem)
-
-    def add_file_problem(self, message: str, hint: str) -> None:
-        self.add(Problem(None, None, None, None, {"file": True}, message, hint))
-
-    def sort(self, columns: Sequence[str]) -> None:
-        """File order: by row, then column as in the file (whole-row problems first)."""
-        order = {name: index for index, name in enumerate(columns)}
-        self.problems.sort(key=lambda p: (p.row or 0, order.get(p.column or "", -1)))
-
-    @property
-    def ok(self) -> bool:
-        return self.errors == 0
-
-    def summary(self) -> dict[str, Any]:
-        return {"rows": self.rows, "errors": self.errors, "by_rule": dict(self.by_rule),
-                "by_column": dict(self.by_column), "listed": len(self.problems),
-                "truncated": self.errors > len(self.problems)}
-
-
-def _rule_name(rule: dict[str, Any]) -> str:
-    return next(iter(rule)) if rule else "other"
-
-
-Progress = Callable[[str, int], None]
-
-
 @dataclass(frozen=True)
 class MappedColumn:
     target: Target
@@ -144,126 +85,6 @@ def mapped_columns(fmt: FileFormat, mapping: dict[str, str], targets: Sequence[T
     columns = [MappedColumn(by_key[key], column, fmt.columns.index(column))
                for key, column in mapping.items()]
     return sorted(columns, key=lambda c: (c.index, c.target.key))
-
-
-def data_batches(source: Path, fmt: FileFormat, columns: Sequence[MappedColumn],
-                 report: Report, progress: Progress) -> Iterator[pl.DataFrame]:
-    """Pass 1: frames of `LINE_COLUMN` + the mapped cells as text (empty cells null).
-
-    Ragged rows and undecodable bytes are reported on the way. UTF-8 CSV without quoted
-    line breaks takes the Polars fast path (lines split natively, quoted lines through
-    `csv`); XLSX, latin-1 and CSV with multi-line cells go record by record."""
-    fast = (fmt.format == "csv" and fmt.encoding in ("utf-8", "utf-8-sig")
-            and not _needs_record_reader(source))
-    batches = _line_batches(source, fmt) if fast else _record_batches(source, fmt)
-    width, indexes = len(fmt.columns), [c.index for c in columns]
-    for frame in batches:
-        _shape_problems(frame, width, fmt, report)
-        out = frame.select(pl.col(LINE_COLUMN), *(
-            pl.col("cells").list.get(c.index, null_on_oob=True).replace("", None)
-            .alias(c.target.key) for c in columns)) if indexes else frame.select(LINE_COLUMN)
-        report.rows += out.height
-        progress("parsing", report.rows)
-        yield out
-
-
-def _needs_record_reader(source: Path) -> bool:
-    """True when a quoted cell spans lines (a line with an odd number of quotes) or a line
-    holds the unit separator the fast path splits lines with."""
-    for _, block in _blocks(source):
-        odd = _lines(block).select(
-            ((pl.col("line").str.count_matches('"', literal=True) % 2) == 1).any()
-            | pl.col("line").str.contains("\x1f", literal=True).any())
-        if odd.item():
-            return True
-    return False
-
-
-def _blocks(source: Path) -> Iterator[tuple[int, bytes]]:
-    """(first line number, bytes) pieces of about BLOCK_BYTES, each ending at a line end.
-
-    Read with plain reads rather than Polars' memory map, so the process's resident memory
-    stays at a few blocks whatever the file size."""
-    first_line, carry = 1, b""
-    with source.open("rb") as handle:
-        while chunk := handle.read(BLOCK_BYTES):
-            data = carry + chunk
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                carry = data
-                continue
-            block, carry = data[:cut], data[cut:]
-            yield first_line, block
-            first_line += block.count(b"\n")
-    if carry:
-        yield first_line, carry
-
-
-def _lines(block: bytes) -> pl.DataFrame:
-    return pl.read_csv(io.BytesIO(block), has_header=False, separator="\x1f", quote_char=None,
-                       schema={"line": pl.String}, encoding="utf8-lossy",
-                       truncate_ragged_lines=True)
-
-
-BATCH_SCHEMA = {LINE_COLUMN: pl.Int64, "cells": pl.List(pl.String), "bad": pl.Boolean}
-_NOT_BLANK = pl.col("cells").list.eval(pl.element().str.strip_chars() != "").list.any()
-
-
-def _line_batches(source: Path, fmt: FileFormat) -> Iterator[pl.DataFrame]:
-    delimiter = fmt.delimiter or ","
-    for first_line, block in _blocks(source):
-        batch = (_lines(block).with_row_index(LINE_COLUMN, offset=first_line)
-                 .filter(pl.col(LINE_COLUMN) > fmt.header_row))
-        batch = batch.filter(pl.col("line").is_not_null()).with_columns(
-            pl.col(LINE_COLUMN).cast(pl.Int64),
-            pl.col("line").str.contains(BAD_TEXT, literal=True).alias("bad"))
-        quoted = pl.col("line").str.contains('"', literal=True)
-        plain = batch.filter(~quoted).select(
-            LINE_COLUMN, pl.col("line").str.split(delimiter).alias("cells"), "bad")
-        rows = batch.filter(quoted).select(LINE_COLUMN, "line", "bad").rows()
-        parsed = pl.DataFrame({
-            LINE_COLUMN: [r[0] for r in rows],
-            "cells": [next(csv.reader([r[1]], delimiter=delimiter), []) for r in rows],
-            "bad": [r[2] for r in rows]}, schema=BATCH_SCHEMA)
-        yield pl.concat([plain, parsed]).sort(LINE_COLUMN).filter(_NOT_BLANK)
-
-
-def _record_batches(source: Path, fmt: FileFormat) -> Iterator[pl.DataFrame]:
-    rows: list[int] = []
-    cells: list[list[str]] = []
-    bad: list[bool] = []
-    for record in iter_records(source, fmt):
-        rows.append(record.row)
-        cells.append(record.cells)
-        bad.append(record.bad_encoding)
-        if len(rows) == BATCH_ROWS:
-            yield pl.DataFrame({LINE_COLUMN: rows, "cells": cells, "bad": bad},
-                               schema=BATCH_SCHEMA)
-            rows, cells, bad = [], [], []
-    if rows:
-        yield pl.DataFrame({LINE_COLUMN: rows, "cells": cells, "bad": bad}, schema=BATCH_SCHEMA)
-
-
-def _shape_problems(frame: pl.DataFrame, width: int, fmt: FileFormat, report: Report) -> None:
-    count = pl.col("cells").list.len()
-    extra = pl.col("cells").list.slice(width).list.eval(
-        pl.element().str.strip_chars() != "").list.any()
-    flagged = frame.filter((count < width) | ((count > width) & extra) | pl.col("bad"))
-    for row, cells, bad in flagged.select(LINE_COLUMN, "cells", "bad").iter_rows():
-        if len(cells) < width or (len(cells) > width and any(c.strip() for c in cells[width:])):
-            report.add(_ragged(row, len(cells), width))
-        if bad:
-            report.add(Problem(
-                row, None, None, None, {"encoding": fmt.encoding},
-                f"the row holds bytes that are not valid {fmt.encoding}",
-                "Save the file as CSV UTF-8 (in Excel: Save As → CSV UTF-8)"))
-
-
-def _ragged(row: int, count: int, width: int) -> Problem:
-    kind = "fewer" if count < width else "more"
-    return Problem(row, None, None, None, {"shape": {"cells": count, "expected": width}},
-                   f"the row has {count} cells, {kind} than the {width} columns of the header",
-                   "Check for a missing or extra delimiter (a comma inside a value needs quotes)")
 
 
 def _spec(target: Target) -> InputSpec:
@@ -412,8 +233,10 @@ class Normaliser:
         typed = frame.select(pl.col(LINE_COLUMN), *typed_exprs).with_columns(
             pl.col(k).str.strip_chars() for k in REFERENCE_KEYS if k in frame.columns)
         problems += self._extra_problems(frame, typed)
+        seen = self.report.reported_cells
         for _, _, problem in sorted(problems, key=lambda item: (item[0], item[1])):
-            self.report.add(problem)
+            if (problem.row or 0, problem.input_key or "") not in seen:
+                self.report.add(problem)
         if self.ref_key in frame.columns:
             ref = pl.col(self.ref_key).str.strip_chars()
             self.hashes.append(frame.filter(ref != "").select(
@@ -529,51 +352,3 @@ def _file_sha256(path: Path) -> str:
         while chunk := handle.read(1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-# Preview: cheap type inference over the first rows ------------------------------------
-
-_NUMBER_RE = re.compile(NUMBER)
-_DATE_RE = re.compile(ISO_DATE)
-_LOOSE_NUMBER = re.compile(r"^[-+(]?[$€£]?\s*[\d,. ]+%?\)?$")
-_LOOSE_DATE = re.compile(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}$")
-BOOL_WORDS = {"true", "false", "yes", "no"}
-
-
-def _kind(value: str) -> str:
-    if _NUMBER_RE.match(value):
-        return "int" if "." not in value else "decimal"
-    if _DATE_RE.match(value):
-        return "date"
-    if value.lower() in BOOL_WORDS:
-        return "bool"
-    return "text"
-
-
-def infer_column(name: str, values: Sequence[tuple[int, str]]) -> tuple[str, list[dict]]:
-    """Inferred type of a column from (row, value) samples, and warnings for cells that
-    break the column's majority type or would not load (thousands separators, 31/12/2025)."""
-    filled = [(row, v.strip()) for row, v in values if v.strip()]
-    if not filled:
-        return "empty", []
-    kinds = Counter(_kind(v) for _, v in filled)
-    numeric = kinds["int"] + kinds["decimal"]
-    if numeric >= max(kinds["date"], kinds["bool"], kinds["text"]):
-        inferred = "decimal" if kinds["decimal"] else "int"
-    else:
-        inferred = max(("date", "bool", "text"), key=lambda k: kinds[k])
-    warnings = []
-    for row, value in filled:
-        kind = _kind(value)
-        if inferred in ("int", "decimal") and kind not in ("int", "decimal"):
-            why = ("a formatted number (thousands separators, currency or %): it will not load"
-                   if _LOOSE_NUMBER.match(value) else "not a number")
-            warnings.append({"row": row, "column": name, "value": value, "message": why})
-        elif inferred == "date" and kind != "date":
-            why = ("not an ISO date: write it as YYYY-MM-DD"
-                   if _LOOSE_DATE.match(value) else "not a date")
-            warnings.append({"row": row, "column": name, "value": value, "message": why})
-        elif inferred == "text" and value.startswith(FORMULA_START[:4]) and kind == "text":
-            warnings.append({"row": row, "column": name, "value": value,
-                             "message": "starts with = + - or @ (spreadsheet formula)"})
-    return inferred, warnings
