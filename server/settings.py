@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
 
     token_ttl_hours: int = 12
+    # This server's public URL (scheme://host[:port]) when it sits behind a proxy: the OIDC
+    # redirect URI is built from it. Unset: from each request's own URL.
+    public_base_url: str | None = None
     # Default per-tenant size limit of one upload (tenants.metadata.upload_limit_bytes wins).
     max_upload_bytes: int = 1024 * 1024 * 1024
     # ClamAV: a unix socket path or host:port of clamd; unset: files are "not scanned".

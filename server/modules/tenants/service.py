@@ -20,6 +20,9 @@ from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import ROLE_RANK, Role
 from server.modules.auth.service import hash_password, new_password, revoke_user_tokens
+from server.modules.tenants.identity import find_sign_in_user as find_sign_in_user
+from server.modules.tenants.identity import provision_sso_user as provision_sso_user
+from server.modules.tenants.identity import sync_sso_user as sync_sso_user
 from server.modules.tenants.models import Tenant, User
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
