@@ -7,6 +7,8 @@ the tenant keeps at least one active admin, and every change is an audit event.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -15,6 +17,8 @@ from server.errors import Conflict, Unauthorized
 from server.modules.audit.service import record_event
 from server.modules.auth.permissions import Role
 from server.modules.tenants.models import User
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # as tenants.service checks
 
 
 def _snapshot(user: User) -> dict[str, object]:
@@ -48,7 +52,10 @@ def find_sign_in_user(session: Session, subject: str, email: str | None,
 def provision_sso_user(session: Session, *, subject: str, email: str,
                        display_name: str | None, role: Role, teams: list[str]) -> User:
     """Create the user of a first sign-in (no local password: the provider vouches)."""
-    user = User(email=email.strip().lower(), display_name=display_name, role=role.value,
+    email = email.strip().lower()
+    if not EMAIL_RE.match(email):
+        raise Unauthorized(f"the provider's email claim {email[:80]!r} is not an email address")
+    user = User(email=email, display_name=display_name, role=role.value,
                 teams=sorted(set(teams)), is_active=True, password_hash=None,
                 oidc_subject=subject)
     try:
