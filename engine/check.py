@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.catalog import CATALOG
+from engine.deferral import policy_problems
 from engine.dsl.ast import (
     ARITHMETIC_OPS,
     COMPARISON_OPS,
@@ -374,6 +375,7 @@ def check_plan(
         if step:
             compiled_steps.append(step)
     _check_payout(doc.payout, step_names, scope, problems)
+    _check_deferral(doc, scope, problems)
     if problems:
         return None, problems
     return CompiledPlan(
@@ -387,6 +389,17 @@ def check_plan(
         dependencies=dependencies,
         plan_hash=plan_hash(doc),
     ), []
+
+
+def _check_deferral(doc: PlanDocument, scope: Mapping[str, Type | None],
+                    problems: list[Problem]) -> None:
+    """The deferral policy's references to steps and the plan period (docs/deferrals.md)."""
+    if doc.deferral is None:
+        return
+    step_types = {spec.name: (scope[spec.name].value if scope.get(spec.name) else "unknown")
+                  for spec in doc.steps if spec.name in scope}
+    for field, message in policy_problems(doc.deferral, step_types, doc.effective_to):
+        problems.append(Problem("deferral", message, field=field))
 
 
 def _unique_steps(

@@ -14,7 +14,7 @@ import polars as pl
 from engine import r10
 from engine.backends.base import EvalResult
 from engine.catalog import CATALOG_VERSION
-from engine.model import CompiledPlan, PlanDocument
+from engine.model import PRESENTATION_FIELDS, CompiledPlan, PlanDocument
 
 SEMANTICS_VERSION = "R10"
 
@@ -43,9 +43,18 @@ def canonical_plan(doc: PlanDocument, include_version: bool = True) -> dict[str,
     """The plan as a canonical dict: steps sorted by order (then name), inputs and
     parameters in declared order, typed values kept typed (decimals become R10 text)."""
     data = doc.model_dump(mode="python")
+    # Presentation fields (plan.PRESENTATION_FIELDS) say how a statement reads, not what is
+    # computed: leaving them out keeps every hash made before they existed.
+    for item in data["inputs"]:
+        item.pop("format", None)
+    for item in (*data["parameters"], *data["steps"]):
+        for name in PRESENTATION_FIELDS:
+            item.pop(name, None)
     data["steps"] = sorted(data["steps"], key=lambda step: (step["order"], step["name"]))
     if not include_version:
         data.pop("version")
+    if data.get("deferral") is None:
+        data.pop("deferral", None)  # plans without a policy keep the hash they always had
     return data
 
 

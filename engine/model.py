@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine import r10
+from engine.deferral import DeferralPolicy
 from engine.dsl.ast import Node, Type
 
 DType = Literal["decimal", "int", "bool", "text", "date"]
@@ -88,6 +89,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
+DisplayFormat = Literal["money", "percent", "points", "integer", "number"]
+"""How a statement shows a decimal (presentation only, outside the plan hash): `money` in
+the plan currency, `percent` a fraction as a percentage (-0.0132 -> -1.32%), `points` a value
+already in percent (40 -> 40%), `integer` a whole number (365), `number` as computed."""
+PRESENTATION_FIELDS = ("label", "format")
+"""Fields that change how a statement reads, never what the plan computes: left out of the
+plan and snapshot hashes (engine/hashing.py) unless an input's label (hashed since v1)."""
+
+
 class InputSpec(_Strict):
     """A declared input column. `default` (typed by dtype) fills empty cells."""
 
@@ -97,6 +107,7 @@ class InputSpec(_Strict):
     scope: Scope = "employee"
     required: bool = True
     default: Any = None
+    format: DisplayFormat | None = None
 
     @model_validator(mode="after")
     def _typed_default(self) -> InputSpec:
@@ -111,6 +122,8 @@ class ParameterSpec(_Strict):
     key: str
     dtype: DType
     value: Any
+    label: str | None = None
+    format: DisplayFormat | None = None
 
     @model_validator(mode="after")
     def _typed_value(self) -> ParameterSpec:
@@ -133,6 +146,8 @@ class StepSpec(_Strict):
     condition: str | None = None
     default: str | None = None
     notes: str = ""
+    label: str | None = None
+    format: DisplayFormat | None = None
 
     @field_validator("condition", mode="before")
     @classmethod
@@ -165,6 +180,7 @@ class PlanDocument(_Strict):
     parameters: list[ParameterSpec] = Field(default_factory=list)
     steps: list[StepSpec] = Field(min_length=1)
     payout: str
+    deferral: DeferralPolicy | None = None
 
     @model_validator(mode="after")
     def _period(self) -> PlanDocument:

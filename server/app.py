@@ -11,11 +11,19 @@ from sqlalchemy import text
 from server.db import session as db
 from server.errors import install_error_handlers, problem_response
 from server.modules import addin
+from server.modules.adjustments.router import router as adjustments_router
 from server.modules.approvals.router import router as approvals_router
 from server.modules.audit.router import router as audit_router
+from server.modules.audit.service import configure_audit_keys
 from server.modules.auth.router import router as auth_router
-from server.modules.auth.service import configure_password_hashing
+from server.modules.auth.service import (
+    configure_login_policy,
+    configure_password_hashing,
+    configure_sessions,
+)
 from server.modules.catalog.router import router as catalog_router
+from server.modules.deferrals.router import router as deferrals_router
+from server.modules.inquiries.router import router as inquiries_router
 from server.modules.plans.router import router as plans_router
 from server.modules.reports.router import router as reports_router
 from server.modules.runs.router import router as runs_router
@@ -45,6 +53,9 @@ API_ROUTERS: list[APIRouter] = [
     reports_router,
     runs_router,
     approvals_router,
+    deferrals_router,
+    inquiries_router,
+    adjustments_router,
 ]
 
 
@@ -87,6 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_password_hashing(
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
+    configure_audit_keys(settings)
+    configure_login_policy(settings)
+    configure_sessions(settings)
     if settings.database_url:
         db.configure(settings)
     queued_tasks.register_all()  # every queued task, by name: add yours in server/worker/tasks.py
@@ -110,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     _add_operational_routes(app)
     addin.mount(app)
-    app.add_middleware(RateLimitMiddleware, buckets=_buckets(settings))
+    buckets = _buckets(settings)
+    app.state.rate_buckets = buckets  # the per-account buckets of current_principal
+    app.add_middleware(RateLimitMiddleware, buckets=buckets)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
 
+from server.modules.audit.cli import audit_app
 from server.modules.reports.cli import verify_bundle_command
 from server.settings import Settings, get_settings
 
@@ -33,6 +35,7 @@ def _database(settings: Settings) -> Iterator[Settings]:
     from server.db import session as db
     from server.db.bootstrap import run_migrations
     from server.db.embedded import start_embedded
+    from server.modules.audit.service import configure_audit_keys
     from server.modules.auth.service import configure_password_hashing
     from server.observability.logging import configure_logging
 
@@ -40,6 +43,7 @@ def _database(settings: Settings) -> Iterator[Settings]:
     configure_password_hashing(
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
+    configure_audit_keys(settings)
     if settings.database_url:
         if settings.migration_database_url:
             run_migrations(settings.migration_database_url)
@@ -176,6 +180,38 @@ def _register_workbook_commands() -> None:
 
 _register_workbook_commands()
 app.command("verify-bundle")(verify_bundle_command)
+app.add_typer(audit_app, name="audit")
+
+
+def _audit_in_tenant(tenant_id: uuid.UUID, action: str) -> None:
+    from server.db.session import tenant_session
+    from server.modules.audit import service
+    from server.settings import get_settings
+
+    with _database(get_settings()), tenant_session(tenant_id) as session:
+        if action == "checkpoint":
+            row = service.write_checkpoint(session)
+            typer.echo(f"Checkpoint {row.seq}: {row.event_count} events, head "
+                       f"{row.head_signature}")
+            return
+        report = service.verify_chain(session)
+    typer.echo(f"ok={report.ok} checked={report.checked} checkpoints={report.checkpoints}"
+               + ("" if report.ok else f" first bad: event {report.broken_event_id} / "
+                  f"checkpoint {report.broken_checkpoint}: {report.reason}"))
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(tenant: uuid.UUID = typer.Option(..., help="Tenant id")) -> None:
+    """Write a signed checkpoint of the tenant's chain head now."""
+    _audit_in_tenant(tenant, "checkpoint")
+
+
+@audit_app.command("verify")
+def audit_verify(tenant: uuid.UUID = typer.Option(..., help="Tenant id")) -> None:
+    """Verify the tenant's chain, MACs and checkpoints (exit code 1 when broken)."""
+    _audit_in_tenant(tenant, "verify")
 
 
 if __name__ == "__main__":

@@ -19,11 +19,11 @@ import structlog
 from sqlalchemy import select, text
 
 from server.db.session import system_session, tenant_session
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
 from server.modules.auth.service import hash_password, new_password
 from server.modules.tenants import service as tenants
 from server.modules.tenants.models import User
+from server.principal import Principal
 
 DEMO_TENANT = "Demo Capital"
 DEMO_DOMAIN = "demo.paysheet.local"
@@ -72,7 +72,16 @@ def _reset_passwords(tenant_id: uuid.UUID) -> dict[str, str]:
         for user in session.scalars(select(User).where(User.email.like(f"%@{DEMO_DOMAIN}"))):
             passwords[user.email] = new_password()
             user.password_hash = hash_password(passwords[user.email])
+    _make_permanent(tenant_id)
     return passwords
+
+
+def _make_permanent(tenant_id: uuid.UUID) -> None:
+    """Demo logins are printed on every start, so they are not one-time passwords."""
+    with tenant_session(tenant_id) as session:
+        for user in session.scalars(select(User).where(User.email.like(f"%@{DEMO_DOMAIN}"))):
+            user.password_is_temporary = False
+            user.password_expires_at = None
 
 
 def seed_demo(data_dir: Path) -> DemoLogins:
@@ -102,6 +111,7 @@ def seed_demo(data_dir: Path) -> DemoLogins:
                 teams=DEMO_TEAMS.get(role, []),
             )
             passwords[new_user.user.email] = new_user.password
+    _make_permanent(tenant_id)
     _write_logins(logins_file, tenant_id, passwords)
     _seed_sample_plan(tenant_id, created.admin.user.id)
     return DemoLogins(tenant_id, passwords, created=True)

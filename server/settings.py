@@ -34,6 +34,20 @@ class Settings(BaseSettings):
     # This server's public URL (scheme://host[:port]) when it sits behind a proxy: the OIDC
     # redirect URI is built from it. Unset: from each request's own URL.
     public_base_url: str | None = None
+    # Accounts: a one-time password (new user, admin reset) expires after this and works
+    # once; new passwords need this many characters; an account locks after
+    # `login_lockout_threshold` wrong passwords in a row for base x 2^n seconds (capped), a
+    # client address after `login_address_threshold` failures within the window.
+    one_time_password_hours: int = 72
+    # With REDIS_URL, sessions live in Redis; each is re-checked against Postgres at least
+    # this often (changes made outside the API are seen within it).
+    session_recheck_seconds: int = 60
+    password_min_length: int = 12
+    login_lockout_threshold: int = 5
+    login_lockout_base_seconds: int = 30
+    login_lockout_cap_seconds: int = 3600
+    login_address_threshold: int = 20
+    login_address_window_seconds: int = 900
     # Default per-tenant size limit of one upload (tenants.metadata.upload_limit_bytes wins).
     max_upload_bytes: int = 1024 * 1024 * 1024
     # ClamAV: a unix socket path or host:port of clamd; unset: files are "not scanned".
@@ -50,12 +64,20 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
     db_max_overflow: int = 20
-    # Password given to the two roles when the embedded/test bootstrap creates them.
-    bootstrap_role_password: str = "paysheet-dev"
+    # Password of the two roles when the embedded bootstrap creates them; unset: a random
+    # secret kept in <data_dir>/pg-roles.secret (the embedded server requires SCRAM).
+    bootstrap_role_password: str | None = None
 
     # Encrypts tenants' export-signing private keys at rest (any long random string). Unset:
     # a random secret is created once in <data_dir>/signing-key.secret (mode 0600).
     signing_key_secret: str | None = None
+
+    # Audit chain: HMAC keys as `id:base64,id:base64` (unset: <data_dir>/audit-keys.json,
+    # created on first use), the active one (default: the last listed), and how many events
+    # of a tenant between two signed checkpoints of its chain head.
+    audit_keys: str | None = None
+    audit_active_key: str | None = None
+    audit_checkpoint_every: int = 100
 
     # Runs: the job queue's name (RedisHuey key prefix / PostgresHuey queue column), how many
     # times a run interrupted by a dead worker is attempted, and `paysheet worker` processes.
@@ -72,6 +94,18 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    # Statement delivery to managers by e-mail (reports/delivery.py). Unset SMTP_HOST: no
+    # e-mail (managers download their teams' statements through the API). SMTP_TLS: none,
+    # starttls or ssl. DELIVER_ON_FINALIZE: queue a delivery when a run is finalized.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_tls: str = "none"
+    smtp_sender: str = "paysheet@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_seconds: float = 30.0
+    deliver_on_finalize: bool = True
 
 
 def api_worker_count(settings: Settings, embedded_database: bool) -> int:

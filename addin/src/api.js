@@ -149,8 +149,30 @@ export class PaysheetApi {
     return this.request("GET", `/runs/${runId}`);
   }
 
+  /** Inquiries raised on the run (docs/deferrals.md §7). */
+  inquiries(runId) {
+    return this.request("GET", `/inquiries?run_id=${runId}`);
+  }
+
   latestRun(planId) {
     return this.request("GET", `/runs?plan_id=${planId}&limit=1`);
+  }
+
+  /** One page of a run's per-employee results (the server's access rule applies). */
+  results(runId, cursor = null, limit = 1000) {
+    const after = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+    return this.request("GET", `/runs/${runId}/results?limit=${limit}${after}`);
+  }
+
+  /** One employee's calculation tape. */
+  tape(runId, employeeRef) {
+    return this.request("GET",
+      `/runs/${runId}/results?employee_ref=${encodeURIComponent(employeeRef)}`);
+  }
+
+  /** The plan's finalized runs, newest first. */
+  finalizedRuns(planId, limit = 5) {
+    return this.request("GET", `/runs?plan_id=${planId}&status=finalized&limit=${limit}`);
   }
 
   /** The run's progress socket URL (ws/wss, token in the query as the server accepts). */

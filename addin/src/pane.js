@@ -4,11 +4,13 @@
 // `wait` paces polling and `openSocket` opens the run's progress WebSocket (both injectable).
 
 import { ApiError } from "./api.js";
+import { writeRows } from "./chunks.js";
 import { locateRequestErrors } from "./diagnostics.js";
 import { confirmMapping, decisionRequest, mappingRows, RUNNING, statementRequest,
-  statementsJob, workbookDownload } from "./runs.js";
+  splitCell, statementsJob, workbookDownload } from "./runs.js";
+import { poolSummary, RESULTS_SHEET, resultsTable, tapeLines } from "./results.js";
 import { activeSheetCsv } from "./sheetdata.js";
-import { compare, requestRows } from "./vectors.js";
+import { compare, populations, requestRows, stepPlaces } from "./vectors.js";
 import { readPlan, readTests, writeDiagnostics, writePlanMeta, writeTestResults }
   from "./workbook.js";
 
@@ -76,13 +78,19 @@ export class Pane {
     });
   }
 
-  /** Evaluate the Tests sheet's vectors on the synced plan; returns [{row, passed, message}]. */
+  /** Evaluate the Tests sheet's vectors on the synced plan, each population on its own;
+   * returns [{row, passed, message}]. */
   async runTests(planId) {
     return this.excel.run(async (context) => {
       const vectors = await readTests(context, this.layout);
       if (!vectors.length) return [];
-      const response = await this.api.evaluate(planId, requestRows(vectors));
-      const results = compare(vectors, response);
+      const { document } = await readPlan(context, this.layout);
+      // each population (one row, or the rows of one Group) in its own evaluation
+      const responses = [];
+      for (const population of populations(vectors)) {
+        responses.push(await this.api.evaluate(planId, requestRows(population)));
+      }
+      const results = compare(vectors, responses, stepPlaces(document));
       await writeTestResults(context, this.layout, results);
       return results;
     });
@@ -96,6 +104,18 @@ export class Pane {
         plan_hash: plan.plan_hash, version: plan.version });
     });
     return plan;
+  }
+
+  /** Select a problem's cell ("Steps!C3"): its sheet activated, the cell selected. */
+  async selectCell(reference) {
+    const found = splitCell(reference);
+    if (!found) throw new Error(`Not a cell reference: ${reference}`);
+    await this.excel.run(async (context) => {
+      const sheet = context.workbook.worksheets.getItem(found[0]);
+      sheet.activate();
+      sheet.getRange(found[1]).select();
+      await context.sync();
+    });
   }
 
   /** The plan id the workbook holds (Plan sheet, written by the first sync), or null. */
@@ -180,6 +200,87 @@ export class Pane {
   async latestRun(planId) {
     const page = await this.api.latestRun(planId);
     return page.items.length ? this.api.getRun(page.items[0].id) : null;
+  }
+
+  /** Every result row of `runId` the user may see, page by page. */
+  async allResults(runId) {
+    const rows = [];
+    let cursor = null;
+    do {
+      const page = await this.api.results(runId, cursor);
+      rows.push(...page.items);
+      cursor = page.next_cursor;
+    } while (cursor);
+    return rows;
+  }
+
+  /** The payouts of the plan's newest finalized run other than `run`, or null. */
+  async previousPayouts(run) {
+    const page = await this.api.finalizedRuns(run.plan_id);
+    const previous = page.items.find((item) => item.id !== run.id);
+    if (!previous) return null;
+    const step = run.totals?.payout_step;
+    const rows = await this.allResults(previous.id);
+    return new Map(rows.map((row) => [row.employee_ref, row.values?.[step] ?? null]));
+  }
+
+  /** Write the Results sheet of `run` (GET /runs/{id} with totals): one row per employee the
+   * user may see, the change against the previous finalized run, then the pool summary.
+   * Written in row chunks, so 10k+ employees stay under Excel's request limit. */
+  async writeResults(run) {
+    const payoutStep = run.totals?.payout_step;
+    const { document } = await this.excel.run((context) => readPlan(context, this.layout));
+    const steps = [...(document.steps || [])].sort((a, b) => a.order - b.order)
+      .map((step) => step.name);
+    const results = await this.allResults(run.id);
+    const previous = await this.previousPayouts(run);
+    const table = resultsTable(results, payoutStep, steps, previous);
+    const pools = poolSummary(run.totals);
+    await this.excel.run(async (context) => {
+      const sheets = context.workbook.worksheets;
+      let sheet = sheets.getItemOrNullObject(RESULTS_SHEET);
+      await context.sync();
+      if (sheet.isNullObject) sheet = sheets.add(RESULTS_SHEET);
+      else sheet.getRange().clear();
+      await context.sync();
+      await writeRows(context, sheet, 1, "A", [table.header, ...table.rows]);
+      if (pools.rows.length) {
+        await writeRows(context, sheet, table.rows.length + 3, "A", [pools.header, ...pools.rows]);
+      }
+      sheet.activate();
+      await context.sync();
+    });
+    return { rows: table.rows.length, pools: pools.rows.length,
+      compared: previous !== null };
+  }
+
+  /** One employee's tape, as lines for the pane. */
+  async tape(runId, employeeRef) {
+    const ref = String(employeeRef || "").trim().replace(/^'/, "");
+    if (!ref) throw new Error("Type an employee reference, or select a row of the Results sheet");
+    return tapeLines(await this.api.tape(runId, ref));
+  }
+
+  /** Call `onEmployee(ref)` when the user selects a row of the Results sheet (Excel's
+   * onSelectionChanged); false where the host has no selection events. */
+  async followResultsSelection(onEmployee) {
+    return this.excel.run(async (context) => {
+      const sheet = context.workbook.worksheets.getItem(RESULTS_SHEET);
+      if (!sheet.onSelectionChanged) return false;
+      sheet.onSelectionChanged.add(async (event) => {
+        const row = Number(/\d+/.exec(event.address)?.[0]);
+        if (!row || row < 2) return;
+        const ref = await this.excel.run(async (inner) => {
+          const cell = inner.workbook.worksheets.getItem(RESULTS_SHEET).getRange(`A${row}`);
+          cell.load("values");
+          await inner.sync();
+          return cell.values[0][0];
+        });
+        if (ref && ref !== "Pool step") onEmployee(String(ref));
+      });
+      await context.sync();
+      return true;
+    });
   }
 
   /** Approve, reject (with a comment) or finalize; resolves to the updated run. */

@@ -2,7 +2,10 @@
 // and totals, approvals, downloads. DOM only; the decisions are in runs.js and the work in
 // pane.js.
 
-import { approvalButtons, controlsFor, downloadsFor, progressOf, totalsLines } from "./runs.js";
+import { confirmAction } from "./confirm.js";
+import { canSeeInquiries, finalizeBlock, inquiryLines } from "./inquiries.js";
+import { approvalButtons, controlsFor, downloadsFor, progressOf, stateLabel, totalsLines }
+  from "./runs.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,8 +29,8 @@ export function saveFile({ blob, filename }) {
 export class RunPanel {
   /** `planId()` resolves to the plan to run; `guarded(button, work)` and `say(text, kind)`
    * come from the page (button disabling, the log). */
-  constructor({ pane, planId, guarded, say }) {
-    Object.assign(this, { pane, planId, guarded, say });
+  constructor({ pane, planId, guarded, say, FieldError = Error }) {
+    Object.assign(this, { pane, planId, guarded, say, FieldError });
     this.uploadId = null;
     this.rows = [];
     this.run = null;
@@ -37,7 +40,7 @@ export class RunPanel {
   bind() {
     $("upload-file").addEventListener("click", () => this.guarded($("upload-file"), async () => {
       const file = $("data-file").files[0];
-      if (!file) throw new Error("Choose a CSV or XLSX file first");
+      if (!file) throw new this.FieldError("data-file", "Choose a CSV or XLSX file first");
       const upload = await this.pane.uploadFile(file);
       this.say(`Uploaded ${file.name}`, "ok");
       await this.showMapping(upload.id);
@@ -61,6 +64,13 @@ export class RunPanel {
       this.show(run);
       if (progressOf(run).finished === false) await this.follow(run.id);
     }));
+    $("write-results").addEventListener("click",
+      () => this.guarded($("write-results"), () => this.results()));
+    $("show-tape").addEventListener("click", () => this.guarded($("show-tape"), () => {
+      const ref = $("tape-ref").value.trim();
+      if (!ref) throw new this.FieldError("tape-ref", "Type an employee reference first");
+      return this.showTape(ref);
+    }));
     $("download-workbook").addEventListener("click", () => this.guarded($("download-workbook"),
       async () => this.saved(await this.pane.downloadWorkbook(this.run.id))));
     $("download-statements").addEventListener("click", () => this.guarded(
@@ -71,6 +81,27 @@ export class RunPanel {
       $("download-statement"), async () => this.saved(
         await this.pane.downloadStatement(this.run.id, $("statement-ref").value)),
     ));
+  }
+
+  /** Results sheet of the shown run; selecting one of its rows shows that employee's tape. */
+  async results() {
+    const written = await this.pane.writeResults(this.run);
+    this.say(`Results sheet: ${written.rows} employee(s)`
+      + (written.compared ? ", compared with the last finalized run" : "")
+      + (written.pools ? `, ${written.pools} pool group(s)` : ""), "ok");
+    if (!this.following) {
+      this.following = await this.pane.followResultsSelection((ref) => {
+        $("tape-ref").value = ref;
+        this.showTape(ref).catch((error) => this.say(error.message, "error"));
+      });
+    }
+  }
+
+  async showTape(ref) {
+    const lines = await this.pane.tape(this.run.id, ref);
+    $("tape-title").textContent = `Tape of ${ref}`;
+    $("tape").replaceChildren(...lines.map((line) => element("li", line)));
+    $("tape-box").hidden = false;
   }
 
   saved(file) {
@@ -137,12 +168,18 @@ export class RunPanel {
   show(run) {
     this.run = run;
     $("run-view").hidden = false;
-    $("run-id").textContent = `Run ${run.id}`;
+    const started = run.started_at ? `${run.started_at.slice(0, 16).replace("T", " ")} UTC` : "";
+    $("run-id").textContent = started ? `Run started ${started}` : "Run";
+    $("run-id").title = `Run id ${run.id}`;
+    $("run-id").dataset.runId = run.id;
     this.progress(run);
     $("totals").replaceChildren(...totalsLines(run.totals).flatMap(([label, value]) =>
       [element("dt", label), element("dd", value)]));
     this.showApprovals(run);
     const downloads = downloadsFor(this.pane.user, run);
+    const computed = !["queued", "running", "failed"].includes(run.status);
+    $("results-box").hidden = !computed;
+    $("tape-box").hidden = true;
     $("download-workbook").hidden = !downloads.workbook;
     $("download-statements").hidden = !downloads.statements;
     $("statement-box").hidden = !downloads.statements;
@@ -151,28 +188,46 @@ export class RunPanel {
 
   showApprovals(run) {
     const history = run.approvals?.history || [];
-    $("approval-state").textContent = `State: ${run.status.replace(/_/g, " ")}`;
+    $("approval-state").textContent = stateLabel(run.status);
+    $("approval-state").dataset.status = run.status;
     $("approval-history").replaceChildren(...history.map((h) => element("li",
       `${h.action.replace(/_/g, " ")} by ${h.actor_role}, ${h.at.slice(0, 16).replace("T", " ")} UTC`
       + (h.comment ? ` — ${h.comment}` : ""))));
     const { buttons, note } = approvalButtons(this.pane.user, run);
     $("approval-note").textContent = note;
+    this.showInquiries(run);
     $("comment-box").hidden = buttons.length === 0;
     $("approval-buttons").replaceChildren(...buttons.map((button) => {
-      const node = element("button", button.label, { type: "button" });
+      const node = element("fluent-button", button.label,
+        button.action === "reject" ? {} : { appearance: "accent" });
       node.dataset.action = button.action;
       if (button.action === "reject") node.className = "reject";
       node.addEventListener("click", () => this.guarded(node, async () => {
         const comment = $("comment").value.trim();
-        if (button.needsComment && !comment) throw new Error("A reject needs a comment");
+        if (button.needsComment && !comment) {
+          throw new this.FieldError("comment", "A reject needs a comment: say what to fix");
+        }
+        if (!await confirmAction(button.action)) return true;
         const updated = await this.pane.decide(run.id, button.action, comment || undefined);
         $("comment").value = "";
-        this.say(`${button.label}: run is ${updated.status.replace(/_/g, " ")}`, "ok");
+        this.say(`${button.label}: ${stateLabel(updated.status)}`, "ok");
         this.show(updated);
         return false;
       }));
       return node;
     }));
+  }
+
+  /** Inquiries on the run and whether they block its finalize (visible to approvers). */
+  showInquiries(run) {
+    $("inquiry-note").textContent = "";
+    $("inquiry-list").replaceChildren();
+    if (!canSeeInquiries(this.pane.user) || !this.pane.api.inquiries) return;
+    this.pane.api.inquiries(run.id).then((found) => {
+      if (this.run?.id !== run.id) return;
+      $("inquiry-note").textContent = finalizeBlock(found);
+      $("inquiry-list").replaceChildren(...inquiryLines(found).map((line) => element("li", line)));
+    }).catch(() => { $("inquiry-note").textContent = "Inquiries could not be loaded."; });
   }
 
   /** After sign-in: this user's controls, and the open run seen with their buttons. */

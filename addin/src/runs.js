@@ -116,6 +116,47 @@ const WAITING_FOR = {
   finance_approved: "finance or an admin to finalize",
 };
 
+// What a run's state means to the people who act on it (the pane's status line).
+const STATES = {
+  queued: "Queued",
+  running: "Running",
+  failed: "Failed",
+  draft: "Computed: waiting for manager approval",
+  manager_approved: "Approved by the manager: waiting for HR approval",
+  hr_approved: "Approved by HR: waiting for finance approval",
+  finance_approved: "Approved by finance: waiting to be finalized",
+  finalized: "Finalized",
+};
+
+/** A run status in words ("Waiting for manager approval"), never the bare state id. */
+export function stateLabel(status) {
+  return STATES[status] || String(status || "").replace(/_/g, " ");
+}
+
+// Actions that cannot be taken back: the pane asks first, saying what happens.
+const CONFIRMATIONS = {
+  lock: ["Lock the plan?", "A locked plan cannot be edited: its steps and its hash are frozen, "
+    + "and a change needs a new version.", "Lock plan"],
+  finalize: ["Finalize the run?", "Its results are frozen for good and deferred awards are "
+    + "written to the ledger. This cannot be undone.", "Finalize"],
+  reject: ["Reject the run?", "It goes back to draft, and every approval given so far has to be "
+    + "given again.", "Reject"],
+};
+
+/** {title, text, confirm} for an action that needs a confirmation, or null. */
+export function confirmation(action) {
+  const found = CONFIRMATIONS[action];
+  return found ? { title: found[0], text: found[1], confirm: found[2] } : null;
+}
+
+/** "Steps!C3" (or "'My sheet'!C3") → ["Steps", "C3"]; null when it is not a cell. */
+export function splitCell(reference) {
+  const match = /^(?:'((?:[^']|'')+)'|([^!]+))!\$?([A-Z]{1,3})\$?(\d+)$/.exec(String(reference));
+  if (!match) return null;
+  const sheet = match[1] ? match[1].replace(/''/g, "'") : match[2];
+  return [sheet, `${match[3]}${match[4]}`];
+}
+
 function currentRound(history) {
   const last = history.map((h) => h.action).lastIndexOf("reject");
   return history.slice(last + 1);

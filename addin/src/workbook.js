@@ -5,6 +5,7 @@
 
 import { columnLetter, readRows, writeRows } from "./chunks.js";
 import { locate, planFieldRow, tableColumn } from "./diagnostics.js";
+import { GROUP_TITLE } from "./vectors.js";
 
 export const ERROR_FILL = "#F8CBAD";
 const TRUE_WORDS = { true: true, yes: true, 1: true, false: false, no: false, 0: false };
@@ -197,7 +198,8 @@ export async function writePlanMeta(context, layout, meta) {
   });
 }
 
-/** Test vectors: [{row, case, inputs: {key: text}, expected: {step: text}}]. */
+/** Test vectors: [{row, case, inputs: {key: text}, expected: {step: text}, group}]; a
+ * column titled "Group" puts rows with the same value into one population. */
 export async function readTests(context, layout) {
   const spec = layout.sheets.Tests;
   const sheet = context.workbook.worksheets.getItem("Tests");
@@ -209,15 +211,17 @@ export async function readTests(context, layout) {
   values.forEach((cells, offset) => {
     const inputs = {};
     const expected = {};
+    let group = null;
     titles.forEach((title, index) => {
       const text = cellText(cells[spec.fixed.length + index]);
       if (title === null || text === null) return;
-      if (title.toLowerCase().startsWith("expect ")) expected[title.slice(7).trim()] = text;
+      if (title === GROUP_TITLE) group = text;
+      else if (title.toLowerCase().startsWith("expect ")) expected[title.slice(7).trim()] = text;
       else inputs[title] = text;
     });
     if (Object.keys(inputs).length || Object.keys(expected).length) {
       const row = 2 + offset;
-      vectors.push({ row, case: cellText(cells[0]) || `row ${row}`, inputs, expected });
+      vectors.push({ row, case: cellText(cells[0]) || `row ${row}`, inputs, expected, group });
     }
   });
   return vectors;

@@ -3,7 +3,8 @@ import { test } from "node:test";
 
 import {
   approvalButtons, confirmMapping, controlsFor, decisionRequest, downloadsFor, formatAmount, mappingRows,
-  progressOf, statementRequest, statementsJob, totalsLines, workbookDownload,
+  confirmation, progressOf, splitCell, stateLabel, statementRequest, statementsJob, totalsLines,
+  workbookDownload,
 } from "../src/runs.js";
 
 const SUGGESTIONS = {
@@ -159,4 +160,29 @@ test("decisions, downloads and their URLs", () => {
   const job = statementsJob("r1");
   assert.deepEqual([job.path, job.body, job.download("j9"), job.filename],
     ["/runs/r1/statements", { format: "pdf" }, "/reports/jobs/j9/download", "statements-r1.zip"]);
+});
+
+test("run states read as what the run waits for, never the bare state id", () => {
+  assert.equal(stateLabel("draft"), "Computed: waiting for manager approval");
+  assert.equal(stateLabel("manager_approved"), "Approved by the manager: waiting for HR approval");
+  assert.equal(stateLabel("hr_approved"), "Approved by HR: waiting for finance approval");
+  assert.equal(stateLabel("finance_approved"), "Approved by finance: waiting to be finalized");
+  assert.equal(stateLabel("finalized"), "Finalized");
+  assert.equal(stateLabel("some_new_state"), "some new state");
+});
+
+test("lock, finalize and reject ask first; approvals do not", () => {
+  for (const action of ["lock", "finalize", "reject"]) {
+    const question = confirmation(action);
+    assert.ok(question.title.endsWith("?") && question.text.length > 20 && question.confirm);
+  }
+  assert.match(confirmation("finalize").text, /cannot be undone/);
+  assert.equal(confirmation("manager_approve"), null);
+});
+
+test("a problem's cell reference splits into sheet and address", () => {
+  assert.deepEqual(splitCell("Steps!C3"), ["Steps", "C3"]);
+  assert.deepEqual(splitCell("'My ''odd'' sheet'!$AB$12"), ["My 'odd' sheet", "AB12"]);
+  assert.equal(splitCell("Steps"), null);
+  assert.equal(splitCell("Steps!C"), null);
 });

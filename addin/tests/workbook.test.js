@@ -115,8 +115,9 @@ test("test vectors are read from the Tests sheet and results written back", asyn
   const excel = fakeExcel(workbook);
   const vectors = await excel.run((context) => readTests(context, layout));
   assert.deepEqual(vectors, [
-    { row: 2, case: "analyst", inputs: { base_salary: "100000" }, expected: { bonus: "1500.00" } },
-    { row: 4, case: "row 4", inputs: { base_salary: "x" }, expected: {} },
+    { row: 2, case: "analyst", inputs: { base_salary: "100000" }, expected: { bonus: "1500.00" },
+      group: null },
+    { row: 4, case: "row 4", inputs: { base_salary: "x" }, expected: {}, group: null },
   ]);
   await excel.run((context) => writeTestResults(context, layout, [
     { row: 2, passed: true, message: "ok" }, { row: 4, passed: false, message: "bad" }]));

@@ -5,10 +5,11 @@ in binary64 and its ROUND is half away from zero, so the formulas imitate rule R
 doubles allow and agreement with the engine is checked to the cent:
 
 - `round2`/`round` use a half-even formula (`_half_even`): the value is scaled, snapped to the
-  decimals it can have with Excel's own ROUND, tested for an exact .5 tie and, on a tie, rounded
-  to the even neighbour. `*`, `/`, `pct`, `pct_change` and `prorate` results go through the same
-  formula at 10 dp; `+`, `-` and `%` are snapped with ROUND(…, 10) (exact in decimal, so the
-  snap only removes binary noise and keeps `=` comparisons honest).
+  decimals it can have (never past its 15th significant digit, `snap`), tested for an exact .5
+  tie and, on a tie, rounded to the even neighbour. `*`, `/`, `pct`, `pct_change` and
+  `prorate` results go through the same formula at 10 dp; `+`, `-` and `%` are snapped with
+  ROUND(…, 10) (exact in decimal, so the snap only removes binary noise and keeps `=`
+  comparisons honest).
 - `%` is MOD (Excel's MOD is floored, like R10 rule 4); `^ n` is repeated multiplication, each
   product rounded; `==`/`!=` on text use EXACT (Excel's `=` ignores case).
 - **Nulls are Excel error values.** A null input cell holds `=NA()`; division by zero gives
@@ -143,9 +144,8 @@ class _Compiler:
     def half_even(self, value: _Emitted, places: int) -> _Emitted:
         """Round half to even to `places` decimals, as a formula (see module docstring)."""
         x = self.shared(value).text
-        snap = max(10 - places, 4)
         factor = 10**places
-        scaled = f"ROUND({x}*{factor},{snap})" if places else f"ROUND({x},{snap})"
+        scaled = snap(f"{x}*{factor}" if places else x, max(10 - places, 4))
         if len(scaled) > SHAREABLE_LENGTH:
             scaled = self.cell(self.helper("scaled", scaled)).text
         return _Emitted(
@@ -319,10 +319,10 @@ class _Compiler:
         product = self.half_even(_Emitted(f"({p}{ROW}*{w}{ROW})"), 10)
         share = self.cell(self.helper("share", f"IF({wsum}{ROW}=0,0,{product.text}/{wsum}{ROW})"))
         raw = self.helper("raw", self.half_even(share, 10).text)
-        floor = self.helper("floor", f"INT(ROUND({raw}{ROW}*100,8))/100")
+        floor = self.helper("floor", f"INT({snap(f'{raw}{ROW}*100', 8)})/100")
         rest = self.helper("remainder", f"ROUND({raw}{ROW}-{floor}{ROW},10)")
         order = self.helper("row", "ROW()")
-        pool_cents = f"INT(ROUND({p}{ROW}*100,8))"
+        pool_cents = f"INT({snap(f'{p}{ROW}*100', 8)})"
         floors = f"SUMPRODUCT({member}*{self.span(floor)})"
         count = f"SUMPRODUCT({member}*1)"
         cents = self.helper(
@@ -346,6 +346,18 @@ AGGREGATES = {
     "count_over": _Compiler.count_over,
     "allocate": _Compiler.allocate,
 }
+
+
+def snap(value: str, decimals: int) -> str:
+    """`value` rounded to `decimals` places, but never past its 15th significant digit.
+
+    A double holds 15 significant digits exactly; beyond them the digits are binary noise
+    (5000000000.005 * 100 is 500000000000.50001 as a double). Rounding at the 15th digit turns
+    the double back into the decimal the engine holds, inside the stated range
+    (docs/excel.md), whatever the application's own ROUND does with the noise (Excel
+    pre-rounds to 15 digits, LibreOffice does not). `value` is repeated, so it must be short.
+    """
+    return f"ROUND({value},MIN({decimals},14-INT(LOG10(ABS({value})+1))))"
 
 
 def _number(value: Decimal) -> str:

@@ -1,46 +1,55 @@
-"""The frozen audit workbook (issue 7): a run's inputs, one real formula column per step, the
-engine's stored values beside them, a check column per row and a cover sheet; and its
-verification, which recalculates the workbook independently with `formulas`.
+"""The frozen audit workbook (issue 7, finished in issue 17): a run's inputs, one real formula
+column per step, the engine's stored values beside them, a check column per row and a cover.
 
-Sheet `Calc`: inputs | step formulas | "<step> (engine)" values | check | helper columns.
-A hidden sheet `Meta` holds the plan document, so `verify_workbook` can recompile the plan
-and prove that every formula cell is exactly what the Excel backend emits (a formula replaced
-by a constant is caught), then that every recalculated step agrees with the stored engine
-value to the cent (a changed input or a changed stored value is caught).
+Sheet `Calc`: inputs | step formulas | "<step> (engine)" values | check | range | helper
+columns. A hidden sheet `Meta` holds the plan document, so `excel_verify.verify_workbook` can
+recompile the plan and prove every formula is exactly what the Excel backend emits.
+
+It is written with XlsxWriter because a frozen document must read as one without being
+recalculated: every formula carries a cached value (the engine's result for a step, the
+`formulas` recalculation for helpers and checks), so previews and `data_only` readers see
+numbers. Text from users and data (plan and scenario names, text inputs and step values) is
+always written as a string cell, never through a path that could turn `=…` into a formula.
+Every sheet is protected (filters and sorting allowed), headers are bold and frozen, helper
+columns grouped and hidden, and the number formats come from the plan (`excel_format`).
 """
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from openpyxl.utils import get_column_letter
 
 from engine.backends.base import EvalResult
-from engine.backends.excel import (
-    HEADER_ROW,
-    SHEET,
-    _write_value,
-    compile_plan,
-    input_layout,
-    write_formulas,
-    write_inputs,
+from engine.backends.excel import HEADER_ROW, SHEET, ExcelPlan, compile_plan, input_layout
+from engine.backends.excel_format import (
+    DATE,
+    DECIMAL,
+    MAX_DIGITS,
+    RANGE_LIMIT,
+    TEXT,
+    out_of_range,
+    row_range_flags,
+    step_format,
 )
 from engine.dsl.ast import Type
 from engine.plan import CompiledPlan
-from engine.plan import compile_plan as compile_document
 
 COVER = "Cover"
 META = "Meta"
 CHECK_HEADER = "check"
-TOLERANCE = Decimal("0.01")
+RANGE_HEADER = "range"
 EXCEL_EPOCH = date(1899, 12, 30)
+TOLERANCE = Decimal("0.01")
 META_CHUNK = 30_000  # a cell holds at most 32,767 characters
+RANGE_TEXT = (f"decimals below {RANGE_LIMIT:.0e} in magnitude; inputs and parameters with at "
+              f"most {MAX_DIGITS} significant digits (docs/excel.md)")
 
 
 @dataclass(frozen=True)
@@ -55,9 +64,10 @@ class AuditLayout:
     engine_columns: dict[str, str]
     step_types: dict[str, str]
     check_column: str
+    range_column: str | None = None
 
 
-def _agreement(formula: str, engine: str, kind: str) -> str:
+def agreement(formula: str, engine: str, kind: str) -> str:
     """True where the recalculated step and the stored engine value agree (null = error/empty)."""
     both_null = f'AND(ISERROR({formula}),{engine}="")'
     if kind == Type.DECIMAL.value:
@@ -67,211 +77,261 @@ def _agreement(formula: str, engine: str, kind: str) -> str:
     return f"IFERROR({formula}={engine},{both_null})"
 
 
-def build_audit_workbook(
-    plan: CompiledPlan, frame: Any, result: EvalResult, cover: Mapping[str, Any]
-) -> Any:
-    """The audit workbook of an evaluated run. `frame` is the input frame the engine saw,
-    `result` its EvalResult, `cover` the lines of the cover sheet (hashes, approvals, …)."""
-    from openpyxl import Workbook
+def check_formula(plan: CompiledPlan, audit: AuditLayout, row: int) -> str:
+    """The check column's formula of one row: every step agrees with its engine value."""
+    parts = [agreement(f"{audit.formula_columns[n]}{row}", f"{audit.engine_columns[n]}{row}",
+                       audit.step_types[n]) for n in plan.display_order]
+    return f"=AND({','.join(parts)})"
 
-    frame = frame.sort("employee_ref")
-    values = result.frame.sort("employee_ref")
+
+def layout_of(plan: CompiledPlan, frame: Any) -> tuple[AuditLayout, ExcelPlan]:
+    """The audit layout of `frame` (sorted by employee_ref) and its compiled formulas."""
     input_columns = input_layout(plan, frame)
     steps = plan.display_order
     first_row, last_row = HEADER_ROW + 1, max(HEADER_ROW + 1, HEADER_ROW + frame.height)
     engine_start = len(input_columns) + len(steps) + 1
     check = engine_start + len(steps)
     excel = compile_plan(plan, input_columns, first_row, last_row, len(input_columns) + 1,
-                         first_helper_column=check + 1)
+                         first_helper_column=check + 2)
     audit = AuditLayout(
-        first_row=first_row,
-        last_row=last_row,
-        employee_ref=input_columns["employee_ref"],
-        input_columns=dict(input_columns),
+        first_row=first_row, last_row=last_row,
+        employee_ref=input_columns["employee_ref"], input_columns=dict(input_columns),
         formula_columns=dict(excel.step_columns),
         engine_columns={name: get_column_letter(engine_start + i) for i, name in enumerate(steps)},
         step_types={step.name: step.type.value for step in plan.steps},
-        check_column=get_column_letter(check),
+        check_column=get_column_letter(check), range_column=get_column_letter(check + 1),
     )
-    workbook = Workbook()
-    _cover_sheet(workbook.active, plan, cover)
-    sheet = workbook.create_sheet(SHEET)
-    write_inputs(sheet, frame, input_columns)
-    write_formulas(sheet, excel, frame.height)
-    for name, letter in audit.engine_columns.items():
-        sheet[f"{letter}{HEADER_ROW}"] = f"{name} (engine)"
-        for offset, value in enumerate(values[name].to_list()):
-            if value is not None:
-                _write_value(sheet[f"{letter}{audit.first_row + offset}"], value)
-    sheet[f"{audit.check_column}{HEADER_ROW}"] = CHECK_HEADER
-    for row in range(audit.first_row, audit.first_row + frame.height):
-        parts = [
-            _agreement(f"{audit.formula_columns[n]}{row}", f"{audit.engine_columns[n]}{row}",
-                       audit.step_types[n])
-            for n in plan.display_order
-        ]
-        sheet[f"{audit.check_column}{row}"] = f"=AND({','.join(parts)})"
-    _meta_sheet(workbook.create_sheet(META), plan, audit)
-    return workbook
+    return audit, excel
 
 
-def _cover_sheet(sheet: Any, plan: CompiledPlan, cover: Mapping[str, Any]) -> None:
-    sheet.title = COVER
-    lines = {"plan": plan.document.name, "plan version": plan.document.version,
-             "plan hash": plan.plan_hash, **cover}
-    sheet["A1"] = "Paysheet audit workbook"
-    for row, (key, value) in enumerate(lines.items(), start=3):
-        sheet[f"A{row}"] = key
-        sheet[f"B{row}"] = value if isinstance(value, int | str) else json.dumps(value)
-    sheet.column_dimensions["A"].width = 24
-    sheet.column_dimensions["B"].width = 80
+def cell_input(value: Any) -> Any:
+    """An input as the workbook holds it (and openpyxl reads it back): null is `=NA()`."""
+    if value is None:
+        return "=NA()"
+    return float(value) if isinstance(value, Decimal) else value
 
 
-def _meta_sheet(sheet: Any, plan: CompiledPlan, audit: AuditLayout) -> None:
-    payload = json.dumps({
-        "document": plan.document.model_dump(mode="json"),
-        "layout": audit.__dict__,
-    })
-    for index in range(0, len(payload), META_CHUNK):
-        sheet.cell(index // META_CHUNK + 1, 1, payload[index:index + META_CHUNK])
-    sheet.sheet_state = "hidden"
+def build_audit_workbook(plan: CompiledPlan, frame: Any, result: EvalResult,
+                         cover: Mapping[str, Any], created: datetime | None = None,
+                         cached: bool = True) -> bytes:
+    """The .xlsx bytes of the audit workbook of an evaluated run. `frame` is the input frame
+    the engine saw, `result` its EvalResult, `cover` the lines of the cover sheet (hashes,
+    approvals, …); `created` fixes the document date (same run, same bytes). `cached=False`
+    leaves formulas without cached values (tests prove a spreadsheet recalculates them)."""
+    import xlsxwriter
+
+    frame = frame.sort("employee_ref")
+    values = result.frame.sort("employee_ref")
+    audit, excel = layout_of(plan, frame)
+    inputs = {letter: [cell_input(v) for v in frame[name].to_list()]
+              for name, letter in audit.input_columns.items()}
+    engine = {name: values[name].to_list() for name in plan.display_order}
+    computed = _recalculate(excel, inputs) if cached and frame.height else {}
+    flags = _range_flags(plan, audit, frame, engine)
+    out = io.BytesIO()
+    book = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_formulas": False,
+                                     "strings_to_numbers": False, "strings_to_urls": False})
+    book.set_properties({"title": f"Paysheet audit workbook: {plan.document.name}",
+                         "created": created or datetime(2000, 1, 1)})
+    styles = _Styles(book)
+    _cover_sheet(book.add_worksheet(COVER), styles, plan, cover, flags, audit)
+    sheet = book.add_worksheet(SHEET, worksheet_class=_formula_sheet())
+    writer = _CalcWriter(sheet, styles, plan, audit, excel)
+    writer.headers()
+    writer.inputs(frame, inputs)
+    writer.formulas(frame.height, engine, computed)
+    writer.engine_values(engine)
+    writer.checks(frame.height, engine, computed, flags)
+    writer.finish(frame.height)
+    _meta_sheet(book.add_worksheet(META), plan, audit)
+    book.close()
+    return out.getvalue()
 
 
-# --- verification ----------------------------------------------------------------------------
+def _formula_sheet() -> type:
+    """XlsxWriter's worksheet, writing formulas as given.
+
+    Its `write_formula` rewrites every formula with ~60 regular expressions (future-function
+    prefixes), which took 50 s for 500 rows, and would also rewrite a text literal such as
+    `"SORT("` inside a formula. Paysheet's formulas use none of those functions, so the text
+    is stored as the Excel backend emitted it (the verifier compares it character for
+    character). Relies on XlsxWriter 3.x's cell table (pinned in pyproject.toml).
+    """
+    from xlsxwriter.worksheet import CellFormulaTuple, Worksheet
+
+    class FormulaSheet(Worksheet):
+        def _write_formula(self, row: int, col: int, formula: str, cell_format: Any = None,
+                           value: Any = 0) -> int:
+            if self._check_dimensions(row, col):
+                return -1
+            text = formula[1:] if formula.startswith("=") else formula
+            self.table[row][col] = CellFormulaTuple(text, cell_format, value)
+            return 0
+
+    return FormulaSheet
 
 
-@dataclass
-class Verification:
-    """What `verify_workbook` found: problems in row order, each naming its cell."""
-
-    rows: int = 0
-    steps: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def _read_meta(grid: Mapping[int, Sequence[Any]]) -> tuple[CompiledPlan, AuditLayout]:
-    from engine.plan import validate_document
-
-    payload = "".join(str(row[0]) for _, row in sorted(grid.items()) if row and row[0])
-    meta = json.loads(payload)
-    return compile_document(validate_document(meta["document"])), AuditLayout(**meta["layout"])
-
-
-def _grids(path: str | Path) -> tuple[dict[int, tuple[Any, ...]], dict[int, tuple[Any, ...]]]:
-    """(Meta, Calc) as {row number: cell values}, formulas as their text."""
-    from openpyxl import load_workbook
-
-    workbook = load_workbook(path, read_only=True)
-    try:
-        if META not in workbook.sheetnames or SHEET not in workbook.sheetnames:
-            raise ValueError("not a Paysheet audit workbook (no Meta or Calc sheet)")
-        return tuple(  # type: ignore[return-value]
-            {index: row for index, row in
-             enumerate(workbook[name].iter_rows(values_only=True), start=1)}
-            for name in (META, SHEET)
-        )
-    finally:
-        workbook.close()
-
-
-def verify_workbook(path: str | Path) -> Verification:
-    """Check every formula cell (steps, helpers, check) against the backend's output for the
-    stored plan, then recalculate every row with `formulas` (each column compiled once) and
-    compare each step with the stored engine value to the cent."""
+def _recalculate(excel: ExcelPlan, inputs: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
     from engine.backends.excel_recalc import RowModel
 
-    meta, calc = _grids(path)
-    plan, audit = _read_meta(meta)
-    sheet = _Cells(calc)
-    rows = list(range(audit.first_row, audit.last_row + 1))
-    report = Verification(rows=len(rows), steps=len(plan.display_order))
-    if rows == [audit.first_row] and not any(calc.get(audit.first_row, ())):
-        report.rows = 0  # the workbook of a run without employees
-        return report
-    if any(sheet.value(audit.employee_ref, row) is None for row in rows):
-        raise ValueError(f"{SHEET}: rows {audit.first_row}-{audit.last_row} must each hold "
-                         "an employee_ref")
-    expected = _expected_layout(plan, audit)
-    changed = _changed_formulas(sheet, expected, plan, audit, rows)
-    inputs = {letter: [sheet.value(letter, row) for row in rows]
-              for letter in audit.input_columns.values()}
-    computed = RowModel(expected).calculate(inputs)
-    for index, row in enumerate(rows):
-        report.problems += changed.get(row, [])
-        report.problems += _disagreements(sheet, plan, audit, row, computed, index)
-    return report
+    return RowModel(excel).calculate(inputs)
 
 
-class _Cells:
-    """Cell values of a read-only grid by column letter and row number."""
-
-    def __init__(self, grid: Mapping[int, Sequence[Any]]) -> None:
-        self.grid = grid
-
-    def value(self, letter: str, row: int) -> Any:
-        values = self.grid.get(row, ())
-        index = _column_number(letter) - 1
-        return values[index] if index < len(values) else None
-
-
-def _expected_layout(plan: CompiledPlan, audit: AuditLayout) -> Any:
-    first_step = min(audit.formula_columns.values(), key=_column_number)
-    helpers = _column_number(audit.check_column) + 1
-    return compile_plan(plan, audit.input_columns, audit.first_row, audit.last_row,
-                        _column_number(first_step), first_helper_column=helpers)
+def _range_flags(plan: CompiledPlan, audit: AuditLayout, frame: Any,
+                 engine: Mapping[str, list[Any]]) -> dict[int, list[str]]:
+    """Row number → the values of that row that leave the stated range."""
+    names = [n for n in audit.input_columns if n not in ("employee_ref", "fund_ref")]
+    columns = {name: frame[name].to_list() for name in names}
+    flags: dict[int, list[str]] = {}
+    for index in range(frame.height):
+        found = row_range_flags({n: columns[n][index] for n in names},
+                                {n: engine[n][index] for n in plan.display_order})
+        if found:
+            flags[audit.first_row + index] = found
+    return flags
 
 
-def _changed_formulas(sheet: _Cells, expected: Any, plan: CompiledPlan, audit: AuditLayout,
-                      rows: list[int]) -> dict[int, list[str]]:
-    """Row → the formula cells that are not what the backend emits for the stored plan."""
-    changed: dict[int, list[str]] = {}
-    for row in rows:
-        for column in expected.columns:
-            if sheet.value(column.letter, row) != column.formula(row):
-                changed.setdefault(row, []).append(
-                    f"{SHEET}!{column.letter}{row}: formula of '{column.key}' was changed")
-        if sheet.value(audit.check_column, row) != _check_formula(plan, audit, row):
-            changed.setdefault(row, []).append(
-                f"{SHEET}!{audit.check_column}{row}: the check formula was changed")
-    return changed
+class _Styles:
+    """The workbook's cell formats, created once."""
+
+    def __init__(self, book: Any) -> None:
+        self.book = book
+        self.header = book.add_format({"bold": True, "bottom": 1, "text_wrap": False})
+        self.title = book.add_format({"bold": True, "font_size": 14})
+        self.bold = book.add_format({"bold": True})
+        self.flag = book.add_format({"font_color": "#9C0006", "bg_color": "#FFC7CE"})
+        self._formats: dict[str, Any] = {}
+
+    def number(self, number_format: str) -> Any:
+        if number_format not in self._formats:
+            self._formats[number_format] = self.book.add_format({"num_format": number_format})
+        return self._formats[number_format]
 
 
-def _check_formula(plan: CompiledPlan, audit: AuditLayout, row: int) -> str:
-    parts = [
-        _agreement(f"{audit.formula_columns[n]}{row}", f"{audit.engine_columns[n]}{row}",
-                   audit.step_types[n])
-        for n in plan.display_order
-    ]
-    return f"=AND({','.join(parts)})"
+def _cover_sheet(sheet: Any, styles: _Styles, plan: CompiledPlan, cover: Mapping[str, Any],
+                 flags: Mapping[int, list[str]], audit: AuditLayout) -> None:
+    lines: dict[str, Any] = {"plan": plan.document.name, "plan version": plan.document.version,
+                             "plan hash": plan.plan_hash, **cover,
+                             "stated range": RANGE_TEXT}
+    parameters = [f"{name}: {reason}" for name, (_, value) in plan.parameters.items()
+                  if (reason := out_of_range(value, written=True))]
+    outside = [f"{SHEET}!{audit.range_column}{row}" for row in flags]
+    if outside:
+        more = " …" if len(outside) > 20 else ""
+        parameters.append(f"{len(outside)} row(s): {', '.join(outside[:20])}{more}")
+    lines["outside the stated range"] = "; ".join(parameters) or "none"
+    sheet.write_string(0, 0, "Paysheet audit workbook", styles.title)
+    for row, (key, value) in enumerate(lines.items(), start=2):
+        sheet.write_string(row, 0, key, styles.bold)
+        if isinstance(value, int) and not isinstance(value, bool):
+            sheet.write_number(row, 1, value)
+        else:
+            text = value if isinstance(value, str) else json.dumps(value)
+            style = styles.flag if key == "outside the stated range" and text != "none" else None
+            sheet.write_string(row, 1, text, style)
+    sheet.set_column(0, 0, 24)
+    sheet.set_column(1, 1, 90)
+    sheet.protect()
 
 
-def _disagreements(sheet: _Cells, plan: CompiledPlan, audit: AuditLayout, row: int,
-                   computed: Mapping[str, list[Any]], index: int) -> list[str]:
+class _CalcWriter:
+    """Writes the Calc sheet: the data cells, formulas with cached values, the check."""
+
+    def __init__(self, sheet: Any, styles: _Styles, plan: CompiledPlan, audit: AuditLayout,
+                 excel: ExcelPlan) -> None:
+        self.sheet, self.styles, self.plan, self.audit, self.excel = (sheet, styles, plan,
+                                                                      audit, excel)
+        self.formats = {name: step_format(plan, name) for name in plan.display_order}
+
+    def headers(self) -> None:
+        names = {**{v: k for k, v in self.audit.input_columns.items()},
+                 **{c.letter: c.key for c in self.excel.columns},
+                 **{v: f"{k} (engine)" for k, v in self.audit.engine_columns.items()},
+                 self.audit.check_column: CHECK_HEADER, self.audit.range_column: RANGE_HEADER}
+        for letter, name in names.items():
+            self.sheet.write_string(f"{letter}{HEADER_ROW}", name, self.styles.header)
+
+    def inputs(self, frame: Any, inputs: Mapping[str, list[Any]]) -> None:
+        for name, letter in self.audit.input_columns.items():
+            kind = frame.schema[name]
+            style = self.styles.number(DATE if kind.is_temporal() else
+                                       DECIMAL if kind.is_numeric() else TEXT)
+            column = _column_number(letter) - 1
+            self.sheet.set_column(column, column, _width(name), style)
+            for offset, value in enumerate(inputs[letter]):
+                _write(self.sheet, self.audit.first_row - 1 + offset, column, value, style)
+
+    def formulas(self, rows: int, engine: Mapping[str, list[Any]],
+                 computed: Mapping[str, list[Any]]) -> None:
+        for column in self.excel.columns:
+            number = _column_number(column.letter) - 1
+            style = self.styles.number(self.formats[column.key] if column.is_step else DECIMAL)
+            options = {} if column.is_step else {"hidden": True, "level": 1}
+            self.sheet.set_column(number, number, _width(column.key), style, options)
+            for offset in range(rows):
+                row = self.audit.first_row + offset
+                value: Any = ""  # no cached value: the application must recalculate
+                if computed and column.is_step:
+                    value = _cached(engine[column.key][offset], computed[column.letter][offset])
+                elif computed:
+                    value = _excel(computed[column.letter][offset])
+                self.sheet.write_formula(row - 1, number, column.formula(row), style, value)
+
+    def engine_values(self, engine: Mapping[str, list[Any]]) -> None:
+        for name, letter in self.audit.engine_columns.items():
+            column = _column_number(letter) - 1
+            style = self.styles.number(self.formats[name])
+            self.sheet.set_column(column, column, _width(f"{name} (engine)"), style)
+            for offset, value in enumerate(engine[name]):
+                if value is not None:
+                    _write(self.sheet, self.audit.first_row - 1 + offset, column, value, style)
+
+    def checks(self, rows: int, engine: Mapping[str, list[Any]],
+               computed: Mapping[str, list[Any]], flags: Mapping[int, list[str]]) -> None:
+        check = _column_number(self.audit.check_column) - 1
+        self.sheet.set_column(check, check, 8)
+        self.sheet.set_column(check + 1, check + 1, 40)
+        for offset in range(rows):
+            row = self.audit.first_row + offset
+            ok: Any = "" if not computed else all(
+                agrees(_excel_stored(engine[n][offset]),
+                       recalculated(computed[self.excel.step_columns[n]][offset]),
+                       self.audit.step_types[n])
+                for n in self.plan.display_order)
+            self.sheet.write_formula(row - 1, check, check_formula(self.plan, self.audit, row),
+                                     None, ok)
+            if row in flags:
+                self.sheet.write_string(row - 1, check + 1, "outside the stated range: "
+                                        + "; ".join(flags[row]), self.styles.flag)
+
+    def finish(self, rows: int) -> None:
+        self.sheet.freeze_panes(HEADER_ROW, 1)
+        self.sheet.autofilter(HEADER_ROW - 1, 0, HEADER_ROW - 1 + max(rows, 1),
+                              _column_number(self.audit.range_column) - 1)
+        self.sheet.outline_settings(True, False, True, False)
+        self.sheet.set_row(HEADER_ROW - 1, None, self.styles.header)
+        self.sheet.protect("", {"autofilter": True, "format_columns": True})
+
+
+def _write(sheet: Any, row: int, column: int, value: Any, style: Any) -> None:
+    """One data cell by its type: text is always a string cell, null an `=NA()` error."""
+    if isinstance(value, str) and value == "=NA()":
+        sheet.write_formula(row, column, "=NA()", style, "#N/A")
+    elif isinstance(value, bool):
+        sheet.write_boolean(row, column, value, style)
+    elif isinstance(value, Decimal | int | float):
+        sheet.write_number(row, column, float(value), style)
+    elif isinstance(value, datetime | date):
+        sheet.write_datetime(row, column, value, style)
+    else:
+        sheet.write_string(row, column, str(value), style)
+
+
+def recalculated(value: Any) -> Any:
+    """A `formulas` result as the engine sees it: an error value is null."""
     from engine.backends.excel_recalc import is_error
 
-    ref = sheet.value(audit.employee_ref, row)
-    found = []
-    for name in plan.display_order:
-        letter = audit.formula_columns[name]
-        got = computed[letter][index]
-        got = None if got is None or is_error(got) else got
-        stored_at = f"{audit.engine_columns[name]}{row}"
-        stored = sheet.value(audit.engine_columns[name], row)
-        if not agrees(stored, got, audit.step_types[name]):
-            found.append(f"{SHEET}!{letter}{row} (employee {ref}, step '{name}'): workbook "
-                         f"{got!r}, engine {stored!r} ({SHEET}!{stored_at})")
-    return found
-
-
-def _column_number(letters: str) -> int:
-    number = 0
-    for char in letters:
-        number = number * 26 + ord(char) - 64
-    return number
+    return None if value is None or is_error(value) else value
 
 
 def agrees(stored: Any, got: Any, kind: str) -> bool:
@@ -294,3 +354,59 @@ def agrees(stored: Any, got: Any, kind: str) -> bool:
         stored_date = stored.date() if isinstance(stored, datetime) else stored
         return EXCEL_EPOCH + timedelta(days=int(got)) == stored_date
     return isinstance(got, str) and got == str(stored)
+
+
+def _excel(value: Any) -> Any:
+    """A `formulas` result as a cached cell value (errors as their code, dates as serials)."""
+    from engine.backends.excel_recalc import is_error
+
+    if value is None or is_error(value):
+        return str(value) if value is not None else "#N/A"
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, str | bool | int | float):
+        return value
+    return ""
+
+
+def _excel_stored(value: Any) -> Any:
+    """An engine value as the engine column holds it (as openpyxl reads it back)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day)
+    return value
+
+
+def _cached(engine: Any, computed: Any) -> Any:
+    """A step's cached value: the engine's result (null: the formula's own error code)."""
+    if engine is None:
+        error = _excel(computed)
+        return error if isinstance(error, str) and error.startswith("#") else "#N/A"
+    if isinstance(engine, Decimal):
+        return float(engine)
+    if isinstance(engine, date):
+        return float((engine - EXCEL_EPOCH).days)
+    return engine
+
+
+def _meta_sheet(sheet: Any, plan: CompiledPlan, audit: AuditLayout) -> None:
+    payload = json.dumps({"document": plan.document.model_dump(mode="json"),
+                          "layout": audit.__dict__})
+    for index in range(0, len(payload), META_CHUNK):
+        sheet.write_string(index // META_CHUNK, 0, payload[index:index + META_CHUNK])
+    sheet.hide()
+    sheet.protect()
+
+
+def _width(header: str) -> float:
+    return max(10, min(32, len(header) + 2))
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for char in letters:
+        number = number * 26 + ord(char) - 64
+    return number
+
+

@@ -1,6 +1,9 @@
 """Token-bucket rate limit on write requests (POST/PUT/PATCH/DELETE under /api/).
 
-One bucket per client (the bearer token, else the client address). In-process buckets by
+One bucket per client address (the socket peer; behind a proxy, uvicorn's --proxy-headers
+with --forwarded-allow-ips sets it from the proxy's header, never from a header the client
+chose), plus one per account taken once the caller is authenticated (`take_account`). A
+made-up Authorization header per request no longer buys a fresh bucket. In-process buckets by
 default; with REDIS_URL the buckets live in Redis so every API process shares them. A Redis
 outage lets requests through (logged): the limit protects capacity, it guards no invariant.
 """
@@ -84,11 +87,13 @@ class RedisBuckets:
 
 
 def client_key(scope: Scope) -> str:
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            return "t:" + hashlib.sha256(value).hexdigest()[:32]
+    """The bucket of the connection's client address (never a request header)."""
     client = scope.get("client")
     return "ip:" + (client[0] if client else "unknown")
+
+
+def account_key(user_id: object) -> str:
+    return "u:" + hashlib.sha256(str(user_id).encode()).hexdigest()[:32]
 
 
 class RateLimitMiddleware:

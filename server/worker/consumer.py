@@ -1,7 +1,8 @@
 """Consumers: `paysheet worker` (process workers) and the in-process one of `paysheet serve`.
 
-Both first recover runs left `running` by a dead worker (see runs.execution), and the
-periodic `runs.recover` task repeats that every minute.
+Both first recover runs left `running` by a dead worker (see runs.execution) and uploads
+whose validation or rows fill a dead worker held (see uploads.jobs); the periodic
+`runs.recover` and `uploads.recover` tasks repeat that every minute.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ def _registered_tasks() -> ModuleType:
 
 
 def recover(queue: JobQueue) -> None:
-    handled = _registered_tasks().recover_runs(queue.settings)
+    tasks = _registered_tasks()
+    handled = tasks.recover_runs(queue.settings)
     if handled:
         log.info("runs_recovered", runs=[str(run_id) for run_id in handled])
+    tasks.recover_uploads(queue.settings)
 
 
 def serve_worker_metrics(port: int) -> None:

@@ -37,6 +37,15 @@ from server.settings import Settings
 EXECUTE_RUN = "runs.execute"
 RECOVER_RUNS = "runs.recover"
 RENDER_STATEMENTS = "reports.statements"
+VALIDATE_UPLOAD = "uploads.validate"
+FILL_UPLOAD_ROWS = "uploads.fill_rows"
+RECOVER_UPLOADS = "uploads.recover"
+# (retries, seconds between): a task that could not even start (no database connection to
+# be had) is tried again; these tasks are idempotent.
+RETRIES: dict[str, tuple[int, int]] = {VALIDATE_UPLOAD: (5, 2), FILL_UPLOAD_ROWS: (5, 2)}
+EXPORT_BUNDLE = "reports.export"
+DELIVER_STATEMENTS = "reports.delivery"
+RECOVER_REPORT_JOBS = "reports.recover"
 
 TaskHandler = Callable[[uuid.UUID, uuid.UUID, Settings], object]
 PeriodicHandler = Callable[[Settings], object]
@@ -93,7 +102,9 @@ def build_huey(settings: Settings) -> Huey:
 def _bind_task(queue: JobQueue, name: str, handler: TaskHandler) -> None:
     settings = queue.settings
 
-    @queue.huey.task(name=name)
+    retries, delay = RETRIES.get(name, (0, 0))
+
+    @queue.huey.task(name=name, retries=retries, retry_delay=delay)
     def task(tenant_id: str, object_id: str) -> None:
         handler(uuid.UUID(tenant_id), uuid.UUID(object_id), settings)
 

@@ -17,8 +17,10 @@ import uuid
 
 from huey import crontab
 
+from server.modules.reports import delivery, export_job
 from server.modules.reports import jobs as report_jobs
 from server.modules.runs import execution
+from server.modules.uploads import jobs as upload_jobs
 from server.settings import Settings
 from server.worker import queue
 
@@ -29,13 +31,25 @@ def recover_runs(settings: Settings) -> list[uuid.UUID]:
     return execution.recover_interrupted_runs(run_queue.enqueue_run, settings)
 
 
+def recover_uploads(settings: Settings) -> list[uuid.UUID]:
+    """Re-queue validations and rows fills a dead worker left (at consumer start and every
+    minute)."""
+    return upload_jobs.recover_interrupted_uploads(settings)
+
+
 TASKS: dict[str, queue.TaskHandler] = {
     queue.EXECUTE_RUN: execution.execute_run,
     queue.RENDER_STATEMENTS: report_jobs.run_statements_job,
+    queue.VALIDATE_UPLOAD: upload_jobs.validate_upload,
+    queue.FILL_UPLOAD_ROWS: upload_jobs.fill_upload_rows,
+    queue.EXPORT_BUNDLE: export_job.run_export_job,
+    queue.DELIVER_STATEMENTS: delivery.run_delivery_job,
 }
 
 PERIODIC: dict[str, tuple[queue.Schedule, queue.PeriodicHandler]] = {
     queue.RECOVER_RUNS: (crontab(minute="*"), recover_runs),
+    queue.RECOVER_UPLOADS: (crontab(minute="*"), recover_uploads),
+    queue.RECOVER_REPORT_JOBS: (crontab(minute="*"), report_jobs.recover_report_jobs),
 }
 
 

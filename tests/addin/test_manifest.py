@@ -67,3 +67,26 @@ def test_addin_files_are_served_but_not_its_dev_files(client):
     for private in ("package.json", "package-lock.json", "tests/workbook.test.js",
                     "node_modules/office-addin-mock/package.json"):
         assert client.get(f"/addin/{private}").status_code == 404, private
+
+
+def test_support_and_learn_more_point_at_the_help_page_served_with_the_addin(manifest):
+    support = manifest.find("o:SupportUrl", NS).get("DefaultValue")
+    learn_more = [e.get("DefaultValue") for e in manifest.iter()
+                  if e.get("id") == "Paysheet.LearnMore.Url"]
+    for url in (support, *learn_more):
+        assert url.endswith("/addin/help.html"), url
+    assert len(learn_more) == 1
+    page = (ROOT / "addin" / "help.html").read_text()
+    assert "<title>Paysheet in Excel: help</title>" in page and "Home → Add-ins" in page
+
+
+def test_icons_are_real_pictures_of_the_declared_sizes(manifest):
+    from PIL import Image
+
+    for resid, size in (("Paysheet.Icon16", 16), ("Paysheet.Icon32", 32),
+                        ("Paysheet.Icon80", 80)):
+        url = next(e.get("DefaultValue") for e in manifest.iter() if e.get("id") == resid)
+        with Image.open(ROOT / "addin" / url.split("/addin/", 1)[1]) as image:
+            assert image.size == (size, size), url
+            colours = image.convert("RGBA").getcolors(maxcolors=100_000)
+            assert colours is not None and len(colours) > 8, f"{url}: a placeholder"

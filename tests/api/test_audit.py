@@ -129,6 +129,9 @@ def test_verify_reports_ok_then_the_first_tampered_event(client, make_tenant, ow
         "checked": report["checked"],
         "broken_event_id": ids[1],
         "reason": "signature does not match the event",
+        "broken_checkpoint": None,
+        "checkpoints": 0,
+        "legacy_unkeyed": 0,
     }
     other = make_tenant()
     assert (

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server.modules.audit import keys
 from server.modules.audit.models import AuditEvent
-from server.modules.audit.service import check_chain, event_signature
+from server.modules.audit.service import check_chain, event_material, event_signature
 
 TENANT = uuid.UUID(int=7)
+RING = keys.StaticKeyring({"t1": b"k" * 32}, "t1")
 payloads = st.none() | st.dictionaries(
     st.text(min_size=1, max_size=5), st.integers() | st.text(max_size=8), max_size=3
 )
@@ -33,8 +35,11 @@ def _chain(afters: list) -> list[AuditEvent]:
             at=start + timedelta(seconds=index),
             request_id=None,
             prev_signature=previous,
+            seq=index + 1,
+            key_id="t1",
         )
         event.signature = event_signature(event)
+        event.mac = keys.mac(RING, "t1", event_material(TENANT, event.seq, event.signature))
         previous = event.signature
         events.append(event)
     return events
@@ -48,7 +53,7 @@ def _chain(afters: list) -> list[AuditEvent]:
 )
 def test_single_tamper_is_found_at_its_event(afters, position, field) -> None:
     events = _chain(afters)
-    assert check_chain(events).ok
+    assert check_chain(events, ring=RING).ok
     target = events[position % len(events)]
     forged = {
         "action": "x.forged",
@@ -59,7 +64,7 @@ def test_single_tamper_is_found_at_its_event(afters, position, field) -> None:
         "request_id": "forged",
     }[field]
     setattr(target, field, forged)
-    report = check_chain(events)
+    report = check_chain(events, ring=RING)
     assert (report.ok, report.broken_event_id) == (False, target.id)
 
 
@@ -69,6 +74,6 @@ def test_removed_or_swapped_events_break_the_link(afters, data) -> None:
     events = _chain(afters)
     gone = data.draw(st.integers(min_value=0, max_value=len(events) - 2))
     remaining = events[:gone] + events[gone + 1 :]
-    assert check_chain(remaining).broken_event_id == events[gone + 1].id
+    assert check_chain(remaining, ring=RING).broken_event_id == events[gone + 1].id
     swapped = [*events[:gone], events[gone + 1], events[gone], *events[gone + 2 :]]
-    assert check_chain(swapped).broken_event_id == events[gone + 1].id
+    assert check_chain(swapped, ring=RING).broken_event_id == events[gone + 1].id

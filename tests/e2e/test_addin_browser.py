@@ -1,9 +1,11 @@
 """The real task pane in headless Chromium (Debian `chromium`, driven by playwright-core) against
 a live server on the test database (with a run worker), with the in-memory Office.js
-stand-in: sign in → sync → step error in the sheet → fix → test vectors → lock → upload the
+stand-in: sign in → sync → step error in the sheet (clicking the problem selects its cell) →
+fix → test vectors → lock (cancelled, then confirmed) → upload the
 active sheet → confirm the mapping → start a run → manager and a second hr user approve (the
 starter is refused by four-eyes) → approve as finance → download the audit workbook and a
-statement. Screenshots and downloads go to tests/artifacts/."""
+statement; sign-out clears the messages; the page opened outside Excel says so. Screenshots
+and downloads go to tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ from tests.addin.node import ADDIN, ensure_node_modules, tool
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-SCREENSHOTS = ("addin-1-step-error.png", "addin-2-locked.png", "addin-3-mapping.png",
+SCREENSHOTS = ("addin-0-outside-excel.png", "addin-1-step-error.png",
+               "addin-2a-lock-confirm.png", "addin-2-locked.png", "addin-3-mapping.png",
                "addin-4-run-computed.png", "addin-5-finance.png",
                "addin-6-finance-approved.png")
 # A small employees sheet for the sample plan, fund inputs on every row (constant per
@@ -100,8 +103,17 @@ def second_hr(tenant_id: uuid.UUID) -> dict[str, str]:
     """Another hr user: the starter may not approve the hr stage (four-eyes)."""
     with db.tenant_session(tenant_id) as session:
         created = tenants.add_user(session, None, email=f"hr2-{uuid.uuid4().hex[:6]}@example.com",
-                                   role=Role.HR, display_name="Second HR", teams=[])
+                                   role=Role.HR, display_name="Second HR", teams=[],
+                                   password=f"second-hr-{uuid.uuid4().hex}")
     return {"email": created.user.email, "password": created.password}
+
+
+def permanent_passwords(tenant_id: uuid.UUID) -> None:
+    """The pane signs the same users in more than once; one-time passwords work once."""
+    with db.tenant_session(tenant_id) as session:
+        for user in tenants.list_users(session):
+            user.password_is_temporary = False
+            user.password_expires_at = None
 
 
 def test_task_pane_in_chromium(live_server, make_tenant, client, tmp_path):
@@ -110,6 +122,7 @@ def test_task_pane_in_chromium(live_server, make_tenant, client, tmp_path):
     ensure_node_modules()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tenant = make_tenant()
+    permanent_passwords(tenant.id)
     users = {role: {"email": tenant.users[role].email, "password": tenant.users[role].password}
              for role in ("hr", "manager", "finance")}
     users["hr2"] = second_hr(tenant.id)

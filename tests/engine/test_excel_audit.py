@@ -12,7 +12,8 @@ from openpyxl import Workbook, load_workbook
 from typer.testing import CliRunner
 
 from engine.backends import reference
-from engine.backends.excel_audit import build_audit_workbook, verify_workbook
+from engine.backends.excel_audit import build_audit_workbook
+from engine.backends.excel_verify import verify_workbook
 from engine.data import load_inputs
 from engine.plan import compile_plan, load_plan
 from samples.generate import write
@@ -45,7 +46,7 @@ def _small(tmp_path: Path) -> Path:
     workbook = build_audit_workbook(compiled, data, reference.evaluate(compiled, data),
                                     {"run": "run-1", "results hash": "ab" * 32})
     path = tmp_path / "audit.xlsx"
-    workbook.save(path)
+    path.write_bytes(workbook)
     return path
 
 
@@ -104,7 +105,8 @@ def test_a_run_without_employees_verifies_and_a_blanked_employee_cannot(tmp_path
     compiled = plan({"s": "w * 2"}, INPUTS)
     empty = frame(INPUTS, [])
     path = tmp_path / "empty.xlsx"
-    build_audit_workbook(compiled, empty, reference.evaluate(compiled, empty), {}).save(path)
+    path.write_bytes(build_audit_workbook(compiled, empty, reference.evaluate(compiled, empty),
+                                          {}))
     assert (verify_workbook(path).rows, verify_workbook(path).ok) == (0, True)
     workbook = load_workbook(_small(tmp_path))
     workbook["Calc"]["A3"] = None
@@ -125,9 +127,8 @@ def test_sample_plan_audit_workbook_verifies_to_the_cent(tmp_path):
     compiled = compile_plan(load_plan(ROOT / "samples/plans/fund_bonus.json"))
     employees, funds = write(12, 2, 3, tmp_path / "data")
     data = load_inputs(compiled, employees, funds)
-    workbook = build_audit_workbook(compiled, data, reference.evaluate(compiled, data), {})
     path = tmp_path / "audit.xlsx"
-    workbook.save(path)
+    path.write_bytes(build_audit_workbook(compiled, data, reference.evaluate(compiled, data), {}))
     result = CliRunner().invoke(cli, ["verify-workbook", str(path)])
     assert result.exit_code == 0, result.output
     assert "12 rows x 17 steps agree with the engine to the cent" in result.output
@@ -142,7 +143,7 @@ def run_500(tmp_path_factory) -> tuple[Path, object, object]:
     data = load_inputs(compiled, employees, funds)
     result = reference.evaluate(compiled, data)
     path = tmp / "audit.xlsx"
-    build_audit_workbook(compiled, data, result, {"run": "run-500"}).save(path)
+    path.write_bytes(build_audit_workbook(compiled, data, result, {"run": "run-500"}))
     return path, compiled, result
 
 

@@ -193,9 +193,12 @@ def test_formulas_are_real_excel_text():
     layout = compile_plan(compiled, {"employee_ref": "A", "salary": "B"}, 2, 9, 3)
     assert layout.step_columns == {"bonus": "C"}
     formulas = layout.formulas(5)
-    assert formulas["C"].startswith("=(IF(ABS(ROUND(D5*100,8)")  # half-even round2
-    assert "(B5*0.15)" in formulas["D"]  # the product, rounded to 10 dp, in a helper column
-    assert [column.key for column in layout.columns] == ["bonus", "bonus.1.value"]
+    # half-even round2, the scaled value snapped at 8 places but never past 15 digits
+    assert formulas["C"].startswith("=(IF(ABS(ROUND(E5*100,MIN(8,14-INT(LOG10(ABS(E5*100)+1))))")
+    assert "(B5*0.15)" in formulas["D"]  # the product, rounded to 10 dp, in helper columns
+    assert formulas["E"].startswith("=(IF(ABS(D5-TRUNC(D5))=0.5,")
+    assert [column.key for column in layout.columns] == ["bonus", "bonus.1.scaled",
+                                                         "bonus.2.value"]
 
 
 def test_a_name_without_a_column_is_a_clear_error():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import time
 import uuid
 import zipfile
@@ -22,7 +23,6 @@ from server.db import session as db
 from server.modules.auth.permissions import Role
 from server.modules.auth.service import issue_token
 from server.modules.reports.bundle import verify_bundle
-from server.modules.reports.formatting import decimal_text
 from server.modules.tenants import service as tenants
 from tests.reports.conftest import pdf_text, pdf_words
 from tests.runs.support import sample_document, wait_for_run
@@ -104,10 +104,9 @@ def test_statements_match_the_runs_tape_and_lose_draft_on_finalize(rc, draft_run
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/pdf"
     text = pdf_text(response.content, "-layout")
-    assert f"USD {decimal_text(Decimal(tape['payout']))}" in text
-    for step in tape["steps"]:
-        if isinstance(step["result"], str) and step["result"][:1].isdigit():
-            assert decimal_text(Decimal(step["result"])) in text, step["step"]
+    assert f"US${Decimal(tape['payout']):,.2f}" in text  # the tenant's default locale, en-GB
+    steps = {step["step"]: step["result"] for step in tape["steps"]}
+    assert re.search(rf"Target bonus\s+US\${Decimal(steps['target_bonus']):,.2f}\n", text)
     assert "DRAFT" in pdf_text(response.content, "-raw")
     xlsx = _statement(rc, draft_run, "finance", "E0000003", "xlsx")
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
@@ -117,8 +116,8 @@ def test_statements_match_the_runs_tape_and_lose_draft_on_finalize(rc, draft_run
     # Words, not lines: the approvers' random user ids decide where their table cell wraps.
     final = pdf_words(_statement(rc, draft_run, "auditor", "E0000003").content)
     assert "DRAFT" not in final
-    assert "Approval state Finalized" in final
-    assert "Finalized finance (" in final  # the finaliser is _second_finance_user
+    assert "Status Finalized" in final
+    assert "Finalized Finance 2 " in final  # the finaliser is _second_finance_user, by name
 
 
 def test_statement_roles_teams_and_tenants(rc, draft_run, make_tenant) -> None:
@@ -135,6 +134,20 @@ def test_statement_roles_teams_and_tenants(rc, draft_run, make_tenant) -> None:
     assert bad.status_code == 422
 
 
+def _export(rc, run: Run, role: str):
+    """POST the export (202 + Location), follow the job, download the bundle."""
+    queued = rc.post(f"{API}/runs/{run.run_id}/export", headers=run.headers(role))
+    assert queued.status_code == 202, queued.text
+    job_id = queued.json()["id"]
+    assert queued.headers["location"] == f"{API}/reports/jobs/{job_id}"
+    assert queued.json()["kind"] == "export"
+    job = _wait_for_job(rc, job_id, run.headers(role))
+    assert job["status"] == "done", job
+    download = rc.get(f"{API}/reports/jobs/{job_id}/download", headers=run.headers(role))
+    assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
+    return download
+
+
 def test_export_bundle_of_a_finalized_run(rc, draft_run) -> None:
     path = f"{API}/runs/{draft_run.run_id}/export"
     refused = rc.post(path, headers=draft_run.headers("finance"))
@@ -142,10 +155,8 @@ def test_export_bundle_of_a_finalized_run(rc, draft_run) -> None:
     _finalize(rc, draft_run)
     for role in ("hr", "manager", "readonly"):
         assert rc.post(path, headers=draft_run.headers(role)).status_code == 403
-    first = rc.post(path, headers=draft_run.headers("auditor"))
-    assert first.status_code == 200, first.text
-    assert first.headers["content-type"] == "application/zip"
-    again = rc.post(path, headers=draft_run.headers("admin"))
+    first = _export(rc, draft_run, "auditor")
+    again = _export(rc, draft_run, "admin")
     assert again.content == first.content  # identical bytes when exported twice
     key = rc.get(f"{API}/tenants/{draft_run.tenant.id}/signing-key",
                  headers=draft_run.headers("readonly")).json()
@@ -158,11 +169,16 @@ def test_export_bundle_of_a_finalized_run(rc, draft_run) -> None:
     with zipfile.ZipFile(io.BytesIO(first.content)) as archive:
         names = archive.namelist()
         events = archive.read("audit_events.json").decode()
+        workbook = load_workbook(io.BytesIO(archive.read("audit_workbook.xlsx")))
     assert len([n for n in names if n.startswith("statements/")]) == 6
+    assert {"results.csv", "results.xlsx", "audit_events.json", "audit_workbook.xlsx",
+            "manifest.json", "manifest.sig"} <= set(names)
+    assert len(workbook.sheetnames) > 1
     assert '"run.finalize"' in events and '"run.export"' not in events
     audit = rc.get(f"{API}/audit", params={"entity_id": draft_run.run_id},
                    headers=draft_run.headers("auditor")).json()
-    assert sum(1 for event in audit["items"] if event["action"] == "run.export") == 2
+    actions = [event["action"] for event in audit["items"]]
+    assert actions.count("run.export") == 2 and actions.count("run.export.done") == 2
 
 
 def test_pool_vs_target_history_and_scenario_deltas(rc, draft_run) -> None:
@@ -203,7 +219,7 @@ def _wait_for_job(rc, job_id: str, headers: dict[str, str]) -> dict:
     while True:
         job = rc.get(f"{API}/reports/jobs/{job_id}", headers=headers)
         assert job.status_code == 200, job.text
-        if job.json()["status"] in ("done", "failed"):
+        if job.json()["status"] in ("done", "failed", "cancelled"):
             return job.json()
         assert time.monotonic() < deadline, job.json()
         time.sleep(0.1)
@@ -314,8 +330,7 @@ def test_every_report_of_a_run_names_its_own_plan_version(rc, consumer, make_ten
 
     final = Run(tenant, runs[2], _second_finance_user(tenant))
     _finalize(rc, final)
-    bundle = rc.post(f"{API}/runs/{runs[2]}/export", headers=final.headers("auditor"))
-    assert bundle.status_code == 200, bundle.text
+    bundle = _export(rc, final, "auditor")
     key = rc.get(f"{API}/tenants/{tenant.id}/signing-key", headers=hr).json()
     report = verify_bundle(bundle.content,
                            Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key"])))

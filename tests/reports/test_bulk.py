@@ -31,7 +31,7 @@ def test_bulk_pdf_statements_on_two_processes(sample: Sample) -> None:
     assert seen[-1] == (5, 5) and len(seen) == 3
     text = pdf_text(rendered["E0000003"], "-layout")
     payout = decimal_text(Decimal(tapes["E0000003"]["payout"]))
-    assert "E0000003" in text and f"USD {payout}" in text
+    assert "E0000003" in text and f"US${payout}" in text
     data = statements_zip(rendered, "pdf")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.namelist() == [member_name(ref, "pdf") for ref in sorted(refs)]

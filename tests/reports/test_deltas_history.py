@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 from decimal import Decimal
+from xml.etree import ElementTree
 
 import pytest
 from openpyxl import load_workbook
 
+from server.modules.reports.charts import line_chart
 from server.modules.reports.deltas import compare, deltas_pdf, deltas_xlsx
 from server.modules.reports.formatting import decimal_text
 from server.modules.reports.history import (
@@ -74,3 +77,42 @@ def test_history_totals_per_period_and_group() -> None:
     assert sheet._charts
     text = pdf_text(history_pdf(history, BRANDING), "-layout")
     assert "Payout history by fund" in text and decimal_text(Decimal("12.01")) in text
+
+
+def test_delta_percent_shows_two_decimals_and_keeps_the_exact_value() -> None:
+    result = compare(_rows({"E1": "300"}), _rows({"E1": "301"}), "bonus")
+    exact = result.lines[0].delta_pct  # 1/3 % = 0.3333333333
+    assert exact == Decimal("0.3333333333")
+    text = pdf_text(deltas_pdf(result, BRANDING), "-layout")
+    assert re.search(r"^\s*E1\s+300\.00\s+301\.00\s+1\.00\s+0\.33\s+changed\s*$", text, re.M)
+    assert "0.3333" not in text
+    cell = load_workbook(io.BytesIO(deltas_xlsx(result))).active["E4"]
+    assert cell.number_format == "0.00" and Decimal(repr(cell.value)) == exact
+
+
+def test_history_pdf_table_and_legend_with_many_groups() -> None:
+    groups = [f"Global Macro Opportunities {n:02d}" for n in range(12)]
+    runs = [PeriodPayouts(period, f"r{period}", [(g, Decimal("1234567.89") + i)
+                                                  for i, g in enumerate(groups)])
+            for period in ("2024-01-01", "2025-01-01")]
+    history = payout_history(runs, "fund")
+    text = pdf_text(history_pdf(history, BRANDING), "-layout")
+    assert re.search(r"^\s*Global Macro Opportunities 03\s+1,234,570\.89\s+1,234,570\.89\s*$",
+                     text, re.M), "a group's totals in their own columns"
+    svg = line_chart(history.periods, [(g, "#123456", history.series(g)) for g in groups])
+    root = ElementTree.fromstring(svg)
+    width = float(root.get("width"))
+    texts = [t for t in root.iter("{http://www.w3.org/2000/svg}text") if t.text in groups]
+    assert len(texts) == len(groups), "every group is in the legend"
+    assert all(float(t.get("x")) + 0.62 * 8 * len(t.text) <= width for t in texts)
+
+
+def test_one_period_history_draws_its_points() -> None:
+    history = payout_history([PeriodPayouts("2025-01-01", "r1", [("F1", Decimal("10")),
+                                                                 ("F2", Decimal("4"))])], "fund")
+    svg = line_chart(history.periods, [(g, "#123456", history.series(g))
+                                       for g in history.groups])
+    circles = list(ElementTree.fromstring(svg).iter("{http://www.w3.org/2000/svg}circle"))
+    assert len(circles) == 2
+    assert {c.get("cx") for c in circles} == {f"{70 + (640 - 70 - 20) / 2:.1f}"}  # centred
+    assert len({c.get("cy") for c in circles}) == 2

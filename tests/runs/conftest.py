@@ -69,9 +69,9 @@ def _identity(frame: pl.DataFrame) -> dict[str, str]:
 
 
 @pytest.fixture
-def sample_inputs(rc: TestClient, tmp_path: Path) -> Callable[..., SampleRun]:
+def sample_inputs(rc: TestClient, consumer: None, tmp_path: Path) -> Callable[..., SampleRun]:
     """Factory: the sample plan (or `document`) locked, generated employees and funds
-    uploaded, mapped and ready, for `tenant`."""
+    uploaded, mapped and validated (by the consumer) and ready, for `tenant`."""
 
     def factory(tenant: Any, count: int = 200, funds: int = 6, seed: int = 7,
                 document: dict | None = None,

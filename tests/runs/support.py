@@ -12,6 +12,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from tests.uploads.waiting import settled
+
 SAMPLE_PLAN = Path(__file__).resolve().parents[2] / "samples" / "plans" / "fund_bonus.json"
 API = "/api/v1"
 FINISHED = ("draft", "failed")
@@ -37,7 +39,7 @@ def create_locked_plan(client: TestClient, tenant: Any, document: dict[str, Any]
 
 def ready_upload(client: TestClient, tenant: Any, data: bytes, kind: str, plan_id: str,
                  mapping: dict[str, str]) -> str:
-    """Multipart upload → map (validation runs as the map request's background task) →
+    """Multipart upload → map (validation is a queue task: needs a running consumer) →
     ready; returns the upload id."""
     headers = tenant.users["hr"].headers
     uploaded = client.post(f"{API}/uploads", headers=headers, data={"kind": kind},
@@ -47,7 +49,7 @@ def ready_upload(client: TestClient, tenant: Any, data: bytes, kind: str, plan_i
     mapped = client.post(f"{API}/uploads/{upload_id}/map", headers=headers, json=mapping,
                          params={"plan_id": plan_id})
     assert mapped.status_code == 202, mapped.text
-    upload = client.get(f"{API}/uploads/{upload_id}", headers=headers).json()
+    upload = settled(client, headers, upload_id)
     if upload["status"] != "ready":
         report = client.get(f"{API}/uploads/{upload_id}/validation", headers=headers).json()
         raise AssertionError(f"upload {upload_id} is {upload['status']}: {report}")

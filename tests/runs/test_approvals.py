@@ -28,7 +28,7 @@ PATH_TO = {  # the (role, action) steps that bring a fresh run to each state
     "finance_approved": [("manager", "manager_approve"), ("hr", "hr_approve"),
                          ("finance", "finance_approve")],
     "finalized": [("manager", "manager_approve"), ("hr", "hr_approve"),
-                  ("finance", "finance_approve"), ("finance", "finalize")],
+                  ("finance", "finance_approve"), ("admin", "finalize")],
 }
 GATES = {"manager_approve": ("draft", {"manager"}), "hr_approve": ("manager_approved", {"hr"}),
          "finance_approve": ("hr_approved", {"finance"}),
@@ -48,7 +48,10 @@ def expected_status(role: str, action: str, state: str) -> int:
     source, roles = GATES[action]
     if role not in roles:
         return 403
-    return 200 if state == source else 409
+    if state != source:
+        return 409
+    # Separation of duties: the matrix's finance user did finance_approve on the way here.
+    return 403 if (action, role) == ("finalize", "finance") else 200
 
 
 def act(rc, run_id, headers, action, comment="ok"):
@@ -245,3 +248,30 @@ def test_overflow_fails_the_run_naming_step_and_employee(rc, run_in_state):
     assert "step 'deferred'" in run["error"] and "for employee 'E" in run["error"]
     results = rc.get(f"/api/v1/runs/{run_id}/results", headers=tenant.users["hr"].headers)
     assert results.status_code == 409
+
+
+def test_separation_of_duties_per_tenant(rc, run_in_state):
+    tenant = run_in_state.tenant
+    finance = tenant.users["finance"].headers
+    run_id = run_in_state("finance_approved")  # the finance user approved it
+    refused = act(rc, run_id, finance, "finalize")
+    assert refused.status_code == 403 and "separation of duties" in refused.json()["detail"]
+    settings = f"/api/v1/tenants/{tenant.id}/settings"
+    assert rc.patch(settings, headers=tenant.users["hr"].headers,
+                    json={"separation_of_duties": False}).status_code == 403
+    turned = rc.patch(settings, headers=tenant.users["admin"].headers,
+                      json={"separation_of_duties": False})
+    assert turned.status_code == 200 and turned.json()["separation_of_duties"] is False
+    assert act(rc, run_id, finance, "finalize").status_code == 200
+    events = rc.get("/api/v1/audit", params={"entity": "tenant"},
+                    headers=tenant.users["auditor"].headers).json()["items"]
+    assert [e["after"] for e in events if e["action"] == "tenant.settings"] == [
+        {"separation_of_duties": False}]
+    # Off also lets one user approve two stages; the starter still never approves.
+    second = run_in_state("manager_approved")
+    manager = tenant.users["manager"]
+    with db.tenant_session(tenant.id) as session:
+        session.get(tenants.User, manager.id).role = "hr"
+    assert act(rc, second, manager.headers, "hr_approve").status_code == 200
+    other = rc.get(f"/api/v1/tenants/{tenant.id}", headers=tenant.users["readonly"].headers)
+    assert other.json()["separation_of_duties"] is False

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from openpyxl import load_workbook
 
-from engine.backends.excel_audit import verify_workbook
+from engine.backends.excel_verify import verify_workbook
 from server.modules.auth.permissions import Role
 from tests.runs.support import wait_for_run
 from tests.runs.test_approvals import act, extra_user

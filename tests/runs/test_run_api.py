@@ -84,8 +84,11 @@ def test_tape_is_the_reference_explanation_and_matches_stored_row(rc, make_tenan
     hr = tenant.users["hr"].headers
     sample = sample_inputs(tenant, count=40)
     run = wait_for_run(rc, _start(rc, hr, sample).json()["run_id"], hr)
+    readonly = rc.get(f"/api/v1/runs/{run['id']}/results",
+                      params={"employee_ref": "E0000007"}, headers=tenant.users["readonly"].headers)
+    assert readonly.status_code == 403  # readonly sees aggregates only (issue 15)
     tape = rc.get(f"/api/v1/runs/{run['id']}/results", params={"employee_ref": "E0000007"},
-                      headers=tenant.users["readonly"].headers)
+                      headers=tenant.users["auditor"].headers)
     assert tape.status_code == 200, tape.text
     body = tape.json()
     assert body["matches_stored"] is True

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,21 +17,50 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.settings import Settings
+from server.worker.consumer import start_embedded_consumer, stop_embedded_consumer
+from tests.uploads.waiting import settled
 
 API = "/api/v1"
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
+QUEUED_WORK = re.compile(r"/uploads/([0-9a-f-]{36})/(map|rows)$")
+
+
 @pytest.fixture(scope="session")
 def uploads_settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("paysheet-data")})
+    return settings.model_copy(update={
+        "data_dir": tmp_path_factory.mktemp("paysheet-data"),
+        "queue_name": f"uploads-test-{uuid.uuid4().hex[:8]}"})
+
+
+class SettlingClient(TestClient):
+    """Validation and the rows fill are queue tasks (uploads.jobs), run here by a real
+    in-process consumer. Most upload tests check the settled outcome, so a 202 from
+    `POST /uploads/{id}/map` or `/rows` returns once the upload has settled; tests of the
+    queue itself use `post_nowait`."""
+
+    def post(self, url: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().post(url, *args, **kwargs)
+        queued = QUEUED_WORK.search(str(url))
+        if queued and response.status_code == 202:
+            settled(self, kwargs.get("headers") or {}, queued.group(1))
+        return response
+
+    def post_nowait(self, url: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().post(url, *args, **kwargs)
 
 
 @pytest.fixture(scope="session")
-def uc(uploads_settings: Settings) -> Iterator[TestClient]:
-    """Test client of an app storing uploads in a temp data directory."""
-    with TestClient(create_app(uploads_settings)) as client:
-        yield client
+def uc(uploads_settings: Settings) -> Iterator[SettlingClient]:
+    """Test client of an app storing uploads in a temp data directory, with a queue
+    consumer (thread workers, as `paysheet serve` runs them)."""
+    with SettlingClient(create_app(uploads_settings)) as client:
+        consumer = start_embedded_consumer(uploads_settings, workers=2, periodic=False)
+        try:
+            yield client
+        finally:
+            stop_embedded_consumer(consumer)
 
 
 def tus_metadata(**values: str) -> str:

@@ -92,7 +92,7 @@ def test_failed_fill_is_reported_stores_nothing_and_can_be_retried(
     assert body["status"] == "ready" and body["rows"]["status"] == "failed"
     assert "storing the rows failed" in body["rows"]["error"]
     assert _stored(database, tenant.id, upload_id) == []  # earlier batches rolled back
-    parquet = service.parquet_path(uploads_settings, tenant.id, upload_id)
+    parquet = service.object_path(uploads_settings, tenant.id, body["parquet_sha256"])
     assert hashlib.sha256(parquet.read_bytes()).hexdigest() == body["parquet_sha256"]
     assert spool.exists()
     audit = uc.get(f"{API}/audit", params={"entity_id": str(upload_id)},

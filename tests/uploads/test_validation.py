@@ -103,7 +103,8 @@ def test_clean_file_becomes_ready_with_parquet_and_rows(uc, make_tenant, databas
     upload_id, report = _validate(uc, headers, text)
     assert report["status"] == "ready" and report["problems"] == []
     body = uc.get(f"{API}/uploads/{upload_id}", headers=headers).json()
-    parquet = uploads_settings.data_dir / "uploads" / str(tenant.id) / f"{upload_id}.parquet"
+    parquet = (uploads_settings.data_dir / "uploads" / str(tenant.id) / "objects"
+               / f"{body['parquet_sha256']}.parquet")
     assert body["parquet_sha256"] == hashlib.sha256(parquet.read_bytes()).hexdigest()
     table = pq.read_table(parquet).to_pylist()
     assert table[0]["employee_ref"] == "E1"

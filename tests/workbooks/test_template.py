@@ -196,3 +196,19 @@ def test_template_command_writes_blank_and_filled_workbooks(tmp_path):
     bad.write_text("{}")
     result = runner.invoke(cli, ["template", str(tmp_path / "x.xlsx"), "--plan", str(bad)])
     assert result.exit_code == 1 and "invalid plan document" in result.output
+
+
+def test_tests_sheet_vectors_carry_their_group():
+    def edit(workbook):
+        tests = workbook["Tests"]
+        tests.protection.sheet = False
+        for cell, value in {"D1": "base_salary", "E1": "Group", "F1": "expect bonus",
+                            "A2": "alone", "D2": "1000", "F2": "15", "D3": "2000",
+                            "E3": "fund A", "D4": "3000", "E4": "fund A"}.items():
+            tests[cell] = value
+
+    vectors = read_workbook(_filled_bytes(edit)).tests
+    assert [(v["row"], v["group"], v["inputs"]) for v in vectors] == [
+        (2, None, {"base_salary": "1000"}), (3, "fund A", {"base_salary": "2000"}),
+        (4, "fund A", {"base_salary": "3000"})]
+    assert vectors[0]["expected"] == {"bonus": "15"} and vectors[0]["case"] == "alone"

@@ -69,13 +69,18 @@ async function signIn(page, user) {
 async function signOut(page) {
   await page.click("#signout");
   await page.waitForSelector("#signin-box:not([hidden])");
+  // nothing of the last user's session stays on screen
+  assert.equal(await page.$$eval("#log li", (nodes) => nodes.length), 0);
+  assert.ok(await page.isHidden("#run-view"));
 }
 
 const text = (page, selector) => page.textContent(selector);
+/** A Fluent button's `disabled` (a custom element: Playwright's isDisabled does not see it). */
+const disabled = (page, selector) => page.$eval(selector, (node) => node.disabled === true);
 /** Wait until the run view has been drawn for `user` (after a sign-in). */
 const shown = (page, user) => page.waitForFunction((email) =>
   document.getElementById("run-view").dataset.viewer === email, user.email);
-const buttons = (page) => page.$$eval("#approval-buttons button", (nodes) =>
+const buttons = (page) => page.$$eval("#approval-buttons fluent-button", (nodes) =>
   nodes.map((node) => node.dataset.action));
 
 /** Sign in as `user`, open the plan's latest run and press the approval `action`. */
@@ -84,9 +89,9 @@ async function approveAs(page, user, action, expected) {
   await signIn(page, user);
   await shown(page, user);
   assert.ok((await buttons(page)).includes(action), `${action} offered to ${user.email}`);
-  await page.click(`#approval-buttons button[data-action="${action}"]`);
+  await page.click(`#approval-buttons fluent-button[data-action="${action}"]`);
   await page.waitForFunction((state) =>
-    document.getElementById("approval-state").textContent === `State: ${state}`, expected);
+    document.getElementById("approval-state").dataset.status === state, expected);
 }
 
 async function download(page, selector, name, timeout = 30_000) {
@@ -127,7 +132,16 @@ try {
     window.__officeReady();
   }, [layout, plan]);
 
+  // a wrong password: the error stands next to the password field, not in the message log
+  await page.fill("#email", users.hr.email);
+  await page.fill("#password", "not-the-password");
+  await page.click("#signin");
+  await page.waitForSelector("#password-error:not([hidden])");
+  assert.match(await text(page, "#password-error"), /Email or password is not right/);
+  assert.equal(await page.getAttribute("#password", "aria-invalid"), "true");
+  assert.equal(await page.$$eval("#log li", (nodes) => nodes.length), 0);
   await signIn(page, users.hr);
+  assert.ok(await page.isHidden("#password-error"), "typing the password clears the error");
 
   await page.click("#sync");
   await page.waitForFunction(() => /problem/.test(document.getElementById("plan-state").textContent));
@@ -135,7 +149,13 @@ try {
   assert.match(await cell(page, "Steps", "H3"), /did you mean 'target_pct'/);
   assert.equal(await cell(page, "Steps", "G2"), "ok");
   assert.match(await cell(page, "Plan", "B8"), /^[0-9a-f-]{36}$/);
-  assert.ok(await page.isDisabled("#lock"));
+  assert.ok(await disabled(page, "#lock"));
+  // clicking a problem selects its cell in the workbook
+  const problemCell = await page.getAttribute("#problems li", "data-cell");
+  assert.match(problemCell, /^Steps!C3$/);
+  await page.click("#problems li");
+  await page.waitForFunction((ref) => window.__workbook.selected === ref, problemCell);
+  assert.match(await text(page, "#plan-state"), /click one to go to its cell/);
   await renderSheet(page, "Steps", ["A", "B", "C", "D", "G", "H"], 8);
   await page.screenshot({ path: join(ARTIFACTS, "addin-1-step-error.png") });
 
@@ -151,10 +171,19 @@ try {
   assert.equal(await cell(page, "Tests", "B2"), "pass", await cell(page, "Tests", "C2"));
 
   await page.click("#lock");
+  await page.waitForSelector("#confirm-dialog[open]");
+  assert.equal(await text(page, "#confirm-title"), "Lock the plan?");
+  await page.screenshot({ path: join(ARTIFACTS, "addin-2a-lock-confirm.png") });
+  await page.click("#confirm-no");
+  await page.waitForSelector("#confirm-dialog", { state: "hidden" });
+  assert.equal(await cell(page, "Plan", "B9"), "draft", "cancelled: nothing locked");
+  await page.click("#lock");
+  await page.waitForSelector("#confirm-dialog[open]");
+  await page.click("#confirm-yes");
   await page.waitForFunction(() => /^Locked/.test(document.getElementById("plan-state").textContent));
   assert.equal(await cell(page, "Plan", "B9"), "locked");
   assert.match(await cell(page, "Plan", "B10"), /^[0-9a-f]{64}$/);
-  assert.ok(await page.isDisabled("#lock"), "a locked plan cannot be locked again");
+  assert.ok(await disabled(page, "#lock"), "a locked plan cannot be locked again");
   await renderSheet(page, "Plan", ["A", "B"], 11);
   await page.screenshot({ path: join(ARTIFACTS, "addin-2-locked.png") });
 
@@ -179,8 +208,9 @@ try {
 
   await page.click("#start-run");
   await page.waitForFunction(() => /^Computed/.test(document.getElementById("run-state").textContent)
-    && /^Run /.test(document.getElementById("run-id").textContent));
-  const runId = (await text(page, "#run-id")).replace("Run ", "");
+    && /^Run started \d{4}-\d\d-\d\d \d\d:\d\d UTC$/.test(document.getElementById("run-id").textContent));
+  const runId = await page.getAttribute("#run-id", "data-run-id");
+  assert.equal(await text(page, "#approval-state"), "Computed: waiting for manager approval");
   assert.match(runId, /^[0-9a-f-]{36}$/);
   assert.ok(sockets.some((url) => url.includes(`/api/v1/runs/${runId}/events?token=`)),
     `progress came over the run's socket: ${sockets}`);
@@ -189,16 +219,31 @@ try {
   assert.equal(await page.getAttribute("#run-progress", "value"), "100");
   assert.deepEqual(await buttons(page), [], "hr cannot approve a draft run");
   assert.match(await text(page, "#approval-note"), /Waiting for a manager/);
+  // the run's results into a Results sheet, then one employee's tape
+  await page.click("#write-results");
+  await page.waitForFunction(() => /Results sheet: \d+ employee/.test(
+    document.getElementById("log").textContent));
+  assert.equal(await cell(page, "Results", "A1"), "Employee");
+  assert.equal(await cell(page, "Results", "A2"), "E01");
+  assert.equal(typeof await cell(page, "Results", "B2"), "number");
+  assert.equal(await cell(page, "Results", `A${dataRows.length + 2}`), "Pool step");
+  await page.fill("#tape-ref", "E01");
+  await page.click("#show-tape");
+  await page.waitForSelector("#tape-box:not([hidden]) #tape li");
+  assert.match(await text(page, "#tape"), /bonus = .* → \d/);
+  await renderSheet(page, "Results", ["A", "B", "C", "D", "E", "F", "G"], dataRows.length + 4);
   await page.screenshot({ path: join(ARTIFACTS, "addin-4-run-computed.png"), fullPage: true });
 
-  await approveAs(page, users.manager, "manager_approve", "manager approved");
+  await approveAs(page, users.manager, "manager_approve", "manager_approved");
+  assert.equal(await text(page, "#approval-state"),
+    "Approved by the manager: waiting for HR approval");
   // Four-eyes: the hr user who started the run holds the hr gate but is not offered it.
   await signOut(page);
   await signIn(page, users.hr);
   await shown(page, users.hr);
   assert.match(await text(page, "#approval-note"), /Four-eyes: you started/);
   assert.deepEqual(await buttons(page), ["reject"]);
-  await approveAs(page, users.hr2, "hr_approve", "hr approved");
+  await approveAs(page, users.hr2, "hr_approve", "hr_approved");
 
   await signOut(page);
   await signIn(page, users.finance);
@@ -207,9 +252,10 @@ try {
   assert.ok(await page.isHidden("#sync"), "finance does not edit plans");
   assert.ok(await page.isHidden("#upload-sheet"), "finance does not upload data");
   await page.screenshot({ path: join(ARTIFACTS, "addin-5-finance.png"), fullPage: true });
-  await page.click('#approval-buttons button[data-action="finance_approve"]');
+  await page.click('#approval-buttons fluent-button[data-action="finance_approve"]');
   await page.waitForFunction(() =>
-    document.getElementById("approval-state").textContent === "State: finance approved");
+    document.getElementById("approval-state").dataset.status === "finance_approved");
+  assert.equal(await text(page, "#approval-state"), "Approved by finance: waiting to be finalized");
   assert.equal((await page.$$("#approval-history li")).length, 3);
   assert.match(await text(page, "#approval-history"), /finance approve by finance/);
 
@@ -226,6 +272,19 @@ try {
   assert.equal(readFileSync(zip.path).subarray(0, 2).toString(), "PK");
   await page.screenshot({ path: join(ARTIFACTS, "addin-6-finance-approved.png"), fullPage: true });
   assert.deepEqual(failures, []);
+
+  // Opened outside Excel (no Office.js host): a clear message and the help page, no dead form.
+  const outside = await browser.newPage({ viewport: { width: 360, height: 600 } });
+  await outside.route("https://appsforoffice.microsoft.com/**", (route) => route.abort());
+  await outside.goto(`${BASE_URL}/addin/taskpane.html`);
+  await outside.waitForSelector("#outside:not([hidden])");
+  assert.ok(await outside.isHidden("#signin-box"));
+  assert.match(await outside.textContent("#outside"), /Home → Add-ins → Paysheet/);
+  await outside.screenshot({ path: join(ARTIFACTS, "addin-0-outside-excel.png") });
+  const help = await outside.request.get(`${BASE_URL}/addin/help.html`);
+  assert.equal(help.status(), 200);
+  assert.match(await help.text(), /Paysheet in Excel: help/);
+  await outside.close();
   console.log(`browser flow passed; plan hash ${await cell(page, "Plan", "B10")}; run ${runId}`);
 } catch (error) {
   // The pane's log says what the pane saw (server refusals, failed jobs).

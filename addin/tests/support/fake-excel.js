@@ -143,6 +143,14 @@ class FakeContext {
     this.workbook = { worksheets: {
       getItem(name) { return context._sheetProxy(name); },
       getActiveWorksheet() { return context._sheetProxy(workbook.active); },
+      getItemOrNullObject(name) {
+        return workbook.sheets.has(name) ? context._sheetProxy(name) : { isNullObject: true };
+      },
+      add(name) {
+        if (workbook.sheets.has(name)) throw new Error(`ItemAlreadyExists: sheet '${name}'`);
+        workbook.addSheet(name);
+        return context._sheetProxy(name);
+      },
     } };
   }
 
@@ -163,7 +171,23 @@ class FakeContext {
         if (what !== "name") throw new Error(`the stand-in loads a sheet's name, not ${what}`);
         context._queue({ kind: "call", run: () => { nameLoaded = true; } });
       },
-      getRange(address) { return new FakeRange(context, sheet, address); },
+      isNullObject: false,
+      getRange(address) {
+        if (address === undefined) {
+          return { clear() {
+            context._queue({ kind: "call", run: () => { sheet.cells.clear(); sheet.fills.clear(); } });
+          } };
+        }
+        const range = new FakeRange(context, sheet, address);
+        range.select = () => context._queue({ kind: "call", run: () => {
+          context._workbook.active = name;
+          context._workbook.selected = `${name}!${address}`;
+        } });
+        return range;
+      },
+      activate() {
+        context._queue({ kind: "call", run: () => { context._workbook.active = name; } });
+      },
       getUsedRange() {
         const used = { _address: null,
           get address() {

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
 from server.modules.approvals import service
 from server.modules.approvals.schemas import ApproveIn, FinalizeIn
 from server.modules.auth.dependencies import DbSession, Principal, require
+from server.modules.reports import service as reports
 from server.modules.runs.schemas import RunOut
 
 router = APIRouter(tags=["approvals"])
@@ -22,7 +23,14 @@ def approve(run_id: uuid.UUID, body: ApproveIn, db: DbSession,
 
 
 @router.post("/runs/{run_id}/finalize", response_model=RunOut)
-def finalize(run_id: uuid.UUID, db: DbSession, body: FinalizeIn | None = None,
+def finalize(run_id: uuid.UUID, db: DbSession, request: Request, background: BackgroundTasks,
+             body: FinalizeIn | None = None,
              principal: Principal = Depends(require("runs.read"))) -> RunOut:
-    """Freeze a finance-approved run (finance or admin); its results can never change."""
-    return service.transition(db, principal, run_id, "finalize", body.comment if body else None)
+    """Freeze a finance-approved run (finance or admin); its results can never change. With
+    SMTP configured, managers then get their teams' statements (a queued delivery job,
+    created once the finalisation is committed)."""
+    run = service.transition(db, principal, run_id, "finalize", body.comment if body else None,
+                             body.override_inquiries_reason if body else None)
+    background.add_task(reports.deliver_after_finalize, principal, request.app.state.settings,
+                        run_id)
+    return run

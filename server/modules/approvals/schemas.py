@@ -21,3 +21,6 @@ class FinalizeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     comment: str | None = Field(None, max_length=2000)
+    override_inquiries_reason: str | None = Field(
+        None, max_length=2000,
+        description="finalize despite unresolved inquiries, saying why (audited)")

@@ -7,8 +7,9 @@
 Checks, in order (the first that fails answers): the caller's role may take this kind of
 action at all (403); the run's state allows the action (409); for a reject, the caller holds
 the gate of the step the run waits for (403); four-eyes (403): whoever started the run can
-neither approve nor finalize it, and nobody approves two stages of one approval round (a
-reject starts a new round); a run with null
+neither approve nor finalize it; with separation of duties (per tenant, on by default:
+`tenants.metadata.separation_of_duties`) nobody approves two stages of one approval round (a
+reject starts a new round) and nobody who approved a run finalizes it; a run with null
 payouts cannot be approved (409 with the count). Every transition is appended to
 `approvals_state.history` with actor, role, time and comment, and audited; refusals are
 audited too. The snapshot hash is frozen from the first approval on (migration 0020's
@@ -25,12 +26,16 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.errors import Conflict, Forbidden, ProblemError, UnprocessableEntity
+from server.modules.adjustments import service as adjustments
 from server.modules.audit.service import record_event, record_refusal
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import allowed
+from server.modules.deferrals import service as deferrals
+from server.modules.inquiries import service as inquiries
 from server.modules.runs import service as runs
 from server.modules.runs.models import PlanRun
 from server.modules.runs.schemas import RunOut
+from server.modules.tenants import service as tenants
+from server.principal import Principal
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,19 @@ def _current_round(run: PlanRun) -> list[dict[str, Any]]:
     return history
 
 
-def _check_four_eyes(run: PlanRun, principal: Principal, action: str) -> None:
+def _check_four_eyes(session: Session, run: PlanRun, principal: Principal,
+                     action: str) -> None:
     if run.created_by == principal.user_id:
         raise Forbidden(f"four-eyes: you started run {run.id}, so you cannot {action} it")
+    if not tenants.separation_of_duties(session, principal.tenant_id):
+        return
+    me = str(principal.user_id)
     if action == "finalize":
+        approved = [e["action"] for e in (run.approvals_state or {}).get("history", [])
+                    if e["actor_user_id"] == me and e["action"] in APPROVALS]
+        if approved:
+            raise Forbidden(f"separation of duties: you did {approved[-1]} on run {run.id}, "
+                            "so you cannot finalize it")
         return
     for entry in _current_round(run):
         if entry["actor_user_id"] == str(principal.user_id) and entry["action"] != action:
@@ -129,25 +143,34 @@ def _validate(session: Session, run: PlanRun, principal: Principal, action: str,
         raise Forbidden(f"role '{principal.role}' lacks permission '{transition.permission}'")
     if run.status != transition.source:
         raise Conflict(f"run {run.id} is {run.status}: {action} needs {transition.source}")
-    _check_four_eyes(run, principal, action)
+    _check_four_eyes(session, run, principal, action)
     _check_payouts(session, run)
     return transition.target
 
 
 def transition(session: Session, principal: Principal, run_id: uuid.UUID, action: str,
-               comment: str | None) -> RunOut:
-    """Apply `action` (an approval, reject or finalize) to the run, or refuse it."""
+               comment: str | None, override_reason: str | None = None) -> RunOut:
+    """Apply `action` (an approval, reject or finalize) to the run, or refuse it. A finalize
+    also needs no unresolved inquiry (or an override reason) and writes the deferred awards
+    to the ledger in this same transaction (both or neither)."""
     run = runs.run_for_update(session, run_id)
     before = run.status
+    overridden: list[uuid.UUID] = []
     try:
         target = _validate(session, run, principal, action, comment)
+        if action == "finalize":
+            overridden = inquiries.check_finalize(session, run_id, override_reason)
+            deferrals.check_finalize(session, run_id)
     except (Forbidden, Conflict) as error:
         _refuse(principal, run_id, action, error)
     entry = _append(run, principal, action, target, comment)
     session.flush()
+    if action == "finalize":
+        inquiries.record_override(session, principal, run_id, overridden, override_reason)
+        adjustments.on_finalize(session, principal, run_id)
     record_event(session, principal_or_actor_id=principal, action=f"run.{action}",
                  entity="plan_run", entity_id=run_id,
                  before={"status": before}, after={"status": target, "comment": comment,
                                                    "snapshot_hash": run.snapshot_hash,
                                                    "at": entry["at"]})
-    return runs.run_out(session, run)
+    return runs.run_out(session, run, principal=principal)

@@ -1,4 +1,4 @@
-"""ORM model for the append-only, hash-chained audit log."""
+"""ORM models of the append-only, hash-chained, keyed audit log and its checkpoints."""
 
 from __future__ import annotations
 
@@ -27,3 +27,24 @@ class AuditEvent(TenantScoped, Base):
     request_id: Mapped[str | None]
     prev_signature: Mapped[str | None]
     signature: Mapped[str]
+    # Migration 0080: position in the tenant's chain, and the HMAC under a server-held key.
+    seq: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str | None]
+    mac: Mapped[str | None]
+
+
+class AuditCheckpoint(TenantScoped, Base):
+    """A signed anchor of a tenant's chain head: how many events, the last one and its
+    signature (migration 0080). Tail truncation leaves one counting events that are gone."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    event_count: Mapped[int] = mapped_column(BigInteger)
+    last_event_id: Mapped[int | None] = mapped_column(BigInteger)
+    head_signature: Mapped[str | None]
+    at: Mapped[datetime]
+    key_id: Mapped[str]
+    prev_mac: Mapped[str | None]
+    mac: Mapped[str]

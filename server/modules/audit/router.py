@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 
@@ -38,11 +39,7 @@ def list_audit_events(
 def verify_audit_chain(
     db: DbSession, principal: Principal = Depends(require("audit.read"))
 ) -> ChainVerification:
-    """Recompute the tenant's hash chain; `broken_event_id` is the first event that fails."""
+    """Recompute the tenant's hash chain, each event's MAC and the signed checkpoints;
+    `broken_event_id` / `broken_checkpoint` name the first that fails."""
     report = service.verify_chain(db)
-    return ChainVerification(
-        ok=report.ok,
-        checked=report.checked,
-        broken_event_id=report.broken_event_id,
-        reason=report.reason,
-    )
+    return ChainVerification(**dataclasses.asdict(report))

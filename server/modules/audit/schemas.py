@@ -23,6 +23,9 @@ class AuditEventOut(BaseModel):
     request_id: str | None
     prev_signature: str | None
     signature: str
+    seq: int
+    key_id: str | None
+    mac: str | None
 
 
 class AuditPage(BaseModel):
@@ -35,3 +38,6 @@ class ChainVerification(BaseModel):
     checked: int
     broken_event_id: int | None = None
     reason: str | None = None
+    broken_checkpoint: int | None = None
+    checkpoints: int = 0
+    legacy_unkeyed: int = 0

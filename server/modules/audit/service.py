@@ -1,9 +1,15 @@
-"""Append-only audit log with a per-tenant hash chain.
+"""Append-only audit log with a per-tenant hash chain, keyed and anchored.
 
 Each event's signature is SHA-256 over the previous event's signature and the canonical JSON
 of the event itself, so changing, removing or reordering any event breaks every signature
-after it and `verify_chain` names the first broken one. Appends for a tenant are serialised
-with a transaction-scoped advisory lock, so concurrent writers never fork the chain.
+after it. A hash alone can be recomputed by anyone who can write rows, so each event also
+carries `mac`: HMAC-SHA256 of (tenant, seq, signature) under a key only the server holds
+(`keys.py`; the database roles never see it). A forged append (app role) or a rewrite with
+re-hashing (owner role) fails at its first event's MAC. Removing the newest events leaves a
+consistent shorter chain, so every `audit_checkpoint_every` events (and on demand) a signed
+checkpoint records the chain's length and head; `verify_chain` checks the checkpoints too and
+names the first bad event or checkpoint. Appends for a tenant are serialised with a
+transaction-scoped advisory lock, so concurrent writers never fork the chain.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from server.db.session import tenant_session
-from server.modules.audit.models import AuditEvent
+from server.modules.audit import keys
+from server.modules.audit.models import AuditCheckpoint, AuditEvent
 from server.pagination import decode_cursor, encode_cursor
 from server.principal import Principal
+from server.settings import Settings, get_settings
 
 REFUSED_SUFFIX = ".refused"
 REFUSAL_LOCK_TIMEOUT = "10s"
@@ -76,6 +84,40 @@ def event_signature(event: AuditEvent) -> str:
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
+@dataclass
+class _KeyState:
+    keyring: keys.Keyring | None = None
+    checkpoint_every: int = 100
+
+
+_key_state = _KeyState()
+
+
+def configure_audit_keys(settings: Settings, keyring: keys.Keyring | None = None) -> None:
+    """Use `keyring` (default: from `settings`) for new MACs and verification."""
+    _key_state.keyring = keyring or keys.keyring_from_settings(settings)
+    _key_state.checkpoint_every = max(1, settings.audit_checkpoint_every)
+
+
+def keyring() -> keys.Keyring:
+    """The configured keyring (worker processes: from the environment on first use)."""
+    if _key_state.keyring is None:
+        configure_audit_keys(get_settings())
+    assert _key_state.keyring is not None
+    return _key_state.keyring
+
+
+def event_material(tenant_id: uuid.UUID, seq: int, signature: str) -> str:
+    return f"event|{tenant_id}|{seq}|{signature}"
+
+
+def _checkpoint_material(row: AuditCheckpoint) -> str:
+    return "checkpoint|" + canonical_json({
+        "tenant_id": str(row.tenant_id), "seq": row.seq, "event_count": row.event_count,
+        "last_event_id": row.last_event_id, "head_signature": row.head_signature,
+        "at": _canonical_time(row.at), "prev_mac": row.prev_mac})
+
+
 def _lock_chain(session: Session, tenant_id: uuid.UUID) -> None:
     session.execute(
         text("select pg_advisory_xact_lock(hashtextextended(:key, 0))"),
@@ -100,7 +142,10 @@ def record_event(
     else:
         actor_id = principal_or_actor_id
     _lock_chain(session, tenant_id)
-    previous = session.scalar(select(AuditEvent.signature).order_by(AuditEvent.id.desc()).limit(1))
+    head = session.execute(select(AuditEvent.signature, AuditEvent.seq)
+                           .order_by(AuditEvent.id.desc()).limit(1)).first()
+    previous, seq = (head.signature, head.seq + 1) if head else (None, 1)
+    ring = keyring()
     event = AuditEvent(
         tenant_id=tenant_id,
         actor_user_id=actor_id,
@@ -112,11 +157,44 @@ def record_event(
         at=datetime.now(UTC),
         request_id=structlog.contextvars.get_contextvars().get("request_id"),
         prev_signature=previous,
+        seq=seq,
+        key_id=ring.active_key_id,
     )
     event.signature = event_signature(event)
+    event.mac = keys.mac(ring, ring.active_key_id, event_material(tenant_id, seq,
+                                                                   event.signature))
     session.add(event)
     session.flush()
+    if seq % _key_state.checkpoint_every == 0:
+        _append_checkpoint(session, tenant_id, seq, event.id, event.signature)
     return event
+
+
+def _append_checkpoint(session: Session, tenant_id: uuid.UUID, count: int,
+                       last_id: int | None, head: str | None) -> AuditCheckpoint:
+    """Anchor (count, last event, head signature) in a signed checkpoint (chain lock held)."""
+    previous = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc())
+                               .limit(1)).first()
+    ring = keyring()
+    row = AuditCheckpoint(tenant_id=tenant_id, seq=previous.seq + 1 if previous else 1,
+                          event_count=count, last_event_id=last_id, head_signature=head,
+                          at=datetime.now(UTC), key_id=ring.active_key_id,
+                          prev_mac=previous.mac if previous else None)
+    row.mac = keys.mac(ring, ring.active_key_id, _checkpoint_material(row))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def write_checkpoint(session: Session) -> AuditCheckpoint:
+    """Anchor the session tenant's current chain head now (CLI, tests, after verify)."""
+    tenant_id = session.info["tenant_id"]
+    _lock_chain(session, tenant_id)
+    head = session.execute(select(AuditEvent.id, AuditEvent.signature, AuditEvent.seq)
+                           .order_by(AuditEvent.id.desc()).limit(1)).first()
+    if head is None:
+        return _append_checkpoint(session, tenant_id, 0, None, None)
+    return _append_checkpoint(session, tenant_id, head.seq, head.id, head.signature)
 
 
 def record_refusal(
@@ -155,26 +233,89 @@ class ChainReport:
     checked: int
     broken_event_id: int | None = None
     reason: str | None = None
+    broken_checkpoint: int | None = None
+    checkpoints: int = 0
+    legacy_unkeyed: int = 0
 
 
-def check_chain(events: Iterable[AuditEvent]) -> ChainReport:
-    """Walk events in id order; report the first whose link or signature does not hold."""
+def _event_problem(event: AuditEvent, previous: str | None, position: int, keyed: bool,
+                   ring: keys.Keyring) -> str | None:
+    """Why `event` (the `position`-th of its chain) does not hold, or None."""
+    if event.prev_signature != previous:
+        return "prev_signature does not link"
+    if event.signature != event_signature(event):
+        return "signature does not match the event"
+    if event.seq != position:
+        return f"sequence number {event.seq} where {position} was expected"
+    if event.mac is None:
+        return "event carries no MAC after keyed events (forged append?)" if keyed else None
+    try:
+        good = keys.mac_matches(ring, event.key_id or "",
+                                event_material(event.tenant_id, event.seq, event.signature),
+                                event.mac)
+    except keys.UnknownAuditKey:
+        return f"MAC key '{event.key_id}' is unknown to this server"
+    return None if good else "MAC does not match (written without the audit key)"
+
+
+def _checkpoint_problem(row: AuditCheckpoint, previous: AuditCheckpoint | None,
+                        ring: keys.Keyring) -> str | None:
+    if row.seq != (previous.seq + 1 if previous else 1):
+        return "checkpoint sequence has a gap"
+    if row.prev_mac != (previous.mac if previous else None):
+        return "checkpoint does not link to the previous one"
+    try:
+        good = keys.mac_matches(ring, row.key_id, _checkpoint_material(row), row.mac)
+    except keys.UnknownAuditKey:
+        return f"checkpoint MAC key '{row.key_id}' is unknown to this server"
+    return None if good else "checkpoint MAC does not match"
+
+
+def check_chain(events: Iterable[AuditEvent], checkpoints: Iterable[AuditCheckpoint] = (),
+                ring: keys.Keyring | None = None) -> ChainReport:
+    """Walk events in id order and checkpoints in sequence order; report the first event
+    whose link, signature, position or MAC does not hold, else the first checkpoint that
+    is unsigned or that the chain does not reach (events removed from the tail)."""
+    ring = ring or keyring()
+    anchors: dict[int, AuditCheckpoint] = {}
+    previous_checkpoint = None
+    for row in checkpoints:
+        problem = _checkpoint_problem(row, previous_checkpoint, ring)
+        if problem:
+            return ChainReport(False, 0, None, problem, broken_checkpoint=row.seq)
+        anchors.setdefault(row.event_count, row)
+        previous_checkpoint = row
     previous: str | None = None
-    checked = 0
+    checked = legacy = 0
+    keyed = False
     for event in events:
-        if event.prev_signature != previous:
-            return ChainReport(False, checked, event.id, "prev_signature does not link")
-        if event.signature != event_signature(event):
-            return ChainReport(False, checked, event.id, "signature does not match the event")
+        problem = _event_problem(event, previous, checked + 1, keyed, ring)
+        if problem:
+            return ChainReport(False, checked, event.id, problem, legacy_unkeyed=legacy)
+        keyed = keyed or event.mac is not None
+        legacy += event.mac is None
         previous = event.signature
         checked += 1
-    return ChainReport(True, checked)
+        anchor = anchors.pop(checked, None)
+        if anchor and (anchor.last_event_id, anchor.head_signature) != (event.id, previous):
+            return ChainReport(False, checked, event.id,
+                               f"checkpoint {anchor.seq} anchors another head at event "
+                               f"{checked}", broken_checkpoint=anchor.seq)
+    if anchors:
+        missing = min(anchors.values(), key=lambda row: row.seq)
+        return ChainReport(False, checked, missing.last_event_id,
+                           f"checkpoint {missing.seq} counts {missing.event_count} events but "
+                           f"the chain has {checked} (events removed from the tail)",
+                           broken_checkpoint=missing.seq)
+    return ChainReport(True, checked, checkpoints=previous_checkpoint.seq
+                       if previous_checkpoint else 0, legacy_unkeyed=legacy)
 
 
 def verify_chain(session: Session) -> ChainReport:
-    """Recompute the session tenant's whole chain, streaming the events in id order."""
+    """Recompute the session tenant's whole chain and check its checkpoints."""
+    checkpoints = list(session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)))
     query = select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
-    return check_chain(session.scalars(query))
+    return check_chain(session.scalars(query), checkpoints)
 
 
 @dataclass(frozen=True)

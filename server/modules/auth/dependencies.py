@@ -8,6 +8,7 @@ defined in `server.principal` and re-exported here.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Annotated
@@ -19,9 +20,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from server.db.session import tenant_session
-from server.errors import Forbidden, NotFound, Unauthorized
+from server.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from server.modules.auth.permissions import PERMISSIONS
 from server.modules.auth.service import resolve_token
+from server.observability.ratelimit import WRITE_METHODS, account_key
 from server.principal import Principal
 
 __all__ = ["DbSession", "Principal", "current_principal", "get_db", "require", "same_tenant"]
@@ -47,7 +49,19 @@ async def current_principal(
         user_id=str(principal.user_id), tenant_id=str(principal.tenant_id)
     )
     request.state.principal = principal
+    _take_account_token(request, principal)
     return principal
+
+
+def _take_account_token(request: Request, principal: Principal) -> None:
+    """Writes also spend from the account's own bucket (one more in-memory or Redis call,
+    writes only), so spreading requests over many addresses does not lift the limit."""
+    buckets = getattr(request.app.state, "rate_buckets", None)
+    if buckets is None or request.method not in WRITE_METHODS:
+        return
+    wait = buckets.take(account_key(principal.user_id))
+    if wait > 0:
+        raise TooManyRequests(max(1, math.ceil(wait)))
 
 
 def require(permission: str) -> Callable[..., Principal]:

@@ -28,6 +28,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "me.read": EVERYONE,
     "users.read": frozenset({A}),
     "users.write": frozenset({A}),
+    "tenant.settings.write": frozenset({A}),
     "audit.read": frozenset({A, AU}),
     "catalog.read": EVERYONE,
     "catalog.write": frozenset({A, H}),
@@ -37,6 +38,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "uploads.read": frozenset({A, H, F, AU}),
     "uploads.write": frozenset({A, H}),
     "runs.read": EVERYONE,
+    # Per-employee pay (results, tapes, compare, statements): never readonly; a manager
+    # only for their teams (server.modules.auth.access.pay_scope applies the rule).
+    "pay.employees.read": frozenset({A, H, M, F, AU}),
     "runs.create": frozenset({A, H, F}),
     "runs.approve.manager": frozenset({M}),
     "runs.approve.hr": frozenset({H}),
@@ -49,6 +53,16 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # The frozen audit workbook holds every employee of the run, so not managers (who see
     # only their teams' statements) and not readonly.
     "runs.workbook": frozenset({A, H, F, AU}),
+    # Deferrals (docs/deferrals.md): every employee's deferred pay, so not managers/readonly.
+    "deferrals.read": frozenset({A, H, F, AU}),
+    "fund_navs.write": frozenset({A, H, F}),
+    "vesting.create": frozenset({A, H, F}),
+    "deferrals.propose": frozenset({A, H}),
+    "deferrals.decide": frozenset({A, H, F}),
+    "inquiries.read": frozenset({A, H, M, F, AU}),
+    "inquiries.raise": frozenset({A, H, M}),
+    "inquiries.handle": frozenset({A, H}),
+    "adjustments.create": frozenset({A, H, F}),
 }
 
 

@@ -16,14 +16,19 @@ router = APIRouter(tags=["auth"])
 
 @router.post("/auth/token", response_model=TokenResponse)
 def issue_token(body: TokenRequest, request: Request) -> TokenResponse:
-    """Exchange email + password for an opaque bearer token (expires; revoke with logout)."""
+    """Exchange email + password for an opaque bearer token (expires; revoke with logout).
+
+    A one-time password works once: set a new one with `PUT /me/password` using this token.
+    Wrong passwords lock the account and the client address with a growing delay (429)."""
     ttl = timedelta(hours=request.app.state.settings.token_ttl_hours)
-    issued = service.login(body.email, body.password, ttl, body.tenant_id)
+    client = request.client.host if request.client else "unknown"
+    issued = service.login(body.email, body.password, ttl, body.tenant_id, client)
     return TokenResponse(
         access_token=issued.token,
         expires_at=issued.expires_at,
         tenant_id=issued.tenant_id,
         user_id=issued.user_id,
+        password_change_required=issued.password_change_required,
     )
 
 

@@ -24,6 +24,9 @@ class TokenResponse(BaseModel):
     expires_at: datetime
     tenant_id: uuid.UUID
     user_id: uuid.UUID
+    password_change_required: bool = Field(
+        default=False, description="signed in with a one-time password: set a new one "
+        "(PUT /me/password) before this token expires")
 
 
 class MeResponse(BaseModel):

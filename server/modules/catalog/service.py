@@ -22,9 +22,9 @@ from engine.plan import RESERVED_INPUTS, coerce_value
 from server.errors import Conflict, NotFound, UnprocessableEntity
 from server.jsonbody import plain_json
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.catalog.models import CatalogInput
 from server.modules.plans.queries import plans_using_input
+from server.principal import Principal
 
 ENTITY = "input_catalog"
 

@@ -21,7 +21,6 @@ from engine.plan import CompiledPlan, PlanDocument
 from server.errors import Conflict, UnprocessableEntity
 from server.jsonbody import plain_json
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.catalog import service as catalog
 from server.modules.plans.models import BonusPlan, PlanInput, PlanStep
 from server.modules.plans.store import (
@@ -37,6 +36,7 @@ from server.modules.plans.store import (
     refresh_document,
     snapshot,
 )
+from server.principal import Principal
 
 # --- plans ------------------------------------------------------------------------------
 
@@ -194,14 +194,16 @@ def _apply_content(
     )
     _sync_plan_inputs(session, plan, [(entries[s["key"]], s) for s in inputs])
     _sync_steps(session, plan, doc.get("steps") or [])
-    plan.document = plain_json(
-        document_of(plan)
-        | {
-            "inputs": inputs,
-            "parameters": [dict(p) for p in doc.get("parameters") or []],
-            "payout": doc.get("payout"),
-        }
-    )
+    content = document_of(plan) | {
+        "inputs": inputs,
+        "parameters": [dict(p) for p in doc.get("parameters") or []],
+        "payout": doc.get("payout"),
+        # no `deferral` key (an add-in sync) keeps the stored policy; null removes it
+        "deferral": doc["deferral"] if "deferral" in doc else document_of(plan).get("deferral"),
+    }
+    if content["deferral"] is None:
+        content.pop("deferral")  # plans without a deferral policy keep their old shape
+    plan.document = plain_json(content)
 
 
 def _sync_plan_inputs(
@@ -242,6 +244,8 @@ def _sync_steps(session: Session, plan: BonusPlan, steps: list[Mapping[str, Any]
         row.outputs = [spec["name"]]
         row.default_value = default_text(spec.get("default"))
         row.notes = spec.get("notes") or ""
+        row.label = spec.get("label") or None
+        row.display_format = spec.get("format") or None
     for row in existing.values():
         session.delete(row)
 

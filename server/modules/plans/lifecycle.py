@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from engine.hashing import plan_hash
 from server.errors import Conflict, NotFound, ProblemError
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.plans.diff import diff_documents
 from server.modules.plans.models import BonusPlan, PlanInput, PlanStep
 from server.modules.plans.store import (
@@ -32,6 +31,7 @@ from server.modules.plans.store import (
     refresh_document,
     snapshot,
 )
+from server.principal import Principal
 
 # --- lock, versions, diff ---------------------------------------------------------------
 
@@ -117,6 +117,8 @@ def new_version(session: Session, principal: Principal, plan_id: uuid.UUID) -> B
                 outputs=list(step.outputs),
                 default_value=step.default_value,
                 notes=step.notes,
+                label=step.label,
+                display_format=step.display_format,
             )
         )
     refresh_document(session, plan)

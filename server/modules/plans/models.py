@@ -73,3 +73,5 @@ class PlanStep(TenantScoped, Base):
     outputs: Mapped[list[str]] = mapped_column(JSONB, default=list)
     default_value: Mapped[str | None]
     notes: Mapped[str | None]
+    label: Mapped[str | None]  # statement presentation (migration 0070), outside the hash
+    display_format: Mapped[str | None]

@@ -182,8 +182,11 @@ def replace_document(
     principal: Principal = Depends(require("plans.write")),
 ) -> DocumentSaved:
     """Replace inputs, parameters, steps and payout from one plan document (the add-in's
-    form). An invalid plan is still saved; `diagnostics` say what to fix."""
-    plan, compiled, found = service.replace_document(db, principal, planId, body.model_dump())
+    form). An invalid plan is still saved; `diagnostics` say what to fix. A body without a
+    `deferral` key keeps the stored deferral policy (the workbook does not carry it)."""
+    document = body.model_dump(exclude=None if "deferral" in body.model_fields_set
+                               else {"deferral"})
+    plan, compiled, found = service.replace_document(db, principal, planId, document)
     return DocumentSaved(
         valid=compiled is not None,
         diagnostics=found,

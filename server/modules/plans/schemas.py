@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 DType = Literal["decimal", "int", "text", "date", "bool"]
 Scope = Literal["employee", "fund"]
 Status = Literal["draft", "approved", "locked", "archived"]
+DisplayFormat = Literal["money", "percent", "points", "integer", "number"]  # engine.plan
 CURRENCY = r"^[A-Z]{3}$"
 MAX_EXPR = 20_000
 # Test vectors are evaluated inline, in the request: one evaluation, every tape cut from it
@@ -28,28 +29,50 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DocInput(_Body):
+class _Presented(_Body):
+    """Statement presentation (`label`, `format`; engine.plan.PRESENTATION_FIELDS) is kept
+    out of the stored document while unset, so documents read as they did before."""
+
+    _optional: ClassVar[tuple[str, ...]] = ("label", "format")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_presentation(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for name in self._optional:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+
+class DocInput(_Presented):
+    _optional: ClassVar[tuple[str, ...]] = ("format",)
+
     key: str = Field(min_length=1, max_length=63)
     label: str | None = Field(default=None, max_length=200)
     dtype: DType
     scope: Scope = "employee"
     required: bool = True
     default: Any = None
+    format: DisplayFormat | None = None
 
 
-class DocParameter(_Body):
+class DocParameter(_Presented):
     key: str = Field(min_length=1, max_length=63)
     dtype: DType
     value: Any = None
+    label: str | None = Field(default=None, max_length=200)
+    format: DisplayFormat | None = None
 
 
-class DocStep(_Body):
+class DocStep(_Presented):
     order: int = Field(ge=-1_000_000, le=1_000_000)
     name: str = Field(min_length=1, max_length=200)
     expr: str = Field(max_length=MAX_EXPR)
     condition: str | None = Field(default=None, max_length=MAX_EXPR)
     default: Any = None
     notes: str | None = Field(default="", max_length=5000)
+    label: str | None = Field(default=None, max_length=200)
+    format: DisplayFormat | None = None
 
 
 class PlanDocumentIn(_Body):
@@ -64,6 +87,8 @@ class PlanDocumentIn(_Body):
     parameters: list[DocParameter] = Field(default_factory=list, max_length=500)
     steps: list[DocStep] = Field(default_factory=list, max_length=1000)
     payout: str | None = Field(default=None, max_length=200)
+    deferral: dict[str, Any] | None = Field(
+        default=None, description="deferral policy (docs/deferrals.md); checked at lock")
 
 
 class PlanCreate(_Body):

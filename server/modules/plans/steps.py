@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from server.errors import NotFound, UnprocessableEntity
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.plans import checks
 from server.modules.plans.models import BonusPlan, PlanStep
 from server.modules.plans.store import (
@@ -28,6 +27,7 @@ from server.modules.plans.store import (
     refresh_document,
     step_snapshot,
 )
+from server.principal import Principal
 
 # --- steps ------------------------------------------------------------------------------
 

@@ -27,10 +27,10 @@ from engine.plan import CompiledPlan
 from server.errors import Conflict, NotFound, UnprocessableEntity
 from server.jsonbody import plain_json
 from server.modules.audit.service import record_refusal
-from server.modules.auth.dependencies import Principal
 from server.modules.plans import checks
 from server.modules.plans.models import BonusPlan, PlanStep
 from server.pagination import decode_cursor, encode_cursor
+from server.principal import Principal
 
 ENTITY = "bonus_plan"
 IMMUTABLE_SQLSTATE = "PS409"
@@ -153,7 +153,7 @@ def refresh_document(session: Session, plan: BonusPlan, **changes: Any) -> None:
 
 
 def _document_step(step: PlanStep) -> dict[str, Any]:
-    return {
+    document = {
         "order": step.step_order,
         "name": step.name,
         "expr": step.expr,
@@ -161,6 +161,11 @@ def _document_step(step: PlanStep) -> dict[str, Any]:
         "default": step.default_value,
         "notes": step.notes or "",
     }
+    if step.label:  # statement presentation: only when set, so older documents read the same
+        document["label"] = step.label
+    if step.display_format:
+        document["format"] = step.display_format
+    return document
 
 
 def default_text(value: Any, loc: tuple[str | int, ...] = ("body", "default")) -> str | None:

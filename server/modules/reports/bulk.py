@@ -1,9 +1,10 @@
 """Bulk statements: many employees rendered on a process pool into one zip.
 
-WeasyPrint is CPU-bound Python (~0.3-0.5 s a page here), so statements are rendered in
-chunks on `processes` worker processes (spawned, so no Polars/huey threads are forked) and
-reported through `progress(done, total)`. The zip lists `statements/<ref>.<format>` in
-employee order with fixed metadata, so the same run always gives the same bytes.
+Rendering is CPU-bound (Typst: a few ms a statement; each process compiles the template
+once), so statements are rendered in chunks on `processes` worker processes (spawned, so no
+Polars/huey threads are forked) and reported through `progress(done, total)`. The zip lists
+`statements/<ref>.<format>` in employee order with fixed metadata, so the same run always
+gives the same bytes.
 """
 
 from __future__ import annotations
@@ -82,10 +83,14 @@ def render_statements(
     processes: int = 2,
     progress: Progress | None = None,
     chunk_size: int | None = None,
+    on_chunk: Callable[[list[tuple[str, bytes]]], None] | None = None,
 ) -> dict[str, bytes]:
     """employee_ref -> statement bytes for every tape, on `processes` processes (1: inline);
     `progress(done, total)` after every chunk (default size: at most CHUNK, small enough to
-    give every process several chunks)."""
+    give every process several chunks). With `on_chunk`, each chunk's (ref, bytes) pairs go
+    there instead and nothing is kept (the result is empty): a 10,000-statement export
+    writes them to disk as they come. An exception from a callback (a cancelled job) stops
+    the work: chunks not started are dropped."""
     refs: Sequence[str] = sorted(tapes)
     items = [(ref, dict(tapes[ref]), dict(inputs[ref]) if inputs else None) for ref in refs]
     if chunk_size is None:
@@ -95,20 +100,31 @@ def render_statements(
         for i in range(0, len(items), chunk_size)
     ]
     rendered: dict[str, bytes] = {}
+    count = 0
 
     def collect(pairs: list[tuple[str, bytes]]) -> None:
-        rendered.update(pairs)
+        nonlocal count
+        if on_chunk is not None:
+            on_chunk(pairs)
+        else:
+            rendered.update(pairs)
+        count += len(pairs)
         if progress:
-            progress(len(rendered), len(items))
+            progress(count, len(items))
 
     if processes <= 1 or len(chunks) <= 1:
         for chunk in chunks:
             collect(_render_chunk(chunk, plan))
         return rendered
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), mp_context=context)
+    try:
         for future in as_completed([pool.submit(_render_chunk, chunk) for chunk in chunks]):
             collect(future.result())
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return rendered
 
 

@@ -22,12 +22,13 @@ import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from server.modules.reports.files import deterministic_zip
+from server.modules.reports.files import deterministic_zip, write_zip
 
 FORMAT = "paysheet-export/1"
 MANIFEST = "manifest.json"
@@ -69,31 +70,55 @@ def _is_safe_path(name: str) -> bool:
     return bool(_SAFE_PATH.fullmatch(name)) and not {".", ".."} & set(name.split("/"))
 
 
-def build_manifest(files: Mapping[str, bytes], run: Mapping[str, Any], signer_key_id: str
-                   ) -> bytes:
-    """Canonical manifest bytes; `run` holds the run's identity and hashes (JSON values)."""
+def _size_and_hash(payload: bytes | Path) -> tuple[int, str]:
+    if isinstance(payload, bytes):
+        return len(payload), sha256(payload)
+    digest = hashlib.sha256()
+    with payload.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return payload.stat().st_size, digest.hexdigest()
+
+
+def build_manifest(files: Mapping[str, bytes | Path], run: Mapping[str, Any],
+                   signer_key_id: str) -> bytes:
+    """Canonical manifest bytes; `run` holds the run's identity and hashes (JSON values);
+    a file is its bytes or a `Path` to them."""
     for name in files:
         if name in RESERVED or not _is_safe_path(name):
             raise ValueError(f"bundle file name {name!r} is not allowed")
+    listed = []
+    for name in sorted(files):
+        size, digest = _size_and_hash(files[name])
+        listed.append({"path": name, "size": size, "sha256": digest})
     return canonical_json({
         "format": FORMAT,
         "algorithm": "Ed25519",
         "key_id": signer_key_id,
         "run": dict(run),
-        "files": [
-            {"path": name, "size": len(files[name]), "sha256": sha256(files[name])}
-            for name in sorted(files)
-        ],
+        "files": listed,
     })
+
+
+def _signed_entries(files: Mapping[str, bytes | Path], run: Mapping[str, Any],
+                    private_key: Ed25519PrivateKey) -> list[tuple[str, bytes | Path]]:
+    manifest = build_manifest(files, run, key_id(private_key.public_key()))
+    signature = base64.b64encode(private_key.sign(manifest)) + b"\n"
+    entries = [(name, files[name]) for name in sorted(files)]
+    return [*entries, (MANIFEST, manifest), (SIGNATURE, signature)]
 
 
 def build_bundle(files: Mapping[str, bytes], run: Mapping[str, Any],
                  private_key: Ed25519PrivateKey) -> bytes:
     """The signed zip: files in name order, then manifest.json and manifest.sig."""
-    manifest = build_manifest(files, run, key_id(private_key.public_key()))
-    signature = base64.b64encode(private_key.sign(manifest)) + b"\n"
-    entries = [(name, files[name]) for name in sorted(files)]
-    return deterministic_zip([*entries, (MANIFEST, manifest), (SIGNATURE, signature)])
+    return deterministic_zip(_signed_entries(files, run, private_key))
+
+
+def write_bundle(target: BinaryIO, files: Mapping[str, bytes | Path], run: Mapping[str, Any],
+                 private_key: Ed25519PrivateKey) -> None:
+    """`build_bundle` into a seekable file, reading `Path` files from disk one at a time
+    (same bytes as `build_bundle` for the same content)."""
+    write_zip(target, _signed_entries(files, run, private_key))
 
 
 @dataclass

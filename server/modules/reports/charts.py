@@ -51,34 +51,58 @@ def bar_chart(categories: Sequence[str], series: Sequence[tuple[str, str, Sequen
     return "".join(parts)
 
 
+def _legend(series: Sequence[tuple[str, str, Sequence[Decimal]]], left: int, width: int,
+            size: float = 8) -> tuple[list[str], float]:
+    """Legend entries wrapped into rows that fit `width` (so none is cut off); returns the
+    SVG parts and the height the legend takes."""
+    parts, x, y = [], float(left), 8.0
+    for name, colour, _ in series:
+        entry = 14 + 0.62 * size * len(name) + 16  # swatch, text (DejaVu ~0.6 em), gap
+        if x + entry > width and x > left:
+            x, y = float(left), y + size + 6
+        parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="10" height="10" fill="{colour}"/>')
+        parts.append(_text(x + 14, y + 9, name, size))
+        x += entry
+    return parts, y + 16
+
+
 def line_chart(periods: Sequence[str], series: Sequence[tuple[str, str, Sequence[Decimal]]],
                width: int = 640, height: int = 260) -> str:
-    """One line per (name, colour, values), values aligned with `periods`."""
-    left, right, top, bottom = 70, 20, 30, 40
+    """One line per (name, colour, values), values aligned with `periods`, each point
+    marked (a single period is a row of dots, centred, not an empty chart); the legend
+    wraps onto as many rows as it needs above the plot."""
+    left, right, bottom = 70, 20, 40
+    legend, legend_height = _legend(series, left, width - right)
+    top = legend_height + 10
+    height = max(height, int(top) + 150)
     values = [v for _, _, line in series for v in line]
     high = max(values, default=Decimal(0))
     low = min(min(values, default=Decimal(0)), Decimal(0))
     span = float(high - low) or 1.0
-    step = (width - left - right) / max(len(periods) - 1, 1)
+    inner = width - left - right
+    step = inner / (len(periods) - 1) if len(periods) > 1 else 0.0
+
+    def x_of(index: int) -> float:
+        return left + (index * step if len(periods) > 1 else inner / 2)
 
     def y_of(value: Decimal) -> float:
         return top + (height - top - bottom) * (1 - float(value - low) / span)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img">',
+             f'viewBox="0 0 {width} {height}" role="img">', *legend,
              f'<line x1="{left}" y1="{y_of(low):.1f}" x2="{width - right}" '
              f'y2="{y_of(low):.1f}" stroke="#999"/>',
              _text(left - 6, y_of(high) + 3, decimal_text(high), 7, "end"),
              _text(left - 6, y_of(low) + 3, decimal_text(low), 7, "end")]
     for index, period in enumerate(periods):
-        parts.append(_text(left + index * step, height - bottom + 14, period, 7, "middle"))
-    x = left
-    for name, colour, line in series:
-        points = " ".join(f"{left + i * step:.1f},{y_of(v):.1f}" for i, v in enumerate(line))
-        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
-                     f'stroke-width="1.6"/>')
-        parts.append(f'<rect x="{x}" y="8" width="10" height="10" fill="{colour}"/>')
-        parts.append(_text(x + 14, 17, name, 8))
-        x += 14 + 6 * len(name) + 16
+        parts.append(_text(x_of(index), height - bottom + 14, period, 7, "middle"))
+    for _, colour, line in series:
+        points = [(x_of(i), y_of(v)) for i, v in enumerate(line)]
+        if len(points) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
+                         f'stroke-width="1.6"/>')
+        parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.6" fill="{colour}"/>'
+                     for x, y in points)
     parts.append("</svg>")
     return "".join(parts)

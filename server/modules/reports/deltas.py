@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
@@ -17,6 +17,7 @@ from openpyxl.styles import Font
 from engine import r10
 from server.modules.reports.export import ResultRow
 from server.modules.reports.files import put, put_row, save_workbook
+from server.modules.reports.formatting import MISSING, decimal_text
 from server.modules.reports.render import html_to_pdf, render_template
 from server.modules.reports.statement import Branding
 
@@ -106,6 +107,7 @@ def deltas_xlsx(comparison: Comparison) -> bytes:
     for line in comparison.lines:
         put_row(sheet, row, [line.employee_ref, line.base, line.scenario, line.delta,
                              line.delta_pct, line.status])
+        sheet.cell(row=row, column=5).number_format = PERCENT_FORMAT  # exact value, 2 shown
         row += 1
     put_row(sheet, row, ["Total", comparison.base_total, comparison.scenario_total,
                          comparison.delta_total])
@@ -117,8 +119,19 @@ def deltas_xlsx(comparison: Comparison) -> bytes:
     return save_workbook(workbook)
 
 
+PERCENT_FORMAT = "0.00"
+
+
+def percent_text(value: Decimal | None) -> str:
+    """A delta % for people: two decimals, half away from zero (the XLSX keeps the exact
+    value under a two-decimal format)."""
+    if value is None:
+        return MISSING
+    return decimal_text(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
 def deltas_pdf(comparison: Comparison, branding: Branding) -> bytes:
-    html = render_template("scenario_deltas.html.j2", c=comparison,
+    html = render_template("scenario_deltas.html.j2", c=comparison, percent=percent_text,
                            tenant=branding.tenant_name, primary=branding.primary,
                            accent=branding.accent)
     return html_to_pdf(html)

@@ -73,3 +73,25 @@ def money(value: Decimal | None, currency: str) -> str:
 def colour(value: Any, fallback: str) -> str:
     """A `#RRGGBB` colour from tenant settings, or `fallback` (never raw text into CSS)."""
     return value if isinstance(value, str) and HEX_COLOUR.fullmatch(value) else fallback
+
+
+MAX_LOGO_BYTES = 64 * 1024
+_SVG_REFUSED = re.compile(r"<!(DOCTYPE|ENTITY)|<script|\bhref\s*=\s*[\"'](?!#)|<foreignObject",
+                          re.IGNORECASE)
+
+
+def safe_svg(value: Any) -> str | None:
+    """A tenant logo as SVG text, or None: at most 64 KiB, a well-formed `<svg>` document
+    with no DTD/entities, scripts, foreign objects or external references (only `#id`
+    links). Renderers never fetch anything, this keeps the logo from trying."""
+    if not isinstance(value, str) or len(value.encode("utf-8")) > MAX_LOGO_BYTES:
+        return None
+    if _SVG_REFUSED.search(value):
+        return None
+    import xml.etree.ElementTree as ElementTree  # parsing only well-formedness, no DTD here
+
+    try:
+        root = ElementTree.fromstring(value)
+    except ElementTree.ParseError:
+        return None
+    return value if root.tag in ("svg", "{http://www.w3.org/2000/svg}svg") else None

@@ -12,13 +12,10 @@ and checked on download).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 from sqlalchemy import select
@@ -27,14 +24,31 @@ from sqlalchemy.orm import Session
 from server.db.session import tenant_session
 from server.errors import Conflict, NotFound, UnprocessableEntity
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
+from server.modules.reports import export_job as export_jobs
 from server.modules.reports import service
 from server.modules.reports.bulk import Format, render_statements, statements_zip
 from server.modules.reports.models import ReportJob
 from server.modules.reports.tapes import explain_all
+from server.principal import Principal
 from server.settings import Settings
 from server.worker import queue
+
+TASK_OF = {"statements": queue.RENDER_STATEMENTS, "export": queue.EXPORT_BUNDLE,
+           "delivery": queue.DELIVER_STATEMENTS}
+
+
+def queue_job(settings: Settings, kind: str, tenant_id: str | uuid.UUID,
+              job_id: str | uuid.UUID) -> None:
+    """Queue the task of a job of `kind` (statements, export, delivery)."""
+    queue.get_queue(settings).enqueue(TASK_OF[kind], uuid.UUID(str(tenant_id)),
+                                      uuid.UUID(str(job_id)))
+
+
+def recover_report_jobs(settings: Settings) -> list[uuid.UUID]:
+    """Queue again every job left `running` by a dead worker (periodic, every minute)."""
+    return export_jobs.recover_jobs(
+        settings, lambda kind, tenant_id, job_id: queue_job(settings, kind, tenant_id, job_id))
 
 
 def _chosen_refs(principal: Principal, frame: pl.DataFrame, employee_refs: Sequence[str] | None,
@@ -77,32 +91,23 @@ def create_statements_job(principal: Principal, settings: Settings, run_id: uuid
         record_event(session, principal_or_actor_id=principal, action="run.statements",
                      entity="plan_run", entity_id=run_id,
                      after={"job_id": str(job.id), "count": len(refs), "format": fmt})
-    queue.get_queue(settings).enqueue(queue.RENDER_STATEMENTS, principal.tenant_id, job.id)
+    queue_job(settings, "statements", principal.tenant_id, job.id)
     return job
 
 
-def _update(tenant_id: uuid.UUID, job_id: uuid.UUID, **changes: Any) -> None:
-    with tenant_session(tenant_id) as session:
-        job = session.get(ReportJob, job_id)
-        assert job is not None
-        for name, value in changes.items():
-            setattr(job, name, value)
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(payload)
-    os.replace(temporary, path)
-
-
 def run_statements_job(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None:
-    """The worker side: render, zip, record; any failure is recorded on the job."""
+    """The worker side: render, zip, record; any failure is recorded on the job. A job left
+    `running` by a dead worker (its lock free) is done again from the start."""
+    with export_jobs.job_lock(job_id, settings) as free:
+        if free:
+            _statements_job(tenant_id, job_id, settings)
+
+
+def _statements_job(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None:
     try:
         with tenant_session(tenant_id) as session:
             job = session.get(ReportJob, job_id)
-            if job is None or job.status != "queued":
+            if job is None or job.status not in ("queued", "running"):
                 return
             job.status = "running"
             data = service.load_run(session, settings, job.run_id, with_rows=False)
@@ -113,17 +118,19 @@ def run_statements_job(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settin
             data.plan, tapes, data.info, branding, fmt,
             inputs=service.employee_inputs(data.frame, refs),
             processes=settings.worker_processes,
-            progress=lambda done, total: _update(tenant_id, job_id,
-                                                 progress={"done": done, "total": total}))
+            progress=lambda done, total: export_jobs.report_progress(tenant_id, job_id, done,
+                                                                     total))
         archive = statements_zip(rendered, fmt)
         path = Path(settings.data_dir) / "reports" / str(tenant_id) / f"{job_id}.zip"
-        _write_atomically(path, archive)
-        _update(tenant_id, job_id, status="done", result_path=str(path),
-                result_sha256=hashlib.sha256(archive).hexdigest(),
-                finished_at=datetime.now(UTC))
+        export_jobs._write_atomically(path, archive)
+        export_jobs.update_job(tenant_id, job_id, status="done", result_path=str(path),
+                               result_sha256=hashlib.sha256(archive).hexdigest(),
+                               finished_at=datetime.now(UTC))
+    except export_jobs.Cancelled:
+        return
     except Exception as error:  # recorded for the user; the worker stays up
-        _update(tenant_id, job_id, status="failed", error=f"{type(error).__name__}: {error}",
-                finished_at=datetime.now(UTC))
+        export_jobs.update_job(tenant_id, job_id, status="failed", finished_at=datetime.now(UTC),
+                               error=f"{type(error).__name__}: {error}")
 
 
 def get_job(session: Session, principal: Principal, job_id: uuid.UUID) -> ReportJob:
@@ -134,12 +141,33 @@ def get_job(session: Session, principal: Principal, job_id: uuid.UUID) -> Report
     return job
 
 
-def job_archive(job: ReportJob) -> bytes:
-    """The finished zip, checked against its recorded SHA-256."""
+def job_file(job: ReportJob) -> Path:
+    """The finished zip's path, checked against its recorded SHA-256 (read in blocks: an
+    export of 10,000 statements is hundreds of MB)."""
     if job.status != "done" or not job.result_path:
         raise Conflict(f"job {job.id} is {job.status}"
                        + (f": {job.error}" if job.error else ""))
-    payload = Path(job.result_path).read_bytes()
-    if hashlib.sha256(payload).hexdigest() != job.result_sha256:
+    path = Path(job.result_path)
+    if not path.is_file() or export_jobs.file_sha256(path) != job.result_sha256:
         raise Conflict(f"job {job.id}: the stored zip does not match its hash")
-    return payload
+    return path
+
+
+def job_archive(job: ReportJob) -> bytes:
+    """The finished zip's bytes (see `job_file`)."""
+    return job_file(job).read_bytes()
+
+
+def cancel_job(session: Session, principal: Principal, job_id: uuid.UUID) -> ReportJob:
+    """queued/running -> cancelled (the worker stops after its current chunk); 409 once the
+    job has ended. Audited on the run."""
+    job = get_job(session, principal, job_id)
+    if job.status in export_jobs.FINAL_STATES:
+        raise Conflict(f"job {job.id} is {job.status}: only queued or running jobs can be "
+                       "cancelled")
+    job.status = "cancelled"
+    job.finished_at = datetime.now(UTC)
+    record_event(session, principal_or_actor_id=principal, action="report_job.cancel",
+                 entity="plan_run", entity_id=job.run_id,
+                 after={"job_id": str(job.id), "kind": job.kind})
+    return job

@@ -5,13 +5,22 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
+from fastapi.responses import FileResponse
 
 from server.errors import Conflict
-from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
-from server.modules.reports import deltas, history, jobs, pool, service, signing
-from server.modules.reports.bundle import safe_member_name, sha256
+from server.modules.reports import (
+    deltas,
+    history,
+    job_progress,
+    jobs,
+    pool,
+    service,
+    signing,
+)
+from server.modules.reports import export_job as export_jobs
+from server.modules.reports.bundle import safe_member_name
 from server.modules.reports.schemas import (
     JobOut,
     SigningKeyOut,
@@ -21,6 +30,7 @@ from server.modules.reports.schemas import (
 from server.settings import Settings
 
 router = APIRouter(tags=["reports"])
+API_PREFIX = "/api/v1"
 ZIP = "application/zip"
 
 
@@ -61,25 +71,31 @@ def individual_statement(
     return _file(payload, service.MEDIA_TYPES[body.format], name)
 
 
-@router.post("/runs/{run_id}/export", response_class=Response)
+@router.post("/runs/{run_id}/export", response_model=JobOut, status_code=202)
 def export_run(
-    run_id: uuid.UUID, request: Request, db: DbSession,
+    run_id: uuid.UUID, request: Request, response: Response,
     principal: Principal = Depends(require("runs.export")),
-) -> Response:
-    """The signed export bundle of a finalized run (audited)."""
+) -> JobOut:
+    """Queue the signed export bundle of a finalized run (409 otherwise; audited). Follow
+    `Location` (or the WebSocket `…/events`) until `status` is done, then download."""
     settings = _settings(request)
-    data = service.load_run(db, settings, run_id)
-    if not data.info.finalized:
-        raise Conflict(f"run {run_id} is {data.info.status}: only finalized runs are exported")
-    key = signing.active_key(db, settings, principal)
-    bundle = service.export_bundle(
-        data.plan, data.info, str(principal.tenant_id), data.rows, data.frame,
-        service.run_audit_events(db, run_id), service.branding(db, principal.tenant_id),
-        signing.private_key(key, settings), processes=settings.worker_processes)
-    record_event(db, principal_or_actor_id=principal, action="run.export", entity="plan_run",
-                 entity_id=run_id, after={"sha256": sha256(bundle), "bytes": len(bundle),
-                                          "key_id": key.key_id})
-    return _file(bundle, ZIP, f"run-{run_id}-export.zip")
+    job = export_jobs.create_export_job(
+        principal, settings, run_id,
+        lambda tenant_id, job_id: jobs.queue_job(settings, "export", tenant_id, job_id))
+    response.headers["Location"] = f"{API_PREFIX}/reports/jobs/{job.id}"
+    return JobOut.model_validate(job)
+
+
+@router.post("/runs/{run_id}/deliveries", response_model=JobOut, status_code=202)
+def deliver_statements(
+    run_id: uuid.UUID, request: Request, response: Response,
+    principal: Principal = Depends(require("reports.read")),
+) -> JobOut:
+    """E-mail every manager their teams' statements of a finalized run (admin, hr,
+    finance; needs SMTP_HOST); each e-mail is audited as `run.delivery`."""
+    job = service.create_delivery_job(principal, _settings(request), run_id)
+    response.headers["Location"] = f"{API_PREFIX}/reports/jobs/{job.id}"
+    return JobOut.model_validate(job)
 
 
 @router.get("/reports/pool-vs-target", response_model=None)
@@ -89,12 +105,13 @@ def pool_vs_target(
     target_step: str = Query(pool.TARGET_STEP, max_length=100),
     principal: Principal = Depends(require("reports.read")),
 ) -> Response | dict:
-    """Per pool and fund: pool, sum of targets, allocated, variance, scale factor."""
+    """Per pool and fund: pool, sum of targets, allocated, variance, scale factor (managers:
+    groups of fewer than 5 employees left out, docs/operations.md "Access rules")."""
     try:
         report = service.pool_report(db, _settings(request), run_id, target_step)
     except ValueError as error:
         raise Conflict(str(error)) from None
-    lines, plan = report.lines, report.plan
+    lines, plan = service.large_groups(principal, report.lines), report.plan
     if format == "json":
         return {"run_id": str(run_id), "lines": pool.pool_json(lines)}
     if format == "xlsx":
@@ -116,8 +133,10 @@ def payout_history(
     format: Literal["json", "xlsx", "pdf"] = "json",
     principal: Principal = Depends(require("reports.read")),
 ) -> Response | dict:
-    """Totals per plan period and group over finalized runs, with a trend chart."""
-    result = service.history_of(db, _settings(request), group_by, since, until)
+    """Totals per plan period and group over finalized runs, with a trend chart (managers:
+    groups of fewer than 5 employees left out)."""
+    result = service.large_history(principal, service.history_of(
+        db, _settings(request), group_by, since, until))
     if format == "json":
         return history.history_json(result)
     if format == "xlsx":
@@ -157,13 +176,14 @@ def scenario_deltas(
 
 @router.post("/runs/{run_id}/statements", response_model=JobOut, status_code=202)
 def bulk_statements(
-    run_id: uuid.UUID, body: StatementsJobRequest, request: Request,
+    run_id: uuid.UUID, body: StatementsJobRequest, request: Request, response: Response,
     principal: Principal = Depends(require("reports.read")),
 ) -> JobOut:
     """Queue statements for everyone, a list or a team (managers: their teams only); poll
-    `GET /reports/jobs/{jobId}`, then download the zip."""
+    `GET /reports/jobs/{jobId}` (the `Location`), then download the zip."""
     job = jobs.create_statements_job(principal, _settings(request), run_id, body.employee_refs,
                                      body.team, body.format)
+    response.headers["Location"] = f"{API_PREFIX}/reports/jobs/{job.id}"
     return JobOut.model_validate(job)
 
 
@@ -174,9 +194,28 @@ def get_job(job_id: uuid.UUID, db: DbSession,
     return JobOut.model_validate(jobs.get_job(db, principal, job_id))
 
 
-@router.get("/reports/jobs/{job_id}/download", response_class=Response)
+@router.post("/reports/jobs/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: uuid.UUID, db: DbSession,
+               principal: Principal = Depends(require("reports.read"))) -> JobOut:
+    """Cancel a queued or running job (409 once it ended); the worker stops after its
+    current chunk of statements."""
+    return JobOut.model_validate(jobs.cancel_job(db, principal, job_id))
+
+
+@router.get("/reports/jobs/{job_id}/download", response_class=FileResponse)
 def download_job(job_id: uuid.UUID, db: DbSession,
-                 principal: Principal = Depends(require("reports.read"))) -> Response:
-    """The finished job's zip (409 until it is done)."""
+                 principal: Principal = Depends(require("reports.read"))) -> FileResponse:
+    """The finished job's zip (409 until it is done), checked against its SHA-256."""
     job = jobs.get_job(db, principal, job_id)
-    return _file(jobs.job_archive(job), ZIP, f"statements-{job.run_id}.zip")
+    name = (f"run-{job.run_id}-export.zip" if job.kind == "export"
+            else f"statements-{job.run_id}.zip")
+    return FileResponse(jobs.job_file(job), media_type=ZIP, filename=name)
+
+
+@router.websocket("/reports/jobs/{job_id}/events")
+async def job_events(websocket: WebSocket, job_id: uuid.UUID) -> None:
+    """Progress of one of the caller's jobs: `{status, progress, error}` whenever it
+    changes, closing (1000) after a final status. Authenticate with `?token=` or a first
+    message `{"token": "..."}`; closes with 4401 (bad token), 4403 (role), 4404 (not your
+    job). Leaving does not stop the job: it finishes, or is cancelled through the API."""
+    await job_progress.stream(websocket, job_id)

@@ -6,6 +6,7 @@ facts); `load_run` and `history_of` fetch that data through the runs and tenants
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,18 +15,20 @@ from decimal import Decimal
 from typing import Any
 
 import polars as pl
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
 from engine.plan import CompiledPlan
-from server.errors import Forbidden, NotFound, UnprocessableEntity
+from server.db.session import tenant_session
+from server.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from server.modules.audit import service as audit
-from server.modules.auth.dependencies import Principal
-from server.modules.auth.permissions import Role, allowed
+from server.modules.auth.access import TEAM_INPUT, aggregate_scope, pay_scope
 from server.modules.reports.bulk import Format, render_statement, render_statements
 from server.modules.reports.bundle import build_bundle
 from server.modules.reports.export import ResultRow, export_files, manifest_run
 from server.modules.reports.history import GROUP_INPUTS, History, PeriodPayouts, payout_history
+from server.modules.reports.models import ReportJob
 from server.modules.reports.pool import PoolLine, from_totals, pool_vs_target
 from server.modules.reports.signing import master_secret as master_secret  # used by sso
 from server.modules.reports.statement import FINAL_STATE, Branding, RunInfo
@@ -34,31 +37,47 @@ from server.modules.runs import service as runs
 from server.modules.runs.snapshot import Snapshot
 from server.modules.runs.stored import load_stored_run
 from server.modules.tenants import service as tenants
+from server.principal import Principal, Role
 from server.settings import Settings
+from server.worker import queue
 
-TEAM_INPUT = "team"
+log = structlog.get_logger("paysheet.reports")
+SENDERS = frozenset({Role.ADMIN, Role.HR, Role.FINANCE})
 RESULT_PAGE = 5000
 # Exports are audited on the run too; leaving them out keeps a re-export byte-identical.
 FINALIZE_ACTION = "run.finalize"
-EXPORT_ACTIONS = frozenset({"run.export", "run.statements", "reports.statement"})
+EXPORT_ACTIONS = frozenset({"run.export", "run.export.done", "run.statements",
+                            "reports.statement", "run.delivery"})
 MEDIA_TYPES = {"pdf": "application/pdf", "html": "text/html; charset=utf-8",
                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
 def visible_refs(principal: Principal, frame: pl.DataFrame) -> set[str] | None:
-    """Employees whose statements `principal` may see: None means all of them.
-
-    Managers see only employees whose `team` input is one of their user's teams (none when
-    the plan has no `team` input); roles without `reports.read` see nobody."""
-    if not allowed(principal.role, "reports.read"):
-        raise Forbidden(f"role '{principal.role}' lacks permission 'reports.read'")
-    if principal.role is not Role.MANAGER:
+    """Employees of `frame` whose pay `principal` may see (None: all); the rule itself is
+    `auth.access.pay_scope` (managers: their teams; readonly: 403)."""
+    scope = pay_scope(principal)
+    if scope.everyone:
         return None
-    if TEAM_INPUT not in frame.columns:
-        return set()
-    teams = list(principal.teams)
-    mine = frame.filter(pl.col(TEAM_INPUT).is_in(teams))
-    return {str(ref) for ref in mine["employee_ref"].to_list()}
+    teams = (frame[TEAM_INPUT].cast(pl.String).to_list() if TEAM_INPUT in frame.columns
+             else [None] * frame.height)
+    return scope.visible(zip(frame["employee_ref"].cast(pl.String).to_list(), teams,
+                             strict=True))
+
+
+def large_groups(principal: Principal, lines: list[PoolLine]) -> list[PoolLine]:
+    """Pool lines the caller may see: below the scope's minimum headcount a group's total
+    is (nearly) one employee's pay; the Total line stays."""
+    least = aggregate_scope(principal).min_group
+    return [line for line in lines if line.headcount >= least or line.group == "Total"]
+
+
+def large_history(principal: Principal, result: History) -> History:
+    """History cells of groups the caller may see (as `large_groups`)."""
+    least = aggregate_scope(principal).min_group
+    if least <= 1:
+        return result
+    return dataclasses.replace(result, cells=tuple(c for c in result.cells
+                                                   if c.headcount >= least))
 
 
 def ensure_visible(principal: Principal, frame: pl.DataFrame, employee_ref: str) -> None:
@@ -146,12 +165,18 @@ class RunData:
     period: str
 
 
-def run_info_of(run: Any) -> RunInfo:
+def user_names(session: Session) -> dict[str, str]:
+    """user id -> the name a statement prints for an approver (display name, else e-mail)."""
+    return {str(user.id): user.display_name or user.email
+            for user in tenants.list_users(session)}
+
+
+def run_info_of(run: Any, names: Mapping[str, str] | None = None) -> RunInfo:
     return RunInfo.from_dict({
         "id": run.id, "status": run.status, "snapshot_hash": run.snapshot_hash,
         "results_hash": run.results_hash, "scenario_name": run.scenario_name,
         "approvals_state": run.approvals_state or {},
-    })
+    }, names)
 
 
 def all_result_rows(session: Session, run_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -165,6 +190,43 @@ def all_result_rows(session: Session, run_id: uuid.UUID) -> list[dict[str, Any]]
             return rows
 
 
+def deliver_after_finalize(principal: Principal, settings: Settings, run_id: uuid.UUID
+                           ) -> None:
+    """After a run's finalisation is committed: queue the delivery of its statements to
+    managers when e-mail is configured (SMTP_HOST, DELIVER_ON_FINALIZE). Never fails the
+    finalisation: a problem is logged (the delivery can be started again on demand)."""
+    if not settings.smtp_host or not settings.deliver_on_finalize:
+        return
+    try:
+        create_delivery_job(principal, settings, run_id)
+    except Exception as error:  # the finalisation stands; the delivery can be started again
+        log.warning("delivery_not_queued", run_id=str(run_id), error=str(error))
+
+
+def create_delivery_job(principal: Principal, settings: Settings, run_id: uuid.UUID
+                        ) -> ReportJob:
+    """Record and queue a delivery of a finalized run's statements (admin, hr, finance)."""
+    if principal.role not in SENDERS:
+        raise Forbidden(f"role '{principal.role}' cannot deliver statements")
+    with tenant_session(principal.tenant_id) as session:
+        info = run_header(session, run_id)
+        if not info.finalized:
+            raise Conflict(f"run {run_id} is {info.status}: statements are delivered once "
+                           "it is finalized")
+        job = ReportJob(run_id=run_id, kind="delivery", status="queued", params={},
+                        progress={"done": 0, "total": None}, created_by=principal.user_id)
+        session.add(job)
+        session.flush()
+        session.refresh(job)
+    queue.get_queue(settings).enqueue(queue.DELIVER_STATEMENTS, principal.tenant_id, job.id)
+    return job
+
+
+def run_header(session: Session, run_id: uuid.UUID) -> RunInfo:
+    """The run's facts without its data (404 for other tenants, 409 without results)."""
+    return run_info_of(runs.computed_run(session, run_id), user_names(session))
+
+
 def load_run(session: Session, settings: Settings, run_id: uuid.UUID, with_rows: bool = True
              ) -> RunData:
     """The run (404 for other tenants, 409 while it has no results), its compiled plan,
@@ -172,7 +234,7 @@ def load_run(session: Session, settings: Settings, run_id: uuid.UUID, with_rows:
     run = runs.computed_run(session, run_id)
     _, plan, inputs = runs.snapshot_inputs(session, run, settings)
     rows = all_result_rows(session, run_id) if with_rows else []
-    return RunData(run_info_of(run), plan, inputs.frame, rows,
+    return RunData(run_info_of(run, user_names(session)), plan, inputs.frame, rows,
                    plan.document.effective_from.isoformat())
 
 

@@ -31,9 +31,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.reports.bundle import key_id as public_key_id
 from server.modules.reports.models import TenantSigningKey
+from server.principal import Principal
 from server.settings import Settings
 
 SECRET_FILE = "signing-key.secret"

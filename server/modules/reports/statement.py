@@ -15,10 +15,13 @@ from typing import Any
 
 from engine.dsl.ast import Type
 from engine.plan import CompiledPlan
-from server.modules.reports.formatting import colour, display, money, typed_value
+from server.modules.reports.formatting import colour, display, money, safe_svg, typed_value
+from server.modules.reports.localize import DEFAULT_LOCALE, is_known_locale
 
 DEFERRED_STEP = "deferred"
 """A step with this name is the deferred part of the payout (plan convention)."""
+CASH_STEP = "cash"
+"""A step with this name is the part paid now (plan convention)."""
 
 FINAL_STATE = "finalized"
 STATE_LABELS = {
@@ -37,29 +40,42 @@ DEFAULT_ACCENT = "#C8A24A"
 
 @dataclass(frozen=True)
 class Branding:
-    """Tenant name and colours (validated `#RRGGBB`; anything else falls back)."""
+    """Everything a tenant sets about how its documents look, in one place: name, colours
+    (validated `#RRGGBB`; anything else falls back), an optional SVG logo (checked by
+    `formatting.safe_svg`), the locale numbers and dates follow, and whether statements
+    carry the auditor appendix (the full calculation tape with expressions)."""
 
     tenant_name: str
     primary: str = DEFAULT_PRIMARY
     accent: str = DEFAULT_ACCENT
+    logo_svg: str | None = None
+    locale: str = DEFAULT_LOCALE
+    appendix: bool = False
 
     @classmethod
     def from_tenant(cls, name: str, metadata: Mapping[str, Any] | None) -> Branding:
-        """From `comp.tenants` (`metadata.branding = {"primary": "#..", "accent": "#.."}`)."""
+        """From `comp.tenants` (`metadata.branding = {"primary": "#..", "accent": "#..",
+        "logo_svg": "<svg ...>", "locale": "de-DE", "statement_appendix": true}`)."""
         brand = (metadata or {}).get("branding") or {}
         if not isinstance(brand, Mapping):
             brand = {}
+        locale = brand.get("locale")
         return cls(name, colour(brand.get("primary"), DEFAULT_PRIMARY),
-                   colour(brand.get("accent"), DEFAULT_ACCENT))
+                   colour(brand.get("accent"), DEFAULT_ACCENT),
+                   safe_svg(brand.get("logo_svg")),
+                   locale if is_known_locale(locale) else DEFAULT_LOCALE,
+                   brand.get("statement_appendix") is True)
 
 
 @dataclass(frozen=True)
 class Approval:
-    """One approval-history entry: the state reached, by whom, when."""
+    """One approval-history entry: the state reached, by whom (`by`: the approver's name
+    when known, else role and user id), when (ISO timestamp)."""
 
     state: str
     by: str | None
     at: str | None
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,14 +98,18 @@ class RunInfo:
         return STATE_LABELS.get(self.status, self.status)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunInfo:
+    def from_dict(cls, data: Mapping[str, Any], names: Mapping[str, str] | None = None
+                  ) -> RunInfo:
         """From a run row/dict: `id`, `status`, `snapshot_hash`, `results_hash`,
         `scenario_name`, `approvals_state = {"state", "history": [{to_state, actor_role,
-        actor_user_id, at}]}` (the approvals module's entries)."""
+        actor_user_id, at}]}` (the approvals module's entries). `names` maps user ids to
+        the names statements print (display name, else e-mail)."""
         approvals = data.get("approvals_state") or {}
         history = tuple(
-            Approval(str(entry.get("to_state") or entry.get("state") or ""), _actor(entry),
-                     None if entry.get("at") is None else str(entry.get("at")))
+            Approval(str(entry.get("to_state") or entry.get("state") or ""),
+                     _actor(entry, names or {}),
+                     None if entry.get("at") is None else str(entry.get("at")),
+                     None if entry.get("actor_role") is None else str(entry["actor_role"]))
             for entry in approvals.get("history", [])
         )
         return cls(
@@ -102,21 +122,24 @@ class RunInfo:
         )
 
 
-def _actor(entry: Mapping[str, Any]) -> str | None:
+def _actor(entry: Mapping[str, Any], names: Mapping[str, str]) -> str | None:
     role, user = entry.get("actor_role"), entry.get("actor_user_id")
     if role is None and user is None:
         return None
+    if user is not None and names.get(str(user)):
+        return names[str(user)]
     return " ".join(str(part) for part in (role, f"({user})" if user else None) if part)
 
 
 @dataclass(frozen=True)
 class Line:
-    """A labelled value (input, parameter, payout)."""
+    """A labelled value (input, parameter, payout); `fmt` is the plan's display format."""
 
     key: str
     label: str
     value: Any
     kind: Type
+    fmt: str | None = None
 
     @property
     def text(self) -> str:
@@ -136,6 +159,8 @@ class StepLine:
     kind: Type
     notes: str
     diagnostics: tuple[str, ...] = ()
+    label: str = ""
+    fmt: str | None = None
 
     @property
     def text(self) -> str:
@@ -165,6 +190,7 @@ class Statement:
     steps: tuple[StepLine, ...]
     payout: Line
     deferred: Line | None
+    cash: Line | None = None
 
     @property
     def draft(self) -> bool:
@@ -195,7 +221,7 @@ def _input_lines(plan: CompiledPlan, inputs: Mapping[str, Any]) -> tuple[Line, .
             value = typed_value(kind, inputs.get(spec.key))
         except ValueError as error:
             raise ValueError(f"input '{spec.key}': {error}") from None
-        lines.append(Line(spec.key, spec.label or spec.key, value, kind))
+        lines.append(Line(spec.key, spec.label or spec.key, value, kind, spec.format))
     return tuple(lines)
 
 
@@ -209,8 +235,24 @@ def inputs_from_tape(plan: CompiledPlan, tape: Mapping[str, Any]) -> dict[str, A
     return found
 
 
+def _parameter_lines(plan: CompiledPlan) -> tuple[Line, ...]:
+    specs = {spec.key: spec for spec in plan.document.parameters}
+    return tuple(
+        Line(key, (specs[key].label if key in specs else None) or humanize(key), value, kind,
+             specs[key].format if key in specs else None)
+        for key, (kind, value) in plan.parameters.items()
+    )
+
+
+def humanize(name: str) -> str:
+    """A readable fallback label for a step or parameter without one: `fund_factor` ->
+    `Fund factor`."""
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:] if text else name
+
+
 def _step_lines(plan: CompiledPlan, tape: Mapping[str, Any]) -> tuple[StepLine, ...]:
-    notes = {spec.name: spec.notes for spec in plan.document.steps}
+    specs = {spec.name: spec for spec in plan.document.steps}
     kinds = {step.name: step.type for step in plan.steps}
     lines = []
     for entry in tape["steps"]:
@@ -230,8 +272,10 @@ def _step_lines(plan: CompiledPlan, tape: Mapping[str, Any]) -> tuple[StepLine, 
                 condition_value=entry.get("condition_value"),
                 value=value,
                 kind=kinds[name],
-                notes=notes.get(name, ""),
+                notes=specs[name].notes if name in specs else "",
                 diagnostics=tuple(str(d.get("message", d)) for d in entry.get("diagnostics", [])),
+                label=(specs[name].label if name in specs else None) or humanize(name),
+                fmt=specs[name].format if name in specs else None,
             )
         )
     return tuple(lines)
@@ -256,7 +300,7 @@ def build_statement(
     by_name = {line.name: line for line in steps}
     payout_step = by_name[plan.payout]
     document = plan.document
-    deferred = by_name.get(DEFERRED_STEP)
+    deferred, cash = by_name.get(DEFERRED_STEP), by_name.get(CASH_STEP)
     return Statement(
         branding=branding,
         run=run,
@@ -269,14 +313,14 @@ def build_statement(
         employee_ref=str(tape["employee_ref"]),
         fund_ref=None if values.get("fund_ref") is None else str(values["fund_ref"]),
         inputs=_input_lines(plan, values),
-        parameters=tuple(
-            Line(key, key, value, kind) for key, (kind, value) in plan.parameters.items()
-        ),
+        parameters=_parameter_lines(plan),
         steps=steps,
-        payout=Line(plan.payout, "Payout", payout_step.value, payout_step.kind),
+        payout=Line(plan.payout, payout_step.label, payout_step.value, payout_step.kind, "money"),
         deferred=None
         if deferred is None or deferred.kind is not Type.DECIMAL
-        else Line(DEFERRED_STEP, "of which deferred", deferred.value, deferred.kind),
+        else Line(DEFERRED_STEP, "of which deferred", deferred.value, deferred.kind, "money"),
+        cash=None if cash is None or cash.kind is not Type.DECIMAL
+        else Line(CASH_STEP, cash.label, cash.value, cash.kind, "money"),
     )
 
 

@@ -3,7 +3,8 @@
 - `locked_plan(session, plan_id)`: the locked plan and its document, through
   `plans.service.get_locked_plan` (404 unknown, 409 not locked).
 - `ready_upload(session, settings, upload_id, kind)`: a ready upload's typed, normalised
-  Parquet (path, SHA-256, mapping) through `uploads.service` (404 / 409 otherwise).
+  Parquet (path, SHA-256, mapping) through `uploads.service` (404 / 409 otherwise; 410
+  naming the upload when its data is missing from disk).
 - `align_inputs(plan, employees, funds)`: the typed frame the engine evaluates, built from
   those frames exactly as `engine.data.load_inputs` builds it from CSV text (same column
   order, same defaults, same errors), so a run and `paysheet eval` see the same inputs.
@@ -54,12 +55,15 @@ class UploadData:
     path: Path
     data_sha256: str
     mapping: dict[str, Any]
+    filename: str = ""
 
     def read_frame(self) -> pl.DataFrame:
-        """The typed frame; refuses data whose bytes no longer match the recorded hash."""
-        payload = self.path.read_bytes()
+        """The typed frame; refuses data whose bytes no longer match the recorded hash,
+        and names the upload (410) when its data is gone."""
+        payload = uploads.read_typed_bytes(self.path, self.id, self.filename)
         if hashlib.sha256(payload).hexdigest() != self.data_sha256:
-            raise Conflict(f"upload {self.id}: normalised data does not match its hash")
+            raise Conflict(f"upload {self.id} ('{self.filename}'): typed data does not "
+                           "match its recorded hash")
         return pl.read_parquet(payload)
 
 
@@ -88,10 +92,11 @@ def ready_upload(session: Session, settings: Settings, upload_id: uuid.UUID,
     if upload.status != "ready":
         raise Conflict(f"upload {upload_id} is {upload.status}: only a ready upload can be run")
     digest = ((upload.metadata_ or {}).get("parquet") or {}).get("sha256")
-    path = uploads.parquet_path(settings, upload.tenant_id, upload.id)
-    if not digest or not path.is_file():
-        raise Conflict(f"upload {upload_id} has no normalised data on disk")
-    return UploadData(upload.id, upload.kind, path, digest, dict(upload.mapping or {}))
+    if not digest:
+        raise Conflict(f"upload {upload_id} has no typed data recorded")
+    path = uploads.typed_data_path(settings, upload)
+    return UploadData(upload.id, upload.kind, path, digest, dict(upload.mapping or {}),
+                      upload.filename)
 
 
 def combined_data_hash(employees: UploadData, funds: UploadData | None) -> str:

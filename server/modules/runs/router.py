@@ -22,6 +22,7 @@ from fastapi import (
 from fastapi.concurrency import run_in_threadpool
 
 from server.db import session as db
+from server.jsonbody import ExactNumberRoute
 from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
 from server.modules.runs import service
@@ -39,7 +40,7 @@ from server.modules.runs.schemas import (
     TapeOut,
 )
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=ExactNumberRoute)  # parameter overrides
 MAX_LEGACY_BYTES = 64 * 1024 * 1024
 TERMINAL_PHASES = ("done", "failed")
 
@@ -86,7 +87,7 @@ def list_runs(
 def get_run(run_id: uuid.UUID, db_session: DbSession,
             principal: Principal = Depends(require("runs.read"))) -> RunOut:
     """Status, progress, totals, hashes and the approvals history."""
-    return service.run_out(db_session, service.get_run(db_session, run_id))
+    return service.run_out(db_session, service.get_run(db_session, run_id), principal=principal)
 
 
 @router.get("/runs/{run_id}/results", response_model=ResultsPage | TapeOut)
@@ -94,17 +95,21 @@ def get_results(
     run_id: uuid.UUID,
     request: Request,
     db_session: DbSession,
-    principal: Principal = Depends(require("runs.read")),
+    principal: Principal = Depends(require("pay.employees.read")),
     employee_ref: str | None = Query(None, max_length=200,
                                      description="return this employee's calculation tape"),
     with_diagnostics: bool = Query(False, description="only rows carrying diagnostics"),
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = Query(None, max_length=500),
 ) -> ResultsPage | TapeOut:
-    """Per-employee values and diagnostics by employee_ref, or one employee's tape."""
+    """Per-employee values and diagnostics by employee_ref, or one employee's tape; a
+    manager gets their teams' employees only, readonly nobody (403)."""
+    settings = request.app.state.settings
     if employee_ref is not None:
-        return service.tape(db_session, request.app.state.settings, run_id, employee_ref)
-    rows, next_cursor = service.result_rows(db_session, run_id, limit, cursor, with_diagnostics)
+        return service.tape(db_session, settings, run_id, employee_ref, principal)
+    refs = service.visible_refs(db_session, settings, principal, run_id)
+    rows, next_cursor = service.result_rows(db_session, run_id, limit, cursor, with_diagnostics,
+                                            refs)
     return ResultsPage(run_id=run_id, next_cursor=next_cursor, items=[
         ResultRow(employee_ref=r.employee_ref, values=r.values, diagnostics=r.diagnostics)
         for r in rows])
@@ -119,12 +124,14 @@ def reproduce(run_id: uuid.UUID, request: Request, db_session: DbSession,
 
 @router.get("/runs/{run_id}/compare/{other_run_id}", response_model=CompareOut)
 def compare(
-    run_id: uuid.UUID, other_run_id: uuid.UUID, db_session: DbSession,
-    principal: Principal = Depends(require("runs.read")),
+    run_id: uuid.UUID, other_run_id: uuid.UUID, request: Request, db_session: DbSession,
+    principal: Principal = Depends(require("pay.employees.read")),
     limit: int = Query(500, ge=1, le=5000), cursor: str | None = Query(None, max_length=500),
 ) -> CompareOut:
-    """Payout deltas (other minus this run) per employee and in total."""
-    return service.compare(db_session, run_id, other_run_id, limit, cursor)
+    """Payout deltas (other minus this run) per employee and in total, over the employees
+    the caller may see (managers: their teams)."""
+    return service.compare(db_session, request.app.state.settings, principal, run_id,
+                           other_run_id, limit, cursor)
 
 
 @router.post("/runs/{run_id}/parity", response_model=ParityOut)

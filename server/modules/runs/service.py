@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -22,12 +23,12 @@ from sqlalchemy.orm import Session
 from engine import r10
 from engine.backends import reference
 from engine.hashing import results_csv
-from engine.plan import CompiledPlan
+from engine.plan import CompiledPlan, PlanDocument
 from server.db import session as db
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
+from server.jsonbody import plain_json
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
-from server.modules.runs import execution
+from server.modules.runs import execution, visibility
 from server.modules.runs.inputs import (
     RunInputs,
     combined_data_hash,
@@ -50,6 +51,7 @@ from server.modules.runs.schemas import (
 )
 from server.modules.runs.snapshot import Snapshot, build_snapshot
 from server.pagination import decode_cursor, encode_cursor
+from server.principal import Principal
 from server.settings import Settings
 from server.worker import queue
 
@@ -88,6 +90,8 @@ def start_run(principal: Principal, body: RunStart, idempotency_key: str | None,
     """
     if body.tenant_id is not None and body.tenant_id != principal.tenant_id:
         raise NotFound("tenant")
+    # JSON numbers arrive as checked Decimals (ExactNumberRoute): keep them as exact text.
+    body = body.model_copy(update={"parameters": plain_json(body.parameters)})
     fingerprint = _fingerprint(body)
     with db.tenant_session(principal.tenant_id) as session:
         if idempotency_key:
@@ -151,7 +155,13 @@ def totals_of(session: Session, run_id: uuid.UUID) -> dict[str, Any] | None:
     return row.totals if row is not None else None
 
 
-def run_out(session: Session, run: PlanRun, with_totals: bool = True) -> RunOut:
+def run_out(session: Session, run: PlanRun, with_totals: bool = True,
+            principal: Principal | None = None) -> RunOut:
+    """The run as `principal` may see it (totals' small groups hidden from managers and
+    readonly; without a principal: everything, for internal callers)."""
+    totals = totals_of(session, run.id) if with_totals else None
+    if principal is not None:
+        totals = visibility.aggregate_view(totals, principal)
     state = run.approvals_state or {"state": run.status, "history": []}
     return RunOut(
         id=run.id, plan_id=run.plan_id, upload_id=run.upload_id,
@@ -162,7 +172,7 @@ def run_out(session: Session, run: PlanRun, with_totals: bool = True) -> RunOut:
         finished_at=run.finished_at,
         approvals=Approvals(state=state.get("state", run.status),
                             history=state.get("history", [])),
-        totals=totals_of(session, run.id) if with_totals else None,
+        totals=totals,
     )
 
 
@@ -210,10 +220,14 @@ def computed_run(session: Session, run_id: uuid.UUID) -> PlanRun:
 
 
 def result_rows(session: Session, run_id: uuid.UUID, limit: int, cursor: str | None,
-                with_diagnostics: bool = False) -> tuple[list[RunResult], str | None]:
-    """Rows by employee_ref; `with_diagnostics` keeps only rows that carry any."""
+                with_diagnostics: bool = False, refs: set[str] | None = None,
+                ) -> tuple[list[RunResult], str | None]:
+    """Rows by employee_ref; `with_diagnostics` keeps only rows that carry any; `refs`
+    (from `visible_refs`) keeps only those employees (None: all)."""
     computed_run(session, run_id)
     query = select(RunResult).where(RunResult.run_id == run_id)
+    if refs is not None:
+        query = query.where(RunResult.employee_ref.in_(sorted(refs)))
     if with_diagnostics:
         query = query.where(func.jsonb_array_length(RunResult.diagnostics) > 0)
     if cursor:
@@ -249,10 +263,13 @@ def snapshot_inputs(session: Session, run: PlanRun, settings: Settings
 
 
 def tape(session: Session, settings: Settings, run_id: uuid.UUID,
-         employee_ref: str) -> TapeOut:
+         employee_ref: str, principal: Principal) -> TapeOut:
     """The employee's calculation tape from the reference engine (ENGINE.md §8), over the
-    run's own snapshot, with a check that it agrees with the stored results."""
+    run's own snapshot, with a check that it agrees with the stored results (404 for an
+    employee outside the caller's pay scope)."""
     run = computed_run(session, run_id)
+    visibility.ensure_visible(principal, run, employee_ref,
+                              _frame_loader(session, settings, run))
     stored = _stored_row(session, run_id, employee_ref)
     _, plan, inputs = snapshot_inputs(session, run, settings)
     explained = reference.explain(plan, inputs.frame, employee_ref).to_dict()
@@ -262,6 +279,19 @@ def tape(session: Session, settings: Settings, run_id: uuid.UUID,
                    payout=explained["payout"], steps=explained["steps"],
                    stored_values=stored.values,
                    matches_stored=stored.values == results)
+
+
+def _frame_loader(session: Session, settings: Settings, run: PlanRun
+                  ) -> Callable[[], pl.DataFrame]:
+    """Reads the run's input frame when the visibility cache misses."""
+    return lambda: snapshot_inputs(session, run, settings)[2].frame
+
+
+def visible_refs(session: Session, settings: Settings, principal: Principal,
+                 run_id: uuid.UUID) -> set[str] | None:
+    """The employees of a computed run whose pay the caller may see (None: all of them)."""
+    run = computed_run(session, run_id)
+    return visibility.visible_refs(principal, run, _frame_loader(session, settings, run))
 
 
 # -- reproduce -----------------------------------------------------------------------------
@@ -313,6 +343,11 @@ def _differences(session: Session, run_id: uuid.UUID, plan, result) -> tuple[int
 
 
 # -- compare -------------------------------------------------------------------------------
+def _in_scope(ref: str, scopes: list[set[str] | None]) -> bool:
+    """Visible in at least one of the runs (None: everyone)."""
+    return any(scope is None or ref in scope for scope in scopes)
+
+
 def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
@@ -321,17 +356,20 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else r10.text(r10.r10(value))
 
 
-def compare(session: Session, run_id: uuid.UUID, other_id: uuid.UUID, limit: int,
-            cursor: str | None) -> CompareOut:
-    """Per-employee and total payout deltas, other minus base (scenario comparison)."""
+def compare(session: Session, settings: Settings, principal: Principal, run_id: uuid.UUID,
+            other_id: uuid.UUID, limit: int, cursor: str | None) -> CompareOut:
+    """Per-employee and total payout deltas, other minus base (scenario comparison), over
+    the employees the caller may see in either run (totals too)."""
     base, other = computed_run(session, run_id), computed_run(session, other_id)
+    seen = [visibility.visible_refs(principal, run, _frame_loader(session, settings, run))
+            for run in (base, other)]
     payout = Snapshot.from_json(base.snapshot).document.payout
     other_payout = Snapshot.from_json(other.snapshot).document.payout
 
     def payouts(rid: uuid.UUID, step: str) -> dict[str, Decimal | None]:
         rows = session.execute(select(RunResult.employee_ref, RunResult.values[step].astext)
                                .where(RunResult.run_id == rid)).all()
-        return {ref: _dec(value) for ref, value in rows}
+        return {ref: _dec(value) for ref, value in rows if _in_scope(ref, seen)}
 
     left, right = payouts(run_id, payout), payouts(other_id, other_payout)
     refs = sorted(set(left) | set(right))
@@ -422,3 +460,39 @@ def parity(session: Session, principal: Principal, run_id: uuid.UUID, payload: b
                      only_in_run=only_run[:MAX_DIFFERENCES],
                      only_in_legacy=only_legacy[:MAX_DIFFERENCES],
                      failing_rows=[r for r in rows if not r.within_tolerance][:MAX_DIFFERENCES])
+
+
+# -- for other areas (deferrals, adjustments, inquiries) ---------------------------------
+def start_linked_run(principal: Principal, settings: Settings, plan_id: uuid.UUID,
+                     upload_id: uuid.UUID, funds_upload_id: uuid.UUID | None,
+                     scenario_name: str) -> PlanRun:
+    """Start a run on behalf of another area (e.g. an adjustment run); no idempotency key."""
+    return start_run(principal, RunStart(plan_id=plan_id, upload_id=upload_id,
+                                         funds_upload_id=funds_upload_id,
+                                         scenario_name=scenario_name), None, settings).run
+
+
+def run_document(run: PlanRun) -> PlanDocument:
+    """The effective plan document a computed run was evaluated with (its snapshot's)."""
+    return Snapshot.from_json(run.snapshot).document
+
+
+def step_values(session: Session, run_id: uuid.UUID, steps: list[str]
+                ) -> dict[str, dict[str, str | None]]:
+    """employee_ref -> {step: R10 text or None} for the given steps of every employee."""
+    columns = [RunResult.values[step].astext for step in steps]
+    rows = session.execute(select(RunResult.employee_ref, *columns)
+                           .where(RunResult.run_id == run_id)
+                           .order_by(RunResult.employee_ref)).all()
+    return {row[0]: dict(zip(steps, row[1:], strict=True)) for row in rows}
+
+
+def employee_field(session: Session, settings: Settings, run: PlanRun, field: str,
+                   employee_ref: str) -> Any:
+    """One input value (e.g. `team`) of one employee of a computed run, or None."""
+    _, _, inputs = snapshot_inputs(session, run, settings)
+    frame = inputs.frame
+    if field not in frame.columns:
+        return None
+    match = frame.filter(pl.col("employee_ref") == employee_ref)
+    return match[field][0] if match.height else None

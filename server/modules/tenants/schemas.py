@@ -17,6 +17,15 @@ class TenantOut(BaseModel):
     name: str
     is_active: bool
     created_at: datetime
+    separation_of_duties: bool = True
+
+
+class TenantSettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    separation_of_duties: bool = Field(
+        description="no user performs two approval stages of a run, or approves and "
+        "finalizes the same run (on by default)")
 
 
 class UserOut(BaseModel):
@@ -62,3 +71,22 @@ class UserUpdate(BaseModel):
         if not self.model_fields_set:
             raise ValueError("give at least one of role, display_name, teams, is_active")
         return self
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str | None = Field(
+        default=None, max_length=1024,
+        description="required unless you signed in with a one-time password")
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class PasswordReset(BaseModel):
+    user_id: uuid.UUID
+    one_time_password: str
+    expires_at: datetime
+
+
+class SessionsRevoked(BaseModel):
+    revoked: int

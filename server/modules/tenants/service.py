@@ -17,13 +17,20 @@ from sqlalchemy.orm import Session
 from server.db.session import tenant_session
 from server.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import ROLE_RANK, Role
-from server.modules.auth.service import hash_password, new_password, revoke_user_tokens
+from server.modules.auth.service import (
+    forget_sessions,
+    hash_password,
+    new_password,
+    one_time_password_expiry,
+    revoke_user_tokens,
+    verify_password,
+)
 from server.modules.tenants.identity import find_sign_in_user as find_sign_in_user
 from server.modules.tenants.identity import provision_sso_user as provision_sso_user
 from server.modules.tenants.identity import sync_sso_user as sync_sso_user
 from server.modules.tenants.models import Tenant, User
+from server.principal import Principal
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -93,6 +100,27 @@ def get_tenant(session: Session, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
+SEPARATION_OF_DUTIES = "separation_of_duties"
+
+
+def separation_of_duties(session: Session, tenant_id: uuid.UUID) -> bool:
+    """Whether the tenant enforces separation of duties on approvals (on unless turned off)."""
+    return bool(get_tenant(session, tenant_id).metadata_.get(SEPARATION_OF_DUTIES, True))
+
+
+def update_settings(session: Session, principal: Principal, tenant_id: uuid.UUID,
+                    separation: bool) -> Tenant:
+    """Turn separation of duties on or off for the tenant (audited with before/after)."""
+    tenant = get_tenant(session, tenant_id)
+    before = bool(tenant.metadata_.get(SEPARATION_OF_DUTIES, True))
+    tenant.metadata_ = {**tenant.metadata_, SEPARATION_OF_DUTIES: separation}
+    record_event(session, principal_or_actor_id=principal, action="tenant.settings",
+                 entity="tenant", entity_id=tenant_id, before={SEPARATION_OF_DUTIES: before},
+                 after={SEPARATION_OF_DUTIES: separation})
+    session.flush()
+    return tenant
+
+
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.created_at, User.email)))
 
@@ -114,11 +142,13 @@ def add_user(
     teams: list[str] | None = None,
     password: str | None = None,
 ) -> NewUser:
-    """Create a user with a one-time password (returned once, stored as argon2 hash)."""
+    """Create a user with a one-time password (returned once, stored as argon2 hash; it
+    works for one login before it expires). An explicit `password` is a permanent one."""
     email = normalise_email(email, ["body", "email"])
     teams = _checked_teams(teams or [])
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict(f"a user with email {email} already exists")
+    temporary = password is None
     password = password or new_password()
     user = User(
         email=email,
@@ -127,6 +157,8 @@ def add_user(
         teams=teams,
         is_active=True,
         password_hash=hash_password(password),
+        password_is_temporary=temporary,
+        password_expires_at=one_time_password_expiry() if temporary else None,
     )
     try:
         with session.begin_nested():
@@ -200,6 +232,7 @@ def update_user(
         user.is_active = bool(changes["is_active"])
     if deactivating:
         revoke_user_tokens(session, user.id)
+    forget_sessions(session, user.id)  # a cached session would keep the old role or teams
     session.flush()
     after = user_snapshot(user)
     if after != before:
@@ -213,3 +246,59 @@ def update_user(
             after=after,
         )
     return user
+
+
+def check_password_policy(password: str, min_length: int, loc: list[str | int]) -> None:
+    """422 naming the field when a new password is too short or only one kind of character."""
+    problems = []
+    if len(password) < min_length:
+        problems.append(f"at least {min_length} characters")
+    if len(set(password)) < 4:
+        problems.append("more than three distinct characters")
+    if problems:
+        raise UnprocessableEntity([{"loc": loc, "msg": "the password needs " +
+                                    " and ".join(problems), "type": "value_error"}])
+
+
+def change_password(session: Session, principal: Principal, current: str | None, new: str,
+                    min_length: int) -> int:
+    """Set the caller's password. The current one is required unless the caller signed in
+    with a one-time password (consumed at that login). Every other token of the user is
+    revoked; returns how many."""
+    user = get_user(session, principal.user_id)
+    if user.password_hash is not None and not (
+            current is not None and verify_password(user.password_hash, current)):
+        raise Forbidden("the current password is wrong")
+    check_password_policy(new, min_length, ["body", "new_password"])
+    user.password_hash = hash_password(new)
+    user.password_is_temporary = False
+    user.password_expires_at = None
+    revoked = revoke_user_tokens(session, user.id, keep=principal.token_id)
+    record_event(session, principal_or_actor_id=principal, action="user.password_change",
+                 entity="user", entity_id=user.id, after={"revoked_tokens": revoked})
+    return revoked
+
+
+def reset_password(session: Session, actor: Principal, user_id: uuid.UUID) -> str:
+    """An admin gives the user a new one-time password (returned once) and signs them out
+    everywhere; the lockout counters are cleared."""
+    user = get_user(session, user_id)
+    password = new_password()
+    user.password_hash = hash_password(password)
+    user.password_is_temporary = True
+    user.password_expires_at = one_time_password_expiry()
+    user.failed_logins = 0
+    user.locked_until = None
+    revoked = revoke_user_tokens(session, user.id)
+    record_event(session, principal_or_actor_id=actor, action="user.password_reset",
+                 entity="user", entity_id=user.id, after={"revoked_tokens": revoked})
+    return password
+
+
+def revoke_sessions(session: Session, actor: Principal, user_id: uuid.UUID) -> int:
+    """Sign a user out everywhere (their own request, or an admin's); returns the count."""
+    user = get_user(session, user_id)
+    revoked = revoke_user_tokens(session, user.id)
+    record_event(session, principal_or_actor_id=actor, action="user.sessions_revoke",
+                 entity="user", entity_id=user.id, after={"revoked_tokens": revoked})
+    return revoked

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, Request, WebSocket
+from fastapi import APIRouter, Body, Depends, Query, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
@@ -20,7 +20,7 @@ from server.db.session import tenant_session
 from server.errors import ProblemError, UnprocessableEntity
 from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
-from server.modules.uploads import rows, service, tus
+from server.modules.uploads import jobs, rows, service, tus
 from server.modules.uploads.models import Upload
 from server.modules.uploads.schemas import (
     PresetOut,
@@ -254,30 +254,32 @@ def mapping_suggestions(upload_id: uuid.UUID, db: DbSession,
 
 
 @router.post("/uploads/{upload_id}/map", status_code=202, response_model=UploadOut)
-def map_upload(request: Request, upload_id: uuid.UUID, db: DbSession,
-               background: BackgroundTasks,
+def map_upload(request: Request, upload_id: uuid.UUID,
                mapping: dict[str, str] = Body(..., examples=[{
                    "employee_ref": "EMP_ID", "employee_score": "SCORE_2025"}]),
                principal: Principal = Depends(require("uploads.write")),
                plan_id: uuid.UUID | None = None,
                preset_name: str | None = Query(None, max_length=200)) -> UploadOut:
-    """Save `{input_key: column}` (PRD §15.4), optionally as preset `preset_name`, and start
-    validation; follow it on the events socket or GET /uploads/{id}/validation."""
+    """Save `{input_key: column}` (PRD §15.4), optionally as preset `preset_name`, and queue
+    validation (a worker task); follow it on the events socket or GET
+    /uploads/{id}/validation."""
     settings = _settings(request)
-    upload = service.save_mapping(db, principal, settings, upload_id, mapping, plan_id,
-                                  preset_name)
-    background.add_task(rows.process_and_fill, settings, principal, upload_id)
-    return upload_out(upload, settings)
+    with tenant_session(principal.tenant_id) as session:  # committed before it is queued
+        upload = service.save_mapping(session, principal, settings, upload_id, mapping,
+                                      plan_id, preset_name)
+        out = upload_out(upload, settings)
+    jobs.enqueue_validation(settings, principal, upload_id)
+    return out
 
 
 @router.post("/uploads/{upload_id}/rows", status_code=202, response_model=UploadOut,
              responses={409: {"description": "not ready, rows filled or being filled"}})
-def retry_rows(request: Request, upload_id: uuid.UUID, background: BackgroundTasks,
+def retry_rows(request: Request, upload_id: uuid.UUID,
                principal: Principal = Depends(require("uploads.write"))) -> UploadOut:
     """Store a ready upload's `employee_rows` again after `rows.status` says `failed`."""
     settings = _settings(request)
     upload = rows.retry(settings, principal, upload_id)
-    background.add_task(rows.fill_rows, settings, principal, upload_id)
+    jobs.enqueue_fill(settings, principal.tenant_id, upload_id)
     return upload_out(upload, settings)
 
 

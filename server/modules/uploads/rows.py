@@ -35,10 +35,10 @@ from server.db.bulk import StagedInserter
 from server.db.session import tenant_session
 from server.errors import Conflict
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.uploads import service
 from server.modules.uploads.models import EmployeeRow, Upload
 from server.modules.uploads.validation import SPOOL_REF, SPOOL_ROW
+from server.principal import Principal
 from server.settings import Settings
 
 log = structlog.get_logger(__name__)

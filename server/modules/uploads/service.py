@@ -9,9 +9,13 @@ Lifecycle (`uploads.status`, with `metadata.phase`):
 A ready upload can be run at once (runs read the Parquet). Its `employee_rows` are filled
 afterwards from a spool of the validated rows (`metadata.rows.status`: queued → filling →
 filled | failed; see `rows.py`); the upload's final event comes when that has settled.
-Files live under `<data_dir>/uploads/<tenant>/<upload>.bin`, the typed data next to them
-as `<upload>.parquet`, whose SHA-256 is `metadata.parquet.sha256` (for snapshot hashes),
-and the rows spool as `<upload>.rows.arrows` (Arrow IPC stream) until the rows are filled.
+Files live under `<data_dir>/uploads/<tenant>/<upload>.bin`; validation writes the typed
+data as `<upload>.parquet`, then files it by content under `objects/<sha256>.parquet`
+(read-only; `metadata.parquet.sha256`, `metadata.parquet.object`: what runs read and
+snapshot hashes name), and the rows spool as `<upload>.rows.arrows` (Arrow IPC stream)
+until the rows are filled. Files are evidence (see `evidence.py`): they are removed only
+after the database change that releases them has committed, and an upload that any run
+references cannot be deleted.
 """
 
 from __future__ import annotations
@@ -20,23 +24,32 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from server.db.session import tenant_session
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.tenants import service as tenants
+from server.modules.uploads import evidence, storage
 from server.modules.uploads import mapping as suggestions_engine
+from server.modules.uploads.evidence import FileMissing
 from server.modules.uploads.models import MappingPreset, Upload, UploadProblem
 from server.modules.uploads.parsing import FileFormat, FileRejected, iter_records, sniff
 from server.modules.uploads.scanning import scanner_from_settings
+from server.modules.uploads.storage import file_path as file_path
+from server.modules.uploads.storage import object_path as object_path
+from server.modules.uploads.storage import original_path as original_path
+from server.modules.uploads.storage import parquet_path as parquet_path
+from server.modules.uploads.storage import read_typed_bytes as read_typed_bytes
+from server.modules.uploads.storage import rows_spool_path as rows_spool_path
+from server.modules.uploads.storage import typed_data_path as typed_data_path
+from server.modules.uploads.storage import upload_dir as upload_dir
 from server.modules.uploads.targets import Target, mapping_targets
 from server.modules.uploads.validation import (
     Normaliser,
@@ -45,6 +58,7 @@ from server.modules.uploads.validation import (
     infer_column,
     mapped_columns,
 )
+from server.principal import Principal
 from server.progress import get_hub
 from server.settings import Settings
 
@@ -54,24 +68,6 @@ PREVIEW_ROWS = 100
 HISTORY_UPLOADS = 50
 # A `processing` upload untouched this long lost its worker (a restart): it may be deleted.
 STALE_AFTER = timedelta(hours=1)
-
-
-def upload_dir(settings: Settings, tenant_id: uuid.UUID) -> Path:
-    path = Path(settings.data_dir) / "uploads" / str(tenant_id)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def file_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
-    return upload_dir(settings, tenant_id) / f"{upload_id}.bin"
-
-
-def parquet_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
-    return upload_dir(settings, tenant_id) / f"{upload_id}.parquet"
-
-
-def rows_spool_path(settings: Settings, tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Path:
-    return upload_dir(settings, tenant_id) / f"{upload_id}.rows.arrows"
 
 
 def channel(upload_id: uuid.UUID) -> str:
@@ -214,7 +210,7 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
         upload.sha256 = sha256
         upload.metadata_ = {**upload.metadata_, "scan": result.as_json(), "timings": timings}
         if refusal is not None:
-            path.unlink(missing_ok=True)
+            evidence.remove_after_commit(session, [path])
             _fail(session, upload, refusal, "rejected")
             action = "upload.infected" if result.verdict == "infected" else "upload.rejected"
             record_event(session, principal_or_actor_id=principal, action=action,
@@ -222,6 +218,7 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
                          after={"error": refusal, "scan": result.as_json(), "sha256": sha256})
         else:
             assert fmt is not None
+            evidence.make_read_only(path)  # complete: the bytes as received, never rewritten
             upload.metadata_ = {**upload.metadata_, "phase": "uploaded",
                                 "format": fmt.as_json()}
             record_event(session, principal_or_actor_id=principal, action="upload.complete",
@@ -252,18 +249,31 @@ def _check_idle(upload: Upload) -> None:
 
 def delete_upload(session: Session, principal: Principal, settings: Settings,
                   upload_id: uuid.UUID) -> None:
+    """Delete the row (409 while a run references the upload: nothing is touched), then,
+    once that has committed, its files."""
     _check_idle(get_upload(session, upload_id))  # before locking: the fill holds a lock
     upload = get_upload(session, upload_id, lock=True)
     _check_idle(upload)
-    for path in (file_path(settings, upload.tenant_id, upload.id),
-                 parquet_path(settings, upload.tenant_id, upload.id),
-                 rows_spool_path(settings, upload.tenant_id, upload.id)):
-        path.unlink(missing_ok=True)
+    before = {"filename": upload.filename, "status": upload.status, "sha256": upload.sha256}
+    paths = storage.stored_paths(settings, upload)
+    release = storage.release_object(settings, upload)
+    try:
+        with session.begin_nested():
+            session.delete(upload)
+            session.flush()
+    except IntegrityError as error:
+        if getattr(error.orig, "sqlstate", None) != "23503":
+            raise
+        raise Conflict(
+            f"upload {upload_id} ('{before['filename']}') is an input of a run: a run's "
+            "inputs are kept as evidence, so it cannot be deleted; nothing was removed",
+            [{"loc": ["path", "upload_id"], "msg": "referenced by a run",
+              "type": "referenced"}]) from None
     record_event(session, principal_or_actor_id=principal, action="upload.delete",
-                 entity="upload", entity_id=upload.id,
-                 before={"filename": upload.filename, "status": upload.status,
-                         "sha256": upload.sha256})
-    session.delete(upload)
+                 entity="upload", entity_id=upload_id, before=before)
+    evidence.remove_after_commit(session, paths)
+    if release is not None:
+        evidence.after_commit(session, release)
 
 
 def list_uploads(session: Session, limit: int, before: Any | None) -> list[Upload]:
@@ -285,7 +295,7 @@ def preview(session: Session, settings: Settings, upload_id: uuid.UUID) -> dict[
     """First 100 data rows, each column's inferred type and its type warnings."""
     upload = get_upload(session, upload_id)
     fmt = _format(upload)
-    path = file_path(settings, upload.tenant_id, upload.id)
+    path = original_path(settings, upload)
     rows = []
     for record in iter_records(path, fmt):
         rows.append({"row": record.row, "cells": record.cells[: len(fmt.columns)]})
@@ -366,12 +376,14 @@ def save_mapping(session: Session, principal: Principal, settings: Settings,
         raise Conflict("the upload is already being validated")
     if upload.status == "ready":
         raise Conflict("the upload is ready and immutable; upload the file again to remap it")
+    original_path(settings, upload)
     targets = mapping_targets(session, upload.kind, plan_id)
     _check_mapping(mapping, targets, fmt, upload.kind)
     before = upload.mapping
     upload.mapping, upload.plan_id, upload.status, upload.error = mapping, plan_id, \
         "processing", None
-    upload.metadata_ = {**upload.metadata_, "phase": "validating"}
+    upload.metadata_ = {**upload.metadata_, "phase": "validating", "validation": {
+        "user_id": str(principal.user_id), "role": str(principal.role), "attempts": 0}}
     record_event(session, principal_or_actor_id=principal, action="upload.map",
                  entity="upload", entity_id=upload.id, before={"mapping": before},
                  after={"mapping": mapping, "plan_id": plan_id, "preset": preset_name})
@@ -453,12 +465,16 @@ def process_upload(settings: Settings, principal: Principal, upload_id: uuid.UUI
     tenant_id = principal.tenant_id
     try:
         _validate_and_store(settings, principal, upload_id)
-    except Exception:
-        log.exception("upload_processing_failed", upload_id=str(upload_id))
+    except Exception as error:
+        reason = (error.detail if isinstance(error, FileMissing) and error.detail
+                  else "internal error while validating; try again")
+        if not isinstance(error, FileMissing):
+            log.exception("upload_processing_failed", upload_id=str(upload_id))
         with tenant_session(tenant_id) as session:
             upload = get_upload(session, upload_id, lock=True)
-            _fail(session, upload, "internal error while validating; try again", "validated")
-        rows_spool_path(settings, tenant_id, upload_id).unlink(missing_ok=True)
+            _fail(session, upload, reason, "validated")
+            evidence.remove_after_commit(session, [rows_spool_path(settings, tenant_id,
+                                                                   upload_id)])
     with tenant_session(tenant_id) as session:
         publish(settings, upload_id, **status_event(get_upload(session, upload_id)))
 
@@ -475,7 +491,7 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
         targets = mapping_targets(session, upload.kind, upload.plan_id)
         columns = mapped_columns(fmt, dict(upload.mapping or {}), targets)
         report = Report()
-        source = file_path(settings, upload.tenant_id, upload.id)
+        source = original_path(settings, upload)
         batches = data_batches(source, fmt, columns, report, progress)
         session.execute(delete(UploadProblem).where(UploadProblem.upload_id == upload.id))
         normaliser = Normaliser(columns, upload.kind,
@@ -490,14 +506,16 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
         if report.rows == 0:
             report.add_file_problem("the file has no data rows", "Add rows below the header")
         if report.ok:
+            storage.file_typed_data(session, settings, upload, report.parquet_sha256)
             upload.status = "ready"
             upload.metadata_ = {**upload.metadata_, "phase": "validated",
                                 "summary": report.summary(), "timings": timings,
                                 "rows": {"status": "queued", "expected": report.rows},
                                 "parquet": {"sha256": report.parquet_sha256,
-                                            "bytes": report.parquet_bytes}}
+                                            "bytes": report.parquet_bytes, "object": True}}
         else:
-            rows_spool_path(settings, upload.tenant_id, upload.id).unlink(missing_ok=True)
+            evidence.remove_after_commit(
+                session, [rows_spool_path(settings, upload.tenant_id, upload.id)])
             report.sort(fmt.columns)
             _store_problems(session, upload, report)
             _fail(session, upload, f"validation found {report.errors} problem(s)", "validated")

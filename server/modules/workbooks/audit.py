@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import uuid
 import zipfile
 from datetime import UTC, datetime
@@ -22,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from engine.backends.excel_audit import build_audit_workbook
 from server.modules.audit.service import record_event
-from server.modules.auth.dependencies import Principal
 from server.modules.runs.service import totals_of
 from server.modules.runs.stored import StoredRun, load_stored_run
 from server.modules.tenants.models import User
+from server.principal import Principal
 from server.settings import Settings
 
 
@@ -81,33 +80,35 @@ def cover_lines(session: Session, stored: StoredRun) -> dict[str, Any]:
     return lines | approval_lines(session, history)
 
 
-def stable_xlsx(workbook: Any, when: datetime) -> bytes:
-    """The workbook's bytes with every timestamp set to `when` (document properties and zip
-    entries), so the same run in the same state always gives the same file and the audited
-    SHA-256 identifies its content."""
-    stamp = when.astimezone(UTC).replace(tzinfo=None, microsecond=0)
-    workbook.properties.created = stamp
-    raw = io.BytesIO()
-    workbook.save(raw)
-    modified = f">{stamp.isoformat()}Z</dcterms:modified>".encode()
+def stamped_xlsx(payload: bytes, stamp: datetime) -> bytes:
+    """The workbook's bytes with every zip entry dated `stamp` (its document properties
+    already are), so the same run in the same state always gives the same file and the
+    audited SHA-256 identifies its content."""
     out = io.BytesIO()
-    with zipfile.ZipFile(raw) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+    with zipfile.ZipFile(io.BytesIO(payload)) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for entry in source.infolist():
-            data = source.read(entry.filename)
-            if entry.filename == "docProps/core.xml":
-                data = re.sub(rb">[^<]*</dcterms:modified>", modified, data)
-            target.writestr(zipfile.ZipInfo(entry.filename, stamp.timetuple()[:6]), data,
-                            zipfile.ZIP_DEFLATED)
+            target.writestr(zipfile.ZipInfo(entry.filename, stamp.timetuple()[:6]),
+                            source.read(entry.filename), zipfile.ZIP_DEFLATED)
     return out.getvalue()
+
+
+def frozen_workbook(session: Session, settings: Settings, run_id: uuid.UUID
+                    ) -> tuple[StoredRun, bytes]:
+    """The run and its audit workbook's bytes (the same bytes for the same run and state)."""
+    stored = load_stored_run(session, settings, run_id)
+    when = (stored.run.finished_at or stored.run.started_at).astimezone(UTC)
+    stamp = when.replace(tzinfo=None, microsecond=0)
+    payload = stamped_xlsx(build_audit_workbook(stored.plan, stored.frame, stored.result,
+                                                cover_lines(session, stored), created=stamp),
+                           stamp)
+    return stored, payload
 
 
 def audit_workbook(session: Session, settings: Settings, principal: Principal,
                    run_id: uuid.UUID) -> tuple[str, bytes]:
     """(file name, .xlsx bytes) of the run's audit workbook; the download is audited."""
-    stored = load_stored_run(session, settings, run_id)
-    workbook = build_audit_workbook(stored.plan, stored.frame, stored.result,
-                                    cover_lines(session, stored))
-    payload = stable_xlsx(workbook, stored.run.finished_at or stored.run.started_at)
+    stored, payload = frozen_workbook(session, settings, run_id)
     record_event(session, principal_or_actor_id=principal, action="run.workbook",
                  entity="plan_run", entity_id=run_id,
                  after={"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload),

@@ -49,7 +49,7 @@ def verify_workbook(
     """Recalculate an audit workbook with `formulas` and check every row to the cent
     against the engine's stored values (and every formula against the plan). Exit 1 when
     anything differs, listing what."""
-    from engine.backends.excel_audit import verify_workbook as verify
+    from engine.backends.excel_verify import verify_workbook as verify
 
     try:
         report = verify(path)

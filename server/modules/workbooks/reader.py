@@ -87,16 +87,33 @@ def cell_text(value: Any) -> str | None:
 
 
 def read_workbook(data: bytes) -> WorkbookRead:
-    """Parse an uploaded workbook; raises WorkbookUnreadable if it is not one."""
+    """Parse an uploaded workbook; raises WorkbookUnreadable if it is not one.
+
+    Whatever a damaged file makes the ZIP, XML or openpyxl layers raise (a bad CRC, a
+    truncated deflate stream, malformed or hostile XML in any part, a missing part) is
+    the file's fault, so it becomes WorkbookUnreadable too (a 422), never a 500."""
     _check_unpacked_size(data)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as error:
         raise WorkbookUnreadable(f"not a readable .xlsx workbook: {error}") from None
+    except Exception as error:  # see the docstring
+        raise _damaged(error) from None
     try:
         return read_book(OpenpyxlBook(workbook))
+    except WorkbookUnreadable:
+        raise
+    except Exception as error:  # see the docstring
+        raise _damaged(error) from None
     finally:
         workbook.close()
+
+
+def _damaged(error: Exception) -> WorkbookUnreadable:
+    detail = str(error).splitlines()[0][:200] if str(error) else "no detail"
+    return WorkbookUnreadable(
+        f"not a readable .xlsx workbook: it is damaged ({type(error).__name__}: {detail}); "
+        "open it in Excel and save it again as .xlsx, or start from the template")
 
 
 def read_book(book: SheetBook) -> WorkbookRead:
@@ -311,27 +328,33 @@ def _date_text(text: str | None, where: tuple[str, int, str], result: WorkbookRe
         return None
 
 
+GROUP_TITLE = "Group"
+"""The Tests header whose column puts rows into one population (the add-in's vectors.js)."""
+
+
 def _tests(rows: dict[int, list[Any]], result: WorkbookRead) -> list[dict[str, Any]]:
-    """Test vectors: {row, case, inputs {key: text}, expected {step: text}}."""
+    """Test vectors: {row, case, inputs {key: text}, expected {step: text}, group}."""
     spec = layout()
     fixed = len(spec.tests_fixed)
     header = [cell_text(v) for v in rows.get(HEADER_ROW, [])][fixed:]
     vectors = []
     for row in sorted(r for r in rows if r >= FIRST_ROW):
         values = rows[row]
-        inputs, expected = {}, {}
+        inputs, expected, group = {}, {}, None
         for offset, title in enumerate(header):
             text = cell_text(values[fixed + offset]) if fixed + offset < len(values) else None
             if title is None or text is None:
                 continue
-            if title.lower().startswith("expect "):
+            if title == GROUP_TITLE:
+                group = text
+            elif title.lower().startswith("expect "):
                 expected[title[7:].strip()] = text
             else:
                 inputs[title] = text
         if inputs or expected:
             case = cell_text(values[0]) if values else None
             vectors.append({"row": row, "case": case or f"row {row}", "inputs": inputs,
-                            "expected": expected})
+                            "expected": expected, "group": group})
     return vectors
 
 

@@ -12,15 +12,23 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.errors import UnprocessableEntity
-from server.modules.auth.dependencies import Principal
 from server.modules.plans import service as plans
 from server.modules.plans.schemas import PlanDocumentIn
 from server.modules.workbooks.locate import locate_all
 from server.modules.workbooks.reader import WorkbookUnreadable, read_workbook
 from server.modules.workbooks.template import build_workbook, workbook_bytes
+from server.principal import Principal
 
 MAX_WORKBOOK_BYTES = 5 * 1024 * 1024
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def frozen_audit_workbook(session: Session, settings: Any, run_id: uuid.UUID) -> bytes:
+    """The run's frozen audit workbook (as `GET /runs/{id}/workbook` gives it), for the
+    signed export bundle, which audits its own creation."""
+    from server.modules.workbooks.audit import frozen_workbook
+
+    return frozen_workbook(session, settings, run_id)[1]
 
 
 def template_bytes() -> bytes:

@@ -41,7 +41,8 @@ HELP_LINES = (
     "Steps: one row per step. Expression and Guard use the Paysheet DSL (see Functions).",
     "  Steps are evaluated in dependency order; Order is for display.",
     "  A step whose Guard is false takes its Default (0, false, \"\" or an ISO date).",
-    "Tests: test vectors. Put input keys and 'expect <step>' in the header row after Message.",
+    "Tests: test vectors. Put input keys, 'expect <step>' and optionally 'Group' in the header "
+    "row after Message; each row is evaluated on its own, rows with the same Group together.",
     "Functions: every function the DSL knows, with signature and example (read only).",
     "",
     "Sync with the Paysheet add-in (Home > Paysheet) or import the file on the server:",

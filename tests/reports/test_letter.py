@@ -1,0 +1,182 @@
+"""The statement is a letter: what a manager reads on the PDF (pdftotext), in the plan's own
+labels and the tenant's locale, one page for a typical employee, the appendix on demand."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from server.modules.reports.letter import tranches
+from server.modules.reports.render import statement_pdf
+from server.modules.reports.statement import Approval, Branding, RunInfo, build_statement
+from tests.reports.conftest import ARTIFACTS, BRANDING, HOSTILE, HOSTILE_REF, Sample, pdf_text
+
+APPROVED = (
+    Approval("manager_approved", "Maria Manager", "2026-01-10T09:00:00+00:00", "manager"),
+    Approval("hr_approved", "Hugo Human", "2026-01-11T09:30:00+00:00", "hr"),
+    Approval("finance_approved", "Fiona Finance", "2026-01-12T09:00:00+00:00", "finance"),
+    Approval("finalized", "Frank Final", "2026-01-12T10:00:00+00:00", "finance"),
+)
+FINAL = RunInfo("0b9f7c1e-5d4a-4c36-9a57-2f7f3f7e1a01", "finalized", "a1" * 32, "b2" * 32,
+                None, APPROVED)
+
+
+def _employee(sample: Sample) -> str:
+    """A typical employee of the sample: eligible, paid, part of the bonus deferred."""
+    rows = sample.results.filter(pl.col("eligible") & (pl.col("deferred") > 0)
+                                 & (pl.col("employee_ref") != HOSTILE_REF))
+    assert rows.height, "premise: the sample has such an employee"
+    return rows["employee_ref"][0]
+
+
+def _pdf(sample: Sample, ref: str, brand: Branding = BRANDING, run: RunInfo = FINAL) -> bytes:
+    return statement_pdf(build_statement(sample.plan, sample.tape(ref), run, brand,
+                                         sample.inputs(ref)))
+
+
+def _gb_money(value: Decimal) -> str:
+    """en-GB text of a USD amount with cents, written without Babel."""
+    return f"US${value:,.2f}"
+
+
+def _gb_percent(fraction: Decimal) -> str:
+    text = format((fraction * 100).normalize(), "f")
+    return f"{text}%"
+
+
+def _row(text: str, label: str, value: str) -> bool:
+    """`label value` on one line of `pdftotext -layout` (single-column parts)."""
+    pattern = rf"^\s*{re.escape(label)}\s{{2,}}{re.escape(value)}\s*$"
+    return re.search(pattern, text, re.M) is not None
+
+
+def _said(words: str, label: str, value: str) -> bool:
+    """`label`, perhaps its note, then `value`, in the PDF's reading order (`_words`)."""
+    pattern = rf"(^| ){re.escape(label)} (.{{0,80}} )?{re.escape(value)}( |$)"
+    return re.search(pattern, words) is not None
+
+
+def _words(pdf: bytes) -> str:
+    """The text in reading order (pdftotext -raw: one column after the other), every run
+    of whitespace as one space."""
+    return " ".join(pdf_text(pdf, "-raw").split())
+
+
+def test_the_letter_reads_in_the_plans_labels_and_formats(sample: Sample) -> None:
+    ref = _employee(sample)
+    row = sample.result_row(ref)
+    pdf = _pdf(sample, ref)
+    text, words = pdf_text(pdf, "-layout"), _words(pdf)
+    assert re.search(rf"Your bonus\s[^$]{{0,200}}{re.escape(_gb_money(row['bonus']))}", text)
+    assert _row(text, "Target bonus", _gb_money(row["target_bonus"]))
+    assert _row(text, "Bonus against target", _gb_percent(row["bonus_vs_target"]))
+    assert _row(text, "Days employed in the period", str(int(row["days_employed"])))
+    assert _row(text, "People sharing the fund pool", str(int(row["fund_headcount"])))
+    assert _said(words, "Performance multiplier", format(row["perf_multiplier"].normalize(), "f"))
+    fund_return = sample.frame.filter(pl.col("employee_ref") == ref)["fund_return"][0]
+    assert _said(words, "Fund net return", _gb_percent(fund_return))
+    assert _said(words, "Share deferred above the threshold", "40%")
+    assert _said(words, "Hurdle rate", "5%")
+    assert _said(words, "Performance period ends", "31 December 2025")
+    # approvers by name and date, not role and user id
+    assert "Finance approval Fiona Finance 12 Jan 2026 09:00" in words
+    assert "Finalized Frank Final 12 Jan 2026 10:00" in words
+    # no DSL, no code names, no counts with decimals
+    for code in ("round2(", "cap_floor", "deferral_percent", "hurdle_rate", "365.00"):
+        assert code not in text, code
+    assert not re.search(r"(?<![\d,.])-?0\.\d{3,}", text), "a fraction not shown as a percentage"
+    assert "Page 1 of 1" in text, "a typical employee's letter is one page"
+    assert "DRAFT" not in text
+
+
+def test_the_deferred_part_and_its_schedule(sample: Sample) -> None:
+    ref = _employee(sample)
+    row = sample.result_row(ref)
+    words = _words(_pdf(sample, ref))
+    assert f"Deferred: {_gb_money(row['deferred'])}" in words
+    assert f"Paid now: {_gb_money(row['cash'])}" in words
+    assert "It vests in 3 yearly tranches:" in words
+    parts = tranches(row["deferred"], 3, date(2026, 12, 31))
+    assert sum(part for _, part in parts) == row["deferred"]
+    for year, (_, part) in zip((2026, 2027, 2028), parts, strict=True):
+        assert f"Vests on 31 December {year} {_gb_money(part)}" in words
+
+
+def test_tranches_add_up_to_the_cent() -> None:
+    parts = tranches(Decimal("100.00"), 3, date(2024, 2, 29))
+    assert [p for _, p in parts] == [Decimal("33.33"), Decimal("33.33"), Decimal("33.34")]
+    assert [d for d, _ in parts] == [date(2024, 2, 29), date(2025, 2, 28), date(2026, 2, 28)]
+    with pytest.raises(ValueError, match="deferral_years"):
+        tranches(Decimal(1), 0, date(2025, 1, 1))
+
+
+@pytest.mark.parametrize(("locale", "money", "day"), [
+    ("en-US", r"\$\d{1,3}(,\d{3})*\.\d{2}", "December 31, 2025"),
+    ("de-DE", r"\d{1,3}(\.\d{3})*,\d{2}\s\$", "31. Dezember 2025"),
+    ("fr-FR", r"\d{1,3}(\s\d{3})*,\d{2}\s\$US", "31 décembre 2025"),
+])
+def test_numbers_and_dates_follow_the_tenant_locale(sample: Sample, locale: str, money: str,
+                                                   day: str) -> None:
+    ref = _employee(sample)
+    brand = Branding.from_tenant("Acme", {"branding": {"locale": locale}})
+    assert brand.locale == locale
+    text = pdf_text(_pdf(sample, ref, brand), "-layout")
+    target = re.search(r"^\s*Target bonus\s{2,}(.+?)\s*$", text, re.M)
+    assert target and re.fullmatch(money, target.group(1)), target
+    assert day in text
+    decimal_mark = "." if locale == "en-US" else ","
+    multiplier = sample.result_row(ref)["perf_multiplier"].normalize()
+    assert _row(text, "Performance multiplier", format(multiplier, "f").replace(".", decimal_mark))
+
+
+def test_unknown_locale_falls_back_and_bad_logo_is_dropped() -> None:
+    brand = Branding.from_tenant("T", {"branding": {"locale": "xx-NOPE", "logo_svg":
+                                                    '<svg><script>alert(1)</script></svg>'}})
+    assert brand.locale == "en-GB" and brand.logo_svg is None
+    logo = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+    assert Branding.from_tenant("T", {"branding": {"logo_svg": logo}}).logo_svg == logo
+    external = '<svg xmlns="http://www.w3.org/2000/svg"><image href="http://x/y.png"/></svg>'
+    assert Branding.from_tenant("T", {"branding": {"logo_svg": external}}).logo_svg is None
+
+
+def test_auditor_appendix_is_off_by_default_and_switchable(sample: Sample) -> None:
+    ref = _employee(sample)
+    plain = pdf_text(_pdf(sample, ref), "-layout")
+    assert "Appendix for auditors" not in plain and "round2(" not in plain
+    brand = Branding.from_tenant("Acme", {"branding": {"statement_appendix": True}})
+    pages = pdf_text(_pdf(sample, ref, brand), "-layout").split("\f")
+    assert "Appendix for auditors" in pages[1]
+    assert "round2(base_salary * target_pct)" in pages[1]
+    assert re.search(r"only when target_bonus > 0 → true", pages[1])
+
+
+def test_draft_watermark_on_every_page_and_hostile_text_stays_text(sample: Sample) -> None:
+    brand = replace(BRANDING, appendix=True)
+    draft = RunInfo("r", "draft", "a1" * 32)
+    pages = [p for p in pdf_text(_pdf(sample, HOSTILE_REF, brand, draft), "-raw").split("\f")
+             if p.strip()]
+    assert len(pages) == 2 and all("DRAFT" in page for page in pages)
+    assert HOSTILE in pages[0] and "Acme Capital <b>Partners</b> ·" in pages[0]
+
+
+def test_same_statement_same_bytes(sample: Sample) -> None:
+    ref = _employee(sample)
+    assert _pdf(sample, ref) == _pdf(sample, ref)
+
+
+def test_statement_png_artifact(sample: Sample) -> None:
+    """Renders page 1 of a deferred employee's letter to tests/artifacts/ (gitignored) for a
+    person to look at; the letter is one page."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pdf = ARTIFACTS / "statement.pdf"
+    pdf.write_bytes(_pdf(sample, _employee(sample)))
+    subprocess.run(["pdftoppm", "-r", "80", "-png", "-f", "1", "-l", "1", "-singlefile",
+                    str(pdf), str(ARTIFACTS / "statement")], check=True)
+    assert (ARTIFACTS / "statement.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Page 1 of 1" in pdf_text(pdf.read_bytes())
