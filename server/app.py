@@ -24,6 +24,7 @@ from server.modules.auth.service import (
 from server.modules.catalog.router import router as catalog_router
 from server.modules.deferrals.router import router as deferrals_router
 from server.modules.inquiries.router import router as inquiries_router
+from server.modules.ops.router import router as ops_router
 from server.modules.plans.router import router as plans_router
 from server.modules.reports.router import router as reports_router
 from server.modules.runs.router import router as runs_router
@@ -53,6 +54,7 @@ API_ROUTERS: list[APIRouter] = [
     reports_router,
     runs_router,
     approvals_router,
+    ops_router,
     deferrals_router,
     inquiries_router,
     adjustments_router,

@@ -9,10 +9,13 @@ paysheet seed-demo                  demo tenant, one user per role, sample plan
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import typer
 
@@ -27,6 +30,8 @@ else:
 
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
+slo_app = typer.Typer(help="Service-level objectives.", no_args_is_help=True)
+app.add_typer(slo_app, name="slo")
 
 
 @contextmanager
@@ -88,7 +93,9 @@ def serve(
 
     from server.app import create_app
     from server.settings import api_worker_count
+    from server.shutdown import exit_on_signals
 
+    exit_on_signals()  # SIGTERM unwinds like Ctrl-C: consumer and embedded PostgreSQL stop
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
@@ -102,15 +109,20 @@ def serve(
         from server.worker.consumer import in_process_consumer
 
         # The queue consumer (embedded database) runs here once, never in each API process.
+        grace = ready.shutdown_grace_seconds
         with in_process_consumer(ready, embedded):
             if count == 1:
                 uvicorn.run(create_app(ready), host=host, port=port, log_config=None,
-                            access_log=False)
+                            access_log=False, timeout_graceful_shutdown=grace)
                 return
-            # Worker processes build the app from the environment: hand them the database.
+            # Worker processes build the app from the environment: hand them the database,
+            # and a shared metrics directory so each answers /metrics for all of them.
             os.environ["DATABASE_URL"] = ready.database_url or ""
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                  tempfile.mkdtemp(prefix="paysheet-api-metrics-"))
             uvicorn.run("server.app:create_app", factory=True, workers=count, host=host,
-                        port=port, log_config=None, access_log=False)
+                        port=port, log_config=None, access_log=False,
+                        timeout_graceful_shutdown=grace)
 
 
 @app.command()
@@ -160,6 +172,32 @@ def tenant_create(
             raise typer.Exit(code=1) from exc
     typer.echo(f"Tenant {created.tenant.name} created: {created.tenant.id}")
     typer.echo(f"Admin {created.admin.user.email} one-time password: {created.admin.password}")
+
+
+@slo_app.command("report")
+def slo_report_command(
+    period: str = typer.Option("30d", help="Period ending at --end: 30d, 7d, 24h, 90m"),
+    end: datetime | None = typer.Option(None, help="End of the period (ISO 8601; default now)"),
+    prometheus_url: str | None = typer.Option(None, help="Prometheus (env PROMETHEUS_URL)"),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table"),
+) -> None:
+    """Each SLO's attainment and remaining error budget over a period, from Prometheus."""
+    from server.observability.slo_report import ReportError, format_report, slo_report
+
+    url = prometheus_url or get_settings().prometheus_url
+    try:
+        statuses = slo_report(url, period, end)
+    except (ReportError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    if as_json:
+        typer.echo(json.dumps([status.as_dict() for status in statuses], indent=2))
+    else:
+        typer.echo(f"Error budgets over {period} ending {end.isoformat() if end else 'now'} "
+                   f"({url}):")
+        typer.echo(format_report(statuses))
+    if any(status.status == "exhausted" for status in statuses):
+        raise typer.Exit(code=1)
 
 
 @app.command("seed-demo")

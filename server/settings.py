@@ -62,8 +62,14 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
 
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
+    # Connections kept per process: enough for the steady state of its 40 request threads,
+    # so a busy process does not open and close overflow connections (a PostgreSQL backend
+    # start per request) all the time. Pre-ping costs a round trip per checkout (two per
+    # request); without it a connection broken by a database restart fails one request and
+    # invalidates the pool.
+    db_pool_size: int = 30
+    db_max_overflow: int = 10
+    db_pool_pre_ping: bool = True
     # Password of the two roles when the embedded bootstrap creates them; unset: a random
     # secret kept in <data_dir>/pg-roles.secret (the embedded server requires SCRAM).
     bootstrap_role_password: str | None = None
@@ -91,6 +97,11 @@ class Settings(BaseSettings):
     # API processes of `paysheet serve` (uvicorn workers); unset: 1 with the embedded
     # database, else one per CPU (at most 4). One process runs Python on one core at a time.
     api_workers: int | None = None
+    # SIGTERM/SIGINT: seconds uvicorn waits for open requests, and the in-process consumer
+    # for a running task, before they are cut (an interrupted run is recovered at next start).
+    shutdown_grace_seconds: float = 10.0
+    # Prometheus HTTP API the error-budget report (`paysheet slo report`) reads.
+    prometheus_url: str = "http://127.0.0.1:9090"
 
     log_level: str = "INFO"
     log_json: bool = True

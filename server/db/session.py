@@ -63,7 +63,7 @@ def configure(settings: Settings) -> Engine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pool_pre_ping,
     )
     _state.factory = sessionmaker(bind=_state.engine, class_=TenantSession, expire_on_commit=False)
     _state.url = url

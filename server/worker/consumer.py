@@ -69,6 +69,13 @@ def run_worker(settings: Settings, workers: int | None = None,
     _registered_tasks()
     queue = get_queue(settings)
     recover(queue)
+    if metrics_port is not None:
+        from server.observability.metrics import sample_queue_depth
+        from server.worker.queue import build_huey
+
+        # Its own storage (connection pool): the thread must never hold a lock of the pool
+        # that forked worker processes inherit.
+        sample_queue_depth(build_huey(settings).pending_count)
     db.release_connections()  # forked workers open their own
     consumer = queue.huey.create_consumer(workers=workers or settings.worker_processes,
                                           worker_type=worker_type, periodic=True,
@@ -116,7 +123,8 @@ def start_embedded_consumer(settings: Settings, workers: int | None = None,
     recover(queue)
     consumer = EmbeddedConsumer(queue.huey, workers=workers,
                                 worker_type="thread", periodic=periodic,
-                                initial_delay=0.05, max_delay=1.0)
+                                initial_delay=0.05, max_delay=1.0,
+                                shutdown_timeout=settings.shutdown_grace_seconds)
     consumer.start()
     return consumer
 

@@ -53,6 +53,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # The frozen audit workbook holds every employee of the run, so not managers (who see
     # only their teams' statements) and not readonly.
     "runs.workbook": frozenset({A, H, F, AU}),
+    # The platform's error-budget report (no tenant data in it).
+    "ops.slo.read": frozenset({A}),
     # Deferrals (docs/deferrals.md): every employee's deferred pay, so not managers/readonly.
     "deferrals.read": frozenset({A, H, F, AU}),
     "fund_navs.write": frozenset({A, H, F}),

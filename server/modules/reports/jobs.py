@@ -28,6 +28,7 @@ from server.modules.auth.permissions import Role
 from server.modules.reports import export_job as export_jobs
 from server.modules.reports import service
 from server.modules.reports.bulk import Format, render_statements, statements_zip
+from server.modules.reports.metrics import timed_export
 from server.modules.reports.models import ReportJob
 from server.modules.reports.tapes import explain_all
 from server.principal import Principal
@@ -100,7 +101,8 @@ def run_statements_job(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settin
     `running` by a dead worker (its lock free) is done again from the start."""
     with export_jobs.job_lock(job_id, settings) as free:
         if free:
-            _statements_job(tenant_id, job_id, settings)
+            with timed_export("statements"):  # failures are recorded on the job, not raised
+                _statements_job(tenant_id, job_id, settings)
 
 
 def _statements_job(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None:

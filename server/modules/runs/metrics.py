@@ -19,6 +19,10 @@ RUNS_FINISHED = Counter("paysheet_runs_finished_total", "Runs finished, by outco
 STEP_FAILURES = Counter(
     "paysheet_run_step_failures_total", "Runs failed by a step (overflow), by step", ["step"]
 )
+for _outcome in ("completed", "failed"):  # both series exist from the start (rate() of 0)
+    RUNS_FINISHED.labels(_outcome)
+
+
 def observe_completed(rows: int, seconds: float) -> None:
     RUN_DURATION.observe(seconds)
     if seconds > 0:

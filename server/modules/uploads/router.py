@@ -20,7 +20,7 @@ from server.db.session import tenant_session
 from server.errors import ProblemError, UnprocessableEntity
 from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
-from server.modules.uploads import jobs, rows, service, tus
+from server.modules.uploads import jobs, metrics, rows, service, tus
 from server.modules.uploads.models import Upload
 from server.modules.uploads.schemas import (
     PresetOut,
@@ -192,8 +192,10 @@ async def tus_patch(request: Request, upload_id: uuid.UUID,
         service.publish(settings, upload_id, type="progress", stage="receiving",
                         bytes_received=received, upload_length=length)
 
+    started = time.perf_counter()
     result = await tus.append(upload_id, path, offset, length, request.stream(), checksum,
                               progress)
+    metrics.observe_received(result.offset - offset, time.perf_counter() - started)
     if result.disconnected:
         return Response(status_code=400)  # nobody is listening; the bytes are kept
     if result.offset == length:

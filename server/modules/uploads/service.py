@@ -36,7 +36,7 @@ from server.db.session import tenant_session
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event
 from server.modules.tenants import service as tenants
-from server.modules.uploads import evidence, storage
+from server.modules.uploads import evidence, metrics, storage
 from server.modules.uploads import mapping as suggestions_engine
 from server.modules.uploads.evidence import FileMissing
 from server.modules.uploads.models import MappingPreset, Upload, UploadProblem
@@ -505,6 +505,7 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
                    "validation": round(time.perf_counter() - started, 2)}
         if report.rows == 0:
             report.add_file_problem("the file has no data rows", "Add rows below the header")
+        metrics.observe_validation(report.ok, report.rows, report.errors)
         if report.ok:
             storage.file_typed_data(session, settings, upload, report.parquet_sha256)
             upload.status = "ready"

@@ -1,0 +1,1 @@
+"""Operations endpoints for admins: the SLO error-budget report."""
