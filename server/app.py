@@ -28,6 +28,7 @@ from server.modules.ops.router import router as ops_router
 from server.modules.plans.router import router as plans_router
 from server.modules.reports.router import router as reports_router
 from server.modules.runs.router import router as runs_router
+from server.modules.sso.router import router as sso_router
 from server.modules.tenants.router import router as tenants_router
 from server.modules.uploads.router import router as uploads_router
 from server.modules.workbooks.router import router as workbooks_router
@@ -43,6 +44,7 @@ API_PREFIX = "/api/v1"
 # Every module's router, in one explicit list: add yours here.
 API_ROUTERS: list[APIRouter] = [
     auth_router,
+    sso_router,
     tenants_router,
     audit_router,
     catalog_router,

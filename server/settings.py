@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
 
     token_ttl_hours: int = 12
+    # This server's public URL (scheme://host[:port]) when it sits behind a proxy: the OIDC
+    # redirect URI is built from it. Unset: from each request's own URL.
+    public_base_url: str | None = None
     # Accounts: a one-time password (new user, admin reset) expires after this and works
     # once; new passwords need this many characters; an account locks after
     # `login_lockout_threshold` wrong passwords in a row for base x 2^n seconds (capped), a

@@ -5,6 +5,7 @@
 import { fluentButton, provideFluentDesignSystem } from "../vendor/fluent-web-components.min.js";
 import { ApiError, PaysheetApi } from "./api.js";
 import { confirmAction } from "./confirm.js";
+import { offerProviderButton } from "./oidc.js";
 import { Pane } from "./pane.js";
 import { RunPanel } from "./runpanel.js";
 import { controlsFor } from "./runs.js";
@@ -124,6 +125,21 @@ export function start(excel) {
       return planId;
     },
   });
+
+  // "Sign in with <provider>" when the tenant has an identity provider (src/oidc.js); then
+  // the pane looks as after the password sign-in below.
+  offerProviderButton({ api, pane, office: globalThis.Office, box: $("signin-box"),
+    onError: (error) => say(describe(error), "error"),
+    onSignedIn: (user) => {
+      for (const id of ["plan-box", "run-box", "who"]) $(id).hidden = false;
+      $("signin-box").hidden = true;
+      $("who-text").textContent = `${user.email} (${user.role})`;
+      say(`Signed in as ${user.email} (${user.role})`);
+      const controls = controlsFor(user);
+      $("sync").hidden = !controls.sync;
+      $("lock").hidden = !controls.lock;
+      return runs.refresh();
+    } }).catch((error) => say(describe(error), "error"));
 
   $("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -20,6 +20,9 @@ from server.modules.auth.dependencies import get_db
 # preflights carry no credentials).
 PUBLIC = {
     ("POST", "/auth/token"),
+    ("GET", "/auth/oidc/{tenantId}/provider"),
+    ("GET", "/auth/oidc/{tenantId}/login"),
+    ("GET", "/auth/oidc/callback"),
     ("OPTIONS", "/uploads"),
     ("OPTIONS", "/uploads/{upload_id}"),
 }

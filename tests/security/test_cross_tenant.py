@@ -24,6 +24,14 @@ ID_ROUTES: list[tuple[str, str, dict | None, Setup]] = [
     ),
     ("PATCH", "/api/v1/users/{user}", {"role": "readonly"}, None),
     ("PATCH", "/api/v1/users/{user}", {"is_active": False}, None),
+    ("GET", "/api/v1/tenants/{tenant}/identity-provider", None, None),
+    (
+        "PUT",
+        "/api/v1/tenants/{tenant}/identity-provider",
+        {"display_name": "X", "issuer": "http://127.0.0.1:9", "client_id": "x"},
+        None,
+    ),
+    ("DELETE", "/api/v1/tenants/{tenant}/identity-provider", None, None),
 ]
 
 

@@ -13,6 +13,16 @@ import pytest
 
 from server.modules.auth.permissions import PERMISSIONS, Role
 
+
+def _identity_provider(tenant, owner_conn) -> dict[str, object]:
+    owner_conn.execute(
+        "insert into comp.oidc_providers (tenant_id, display_name, issuer, client_id) "
+        "values (%s, 'SSO', 'https://idp.example.com', 'paysheet')",
+        (tenant.id,),
+    )
+    return {}
+
+
 ROUTES = [
     ("users.read", "GET", "/api/v1/tenants/{tenant}/users", None, None),
     (
@@ -28,6 +38,15 @@ ROUTES = [
     ("me.read", "GET", "/api/v1/me", None, None),
     ("me.read", "GET", "/api/v1/tenants/{tenant}", None, None),
     ("me.read", "POST", "/api/v1/auth/logout", None, None),
+    ("me.read", "POST", "/api/v1/auth/oidc/logout", None, None),
+    ("users.read", "GET", "/api/v1/tenants/{tenant}/identity-provider", None, _identity_provider),
+    (
+        "users.write",
+        "DELETE",
+        "/api/v1/tenants/{tenant}/identity-provider",
+        None,
+        _identity_provider,
+    ),
 ]
 
 

@@ -30,6 +30,7 @@ from server.modules.reports.export import ResultRow, export_files, manifest_run
 from server.modules.reports.history import GROUP_INPUTS, History, PeriodPayouts, payout_history
 from server.modules.reports.models import ReportJob
 from server.modules.reports.pool import PoolLine, from_totals, pool_vs_target
+from server.modules.reports.signing import master_secret as master_secret  # used by sso
 from server.modules.reports.statement import FINAL_STATE, Branding, RunInfo
 from server.modules.reports.tapes import explain_all
 from server.modules.runs import service as runs

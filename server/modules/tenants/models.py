@@ -39,6 +39,8 @@ class User(TenantScoped, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     teams: Mapped[list[str]] = mapped_column(ARRAY(String), default=list)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The identity provider's `sub` this user signs in as (migration 0120); None: local only.
+    oidc_subject: Mapped[str | None] = mapped_column(default=None)
     # Migration 0081: one-time passwords and lockout (kept by comp.auth_login_* functions).
     password_is_temporary: Mapped[bool] = mapped_column(default=False)
     password_expires_at: Mapped[datetime | None]

@@ -26,6 +26,9 @@ from server.modules.auth.service import (
     revoke_user_tokens,
     verify_password,
 )
+from server.modules.tenants.identity import find_sign_in_user as find_sign_in_user
+from server.modules.tenants.identity import provision_sso_user as provision_sso_user
+from server.modules.tenants.identity import sync_sso_user as sync_sso_user
 from server.modules.tenants.models import Tenant, User
 from server.principal import Principal
 

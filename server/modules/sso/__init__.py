@@ -1,0 +1,1 @@
+"""OIDC sign-in with the tenant's identity provider (authorization code + PKCE)."""

@@ -1,0 +1,288 @@
+"""OIDC sign-in end to end against a real, certified OpenID provider (npm `oidc-provider`),
+started here on a free port: authorization code + PKCE through the provider's own login and
+consent pages, users matched or provisioned, roles and teams from the groups claim, sign-out;
+and the refusals: a wrong audience, an expired ID token, a replayed code, a tampered token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from server.errors import Unauthorized
+from server.modules.sso import protocol
+from tests.conftest import TenantFixture
+from tests.oidc.idp import (
+    CALLBACK,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    OTHER_CALLBACK,
+    OTHER_ID,
+    OTHER_SECRET,
+    Provider,
+    id_token_for,
+    query,
+    running_provider,
+    through_provider,
+)
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
+    with running_provider(tmp_path_factory.mktemp("idp")) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def late_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
+    """A provider whose clock runs 20 minutes behind: its 10-minute ID tokens arrive expired."""
+    with running_provider(tmp_path_factory.mktemp("late-idp"), clock_offset_seconds=-1200) as p:
+        yield p
+
+
+def settings_body(issuer: str, **changes: Any) -> dict[str, Any]:
+    body = {
+        "display_name": "Fund SSO", "issuer": issuer, "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "scopes": "openid email profile groups",
+        "role_mapping": {"paysheet-managers": "manager", "paysheet-hr": "hr"},
+        "team_mapping": {"team-T01": "T01", "team-T02": "T02"},
+    }
+    return body | changes
+
+
+def configure(client: TestClient, tenant: TenantFixture, issuer: str, **changes: Any) -> dict:
+    answer = client.put(f"/api/v1/tenants/{tenant.id}/identity-provider",
+                        json=settings_body(issuer, **changes),
+                        headers=tenant.users["admin"].headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def callback_url(client: TestClient, tenant_id: uuid.UUID, account: str,
+                 return_to: str | None = None) -> str:
+    """Start at our login route and go through the provider as `account`, up to the callback."""
+    params = {"return_to": return_to} if return_to else {}
+    start = client.get(f"/api/v1/auth/oidc/{tenant_id}/login", params=params,
+                       follow_redirects=False)
+    assert start.status_code == 302, start.text
+    authorize = start.headers["location"]
+    sent = query(authorize)
+    assert sent["code_challenge_method"] == "S256" and len(sent["code_challenge"]) == 43
+    assert sent["client_id"] == CLIENT_ID and sent["redirect_uri"] == CALLBACK and sent["nonce"]
+    with httpx.Client(follow_redirects=False) as browser:
+        return through_provider(browser, authorize, account, CALLBACK)
+
+
+def callback(client: TestClient, url: str) -> httpx.Response:
+    return client.get(url.removeprefix("http://testserver"), follow_redirects=False)
+
+
+def sign_in(client: TestClient, tenant_id: uuid.UUID, account: str) -> dict[str, Any]:
+    answer = callback(client, callback_url(client, tenant_id, account))
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def me(client: TestClient, token: str) -> httpx.Response:
+    return client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+
+
+def refusal(answer: httpx.Response) -> str:
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    return answer.json()["detail"]
+
+
+def test_sign_in_provisions_maps_groups_and_signs_out(client: TestClient, make_tenant, idp):
+    tenant = make_tenant()
+    configure(client, tenant, idp.issuer)
+    public = client.get(f"/api/v1/auth/oidc/{tenant.id}/provider").json()
+    assert public["display_name"] == "Fund SSO"
+    assert public["login_url"].endswith(f"/api/v1/auth/oidc/{tenant.id}/login")
+
+    first = sign_in(client, tenant.id, "alice")
+    assert first["tenant_id"] == str(tenant.id) and first["token_type"] == "bearer"
+    who = me(client, first["access_token"]).json()
+    assert (who["email"], who["role"], who["teams"]) == ("alice@fund.example", "manager",
+                                                        ["T01", "T02"])
+    assert who["display_name"] == "Alice Manager"
+
+    # The mapping changes at Paysheet: the next sign-in applies it to the same user.
+    configure(client, tenant, idp.issuer, team_mapping={"team-T02": "T09"})
+    again = sign_in(client, tenant.id, "alice")
+    assert again["user_id"] == first["user_id"]
+    assert me(client, again["access_token"]).json()["teams"] == ["T09"]
+    events = client.get("/api/v1/audit", params={"entity_id": first["user_id"]},
+                        headers=tenant.users["admin"].headers)
+    assert events.status_code == 200, events.text
+    actions = [e["action"] for e in events.json()["items"]]
+    assert actions.count("auth.login") == 2 and "user.create" in actions, actions
+    assert "user.update" in actions  # the team change, recorded with its before/after
+
+    out = client.post("/api/v1/auth/oidc/logout",
+                      headers={"Authorization": f"Bearer {again['access_token']}"})
+    assert out.status_code == 200, out.text
+    end_session = out.json()["end_session_url"]
+    assert end_session.startswith(f"{idp.issuer}/") and "id_token_hint=" in end_session
+    assert me(client, again["access_token"]).status_code == 401  # our token is revoked
+    assert me(client, first["access_token"]).status_code == 200  # the other session stays
+    logout_page = httpx.get(end_session)
+    assert logout_page.status_code == 200 and "logout" in logout_page.text.lower()
+
+
+def test_existing_account_matched_by_verified_email_only(client: TestClient, make_tenant, idp):
+    tenant = make_tenant()
+    admin = tenant.users["admin"].headers
+    for email in ("hannah@fund.example", "carol@fund.example"):
+        made = client.post(f"/api/v1/tenants/{tenant.id}/users", headers=admin,
+                           json={"email": email, "role": "readonly"})
+        assert made.status_code == 201, made.text
+    hannah_id = client.get(f"/api/v1/tenants/{tenant.id}/users", headers=admin).json()["items"]
+    hannah_id = next(u["id"] for u in hannah_id if u["email"] == "hannah@fund.example")
+    configure(client, tenant, idp.issuer)
+
+    hannah = sign_in(client, tenant.id, "hannah")
+    assert hannah["user_id"] == hannah_id
+    assert me(client, hannah["access_token"]).json()["role"] == "hr"  # from paysheet-hr
+
+    # carol's email is not verified at the provider: no take-over of carol's account, and
+    # no account created for an unverified address.
+    detail = refusal(callback(client, callback_url(client, tenant.id, "carol")))
+    assert "no verified email" in detail
+    # bob's groups map to no role and the tenant has no default role.
+    detail = refusal(callback(client, callback_url(client, tenant.id, "bob")))
+    assert "none of your groups (all-staff) maps to a Paysheet role" in detail
+    configure(client, tenant, idp.issuer, default_role="readonly", jit_provisioning=False)
+    detail = refusal(callback(client, callback_url(client, tenant.id, "bob")))
+    assert "no Paysheet account" in detail
+
+
+def test_replayed_authorization_code_is_refused(client: TestClient, make_tenant, idp):
+    tenant = make_tenant()
+    configure(client, tenant, idp.issuer)
+    url = callback_url(client, tenant.id, "alice")
+    assert callback(client, url).status_code == 200
+    assert "already used" in refusal(callback(client, url))  # same state and code again
+
+    # The same code under a fresh state of ours: the provider itself refuses it.
+    fresh = client.get(f"/api/v1/auth/oidc/{tenant.id}/login", follow_redirects=False)
+    state = query(fresh.headers["location"])["state"]
+    replay = client.get("/api/v1/auth/oidc/callback",
+                        params={"state": state, "code": query(url)["code"]})
+    detail = refusal(replay)
+    assert "refused the authorization code (invalid_grant" in detail
+
+
+def test_expired_id_token_is_refused(client: TestClient, make_tenant, late_idp):
+    tenant = make_tenant()
+    configure(client, tenant, late_idp.issuer)
+    detail = refusal(callback(client, callback_url(client, tenant.id, "alice")))
+    assert detail.startswith("ID token refused: it expired")
+
+
+def _client_for(issuer: str) -> protocol.Client:
+    return protocol.Client(issuer, CLIENT_ID, CLIENT_SECRET, "openid email profile groups")
+
+
+def test_id_token_for_another_client_is_refused(idp):
+    """A genuine ID token the same provider issued to another application (wrong audience)."""
+    issued = id_token_for(idp, OTHER_ID, OTHER_SECRET, OTHER_CALLBACK, "alice")
+    assert json.loads(_segment(issued["id_token"], 1))["aud"] == OTHER_ID
+    with pytest.raises(Unauthorized) as refused:
+        protocol.verify_id_token(_client_for(idp.issuer), issued["id_token"], issued["nonce"])
+    assert f"audience '{OTHER_ID}' is not this client ('{CLIENT_ID}')" in refused.value.detail
+
+
+def _segment(token: str, index: int) -> bytes:
+    part = token.split(".")[index]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def test_tampered_id_token_is_refused(idp):
+    issued = id_token_for(idp, CLIENT_ID, CLIENT_SECRET, CALLBACK, "bob")
+    client = _client_for(idp.issuer)
+    claims = protocol.verify_id_token(client, issued["id_token"], issued["nonce"])
+    assert claims["sub"] == "bob"  # the genuine token passes
+    header, _, signature = issued["id_token"].split(".")
+    forged = json.loads(_segment(issued["id_token"], 1)) | {
+        "groups": ["paysheet-hr"], "email": "hannah@fund.example"}
+    payload = base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=").decode()
+    with pytest.raises(Unauthorized) as refused:
+        protocol.verify_id_token(client, f"{header}.{payload}.{signature}", issued["nonce"])
+    assert "signature does not verify" in refused.value.detail
+    with pytest.raises(Unauthorized) as wrong_nonce:
+        protocol.verify_id_token(client, issued["id_token"], "another-nonce")
+    assert "claim 'nonce'" in wrong_nonce.value.detail
+
+
+def test_addin_gets_the_token_in_the_callback_page_fragment(client: TestClient, make_tenant,
+                                                            idp):
+    tenant = make_tenant()
+    configure(client, tenant, idp.issuer)
+    answer = callback(client, callback_url(client, tenant.id, "alice", return_to="addin"))
+    assert answer.status_code == 303
+    page, _, fragment = answer.headers["location"].partition("#")
+    assert page == "http://testserver/addin/oidc-callback.html"
+    fields = dict(part.split("=", 1) for part in fragment.split("&"))
+    assert me(client, fields["access_token"]).status_code == 200
+    assert client.get("/addin/oidc-callback.html").status_code == 200
+    # A refusal goes to the same page, as `#error=…`, for the pane to show.
+    url = callback_url(client, tenant.id, "bob", return_to="addin")
+    refused = callback(client, url)
+    assert refused.status_code == 303 and "#error=none+of+your+groups" in refused.headers[
+        "location"]
+
+
+def test_provider_settings_admin_only_secret_never_returned(client: TestClient, make_tenant,
+                                                            idp, owner_conn: psycopg.Connection):
+    tenant, other = make_tenant(), make_tenant()
+    path = f"/api/v1/tenants/{tenant.id}/identity-provider"
+    hr = client.put(path, json=settings_body(idp.issuer), headers=tenant.users["hr"].headers)
+    assert hr.status_code == 403
+    assert client.get(f"/api/v1/auth/oidc/{tenant.id}/provider").status_code == 404
+    saved = configure(client, tenant, idp.issuer)
+    assert saved["client_secret_set"] is True and saved["redirect_uri"] == CALLBACK
+    read = client.get(path, headers=tenant.users["admin"].headers)
+    assert read.status_code == 200 and CLIENT_SECRET not in read.text
+    assert client.get(path, headers=other.users["admin"].headers).status_code == 404
+    stored = owner_conn.execute(
+        "select client_secret_ciphertext from comp.oidc_providers where tenant_id = %s",
+        (tenant.id,)).fetchone()
+    assert stored is not None and CLIENT_SECRET.encode() not in bytes(stored[0])
+
+    # Keeping the secret: omit it. The sign-in still authenticates to the provider with it.
+    kept = client.put(path, json={k: v for k, v in settings_body(idp.issuer).items()
+                                  if k != "client_secret"},
+                      headers=tenant.users["admin"].headers)
+    assert kept.json()["client_secret_set"] is True
+    assert sign_in(client, tenant.id, "alice")["tenant_id"] == str(tenant.id)
+
+    bad = [
+        (settings_body("http://idp.example.com"), "body.issuer"),
+        (settings_body(idp.issuer, scopes="email profile"), "body.scopes"),
+        (settings_body(idp.issuer, role_mapping={"x": "superuser"}), "body.role_mapping.x"),
+        (settings_body(idp.issuer.replace("127.0.0.1", "localhost") + "/nowhere"),
+         "body.issuer"),
+    ]
+    for body, loc in bad:
+        answer = client.put(path, json=body, headers=tenant.users["admin"].headers)
+        assert answer.status_code == 422, answer.text
+        assert loc in {".".join(map(str, e["loc"])) for e in answer.json()["errors"]}, (
+            loc, answer.json())
+    assert client.delete(path, headers=tenant.users["admin"].headers).status_code == 204
+    assert client.get(f"/api/v1/auth/oidc/{tenant.id}/provider").status_code == 404
+
+
+def test_forged_state_is_refused(client: TestClient):
+    for state in ("not-a-tenant.x", f"{uuid.uuid4()}.made-up"):
+        detail = refusal(client.get("/api/v1/auth/oidc/callback",
+                                    params={"state": state, "code": "c"}))
+        assert "sign-in state" in detail
+
