@@ -1,7 +1,7 @@
 """OIDC sign-in: per-tenant identity provider settings, pending sign-ins, linked subjects.
 
 Revision ID: 0120
-Revises: 0110
+Revises: 0060
 Create Date: 2026-12-07
 
 - `comp.oidc_providers`: one identity provider per tenant (issuer, client id, the client
@@ -21,7 +21,7 @@ untouched (no provider configured: local sign-in only), so it runs forward on da
 from alembic import op
 
 revision = "0120"
-down_revision = "0110"
+down_revision = "0060"
 branch_labels = None
 depends_on = None
 
