@@ -35,6 +35,13 @@ REF = re.compile(r"E\d{7}")
 NO_EMPLOYEE_VALUES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/token"): "credentials in, token out",
     ("POST", "/api/v1/auth/logout"): "no body",
+    ("POST", "/api/v1/auth/oidc/logout"): "the provider's logout URL only",
+    ("GET", "/api/v1/auth/oidc/{tenantId}/provider"): "provider name and login URL",
+    ("GET", "/api/v1/auth/oidc/{tenantId}/login"): "a redirect to the provider",
+    ("GET", "/api/v1/auth/oidc/callback"): "a bearer token",
+    ("GET", "/api/v1/tenants/{tenantId}/identity-provider"): "identity provider settings",
+    ("PUT", "/api/v1/tenants/{tenantId}/identity-provider"): "identity provider settings",
+    ("DELETE", "/api/v1/tenants/{tenantId}/identity-provider"): "no body",
     ("GET", "/api/v1/me"): "the caller's own account",
     ("GET", "/api/v1/tenants/{tenantId}"): "tenant facts",
     ("PATCH", "/api/v1/tenants/{tenantId}/settings"): "tenant policies",
