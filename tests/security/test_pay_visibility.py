@@ -104,6 +104,50 @@ NO_EMPLOYEE_VALUES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/runs/{run_id}/finalize"): "approval state",
     ("GET", "/healthz"): "ops",
     ("GET", "/readyz"): "ops",
+    ("GET", "/api/v1/ops/slo"): "SLO attainment, admins only",
+    ("POST", "/api/v1/reports/jobs/{job_id}/cancel"): "job status",
+    ("POST", "/api/v1/runs/{run_id}/deliveries"): "queues a delivery: admin, hr, finance",
+    ("PUT", "/api/v1/uploads/{upload_id}/reading"): "uploads.write",
+    ("GET", "/api/v1/mapping-aliases"): "column names",
+    ("PUT", "/api/v1/mapping-aliases/{input_key}"): "column names",
+    # Deferrals: deferrals.read, fund_navs.write, vesting.create, adjustments.create and
+    # deferrals.propose/decide exclude managers and readonly (tests/security/
+    # test_deferrals_roles.py); the GETs are scanned below as both roles. A vesting run's
+    # transition is role-gated per stage like a run's.
+    ("GET", "/api/v1/deferrals"): "deferrals.read (scanned)",
+    ("GET", "/api/v1/deferrals/employees/{employee_ref}/schedule"): "deferrals.read (scanned)",
+    ("GET", "/api/v1/deferrals/liability"): "deferrals.read (scanned)",
+    ("GET", "/api/v1/deferrals/payroll/{run_id}"): "deferrals.read (scanned)",
+    ("GET", "/api/v1/deferrals/verify"): "audit.read: chain status",
+    ("POST", "/api/v1/deferrals/leavers"): "deferrals.propose",
+    ("GET", "/api/v1/fund-navs"): "fund prices: deferrals.read (scanned)",
+    ("POST", "/api/v1/fund-navs"): "fund_navs.write",
+    ("POST", "/api/v1/fund-navs/upload"): "fund_navs.write",
+    ("GET", "/api/v1/vesting-runs"): "deferrals.read (scanned)",
+    ("GET", "/api/v1/vesting-runs/{run_id}"): "deferrals.read (scanned)",
+    ("GET", "/api/v1/vesting-runs/{run_id}/statements/{employee_ref}"): "deferrals.read",
+    ("POST", "/api/v1/vesting-runs"): "vesting.create",
+    ("POST", "/api/v1/vesting-runs/{run_id}/transition"): "approval state",
+    ("GET", "/api/v1/adjustment-runs/{run_id}"): "reports.export: no manager or readonly",
+    ("GET", "/api/v1/adjustment-runs/{run_id}/statements/{employee_ref}"):
+        "auth.access.pay_scope: a manager's teams only",
+    ("POST", "/api/v1/adjustment-runs"): "adjustments.create",
+    ("GET", "/api/v1/malus"): "deferrals.read (scanned)",
+    ("GET", "/api/v1/malus/{action_id}"): "deferrals.read (scanned)",
+    ("POST", "/api/v1/malus"): "deferrals.propose",
+    ("POST", "/api/v1/malus/{action_id}/decision"): "deferrals.decide",
+    ("GET", "/api/v1/clawbacks"): "deferrals.read (scanned)",
+    ("GET", "/api/v1/clawbacks/{action_id}"): "deferrals.read (scanned)",
+    ("POST", "/api/v1/clawbacks"): "deferrals.propose",
+    ("POST", "/api/v1/clawbacks/{action_id}/decision"): "deferrals.decide",
+    # Inquiries: readonly lacks inquiries.read; a manager sees only the inquiries they
+    # raised, on employees of their teams (server/modules/inquiries/service.py).
+    ("GET", "/api/v1/inquiries"): "a manager's own inquiries only (scanned)",
+    ("GET", "/api/v1/inquiries/{inquiry_id}"): "a manager's own inquiries only (scanned)",
+    ("POST", "/api/v1/inquiries"): "a manager raises on their teams only",
+    ("POST", "/api/v1/inquiries/{inquiry_id}/answer"): "inquiries.handle: admin, hr",
+    ("POST", "/api/v1/inquiries/{inquiry_id}/reject"): "inquiries.handle: admin, hr",
+    ("POST", "/api/v1/inquiries/{inquiry_id}/resolve"): "inquiries.handle: admin, hr",
 }
 
 
@@ -250,7 +294,10 @@ def world(rc, consumer, make_tenant, sample_inputs) -> World:  # noqa: F811
     values = {"run_id": run_id, "other_run_id": other, "tenantId": str(tenant.id),
               "planId": plan_id, "upload_id": uploads[0]["id"], "job_id": job.json()["id"],
               "userId": str(tenant.users["readonly"].id), "inputId": str(uuid.uuid4()),
-              "stepId": str(uuid.uuid4()), "preset_id": str(uuid.uuid4())}
+              "stepId": str(uuid.uuid4()), "preset_id": str(uuid.uuid4()),
+              # an employee outside the manager's team: per-employee GETs must not show them
+              "employee_ref": "E0000003", "action_id": str(uuid.uuid4()),
+              "inquiry_id": str(uuid.uuid4()), "input_key": "base_salary"}
     return World(tenant, values)
 
 

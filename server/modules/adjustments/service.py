@@ -20,8 +20,8 @@ from server.db import session as db
 from server.errors import Conflict, NotFound, UnprocessableEntity
 from server.modules.adjustments.models import AdjustmentRun
 from server.modules.audit.service import record_event
+from server.modules.auth.access import TEAM_INPUT, pay_scope
 from server.modules.auth.dependencies import Principal
-from server.modules.auth.permissions import Role
 from server.modules.deferrals import service as deferrals
 from server.modules.plans import service as plans
 from server.modules.runs import service as runs
@@ -136,10 +136,11 @@ def statement(session: Session, settings: Settings, principal: Principal, run_id
     """The employee's adjustment statement: what was paid, what is due now, the difference."""
     found = deltas(session, run_id)
     line = next((x for x in found["lines"] if x["employee_ref"] == employee_ref), None)
-    if principal.role is Role.MANAGER:
+    scope = pay_scope(principal)  # the one access rule: 403 for readonly, teams for managers
+    if line is not None and not scope.everyone:
         run = runs.get_run(session, run_id)
-        if runs.employee_field(session, settings, run, "team", employee_ref) \
-                not in principal.teams:
+        if not scope.admits(runs.employee_field(session, settings, run, TEAM_INPUT,
+                                                employee_ref)):
             line = None
     if line is None:
         raise NotFound("employee", f"employee '{employee_ref}' has no adjustment in this run")
