@@ -59,11 +59,15 @@ def job_folder(settings: Settings, tenant_id: uuid.UUID, job_id: uuid.UUID) -> P
 
 def create_export_job(principal: Principal, settings: Settings, run_id: uuid.UUID,
                       enqueue: Callable[[str, str], Any]) -> ReportJob:
-    """Validate (finalized run, 409 otherwise), record and queue an export job."""
+    """Validate (finalized run, 409 otherwise; its input data on disk), record and queue an
+    export job."""
     with tenant_session(principal.tenant_id) as session:
         info = service.run_header(session, run_id)
         if not info.finalized:
             raise Conflict(f"run {run_id} is {info.status}: only finalized runs are exported")
+        # The run's input data is checked now (410 naming a missing file, 409 for a changed
+        # one), so the caller hears it from this request rather than from a failed job.
+        service.load_run(session, settings, run_id, with_rows=False)
         key = signing.active_key(session, settings, principal)
         job = ReportJob(run_id=run_id, kind="export", status="queued", params={},
                         progress={"done": 0, "total": None}, created_by=principal.user_id)
