@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def export_figures(plan, count: int, processes: int) -> None:
     from server.modules.reports.bundle import write_bundle
     from server.modules.reports.export import export_files, manifest_run, rows_from_frame
     from server.modules.reports.service import employee_inputs
-    from server.modules.workbooks.audit import stable_xlsx
+    from server.modules.workbooks.audit import stamped_xlsx
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -153,8 +153,9 @@ def export_figures(plan, count: int, processes: int) -> None:
                 paths[ref].write_bytes(pdf)
 
         def other_files():  # as the job does: in a thread while the processes render
-            workbook = stable_xlsx(build_audit_workbook(plan, frame, result, {}),
-                                   datetime(2026, 1, 1, tzinfo=UTC))
+            stamp = datetime(2026, 1, 1)
+            workbook = stamped_xlsx(build_audit_workbook(plan, frame, result, {}, created=stamp),
+                                    stamp)
             return dict(export_files(plan, rows_from_frame(result.frame), {}, [], workbook))
 
         with ThreadPoolExecutor(max_workers=1) as side:
