@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from server.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from server.modules.audit.service import record_event
+from server.modules.auth.access import TEAM_INPUT, pay_scope
 from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
 from server.modules.inquiries.models import Inquiry
@@ -33,7 +34,6 @@ ENTITY = "inquiry"
 UNRESOLVED = ("open", "answered")
 HANDLERS = {Role.HR, Role.ADMIN}
 RAISERS = {Role.HR, Role.ADMIN, Role.MANAGER}
-TEAM_INPUT = "team"
 
 
 def _log(session: Session, principal: Principal, inquiry: Inquiry, action: str,
@@ -59,10 +59,10 @@ def raise_inquiry(session: Session, settings: Settings, principal: Principal,
     document = runs.run_document(run)
     if employee_ref not in runs.step_values(session, run_id, [document.payout]):
         raise NotFound("employee", f"employee '{employee_ref}' is not in run {run_id}")
-    if principal.role is Role.MANAGER:
-        team = runs.employee_field(session, settings, run, TEAM_INPUT, employee_ref)
-        if team is None or team not in principal.teams:
-            raise NotFound("employee", f"employee '{employee_ref}' is not in run {run_id}")
+    scope = pay_scope(principal)  # the one access rule: a manager raises on their teams only
+    if not scope.everyone and not scope.admits(
+            runs.employee_field(session, settings, run, TEAM_INPUT, employee_ref)):
+        raise NotFound("employee", f"employee '{employee_ref}' is not in run {run_id}")
     errors = []
     if step is not None and step not in {s.name for s in document.steps}:
         errors.append({"loc": ["body", "step"], "msg": f"the plan has no step '{step}'"})
