@@ -11,7 +11,7 @@ import pytest
 
 from server.db import session as db
 from server.modules.auth.permissions import Role
-from server.modules.auth.service import issue_token
+from server.modules.auth.service import forget_sessions, issue_token
 from server.modules.tenants import service as tenants
 from tests.runs.support import sample_document, wait_for_run
 
@@ -126,6 +126,7 @@ def test_four_eyes(rc, run_in_state):
     assert act(rc, run_id, manager.headers, "manager_approve").status_code == 200
     with db.tenant_session(tenant.id) as session:  # the manager becomes hr...
         session.get(tenants.User, manager.id).role = "hr"
+        forget_sessions(session, manager.id)  # as the users API does on a role change
     refused = act(rc, run_id, manager.headers, "hr_approve")  # ...and may not approve twice
     assert refused.status_code == 403 and "two stages" in refused.json()["detail"]
     assert act(rc, run_id, extra_user(tenant, Role.HR), "hr_approve").status_code == 200
@@ -272,6 +273,7 @@ def test_separation_of_duties_per_tenant(rc, run_in_state):
     manager = tenant.users["manager"]
     with db.tenant_session(tenant.id) as session:
         session.get(tenants.User, manager.id).role = "hr"
+        forget_sessions(session, manager.id)  # as the users API does on a role change
     assert act(rc, second, manager.headers, "hr_approve").status_code == 200
     other = rc.get(f"/api/v1/tenants/{tenant.id}", headers=tenant.users["readonly"].headers)
     assert other.json()["separation_of_duties"] is False
