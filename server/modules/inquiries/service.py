@@ -108,12 +108,19 @@ def _handler(principal: Principal) -> None:
         raise Forbidden(f"role '{principal.role}' cannot handle inquiries")
 
 
-def answer(session: Session, principal: Principal, inquiry_id: uuid.UUID,
-           text: str) -> Inquiry:
+def _open_for_handling(session: Session, principal: Principal, inquiry_id: uuid.UUID
+                       ) -> Inquiry:
+    """The unresolved inquiry, locked, for a handler (403 for others, 409 once settled)."""
     _handler(principal)
     inquiry = get(session, principal, inquiry_id, for_update=True)
     if inquiry.status not in UNRESOLVED:
         raise Conflict(f"inquiry {inquiry_id} is {inquiry.status}")
+    return inquiry
+
+
+def answer(session: Session, principal: Principal, inquiry_id: uuid.UUID,
+           text: str) -> Inquiry:
+    inquiry = _open_for_handling(session, principal, inquiry_id)
     before, inquiry.status, inquiry.answer = inquiry.status, "answered", text
     _log(session, principal, inquiry, "answer", before, text)
     return inquiry
@@ -122,10 +129,7 @@ def answer(session: Session, principal: Principal, inquiry_id: uuid.UUID,
 def resolve(session: Session, principal: Principal, inquiry_id: uuid.UUID, resolution: str,
             corrected_run_id: uuid.UUID) -> Inquiry:
     """Resolved by a corrected re-run of the same plan, which the inquiry links to."""
-    _handler(principal)
-    inquiry = get(session, principal, inquiry_id, for_update=True)
-    if inquiry.status not in UNRESOLVED:
-        raise Conflict(f"inquiry {inquiry_id} is {inquiry.status}")
+    inquiry = _open_for_handling(session, principal, inquiry_id)
     original = runs.get_run(session, inquiry.run_id)
     corrected = runs.computed_run(session, corrected_run_id)
     if corrected.id == original.id or corrected.plan_id != original.plan_id:
@@ -142,10 +146,7 @@ def resolve(session: Session, principal: Principal, inquiry_id: uuid.UUID, resol
 
 def reject(session: Session, principal: Principal, inquiry_id: uuid.UUID,
            reason: str) -> Inquiry:
-    _handler(principal)
-    inquiry = get(session, principal, inquiry_id, for_update=True)
-    if inquiry.status not in UNRESOLVED:
-        raise Conflict(f"inquiry {inquiry_id} is {inquiry.status}")
+    inquiry = _open_for_handling(session, principal, inquiry_id)
     before, inquiry.status, inquiry.resolution = inquiry.status, "rejected", reason
     _log(session, principal, inquiry, "reject", before, reason)
     return inquiry
