@@ -60,12 +60,12 @@ def _seed(settings: Settings, employee_count: int) -> tuple[dict[str, str], dict
         headers = tenant.users["hr"].headers
         plan_id = create_locked_plan(client, tenant, sample_document())
         people, funds = employees(employee_count, FUNDS, 7), fund_table(FUNDS, 7)
-        upload_id = _upload(client, tenant, people.write_csv().encode(), "employees", plan_id,
-                            people.columns)
-        funds_id = _upload(client, tenant, funds.write_csv().encode(), "funds", plan_id,
-                           funds.columns)
-        worker = _worker(settings)
+        worker = _worker(settings)  # validates the uploads too (queue tasks), then runs
         try:
+            upload_id = _upload(client, tenant, people.write_csv().encode(), "employees",
+                                plan_id, people.columns)
+            funds_id = _upload(client, tenant, funds.write_csv().encode(), "funds", plan_id,
+                               funds.columns)
             run_id = client.post(f"{API}/runs", headers=headers, json={
                 "plan_id": plan_id, "upload_id": upload_id, "funds_upload_id": funds_id,
             }).json()["run_id"]
