@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
 import zipfile
 from decimal import Decimal
+from typing import Any
 
+from engine.plan import PlanDocument, compile_plan
 from server.modules.reports.bulk import member_name, render_statements, statements_zip
 from server.modules.reports.formatting import decimal_text
 from server.modules.reports.tapes import explain_all
@@ -42,3 +45,28 @@ def test_bulk_xlsx_inline(sample: Sample) -> None:
     tapes = explain_all(sample.plan, sample.frame, ["E0000002", "E0000004"])
     rendered = render_statements(sample.plan, tapes, run_info(), BRANDING, "xlsx", processes=1)
     assert all(payload[:2] == b"PK" for payload in rendered.values())
+
+
+def _render_in_daemon(document: PlanDocument, tapes: dict[str, Any], answers: Any) -> None:
+    """What a `paysheet worker` process does: Huey starts its process workers as daemons."""
+    try:
+        rendered = render_statements(compile_plan(document), tapes, run_info(), BRANDING, "pdf",
+                                     processes=2, chunk_size=1)
+        answers.put(sorted((ref, pdf[:5]) for ref, pdf in rendered.items()))
+    except BaseException as error:  # reported to the test, which names it
+        answers.put(f"{type(error).__name__}: {error}")
+
+
+def test_a_daemonic_worker_process_renders_on_its_own_processes(sample: Sample) -> None:
+    """multiprocessing refuses children to a daemonic process ("daemonic processes are not
+    allowed to have children"): every export on a real `paysheet worker` failed so."""
+    tapes = explain_all(sample.plan, sample.frame, ["E0000001", "E0000002"])
+    context = multiprocessing.get_context("spawn")
+    answers = context.Queue()
+    worker = context.Process(target=_render_in_daemon, daemon=True,
+                             args=(sample.plan.document, tapes, answers))
+    worker.start()
+    worker.join()  # the answer is small: the queue's feeder has flushed it when it exits
+    assert worker.exitcode == 0
+    answer = answers.get()
+    assert answer == [("E0000001", b"%PDF-"), ("E0000002", b"%PDF-")], answer

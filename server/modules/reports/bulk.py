@@ -10,8 +10,9 @@ gives the same bytes.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -69,6 +70,22 @@ def _render_chunk(chunk: _Chunk, plan: CompiledPlan | None = None) -> list[tuple
             for ref, tape, inputs in chunk.items]
 
 
+@contextmanager
+def _may_have_children() -> Iterator[None]:
+    """Let a daemonic process (a `paysheet worker` process: Huey starts its workers as
+    daemons) start the render processes, which multiprocessing otherwise refuses. They do
+    not outlive it: a pool process whose parent died reads EOF from its call queue and
+    exits."""
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    daemon = config.get("daemon")
+    config["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemon is not None:
+            config["daemon"] = daemon
+
+
 def member_name(employee_ref: str, fmt: Format) -> str:
     return f"statements/{safe_member_name(employee_ref)}.{fmt}"
 
@@ -119,7 +136,9 @@ def render_statements(
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), mp_context=context)
     try:
-        for future in as_completed([pool.submit(_render_chunk, chunk) for chunk in chunks]):
+        with _may_have_children():
+            futures = [pool.submit(_render_chunk, chunk) for chunk in chunks]
+        for future in as_completed(futures):
             collect(future.result())
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)

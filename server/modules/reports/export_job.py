@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +49,7 @@ from server.modules.workbooks import service as workbooks
 from server.settings import Settings
 
 FINAL_STATES = frozenset({"done", "failed", "cancelled"})
+BUNDLE = "bundle.zip"
 
 
 class Cancelled(Exception):
@@ -143,7 +146,38 @@ def run_export_job(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) 
                        error=f"{type(error).__name__}: {error}")
 
 
+class _Phases:
+    """Wall seconds of each phase of a job and CPU seconds of its processes, kept in its
+    progress (`timings`, `cpu`): the figures bench/export_api.py prints, and what an
+    operator reads when an export is slow. On a shared machine wall time depends on the
+    neighbours; CPU seconds do not."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._mark = time.perf_counter()
+        self._cpu = _cpu_seconds(resource.RUSAGE_SELF), _cpu_seconds(resource.RUSAGE_CHILDREN)
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._mark, 3)
+        self._mark = now
+
+    def finish(self) -> dict[str, dict[str, float]]:
+        own, children = self._cpu
+        self.cpu["job process"] = round(_cpu_seconds(resource.RUSAGE_SELF) - own, 3)
+        self.cpu["render processes"] = round(_cpu_seconds(resource.RUSAGE_CHILDREN)
+                                             - children, 3)
+        return {"timings": self.timings, "cpu": self.cpu}
+
+
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _export(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None:
+    phases = _Phases()
     with tenant_session(tenant_id) as session:
         job = session.get(ReportJob, job_id, with_for_update=True)
         if job is None or job.status not in ("queued", "running"):
@@ -156,6 +190,7 @@ def _export(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None
         branding = service.branding(session, tenant_id)
         key = signing.active_key(session, settings)
         private, key_id = signing.private_key(key, settings), key.key_id
+    phases.done("load")
     folder = job_folder(settings, tenant_id, job_id)
     refs = sorted(str(row["employee_ref"]) for row in data.rows)
     paths = {ref: folder / member_name(ref, "pdf") for ref in refs}
@@ -168,46 +203,65 @@ def _export(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings) -> None
             _write_atomically(paths[ref], pdf)
 
     with ThreadPoolExecutor(max_workers=1) as side:  # while the processes render
-        other_files = side.submit(_other_files, tenant_id, settings, data, events)
-        render_statements(data.plan, explain_all(data.plan, data.frame, todo) if todo else {},
-                          data.info, branding, "pdf",
+        other_files = side.submit(_other_files, tenant_id, settings, data, events, phases)
+        tapes = explain_all(data.plan, data.frame, todo) if todo else {}
+        phases.done("tapes")
+        render_statements(data.plan, tapes, data.info, branding, "pdf",
                           inputs=service.employee_inputs(data.frame, todo),
                           processes=settings.worker_processes, on_chunk=store,
                           progress=lambda done, _: report_progress(
                               tenant_id, job_id, already + done, total, resumed))
+        phases.done("statements")
         files: dict[str, bytes | Path] = dict(other_files.result())
+        phases.done("other files (after the statements)")
     files.update({member_name(ref, "pdf"): paths[ref] for ref in refs})
-    run_facts = manifest_run(data.info, data.plan, str(tenant_id), files)  # type: ignore[arg-type]
-    bundle = folder / "bundle.zip"
-    fd, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w+b") as handle:
-        write_bundle(handle, files, run_facts, private)
-    os.replace(temporary, bundle)
-    digest = file_sha256(bundle)
-    status = update_job(tenant_id, job_id, status="done", result_path=str(bundle),
+    digest, size = _write_signed_bundle(folder, files, data, str(tenant_id), private)
+    phases.done("manifest, signature and zip")
+    status = update_job(tenant_id, job_id, status="done", result_path=str(folder / BUNDLE),
                         result_sha256=digest, finished_at=datetime.now(UTC),
-                        progress=_progress_of(total, total, resumed))
+                        progress=_progress_of(total, total, resumed, phases.finish()))
     if status == "done":
         with tenant_session(tenant_id) as session:
             record_event(session, principal_or_actor_id=None, action="run.export.done",
                          entity="plan_run", entity_id=run_id,
-                         after={"job_id": str(job_id), "sha256": digest,
-                                "bytes": bundle.stat().st_size, "key_id": key_id})
+                         after={"job_id": str(job_id), "sha256": digest, "bytes": size,
+                                "key_id": key_id})
 
 
-def _progress_of(done: int, total: int, resumed: bool) -> dict[str, Any]:
-    """`{done, total}`, plus `resumed: true` when a dead worker's job was picked up."""
-    return {"done": done, "total": total} | ({"resumed": True} if resumed else {})
+def _write_signed_bundle(folder: Path, files: dict[str, bytes | Path], data: service.RunData,
+                         tenant: str, private: Any) -> tuple[str, int]:
+    """Stream the signed bundle to `folder/bundle.zip` (atomically); its SHA-256 and size."""
+    run_facts = manifest_run(data.info, data.plan, tenant, files)  # type: ignore[arg-type]
+    fd, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    with os.fdopen(fd, "w+b") as handle:
+        write_bundle(handle, files, run_facts, private)
+    os.replace(temporary, folder / BUNDLE)
+    return file_sha256(folder / BUNDLE), (folder / BUNDLE).stat().st_size
+
+
+def _progress_of(done: int, total: int, resumed: bool,
+                 measured: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`{done, total}`, plus `resumed: true` when a dead worker's job was picked up, and
+    the phases' wall seconds and CPU seconds (`timings`, `cpu`) once it is done."""
+    return ({"done": done, "total": total} | ({"resumed": True} if resumed else {})
+            | (measured or {}))
 
 
 def _other_files(tenant_id: uuid.UUID, settings: Settings, data: service.RunData,
-                 events: list[dict[str, Any]]) -> dict[str, bytes]:
+                 events: list[dict[str, Any]], phases: _Phases) -> dict[str, bytes]:
     """Results CSV/XLSX, audit events and the frozen audit workbook: built in a thread of
-    the job's process while its worker processes render statements."""
+    the job's process while its worker processes render statements (its CPU is recorded:
+    the audit workbook recalculates every formula, the biggest cost after the statements)."""
+    started, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_THREAD)
     with tenant_session(tenant_id) as session:
         workbook = workbooks.frozen_audit_workbook(session, settings,
                                                    uuid.UUID(data.info.run_id))
-    return export_files(data.plan, data.rows, {}, events, workbook)
+    files = export_files(data.plan, data.rows, {}, events, workbook)
+    phases.cpu["audit workbook and results (thread)"] = round(
+        _cpu_seconds(resource.RUSAGE_THREAD) - cpu, 3)
+    phases.timings["audit workbook and results (thread, alongside)"] = round(
+        time.perf_counter() - started, 3)
+    return files
 
 
 def report_progress(tenant_id: uuid.UUID, job_id: uuid.UUID, done: int, total: int,
