@@ -27,6 +27,7 @@ bench: install
 	$(BIN)/python bench/uploads.py
 	$(BIN)/python bench/runs.py
 	$(BIN)/python bench/reports.py
+	$(BIN)/python bench/export_api.py
 	$(BIN)/python bench/excel_audit.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/deferrals.py
