@@ -9,7 +9,8 @@ finance and finalized by a second finance user (set-up, not timed). Then `payshe
 (its own processes) and one `paysheet worker --processes 2` (PostgresHuey), and the timed
 path: POST /runs/{id}/export (202 + Location) → follow the job's WebSocket until it is
 final → GET the download → `paysheet verify-bundle` on the file (also timed: it is part of
-"ready and checked").
+"ready and checked"). Then (not timed) one byte of a statement in the downloaded file is
+changed, and verify-bundle must refuse it naming that file.
 
 Prints per size: wall seconds, the ratio to the budget (2,000 ≤ 30 s, 10,000 ≤ 120 s; a ratio
 above 1 is within budget), the worker tree's CPU seconds (the job process and its render
@@ -25,9 +26,12 @@ import asyncio
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zipfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +61,7 @@ def _headers(tenant_id: Any, role: Role, name: str) -> dict[str, str]:
     with db.tenant_session(tenant_id) as session:
         user = tenants.add_user(session, None, email=f"{name}@{os.getpid()}.bench", role=role,
                                 display_name=name.title(), teams=[])
-        token = issue_token(session, user.user.id, __import__("datetime").timedelta(hours=4))
+        token = issue_token(session, user.user.id, timedelta(hours=4))
     return {"Authorization": f"Bearer {token.token}"}
 
 
@@ -180,6 +184,27 @@ def _export(base: str, headers: dict[str, str], run_id: str, target: Path,
             "verify": verified.stdout.strip(), "state": state}
 
 
+def _tampered_fails(target: Path, key: Path) -> str:
+    """Change one byte of the first statement in the downloaded bundle: verify-bundle must
+    fail and name that file (not timed)."""
+    with zipfile.ZipFile(target) as archive:
+        entry = next(i for i in archive.infolist() if i.filename.startswith("statements/"))
+    with target.open("r+b") as handle:
+        handle.seek(entry.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", handle.read(4))
+        handle.seek(entry.header_offset + 30 + name_length + extra_length + 100)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    checked = subprocess.run([sys.executable, "-m", "server.cli", "verify-bundle", str(target),
+                              "--public-key", str(key)], cwd=ROOT, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if checked.returncode != 1 or entry.filename not in checked.stderr:
+        raise SystemExit(f"a tampered bundle was not refused naming {entry.filename}:\n"
+                         f"{checked.stdout}{checked.stderr}")
+    return next(line.strip() for line in checked.stderr.splitlines() if entry.filename in line)
+
+
 def _public_key(base: str, headers: dict[str, str], tenant_id: str, folder: Path) -> Path:
     answer = httpx.get(f"{base}{API}/tenants/{tenant_id}/signing-key", headers=headers)
     assert answer.status_code == 200, answer.text
@@ -212,11 +237,13 @@ def measure(settings: Settings, sizes: list[int]) -> None:
                   f"ms/employee), API CPU {api_cpu:.1f} s; {size / 1e6:.0f} MB; load average "
                   f"at start {load:.2f} on {os.cpu_count()} CPUs")
             progress = result["state"]["progress"]
-            for label, key in (("job phases, wall", "timings"), ("job CPU", "cpu")):
-                figures = progress.get(key) or {}
+            for label, field in (("job phases, wall", "timings"), ("job CPU", "cpu")):
+                figures = progress.get(field) or {}
                 print(f"    {label}: " + ", ".join(f"{name} {value:.1f} s"
                                                 for name, value in figures.items()))
             print(f"    {result['verify']}")
+            print(f"    tampered copy refused: "
+                  f"{_tampered_fails(settings.data_dir / f'{count}.zip', key)}")
     finally:
         _stop(worker)
         _stop(server)
