@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from server.db.session import tenant_session
 from server.errors import NotFound, ProblemError, Unauthorized
-from server.modules.audit.service import record_event
+from server.modules.audit.service import record_event, record_refusal
 from server.modules.auth import service as auth
 from server.modules.auth.permissions import ROLE_RANK
 from server.modules.reports.service import master_secret
@@ -175,6 +175,13 @@ def _tenant_of(state: str) -> uuid.UUID:
         raise Unauthorized("unknown sign-in state (not one this server issued)") from None
 
 
+def _refused(tenant_id: uuid.UUID, issuer: str, problem: ProblemError) -> None:
+    """Audit a refused sign-in (`auth.login.refused`, in its own transaction): the request
+    fails, the record stays. No user is named: a refusal proves no identity."""
+    record_refusal(tenant_id, None, "auth.login", "tenant", tenant_id,
+                   f"OIDC sign-in through {issuer}: {problem.detail or problem.title}")
+
+
 def _consume(tenant_id: uuid.UUID, state: str, settings: Settings
              ) -> tuple[OidcLogin, OidcProvider, protocol.Client]:
     """The pending sign-in of `state`, deleted in its own committed transaction (single use)."""
@@ -183,14 +190,21 @@ def _consume(tenant_id: uuid.UUID, state: str, settings: Settings
             delete(OidcLogin).where(OidcLogin.state_hash == _state_hash(state))
             .returning(OidcLogin))
         row = _provider(session)
-        if pending is None or row is None or not row.enabled:
-            raise Unauthorized("unknown, expired or already used sign-in state (a replayed "
+        for found in (pending, row):
+            if found is not None:
+                session.expunge(found)
+    if row is None or not row.enabled:  # no provider (or no tenant): nothing to audit into
+        raise Unauthorized("unknown sign-in state (not one this server issued)")
+    refusal = None
+    if pending is None:
+        refusal = Unauthorized("unknown, expired or already used sign-in state (a replayed "
                                "callback?); start the sign-in again")
-        if pending.expires_at < datetime.now(UTC):
-            raise Unauthorized("the sign-in took longer than 10 minutes; start it again")
-        session.expunge(pending)
-        session.expunge(row)
-        return pending, row, _client(settings, row)
+    elif pending.expires_at < datetime.now(UTC):
+        refusal = Unauthorized("the sign-in took longer than 10 minutes; start it again")
+    if refusal is not None:
+        _refused(tenant_id, row.issuer, refusal)
+        raise refusal
+    return pending, row, _client(settings, row)
 
 
 def map_groups(row: OidcProvider, claims: dict[str, Any]) -> tuple[Role, list[str]]:
@@ -247,6 +261,7 @@ def finish_sign_in(state: str, code: str, redirect_uri: str, settings: Settings)
                          after={"method": "oidc", "issuer": row.issuer,
                                 "subject": claims["sub"]})
     except ProblemError as problem:
+        _refused(tenant_id, row.issuer, problem)
         problem.return_to = pending.return_to  # type: ignore[attr-defined]
         raise
     return SignIn(issued, pending.return_to)
@@ -259,8 +274,12 @@ def refuse_provider_error(state: str, error: str, description: str | None) -> No
         return_to = session.scalar(
             delete(OidcLogin).where(OidcLogin.state_hash == _state_hash(state))
             .returning(OidcLogin.return_to))
+        row = _provider(session)
+        issuer = row.issuer if row is not None else None
     refusal = Unauthorized(f"the identity provider refused the sign-in ({error}: "
                            f"{description or 'no description'})")
+    if issuer is not None:
+        _refused(tenant_id, issuer, refusal)
     refusal.return_to = return_to  # type: ignore[attr-defined]
     raise refusal
 
