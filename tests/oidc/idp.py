@@ -36,16 +36,16 @@ HOSTILE = {"paysheet-wrong-audience": "audience", "paysheet-tampered": "tamper",
            "paysheet-foreign-key": "foreign-key"}
 
 
-def _client(client_id: str, secret: str, redirect_uri: str) -> dict[str, Any]:
+def registered_client(client_id: str, secret: str, redirect_uri: str) -> dict[str, Any]:
     return {"client_id": client_id, "client_secret": secret, "redirect_uris": [redirect_uri],
             "grant_types": ["authorization_code"], "response_types": ["code"],
             "token_endpoint_auth_method": "client_secret_basic"}
 
 
 CLIENTS = [
-    _client(CLIENT_ID, CLIENT_SECRET, CALLBACK),
-    _client(OTHER_ID, OTHER_SECRET, OTHER_CALLBACK),
-    *(_client(client_id, CLIENT_SECRET, CALLBACK) for client_id in HOSTILE),
+    registered_client(CLIENT_ID, CLIENT_SECRET, CALLBACK),
+    registered_client(OTHER_ID, OTHER_SECRET, OTHER_CALLBACK),
+    *(registered_client(client_id, CLIENT_SECRET, CALLBACK) for client_id in HOSTILE),
 ]
 
 ACCOUNTS = {
@@ -82,11 +82,13 @@ class Provider:
 
 
 @contextmanager
-def running_provider(tmp: Path, clock_offset_seconds: int = 0) -> Iterator[Provider]:
-    """Start oidc-provider (bounded wait for its `listening <issuer>` line), stop it after."""
+def running_provider(tmp: Path, clock_offset_seconds: int = 0,
+                     extra_clients: tuple[dict[str, Any], ...] = ()) -> Iterator[Provider]:
+    """Start oidc-provider (bounded wait for its `listening <issuer>` line), stop it after.
+    `extra_clients` (see `registered_client`): e.g. one whose redirect URI is a live server's."""
     ensure_installed()
     config = tmp / f"idp-{clock_offset_seconds}.json"
-    config.write_text(json.dumps({"clients": CLIENTS, "accounts": ACCOUNTS,
+    config.write_text(json.dumps({"clients": [*CLIENTS, *extra_clients], "accounts": ACCOUNTS,
                                   "clockOffsetSeconds": clock_offset_seconds,
                                   "hostile": HOSTILE, "hostileAudience": OTHER_ID}))
     log = (tmp / f"idp-{clock_offset_seconds}.log").open("w")

@@ -365,3 +365,24 @@ def test_sign_in_routes_are_rate_limited_per_client_address(client: TestClient, 
         assert "sign-in rate limit exceeded" in limited_answer.json()["detail"]
         assert int(limited_answer.headers["Retry-After"]) >= 1
     assert elsewhere.status_code == 302
+
+
+def test_a_client_secret_under_another_server_secret_is_named(client: TestClient, make_tenant,
+                                                              idp, settings: Settings):
+    """An API process whose server secret differs (SIGNING_KEY_SECRET changed or not shared)
+    cannot decrypt the stored client secret: a problem saying so, not a bare crash."""
+    tenant = make_tenant()
+    configure(client, tenant, idp.issuer)
+    another = "another-server-secret-" + "x" * 32
+    other = create_app(settings.model_copy(update={"signing_key_secret": another}))
+    try:
+        with TestClient(other, raise_server_exceptions=False) as elsewhere:
+            answer = elsewhere.get(f"/api/v1/auth/oidc/{tenant.id}/login",
+                                   follow_redirects=False)
+    finally:
+        configure_login_policy(settings)
+    assert answer.status_code == 500, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert "stored client secret does not decrypt" in answer.json()["detail"]
+    assert client.get(f"/api/v1/auth/oidc/{tenant.id}/login",
+                      follow_redirects=False).status_code == 302  # the right secret still works

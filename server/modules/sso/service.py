@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -49,8 +50,15 @@ def _secret_key(settings: Settings, tenant_id: uuid.UUID) -> AESGCM:
 def _decrypt_secret(settings: Settings, row: OidcProvider) -> str | None:
     if row.client_secret_ciphertext is None or row.client_secret_nonce is None:
         return None
-    plain = _secret_key(settings, row.tenant_id).decrypt(
-        row.client_secret_nonce, row.client_secret_ciphertext, row.client_id.encode())
+    try:
+        plain = _secret_key(settings, row.tenant_id).decrypt(
+            row.client_secret_nonce, row.client_secret_ciphertext, row.client_id.encode())
+    except InvalidTag:
+        raise ProblemError(500, "Internal Server Error", (
+            "the identity provider's stored client secret does not decrypt under this "
+            "server's secret (SIGNING_KEY_SECRET or <DATA_DIR>/signing-key.secret changed, "
+            "or differs between API processes); an admin must PUT the client_secret again"
+        )) from None
     return plain.decode()
 
 
