@@ -5,6 +5,7 @@ and the refusals: a wrong audience, an expired ID token, a replayed code, a tamp
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,10 +13,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.modules.auth.service import configure_login_policy
+from server.modules.auth.service import configure_login_policy, configure_sessions
 from server.settings import Settings
 from tests.conftest import TenantFixture
 from tests.oidc.idp import (
@@ -336,27 +338,33 @@ def test_forged_state_is_refused(client: TestClient):
 
 
 
+@pytest.mark.parametrize("buckets", ["memory", "redis"])
 def test_sign_in_routes_are_rate_limited_per_client_address(client: TestClient, make_tenant,
-                                                            idp, settings: Settings):
-    """Login and callback share one bucket per client address; a header the client makes up
-    (a forwarded-for address, a bearer token) buys no fresh bucket, another address has its
-    own."""
+                                                            idp, settings: Settings,
+                                                            redis_url: str, buckets: str):
+    """Login and callback share one bucket per client address (in process, or in Redis
+    shared by every API process); a header the client makes up (a forwarded-for address, a
+    bearer token) buys no fresh bucket, another address has its own."""
     tenant = make_tenant()
     configure(client, tenant, idp.issuer)
-    limited = settings.model_copy(update={"sign_in_rate_limit_per_minute": 1,
-                                          "sign_in_rate_limit_burst": 3})
-    app = create_app(limited)
+    changes: dict[str, Any] = {"sign_in_rate_limit_per_minute": 1, "sign_in_rate_limit_burst": 3}
+    if buckets == "redis":
+        changes["redis_url"] = redis_url
+    app = create_app(settings.model_copy(update=changes))
     login = f"/api/v1/auth/oidc/{tenant.id}/login"
+    # Documentation addresses, fresh per run: a shared Redis keeps a bucket for 3 minutes.
+    one, two = (f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}" for _ in range(2))
     try:
-        with TestClient(app, client=("198.51.100.21", 4000)) as one:
-            answers = [one.get(login, follow_redirects=False).status_code for _ in range(3)]
-            spoofed = one.get(login, follow_redirects=False, headers={
-                "X-Forwarded-For": "203.0.113.99", "X-Real-IP": "203.0.113.99",
+        with TestClient(app, client=(one, 4000)) as first:
+            answers = [first.get(login, follow_redirects=False).status_code for _ in range(3)]
+            spoofed = first.get(login, follow_redirects=False, headers={
+                "X-Forwarded-For": two, "X-Real-IP": two, "Forwarded": f"for={two}",
                 "Authorization": f"Bearer {uuid.uuid4().hex}"})
-            back = one.get("/api/v1/auth/oidc/callback", params={"state": "x.y", "code": "c"})
-        with TestClient(app, client=("198.51.100.22", 4000)) as other:
+            back = first.get("/api/v1/auth/oidc/callback", params={"state": "x.y", "code": "c"})
+        with TestClient(app, client=(two, 4000)) as other:
             elsewhere = other.get(login, follow_redirects=False)
-    finally:
+    finally:  # sessions and login policy are process state: back to the shared app's
+        configure_sessions(settings)
         configure_login_policy(settings)
     assert answers == [302, 302, 302]
     for limited_answer in (spoofed, back):
@@ -365,6 +373,10 @@ def test_sign_in_routes_are_rate_limited_per_client_address(client: TestClient, 
         assert "sign-in rate limit exceeded" in limited_answer.json()["detail"]
         assert int(limited_answer.headers["Retry-After"]) >= 1
     assert elsewhere.status_code == 302
+    if buckets == "redis":
+        store = redis.Redis.from_url(redis_url)
+        assert store.exists(f"paysheet:ratelimit:sign-in:ip:{one}")
+        assert store.ttl(f"paysheet:ratelimit:sign-in:ip:{one}") > 0
 
 
 def test_a_client_secret_under_another_server_secret_is_named(client: TestClient, make_tenant,
