@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
+import signal
+import threading
 import zipfile
 from decimal import Decimal
 from typing import Any
 
+import psutil
+
 from engine.plan import PlanDocument, compile_plan
-from server.modules.reports.bulk import member_name, render_statements, statements_zip
+from server.modules.reports.bulk import (
+    _may_have_children,
+    member_name,
+    render_pool,
+    render_statements,
+    statements_zip,
+)
 from server.modules.reports.formatting import decimal_text
 from server.modules.reports.tapes import explain_all
 from tests.reports.conftest import BRANDING, HOSTILE_REF, Sample, pdf_text, run_info
@@ -70,3 +81,26 @@ def test_a_daemonic_worker_process_renders_on_its_own_processes(sample: Sample) 
     assert worker.exitcode == 0
     answer = answers.get()
     assert answer == [("E0000001", b"%PDF-"), ("E0000002", b"%PDF-")], answer
+
+
+def _start_pool_and_wait(answers: Any) -> None:
+    """A worker process that starts its render processes, reports one, and blocks."""
+    with _may_have_children():
+        pool = render_pool(1)
+        answers.put(pool.submit(os.getpid).result())
+    threading.Event().wait()  # never set: the test kills this process
+
+
+def test_render_processes_end_when_their_worker_is_killed() -> None:
+    """A pool process waits on its call queue forever (it holds the queue's writing end
+    too): a worker killed mid-job left its render processes behind for good."""
+    context = multiprocessing.get_context("spawn")
+    answers = context.Queue()
+    worker = context.Process(target=_start_pool_and_wait, args=(answers,), daemon=True)
+    worker.start()
+    child = psutil.Process(answers.get())
+    assert child.ppid() == worker.pid and child.is_running()
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    child.wait()  # returns once the render process has ended by itself
+    assert not psutil.pid_exists(child.pid) or child.status() == psutil.STATUS_ZOMBIE

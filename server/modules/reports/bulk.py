@@ -10,6 +10,9 @@ gives the same bytes.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -70,12 +73,35 @@ def _render_chunk(chunk: _Chunk, plan: CompiledPlan | None = None) -> list[tuple
             for ref, tape, inputs in chunk.items]
 
 
+PARENT_CHECK_SECONDS = 1.0
+
+
+def render_pool(processes: int) -> ProcessPoolExecutor:
+    """Spawned processes (no Polars/Huey threads forked) that end with this process."""
+    return ProcessPoolExecutor(max_workers=processes,
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each render process: end it as soon as the process that started it is gone.
+    A pool process waits on its call queue, which never reports EOF (it holds the queue's
+    writing end too), so a worker killed mid-job would otherwise leave its render
+    processes waiting forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 @contextmanager
 def _may_have_children() -> Iterator[None]:
     """Let a daemonic process (a `paysheet worker` process: Huey starts its workers as
     daemons) start the render processes, which multiprocessing otherwise refuses. They do
-    not outlive it: a pool process whose parent died reads EOF from its call queue and
-    exits."""
+    not outlive it (`_exit_with_parent`)."""
     config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
     daemon = config.get("daemon")
     config["daemon"] = False
@@ -133,8 +159,7 @@ def render_statements(
         for chunk in chunks:
             collect(_render_chunk(chunk, plan))
         return rendered
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(processes, len(chunks)), mp_context=context)
+    pool = render_pool(min(processes, len(chunks)))
     try:
         with _may_have_children():
             futures = [pool.submit(_render_chunk, chunk) for chunk in chunks]
