@@ -108,7 +108,9 @@ def _may_have_children() -> Iterator[None]:
     try:
         yield
     finally:
-        if daemon is not None:
+        if daemon is None:
+            config.pop("daemon", None)
+        else:
             config["daemon"] = daemon
 
 
