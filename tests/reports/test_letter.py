@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -176,16 +177,33 @@ def test_same_statement_same_bytes(sample: Sample) -> None:
     assert _pdf(sample, ref) == _pdf(sample, ref)
 
 
-def test_statement_png_artifact(sample: Sample) -> None:
-    """Renders page 1 of a deferred employee's letter to tests/artifacts/ (gitignored) for a
-    person to look at; the letter is one page."""
+def _below_threshold(sample: Sample):
+    """The sample plan with the deferral threshold at 1,000,000: nothing deferred."""
+    params = [p.model_copy(update={"value": Decimal("1000000")})
+              if p.key == "deferral_threshold" else p for p in sample.plan.document.parameters]
+    return compile_plan(sample.plan.document.model_copy(update={"parameters": params}))
+
+
+@pytest.mark.parametrize("locale", ["en-GB", "de-DE"])
+def test_statement_png_artifacts(sample: Sample, locale: str) -> None:
+    """The pictures in docs/reports.md: a letter with a deferral schedule and one without, per
+    locale, rendered with pdftoppm to tests/artifacts/ (gitignored) for a person to look at;
+    each is one page."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pdf = ARTIFACTS / "statement.pdf"
-    pdf.write_bytes(_pdf(sample, _employee(sample)))
-    subprocess.run(["pdftoppm", "-r", "80", "-png", "-f", "1", "-l", "1", "-singlefile",
-                    str(pdf), str(ARTIFACTS / "statement")], check=True)
-    assert (ARTIFACTS / "statement.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Page 1 of 1" in pdf_text(pdf.read_bytes())
+    brand = Branding.from_tenant("Acme Capital Partners", {"branding": {"locale": locale}})
+    cheapest = sample.results.filter(pl.col("eligible")).sort("bonus")["employee_ref"][0]
+    cases = {"deferral": (_deferring(sample), _employee(sample)),
+             "no-deferral": (_below_threshold(sample), cheapest)}
+    last_page = {"en-GB": "Page 1 of 1", "de-DE": "Seite 1 von 1"}[locale]
+    for name, (plan, ref) in cases.items():
+        tape = reference.explain(plan, sample.frame, ref).to_dict()
+        pdf = statement_pdf(build_statement(plan, tape, FINAL, brand, sample.inputs(ref)))
+        assert last_page in pdf_text(pdf), (locale, name)
+        stem = ARTIFACTS / f"statement-{locale}-{name}"
+        stem.with_suffix(".pdf").write_bytes(pdf)
+        subprocess.run(["pdftoppm", "-r", "90", "-png", "-singlefile", str(stem) + ".pdf",
+                        str(stem)], check=True)
+        assert Path(str(stem) + ".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_every_locale_catalog_has_every_word() -> None:
