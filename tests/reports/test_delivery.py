@@ -124,7 +124,7 @@ def test_delivery_on_demand_needs_a_finalized_run_and_a_sender_role(rc, draft_ru
     assert rc.post(path, headers=draft_run.headers("readonly")).status_code == 403
 
 
-def _manager_headers(run: Run, email: str) -> dict[str, str]:
+def _manager_headers(run: TenantRun, email: str) -> dict[str, str]:
     with db.tenant_session(run.tenant.id) as session:
         user = next(u for u in tenants.list_users(session) if u.email == email)
         token = issue_token(session, user.id, timedelta(hours=1)).token
@@ -152,7 +152,7 @@ def test_link_mode_each_manager_downloads_exactly_their_teams(rc, draft_run, smt
                if _team_of(rc, draft_run, ref) == other_team]
     second = _add_manager(draft_run, [other_team])
     first = draft_run.tenant.users["manager"].email
-    _finalize(rc, draft_run)
+    finalize_run(rc, draft_run)
     deadline = time.monotonic() + 300
     while len(smtp.messages) < 2:
         assert time.monotonic() < deadline, smtp.messages
