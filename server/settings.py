@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     audit_active_key: str | None = None
     audit_checkpoint_every: int = 100
 
+    # PII field-level encryption (server/modules/keys): the KMS wrapping each tenant's data
+    # keys, `local` (a key file, PII_KEY_FILE, default <data_dir>/pii-keys.json, created
+    # with mode 0600) or `package.module:Class` (a cloud KMS adapter, see keys/kms.py).
+    pii_kms: str = "local"
+    pii_key_file: Path | None = None
+
     # Runs: the job queue's name (RedisHuey key prefix / PostgresHuey queue column), how many
     # times a run interrupted by a dead worker is attempted, and `paysheet worker` processes.
     queue_name: str = "paysheet"
