@@ -25,6 +25,7 @@ from server.modules.audit.service import record_event
 from server.modules.keys.cipher import TenantCipher as TenantCipher
 from server.modules.keys.cipher import Undecryptable as Undecryptable
 from server.modules.keys.cipher import is_sealed as is_sealed
+from server.modules.keys.cipher import is_sealed_file as is_sealed_file
 from server.modules.keys.kms import KeyUnavailable as KeyUnavailable
 from server.modules.keys.kms import Kms, LocalKeyFileKms, kms_for
 from server.modules.keys.models import TenantDataKey
@@ -72,15 +73,18 @@ def _create(session: Session, kms: Kms, tenant_id: uuid.UUID, version: int) -> N
         {"tenant": tenant_id, "version": version, "kek": kek_id, "wrapped": wrapped})
 
 
-def cipher(session: Session, settings: Settings) -> TenantCipher:
+def cipher(session: Session, settings: Settings,
+           tenant_id: uuid.UUID | None = None) -> TenantCipher:
     """The session tenant's cipher (its first data key is created here when it has none).
+    `tenant_id` only for the owner's maintenance sessions (migrations), which have none.
     KeyUnavailable names the KEK when the KMS cannot unwrap a key."""
-    tenant_id = _tenant(session)
+    tenant_id = tenant_id or _tenant(session)
     kms = kms_for(settings)
-    rows = session.scalars(select(TenantDataKey)).all()
+    query = select(TenantDataKey).where(TenantDataKey.tenant_id == tenant_id)
+    rows = session.scalars(query).all()
     if not rows:
         _create(session, kms, tenant_id, 1)
-        rows = session.scalars(select(TenantDataKey)).all()
+        rows = session.scalars(query).all()
     keys = {row.version: _unwrap(kms, row) for row in rows}
     return TenantCipher(tenant_id, keys, max(keys))
 
