@@ -29,6 +29,8 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from server.errors import ProblemError
+
 PREFIX = "pii1:"
 MAGIC = b"PSPII1\0"
 HEADER = struct.Struct(">I7s")
@@ -37,8 +39,12 @@ TAG = 16
 PARQUET_MAGIC = b"PAR1"
 
 
-class Undecryptable(ValueError):
-    """A ciphertext that does not open under the tenant's keys for this field."""
+class Undecryptable(ProblemError):
+    """A ciphertext that does not open under the tenant's keys for this field (409: the
+    stored data was altered or moved, never shown as garbage)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(409, "Conflict", f"stored data does not decrypt: {message}")
 
 
 def is_sealed(value: object) -> bool:

@@ -45,18 +45,33 @@ from pathlib import Path
 from threading import Lock
 from typing import Protocol
 
+import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from server.errors import ProblemError
 from server.settings import Settings
 
+log = structlog.get_logger(__name__)
 KEY_FILE = "pii-keys.json"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 
 
-class KeyUnavailable(RuntimeError):
-    """A data key cannot be unwrapped: its KEK is missing, wrong or the wrapping altered."""
+class KeyUnavailable(ProblemError):
+    """A data key cannot be unwrapped: its KEK is missing, wrong or the wrapping altered.
+    API clients get a 503 without server paths; `str()` (logs, the CLI) has the detail."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, "Encryption key unavailable",
+                         "the data cannot be decrypted: the server's key-encryption key is "
+                         "unavailable or wrong; an operator must restore the PII key file "
+                         "or KMS access (see the server log)")
+        self.message = message
+        log.error("pii_key_unavailable", detail=message)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class Kms(Protocol):
