@@ -192,6 +192,7 @@ class OpeningReader:
         self.aad = header + aad
         self.pending = source.read(SEGMENT + TAG)
         self.buffer = b""
+        self.offset = 0
         self.index = 0
         self.done = False
         self.closed = False
@@ -210,12 +211,13 @@ class OpeningReader:
         self.done = last
 
     def read(self, size: int = -1) -> bytes:
-        while not self.done and (size < 0 or len(self.buffer) < size):
+        while not self.done and (size < 0 or len(self.buffer) - self.offset < size):
+            if self.offset:  # drop what was read before appending (no quadratic copies)
+                self.buffer, self.offset = self.buffer[self.offset:], 0
             self._next()
-        if size < 0:
-            out, self.buffer = self.buffer, b""
-        else:
-            out, self.buffer = self.buffer[:size], self.buffer[size:]
+        end = len(self.buffer) if size < 0 else min(len(self.buffer), self.offset + size)
+        out = self.buffer[self.offset:end]
+        self.offset = end
         return out
 
     def readable(self) -> bool:

@@ -38,7 +38,7 @@ EMPLOYEE_ROWS = "employee_rows.raw"
 PROBLEM_VALUE = "upload_problems.value"
 WARNING_SAMPLE = "uploads.warning_sample"
 
-_cache: dict[tuple[int, uuid.UUID, int, str], bytes] = {}
+_cache: dict[tuple[int, uuid.UUID, int, bytes], bytes] = {}
 _cache_lock = Lock()
 
 
@@ -54,7 +54,9 @@ def _tenant(session: Session) -> uuid.UUID:
 
 
 def _unwrap(kms: Kms, row: TenantDataKey) -> bytes:
-    key = (id(kms), row.tenant_id, row.version, row.kek_id)
+    # Keyed by the wrapped bytes: a key whose creating transaction rolled back and a later
+    # key of the same version are never confused.
+    key = (id(kms), row.tenant_id, row.version, bytes(row.wrapped))
     with _cache_lock:
         if key in _cache:
             return _cache[key]
@@ -73,6 +75,17 @@ def _create(session: Session, kms: Kms, tenant_id: uuid.UUID, version: int) -> N
         {"tenant": tenant_id, "version": version, "kek": kek_id, "wrapped": wrapped})
 
 
+def _first_key(session: Session, kms: Kms, tenant_id: uuid.UUID) -> None:
+    """The tenant's first data key, committed in its own transaction (so data sealed with
+    it can never outlive it through a caller's rollback); inline on an owner's maintenance
+    session (migrations), which is one transaction anyway."""
+    if session.info.get("tenant_id") is None:
+        _create(session, kms, tenant_id, 1)
+        return
+    with tenant_session(tenant_id) as own:
+        _create(own, kms, tenant_id, 1)
+
+
 def cipher(session: Session, settings: Settings,
            tenant_id: uuid.UUID | None = None) -> TenantCipher:
     """The session tenant's cipher (its first data key is created here when it has none).
@@ -83,7 +96,7 @@ def cipher(session: Session, settings: Settings,
     query = select(TenantDataKey).where(TenantDataKey.tenant_id == tenant_id)
     rows = session.scalars(query).all()
     if not rows:
-        _create(session, kms, tenant_id, 1)
+        _first_key(session, kms, tenant_id)
         rows = session.scalars(query).all()
     keys = {row.version: _unwrap(kms, row) for row in rows}
     return TenantCipher(tenant_id, keys, max(keys))
