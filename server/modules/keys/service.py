@@ -38,6 +38,7 @@ EMPLOYEE_ROWS = "employee_rows.raw"
 PROBLEM_VALUE = "upload_problems.value"
 WARNING_SAMPLE = "uploads.warning_sample"
 
+SESSION_MEMO = "pii_ciphers"
 _cache: dict[tuple[int, uuid.UUID, int, bytes], bytes] = {}
 _cache_lock = Lock()
 
@@ -93,13 +94,17 @@ def cipher(session: Session, settings: Settings,
     KeyUnavailable names the KEK when the KMS cannot unwrap a key."""
     tenant_id = tenant_id or _tenant(session)
     kms = kms_for(settings)
+    memo = session.info.setdefault(SESSION_MEMO, {})  # one lookup per transaction's session
+    if (id(kms), tenant_id) in memo:
+        return memo[(id(kms), tenant_id)]
     query = select(TenantDataKey).where(TenantDataKey.tenant_id == tenant_id)
     rows = session.scalars(query).all()
     if not rows:
         _first_key(session, kms, tenant_id)
         rows = session.scalars(query).all()
     keys = {row.version: _unwrap(kms, row) for row in rows}
-    return TenantCipher(tenant_id, keys, max(keys))
+    memo[(id(kms), tenant_id)] = found = TenantCipher(tenant_id, keys, max(keys))
+    return found
 
 
 def new_data_key_version(session: Session, settings: Settings) -> int:
@@ -107,6 +112,7 @@ def new_data_key_version(session: Session, settings: Settings) -> int:
     tenant_id = _tenant(session)
     version = (session.scalar(select(func.max(TenantDataKey.version))) or 0) + 1
     _create(session, kms_for(settings), tenant_id, version)
+    session.info.pop(SESSION_MEMO, None)
     return version
 
 
