@@ -20,8 +20,10 @@ from server.modules.keys.kms import KeyUnavailable, LocalKeyFileKms, key_file_pa
 from tests.runs.support import API, wait_for_run
 from tests.uploads.sealed import opened_typed
 from tests.uploads.waiting import settled
+from tests.uploads.workbook_files import xlsx
 
 SAMPLE_SALARIES = 12
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _needles(salaries: list[str]) -> dict[str, bytes]:
@@ -69,7 +71,24 @@ def _relation_files(admin_url: str, name: str) -> dict[str, list[Path]]:
 
 
 @pytest.fixture
-def sample_run(rc, make_tenant, sample_inputs):
+def uncompressed(database) -> None:
+    """Every compressible column of schema `comp` stored uncompressed from now on (storage
+    EXTERNAL): a value PostgreSQL would compress (a JSONB over ~2 kB) stays greppable, so a
+    plaintext salary cannot hide from the byte scan inside a compressed TOAST chunk."""
+    with psycopg.connect(database.admin, dbname=database.name, autocommit=True) as conn:
+        columns = conn.execute("""
+            select c.relname, a.attname from pg_attribute a
+              join pg_class c on c.oid = a.attrelid
+              join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = 'comp' and c.relkind = 'r' and a.attnum > 0
+               and not a.attisdropped and a.attstorage in ('x', 'm')""").fetchall()
+        for table, column in columns:
+            conn.execute(f'alter table comp."{table}" alter column "{column}" '
+                         "set storage external")
+
+
+@pytest.fixture
+def sample_run(rc, make_tenant, sample_inputs, uncompressed):
     tenant = make_tenant()
     sample = sample_inputs(tenant, count=300, funds=6)
     hr = tenant.users["hr"].headers
@@ -79,6 +98,15 @@ def sample_run(rc, make_tenant, sample_inputs):
     assert run["status"] == "draft", run
     upload = settled(rc, hr, sample.upload_id)
     assert upload["rows"]["status"] == "filled", upload
+    # The same people as a workbook: its first rows are kept for the preview at upload.
+    people = pl.read_csv(sample.employees_csv, infer_schema=False)
+    workbook = xlsx({"Staff": [people.columns, *people.head(50).rows()]})
+    kept = rc.post(f"{API}/uploads", headers=hr, data={"kind": "employees"},
+                   files={"file": ("staff.xlsx", workbook, XLSX)})
+    assert kept.status_code == 201, kept.text
+    preview = rc.get(f"{API}/uploads/{kept.json()['id']}/preview", headers=hr)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["rows"][0]["cells"][4] == people.row(0)[4]  # opened for readers
     return tenant, sample, run, upload
 
 

@@ -71,7 +71,10 @@ def _plaintext_data(url: str, data_dir: Path) -> tuple[uuid.UUID, uuid.UUID, Pat
                          (tenant, key, label, dtype, key == "base_salary"))
         conn.execute("insert into comp.uploads (id, tenant_id, filename, kind, status, "
                      "metadata) values (%s, %s, 'f.csv', 'employees', 'ready', %s)",
-                     (upload, tenant, json.dumps({"summary": summary})))
+                     (upload, tenant, json.dumps({
+                         "summary": summary, "sample": [{"row": 2, "cells": ["E1", SALARY]}],
+                         "format": {"columns": ["Ref", "Salary"], "profile": {"decided": {
+                             "decimal": f"detected from values like '{SALARY}'"}}}})))
         conn.execute("insert into comp.employee_rows (tenant_id, upload_id, file_row, "
                      "employee_ref, raw) values (%s, %s, 2, 'E1', %s)",
                      (tenant, upload, json.dumps({"employee_ref": "E1", "team": "T01",
@@ -99,8 +102,9 @@ def test_0131_seals_existing_rows_problems_summaries_and_files(at_0130, tmp_path
         conn.execute(f"set role {OWNER_ROLE}")
         raw = conn.execute("select raw from comp.employee_rows").fetchone()[0]
         value = conn.execute("select value from comp.upload_problems").fetchone()[0]
-        summary = conn.execute("select metadata -> 'summary' from comp.uploads").fetchone()[0]
-    everything = json.dumps([raw, value, summary])
+        summary, meta = conn.execute("select metadata -> 'summary', metadata from comp.uploads"
+                                     ).fetchone()
+    everything = json.dumps([raw, value, meta])
     assert SALARY not in everything and "187,654.32" not in everything
     assert raw["team"] == "T01" and sealing.SEALED in raw and "base_salary" not in raw
     assert not parquet.read_bytes().startswith(b"PAR1")
@@ -115,6 +119,9 @@ def test_0131_seals_existing_rows_problems_summaries_and_files(at_0130, tmp_path
     opened = sealing.opened_summary(summary, lambda: cipher)
     assert opened["warnings"][0]["samples"][0] == {"row": 2, "value": "187,654.32",
                                                    "read_as": SALARY}
+    assert json.loads(cipher.open(sealing.SAMPLE, meta["sample"]))[0]["cells"][1] == SALARY
+    assert sealing.opened_format(meta["format"], lambda: cipher)["profile"]["decided"] == {
+        "decimal": f"detected from values like '{SALARY}'"}
     plain = cipher.open_file(parquet, keys.TYPED_DATA)
     assert hashlib.sha256(plain).digest() == hashlib.sha256(before).digest()
 

@@ -1,13 +1,14 @@
 """Sealing what was stored in plaintext before PII encryption (migration 0131).
 
-For every tenant with sensitive inputs: the sensitive cells of `employee_rows.raw`, the
-sensitive `upload_problems.value`s and the warning samples of upload summaries are sealed
-as new data is (`sealing.py`), and every plaintext typed Parquet and rows spool under
-`<DATA_DIR>/uploads/<tenant>/` is replaced by its sealed form (same plaintext, so the hash
-that names it and every run snapshot stay valid; the file keeps its mode). Runs as the
-owner on the migration's connection; rows already sealed are left alone, so running it
-again changes nothing. Audit events are append-only and hash-chained: `upload.validate`
-events recorded before the upgrade keep their samples (operations.md says so).
+For every tenant with sensitive inputs, sealed as new data is (`sealing.py`): the sensitive
+cells of `employee_rows.raw`, sensitive `upload_problems.value`s, the warning samples of
+upload summaries, the preview sample and the reading profile's notes; and every plaintext
+typed Parquet and rows spool under `<DATA_DIR>/uploads/<tenant>/` is replaced by its sealed
+form (same plaintext, so the hash that names it and every run snapshot stay valid; the file
+keeps its mode). Runs as the owner on the migration's connection; what is already sealed is
+left alone, so running it again changes nothing. Audit events are append-only and
+hash-chained: `upload.validate` events recorded before the upgrade keep their samples
+(operations.md says so).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ FIELDS = {"typed": keys.TYPED_DATA, "spool": keys.ROWS_SPOOL}
 
 def seal_existing(connection: Connection, settings: Settings) -> dict[str, int]:
     """Seal every tenant's plaintext PII; returns counts per store."""
-    counts = {"employee_rows": 0, "upload_problems": 0, "summaries": 0, "files": 0}
+    counts = {"employee_rows": 0, "upload_problems": 0, "summaries": 0, "formats": 0,
+              "files": 0}
     tenants = connection.execute(text(
         "select tenant_id, array_agg(key) from comp.input_catalog where sensitive "
         "group by tenant_id")).all()
@@ -43,6 +45,7 @@ def seal_existing(connection: Connection, settings: Settings) -> dict[str, int]:
         counts["employee_rows"] += _rows(connection, tenant_id, sensitive, cipher)
         counts["upload_problems"] += _problems(connection, tenant_id, sensitive, cipher)
         counts["summaries"] += _summaries(connection, tenant_id, sensitive, cipher)
+        counts["formats"] += _formats(connection, tenant_id, cipher)
         counts["files"] += _files(settings, tenant_id, cipher)
     session.flush()
     return counts
@@ -119,6 +122,23 @@ def _summaries(connection: Connection, tenant_id: uuid.UUID, sensitive: set[str]
             "cast(:s as jsonb)) where id = :u"), {"u": upload_id, "s": json.dumps(sealed)})
         changed += 1
     return changed
+
+
+def _formats(connection: Connection, tenant_id: uuid.UUID, cipher: Any) -> int:
+    """The preview sample (first rows) and the reading profile's notes quoting values."""
+    found = connection.execute(text(
+        "select id, metadata -> 'format', metadata -> 'sample' from comp.uploads "
+        "where tenant_id = :t and (jsonb_typeof(metadata -> 'sample') = 'array' or "
+        "exists (select 1 from jsonb_each_text(coalesce(metadata -> 'format' -> 'profile' "
+        "-> 'decided', '{}')) n where n.value not like 'pii1:%'))"), {"t": tenant_id}).all()
+    for upload_id, fmt, sample in found:
+        sealed = {"format": sealing.sealed_format(fmt, cipher()) if fmt else fmt,
+                  "sample": sample if keys.is_sealed(sample)
+                  else sealing.sealed_sample(sample, cipher())}
+        connection.execute(text(
+            "update comp.uploads set metadata = metadata || cast(:m as jsonb) where id = :u"),
+            {"u": upload_id, "m": json.dumps(sealed)})
+    return len(found)
 
 
 def _files(settings: Settings, tenant_id: uuid.UUID, cipher: Any) -> int:

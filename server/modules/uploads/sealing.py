@@ -7,6 +7,10 @@ sealed JSON object per row under `SEALED`, the other cells stay plain for querie
 upload's metadata and in the `upload.validate` audit event, which therefore never holds a
 plaintext salary either). Readers open them here, in the service layer, behind the
 routes' permission checks. The Parquet and the rows spool are sealed whole (validation).
+
+Before a mapping says which columns are sensitive, the file's first rows kept for the
+preview (`metadata.sample`) are sealed whole, and the reading profile's notes that quote a
+value ("detected from values like '1,234.50'") are sealed one by one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from server.modules.keys import service as keys
 from server.settings import Settings
 
 SEALED = "_sealed"
+SAMPLE = "uploads.sample"
+FORMAT_NOTE = "uploads.format_note"
 
 
 def sensitive_keys(session: Session) -> set[str]:
@@ -59,14 +65,8 @@ def opened_summary(summary: dict[str, Any] | None, cipher_of: Any) -> dict[str, 
 
 def readable_summary(upload: Any, settings: Settings) -> dict[str, Any] | None:
     """The upload's validation summary as its readers see it (samples opened)."""
-    def cipher_of() -> keys.TenantCipher:
-        session = object_session(upload)
-        if session is not None:
-            return keys.cipher(session, settings)
-        with tenant_session(upload.tenant_id) as own:
-            return keys.cipher(own, settings)
-
-    return opened_summary((upload.metadata_ or {}).get("summary"), cipher_of)
+    return opened_summary((upload.metadata_ or {}).get("summary"),
+                          _cipher_of(upload, settings))
 
 
 def problem_value(value: str | None, input_key: str | None, cipher: keys.TenantCipher,
@@ -100,3 +100,48 @@ def opened_row(raw: dict[str, Any], cipher: keys.TenantCipher, upload_id: Any,
         return raw
     plain = {k: v for k, v in raw.items() if k != SEALED}
     return {**plain, **json.loads(cipher.open(row_field(upload_id, file_row), raw[SEALED]))}
+
+
+def _cipher_of(upload: Any, settings: Settings) -> Any:
+    def cipher_of() -> keys.TenantCipher:
+        session = object_session(upload)
+        if session is not None:
+            return keys.cipher(session, settings)
+        with tenant_session(upload.tenant_id) as own:
+            return keys.cipher(own, settings)
+    return cipher_of
+
+
+def sealed_format(fmt_json: dict[str, Any], cipher: keys.TenantCipher) -> dict[str, Any]:
+    """A file format as stored: the profile's notes (which quote values) sealed."""
+    profile = dict(fmt_json.get("profile") or {})
+    notes = profile.get("decided") or {}
+    profile["decided"] = {k: v if keys.is_sealed(v) else cipher.seal(FORMAT_NOTE, str(v))
+                          for k, v in notes.items()}
+    return {**fmt_json, "profile": profile}
+
+
+def opened_format(fmt_json: dict[str, Any] | None, cipher_of: Any) -> dict[str, Any] | None:
+    notes = ((fmt_json or {}).get("profile") or {}).get("decided") or {}
+    if not any(keys.is_sealed(v) for v in notes.values()):
+        return fmt_json
+    cipher = cipher_of()
+    assert fmt_json is not None
+    return {**fmt_json, "profile": {**fmt_json["profile"], "decided": {
+        k: cipher.open_if_sealed(FORMAT_NOTE, v) for k, v in notes.items()}}}
+
+
+def readable_format(upload: Any, settings: Settings) -> dict[str, Any] | None:
+    return opened_format((upload.metadata_ or {}).get("format"), _cipher_of(upload, settings))
+
+
+def sealed_sample(sample: Any, cipher: keys.TenantCipher) -> Any:
+    """The file's first rows (raw cells, sensitivity unknown yet) as one sealed value."""
+    return None if sample is None else cipher.seal(SAMPLE, json.dumps(sample))
+
+
+def opened_sample(upload: Any, settings: Settings) -> Any:
+    value = (upload.metadata_ or {}).get("sample")
+    if not keys.is_sealed(value):
+        return value
+    return json.loads(_cipher_of(upload, settings)().open(SAMPLE, value))

@@ -219,7 +219,7 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
             assert fmt is not None
             evidence.make_read_only(path)  # complete: the bytes as received, never rewritten
             upload.metadata_ = {**upload.metadata_, "phase": "uploaded"}
-            store_format(upload, fmt)
+            store_format(upload, fmt, keys.cipher(session, settings))
             record_event(session, principal_or_actor_id=principal, action="upload.complete",
                          entity="upload", entity_id=upload.id,
                          after={"sha256": sha256, "size": upload.file_size,
@@ -294,10 +294,11 @@ def stored_format(upload: Upload) -> FileFormat:
 _format = stored_format
 
 
-def store_format(upload: Upload, fmt: FileFormat) -> None:
+def store_format(upload: Upload, fmt: FileFormat, cipher: keys.TenantCipher) -> None:
     """The format in `metadata.format`, its first data rows in `metadata.sample` (the
-    preview answers from them without reading the file again)."""
-    upload.metadata_ = {**upload.metadata_, "format": fmt.as_json(), "sample": fmt.sample}
+    preview answers from them without reading the file again), sealed (`sealing`)."""
+    upload.metadata_ = {**upload.metadata_, "format": sealing.sealed_format(fmt.as_json(), cipher),
+                        "sample": sealing.sealed_sample(fmt.sample, cipher)}
 
 
 def _memory(session: Session, kind: str) -> dict[str, list[suggestions_engine.Remembered]]:
