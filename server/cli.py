@@ -271,6 +271,10 @@ def keys_rotate(new_data_key: bool = typer.Option(
     typer.echo(f"Active KEK: {done.kek_id}; {done.rewrapped} data key(s) of {done.tenants} "
                f"tenant(s) rewrapped; {done.new_data_keys} new data key(s); retired KEK "
                f"versions: {', '.join(done.retired) or 'none'}")
+    for tenant_id, reason in done.failed:
+        typer.echo(f"tenant {tenant_id}: NOT rewrapped: {reason}", err=True)
+    if done.failed:
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":

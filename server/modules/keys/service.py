@@ -151,6 +151,7 @@ class Rotation:
     rewrapped: int
     new_data_keys: int
     retired: list[str]
+    failed: list[tuple[uuid.UUID, str]]
 
 
 def wrapping() -> list[tuple[uuid.UUID, str, int]]:
@@ -163,25 +164,31 @@ def wrapping() -> list[tuple[uuid.UUID, str, int]]:
 def rotate_all(settings: Settings, new_data_key: bool = False) -> Rotation:
     """A new KEK version (local key file; a cloud KMS rotates its own), every tenant's data
     keys rewrapped under it (one audited transaction per tenant), then the KEK versions no
-    data key names any more dropped from the key file. With `new_data_key`, every tenant
-    also gets a new data-key version: new data is sealed with it, older data stays
-    readable under the versions that sealed it."""
+    data key names any more dropped from the key file. A tenant whose keys the KMS cannot
+    unwrap is reported in `failed` (its KEK version stays, the others rotate). With
+    `new_data_key`, every tenant also gets a new data-key version: new data is sealed with
+    it, older data stays readable under the versions that sealed it."""
     kms = kms_for(settings)
     if isinstance(kms, LocalKeyFileKms):
         kms.add_version()
     active = kms.active_kek_id
     tenants = sorted({tenant for tenant, _, _ in wrapping()})
     rewrapped = created = 0
+    failed: list[tuple[uuid.UUID, str]] = []
     for tenant_id in tenants:
-        with tenant_session(tenant_id) as session:
-            count = rewrap(session, settings)
-            version = new_data_key_version(session, settings) if new_data_key else None
-            created += version is not None
-            rewrapped += count
-            record_event(session, principal_or_actor_id=None, action="keys.rotate",
-                         entity="tenant", entity_id=tenant_id,
-                         after={"kek_id": active, "rewrapped": count,
-                                "new_data_key_version": version})
+        try:
+            with tenant_session(tenant_id) as session:
+                count = rewrap(session, settings)
+                version = new_data_key_version(session, settings) if new_data_key else None
+                record_event(session, principal_or_actor_id=None, action="keys.rotate",
+                             entity="tenant", entity_id=tenant_id,
+                             after={"kek_id": active, "rewrapped": count,
+                                    "new_data_key_version": version})
+        except KeyUnavailable as error:  # the others still rotate; this one is named
+            failed.append((tenant_id, str(error)))
+            continue
+        created += version is not None
+        rewrapped += count
     in_use = {kek for _, kek, _ in wrapping()}
     retired = kms.retire(in_use)
-    return Rotation(active, len(tenants), rewrapped, created, retired)
+    return Rotation(active, len(tenants), rewrapped, created, retired, failed)
