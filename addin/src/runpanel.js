@@ -4,8 +4,9 @@
 
 import { confirmAction } from "./confirm.js";
 import { canSeeInquiries, finalizeBlock, inquiryLines } from "./inquiries.js";
-import { approvalButtons, controlsFor, downloadsFor, progressOf, stateLabel, totalsLines }
-  from "./runs.js";
+import {
+  approvalButtons, controlsFor, downloadsFor, historyLine, progressOf, stateLabel, totalsLines,
+} from "./runs.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -190,9 +191,7 @@ export class RunPanel {
     const history = run.approvals?.history || [];
     $("approval-state").textContent = stateLabel(run.status);
     $("approval-state").dataset.status = run.status;
-    $("approval-history").replaceChildren(...history.map((h) => element("li",
-      `${h.action.replace(/_/g, " ")} by ${h.actor_role}, ${h.at.slice(0, 16).replace("T", " ")} UTC`
-      + (h.comment ? ` — ${h.comment}` : ""))));
+    $("approval-history").replaceChildren(...history.map((h) => element("li", historyLine(h))));
     const { buttons, note } = approvalButtons(this.pane.user, run);
     $("approval-note").textContent = note;
     this.showInquiries(run);

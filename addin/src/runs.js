@@ -133,6 +133,35 @@ export function stateLabel(status) {
   return STATES[status] || String(status || "").replace(/_/g, " ");
 }
 
+// What each decision of the history is called, and the stage (role) it belongs to.
+const DECISIONS = {
+  manager_approve: ["Approved", "manager"], hr_approve: ["Approved", "hr"],
+  finance_approve: ["Approved", "finance"], finalize: ["Finalized", null],
+  reject: ["Rejected", null],
+};
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** An ISO timestamp as "7 Dec 2026 14:02 UTC" (UTC, so every approver reads the same). */
+export function whenLabel(iso) {
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return String(iso || "");
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${at.getUTCDate()} ${MONTHS[at.getUTCMonth()]} ${at.getUTCFullYear()} `
+    + `${pad(at.getUTCHours())}:${pad(at.getUTCMinutes())} UTC`;
+}
+
+/** One history entry in words: "Approved by Jane Smith (finance), 7 Dec 2026 14:02 UTC",
+ * the stage named when the actor's role is not the stage's ("… (admin) for the hr stage"),
+ * and the comment after a dash. A user who no longer exists is named by role only. */
+export function historyLine(entry) {
+  const [verb, stage] = DECISIONS[entry.action] || [String(entry.action).replace(/_/g, " "), null];
+  const who = entry.actor_name ? `${entry.actor_name} (${entry.actor_role})`
+    : `a former ${entry.actor_role} user`;
+  const forStage = stage && stage !== entry.actor_role ? ` for the ${stage} stage` : "";
+  return `${verb} by ${who}${forStage}, ${whenLabel(entry.at)}`
+    + (entry.comment ? ` — ${entry.comment}` : "");
+}
+
 // Actions that cannot be taken back: the pane asks first, saying what happens.
 const CONFIRMATIONS = {
   lock: ["Lock the plan?", "A locked plan cannot be edited: its steps and its hash are frozen, "

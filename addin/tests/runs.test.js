@@ -3,8 +3,8 @@ import { test } from "node:test";
 
 import {
   approvalButtons, confirmMapping, controlsFor, decisionRequest, downloadsFor, formatAmount, mappingRows,
-  confirmation, progressOf, splitCell, stateLabel, statementRequest, statementsJob, totalsLines,
-  workbookDownload,
+  confirmation, historyLine, progressOf, splitCell, stateLabel, statementRequest, statementsJob,
+  totalsLines, whenLabel, workbookDownload,
 } from "../src/runs.js";
 
 const SUGGESTIONS = {
@@ -185,4 +185,21 @@ test("a problem's cell reference splits into sheet and address", () => {
   assert.deepEqual(splitCell("'My ''odd'' sheet'!$AB$12"), ["My 'odd' sheet", "AB12"]);
   assert.equal(splitCell("Steps"), null);
   assert.equal(splitCell("Steps!C"), null);
+});
+
+test("history names people, their role and the time in UTC; the stage when roles differ", () => {
+  const entry = { action: "finance_approve", actor_user_id: "u1", actor_name: "Jane Smith",
+    actor_role: "finance", at: "2026-12-07T14:02:31.123456+00:00", comment: null };
+  assert.equal(historyLine(entry), "Approved by Jane Smith (finance), 7 Dec 2026 14:02 UTC");
+  assert.equal(historyLine({ ...entry, actor_role: "admin" }),
+    "Approved by Jane Smith (admin) for the finance stage, 7 Dec 2026 14:02 UTC");
+  assert.equal(historyLine({ ...entry, action: "reject", comment: "fix E7's level" }),
+    "Rejected by Jane Smith (finance), 7 Dec 2026 14:02 UTC — fix E7's level");
+  assert.equal(historyLine({ ...entry, action: "finalize", actor_role: "admin" }),
+    "Finalized by Jane Smith (admin), 7 Dec 2026 14:02 UTC");
+  assert.equal(historyLine({ ...entry, actor_name: null }),
+    "Approved by a former finance user, 7 Dec 2026 14:02 UTC");
+  // an offset other than UTC is converted, not cut off
+  assert.equal(whenLabel("2026-01-01T01:30:00+02:00"), "31 Dec 2025 23:30 UTC");
+  assert.equal(whenLabel("not a time"), "not a time");
 });
