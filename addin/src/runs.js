@@ -203,12 +203,17 @@ export function approvalButtons(user, run) {
   const round = currentRound(run.approvals?.history || []);
   const buttons = [];
   let note = "";
+  const separation = user.separation_of_duties !== false; // the server's default
+  const approvedAny = (run.approvals?.history || []).some((h) =>
+    h.actor_user_id === user.id && h.action in APPROVALS && h.action !== "finalize");
   for (const [action, gate] of Object.entries(APPROVALS)) {
     if (gate.from !== run.status || !may(gate.permission)) continue;
     const approvedOther = round.some((h) => h.actor_user_id === user.id && h.action !== action);
     if (run.created_by === user.id) {
       note = "Four-eyes: you started this run, so someone else approves it.";
-    } else if (action !== "finalize" && approvedOther) {
+    } else if (separation && action === "finalize" && approvedAny) {
+      note = "Separation of duties: you approved this run, so another user finalizes it.";
+    } else if (separation && action !== "finalize" && approvedOther) {
       note = "Four-eyes: you already approved a stage of this run.";
     } else {
       buttons.push({ action, label: gate.label, needsComment: false });

@@ -124,10 +124,25 @@ test("four-eyes: the starter and a second-stage approver get no approve button",
     { action: "reject", actor_user_id: "x" }] } });
   assert.deepEqual(actions(user("finance"), afterReject), ["finance_approve", "reject"],
     "a reject starts a new round");
+  // separation of duties (the server's default): whoever approved does not finalize, even
+  // after a reject (the server looks at the whole history)
   const finalize = run("finance_approved", { approvals: { history: [
     { action: "finance_approve", actor_user_id: "finance-1" }] } });
-  assert.deepEqual(actions(user("finance"), finalize), ["finalize", "reject"],
-    "the finance approver may finalize");
+  const approver = approvalButtons(user("finance"), finalize);
+  assert.deepEqual(approver.buttons.map((b) => b.action), ["reject"]);
+  assert.match(approver.note, /Separation of duties: you approved this run/);
+  const earlierRound = run("finance_approved", { approvals: { history: [
+    { action: "hr_approve", actor_user_id: "admin-1" }, { action: "reject", actor_user_id: "x" },
+    { action: "finance_approve", actor_user_id: "finance-2" }] } });
+  assert.deepEqual(actions(user("admin"), earlierRound), ["reject"]);
+  assert.deepEqual(actions(user("finance", "finance-2"), finalize), ["finalize", "reject"],
+    "another finance user may finalize");
+  // a tenant without separation of duties: only the starter rule holds
+  const relaxed = { ...user("finance"), separation_of_duties: false };
+  assert.deepEqual(actions(relaxed, finalize), ["finalize", "reject"]);
+  assert.deepEqual(actions(relaxed, run("hr_approved", { approvals: { history } })),
+    ["finance_approve", "reject"]);
+  assert.deepEqual(actions({ ...relaxed, id: "hr-9" }, finalize), ["reject"]);
   assert.equal(approvalButtons(user("manager"), run("draft")).note, "");
 });
 

@@ -258,11 +258,14 @@ def test_separation_of_duties_per_tenant(rc, run_in_state):
     refused = act(rc, run_id, finance, "finalize")
     assert refused.status_code == 403 and "separation of duties" in refused.json()["detail"]
     settings = f"/api/v1/tenants/{tenant.id}/settings"
+    me = rc.get("/api/v1/me", headers=finance).json()
+    assert me["separation_of_duties"] is True  # the pane offers finalize by this rule
     assert rc.patch(settings, headers=tenant.users["hr"].headers,
                     json={"separation_of_duties": False}).status_code == 403
     turned = rc.patch(settings, headers=tenant.users["admin"].headers,
                       json={"separation_of_duties": False})
     assert turned.status_code == 200 and turned.json()["separation_of_duties"] is False
+    assert rc.get("/api/v1/me", headers=finance).json()["separation_of_duties"] is False
     assert act(rc, run_id, finance, "finalize").status_code == 200
     events = rc.get("/api/v1/audit", params={"entity": "tenant"},
                     headers=tenant.users["auditor"].headers).json()["items"]
