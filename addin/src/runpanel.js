@@ -75,8 +75,15 @@ export class RunPanel {
     $("download-workbook").addEventListener("click", () => this.guarded($("download-workbook"),
       async () => this.saved(await this.pane.downloadWorkbook(this.run.id))));
     $("download-statements").addEventListener("click", () => this.guarded(
-      $("download-statements"), async () => this.saved(await this.pane.downloadStatements(
-        this.run.id, (p) => { $("run-state").textContent = `Statements ${p.done ?? 0}/${p.total ?? "…"}`; })),
+      $("download-statements"), async () => {
+        try {
+          return this.saved(await this.pane.downloadStatements(this.run.id, (p) => {
+            $("run-state").textContent = `Statements ${p.done ?? 0}/${p.total ?? "…"}`;
+          }));
+        } finally {
+          this.progress(this.run); // the run's own state again, not the job's count
+        }
+      }),
     ));
     $("download-statement").addEventListener("click", () => this.guarded(
       $("download-statement"), async () => this.saved(

@@ -218,20 +218,52 @@ class RowModel:
             columns[letter] = [excel_value(v) for v in cells]
         ranges: dict[str, np.ndarray] = {}
         for formula in self.order:
+            missing = [letter for letter, _ in formula.references.values()
+                       if letter not in columns]
+            if missing:
+                raise ValueError(f"column {formula.letter} reads {missing[0]}, which is empty")
+            for letter, whole in formula.references.values():
+                if whole and letter not in ranges:
+                    ranges[letter] = np.asarray(columns[letter], dtype=object).reshape(-1, 1)
+            columns[formula.letter] = self._column(formula, columns, ranges)
+        return {column.letter: columns[column.letter] for column in self.layout.columns}
+
+    def _column(self, formula: _Formula, columns: Mapping[str, list[Any]],
+                ranges: Mapping[str, np.ndarray]) -> list[Any]:
+        """One formula column over all rows. A row's value depends only on the cells of its
+        own row that the formula reads (whole ranges and constants are the same for every
+        row; ROW() excepted), so rows reading the same cells share one evaluation: an
+        aggregate's SUMPRODUCT over the whole column is computed once per group, not once per
+        row, which keeps it linear in the rows (10,000 rows, 20 funds: 20 evaluations)."""
+        every = list(range(self.count))
+        if self.exact or any(call.name == "ROW" for call in formula.calls):
+            return self._evaluate(formula, columns, ranges, every)
+        own = sorted({letter for letter, whole in formula.references.values() if not whole})
+        unique, inverse = _distinct_rows([columns[letter] for letter in own], self.count)
+        if len(unique) == self.count:
+            return self._evaluate(formula, columns, ranges, every)
+        values = self._evaluate(formula, columns, ranges, unique)
+        return [values[index] for index in inverse]
+
+    def _evaluate(self, formula: _Formula, columns: Mapping[str, list[Any]],
+                  ranges: Mapping[str, np.ndarray], rows: list[int]) -> list[Any]:
+        """The formula's value at each of `rows` (row indexes into the data)."""
+        everything = self.count
+        self.count = len(rows)
+        try:
             values = {key: _Value("const", value) for key, value in formula.constants.items()}
             for key, (letter, whole) in formula.references.items():
-                if letter not in columns:
-                    raise ValueError(f"column {formula.letter} reads {letter}, which is empty")
                 if whole:
-                    if letter not in ranges:
-                        ranges[letter] = np.asarray(columns[letter], dtype=object).reshape(-1, 1)
                     values[key] = _Value("const", ranges[letter])
-                else:
+                elif len(rows) == everything:
                     values[key] = _Value("rows", columns[letter])
+                else:
+                    values[key] = _Value("rows", [columns[letter][row] for row in rows])
             for call in formula.calls:
                 values[call.output] = self._call(call, [values[key] for key in call.inputs])
-            columns[formula.letter] = self._per_row(values[formula.output], formula.letter)
-        return {column.letter: columns[column.letter] for column in self.layout.columns}
+            return self._per_row(values[formula.output], formula.letter)
+        finally:
+            self.count = everything
 
     def _per_row(self, value: _Value, letter: str) -> list[Any]:
         if value.kind == "const" and not isinstance(value.data, np.ndarray):
@@ -253,6 +285,23 @@ class RowModel:
                 return fast
         return _rows([_unwrap(call.function(*(a.at(row) for a in args)))
                       for row in range(self.count)])
+
+
+def _distinct_rows(columns: list[list[Any]], count: int) -> tuple[list[int], list[int]]:
+    """(the first row of each distinct combination of the columns' cells, each row's index in
+    that list). Cells are told apart by type and repr, so 1 and TRUE, 0.0 and -0.0, or two
+    different error values never share an evaluation."""
+    first: dict[tuple[str, ...], int] = {}
+    unique: list[int] = []
+    inverse: list[int] = []
+    for row in range(count):
+        key = tuple(f"{type(cells[row]).__name__}:{cells[row]!r}" for cells in columns)
+        index = first.get(key)
+        if index is None:
+            index = first[key] = len(unique)
+            unique.append(row)
+        inverse.append(index)
+    return unique, inverse
 
 
 # --- the fast paths --------------------------------------------------------------------------

@@ -313,6 +313,7 @@ try {
   console.log(`statements zip in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   assert.equal(zip.suggested, `statements-${runId}.zip`);
   assert.equal(readFileSync(zip.path).subarray(0, 2).toString(), "PK");
+  assert.doesNotMatch(await text(page, "#run-state"), /Statements/, "the run's state again");
   await page.screenshot({ path: join(ARTIFACTS, "addin-8-finalized.png"), fullPage: true });
   assert.deepEqual(failures, []);
 
