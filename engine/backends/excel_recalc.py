@@ -321,6 +321,8 @@ def _vectorised(call: _Call, args: list[_Value], count: int) -> _Value | None:
         return _rows([_unwrap(v) for v in result.reshape(count)])
     if call.name == "SUMPRODUCT" and len(args) == 1 and args[0].kind == "matrix":
         matrix = args[0].data
+        if matrix.dtype.kind == "u":  # a product of conditions: the count of the 1s
+            return _rows([float(np.count_nonzero(matrix[row])) for row in range(count)])
         if matrix.dtype.kind == "f":
             return _rows([float(np.sum(np.ascontiguousarray(matrix[row], dtype=float)))
                           for row in range(count)])
@@ -369,6 +371,18 @@ def _upper(array: np.ndarray) -> np.ndarray:
     return np.vectorize(str.upper, otypes=[object])(array)
 
 
+def _codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two text arrays as integer codes of one vocabulary: equal codes exactly where the
+    texts are equal, so a rows-by-cells comparison compares integers, not Python strings."""
+    vocabulary: dict[Any, int] = {}
+
+    def encode(array: np.ndarray) -> np.ndarray:
+        codes = [vocabulary.setdefault(cell, len(vocabulary)) for cell in array.ravel()]
+        return np.asarray(codes, dtype=np.int64).reshape(array.shape)
+
+    return encode(a), encode(b)
+
+
 def _compare(op: Callable[[Any, Any], Any]) -> Callable[[np.ndarray, np.ndarray], Any]:
     """Excel `=`/`<>` etc.: numbers with numbers; texts with texts, ignoring case."""
 
@@ -376,7 +390,7 @@ def _compare(op: Callable[[Any, Any], Any]) -> Callable[[np.ndarray, np.ndarray]
         if a.dtype.kind == "f" and b.dtype.kind == "f":
             return op(a, b)
         if a.dtype == object and b.dtype == object and op in (np.equal, np.not_equal):
-            return op(_upper(a), _upper(b)).astype(bool)
+            return op(*_codes(_upper(a), _upper(b)))
         return None
 
     return apply
@@ -386,7 +400,11 @@ def _arithmetic(op: Callable[[Any, Any], Any]) -> Callable[[np.ndarray, np.ndarr
     """Excel `*`, `+`, `-` on numbers and booleans (TRUE is 1)."""
 
     def apply(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-        if a.dtype.kind in "fb" and b.dtype.kind in "fb":
+        if op is np.multiply and a.dtype.kind in "bu" and b.dtype.kind in "bu":
+            # 0/1 times 0/1: the number 0 or 1 (uint8, one byte a cell; a bool would be a
+            # logical value, which SUMPRODUCT ignores)
+            return np.logical_and(a, b).astype(np.uint8)
+        if a.dtype.kind in "fbu" and b.dtype.kind in "fbu":
             return op(a.astype(float), b.astype(float))
         return None
 
@@ -395,7 +413,7 @@ def _arithmetic(op: Callable[[Any, Any], Any]) -> Callable[[np.ndarray, np.ndarr
 
 def _exact(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     if a.dtype == object and b.dtype == object:
-        return np.equal(a, b).astype(bool)
+        return np.equal(*_codes(a, b))
     return None
 
 
