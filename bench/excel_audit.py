@@ -16,6 +16,7 @@ printed beside wall time: on a shared machine they are the better measure of the
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -123,8 +124,12 @@ def main() -> None:
               f"({len(built) / 1e6:.1f} MB):")
         for label, (wall, cpu) in build.items():
             print(f"  {label:28s} {wall:7.2f} s wall {cpu:7.2f} s cpu")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        print(f"  peak memory (whole process so far) {peak:.2f} GB")
         budget = BUILD_BUDGET_PER_10K * max(args.employees, 1) / 10_000
-        print(f"  budget {budget:.1f} s: ratio {budget / build['build_audit_workbook'][0]:.2f}")
+        cpu = build["build_audit_workbook"][1]
+        print(f"  budget {budget:.1f} s: ratio {budget / build['build_audit_workbook'][0]:.2f} "
+              f"wall, {budget / cpu:.2f} cpu")
         if args.no_verify:
             return
         stages = _stages(path)
