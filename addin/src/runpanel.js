@@ -83,7 +83,7 @@ export class RunPanel {
         } finally {
           this.progress(this.run); // the run's own state again, not the job's count
         }
-      }),
+      },
     ));
     $("download-statement").addEventListener("click", () => this.guarded(
       $("download-statement"), async () => this.saved(
