@@ -17,8 +17,9 @@ from server.db import session as db
 from server.modules.auth.permissions import Role
 from server.modules.tenants import service as tenants
 from tests.reports.conftest import pdf_text
-from tests.reports.test_api import API, MANAGER_TEAM, Run, _finalize, _wait_for_job
+from tests.reports.test_api import API, MANAGER_TEAM, _wait_for_job
 from tests.reports.test_api import draft_run as draft_run
+from tests.runs.support import TenantRun, finalize_run
 
 
 class Mailboxes:
@@ -59,14 +60,14 @@ def smtp(rc, monkeypatch) -> Iterator[Mailboxes]:
         controller.stop()
 
 
-def _add_manager(run: Run, teams: list[str]) -> str:
+def _add_manager(run: TenantRun, teams: list[str]) -> str:
     with db.tenant_session(run.tenant.id) as session:
         user = tenants.add_user(session, None, email=f"m-{uuid.uuid4().hex[:6]}@x.example",
                                 role=Role.MANAGER, display_name="Second Manager", teams=teams)
         return user.user.email
 
 
-def _team_of(rc, run: Run, ref: str) -> str:
+def _team_of(rc, run: TenantRun, ref: str) -> str:
     tape = rc.get(f"{API}/runs/{run.run_id}/results", params={"employee_ref": ref},
                   headers=run.headers("hr")).json()
     return next(step["bindings"]["team"] for step in tape["steps"]
@@ -85,7 +86,7 @@ def test_finalize_delivers_each_manager_exactly_their_teams(rc, draft_run, smtp)
     second = _add_manager(draft_run, [other_team])
     idle = _add_manager(draft_run, ["NO-SUCH-TEAM"])
     first = draft_run.tenant.users["manager"].email
-    _finalize(rc, draft_run)
+    finalize_run(rc, draft_run)
     deadline = time.monotonic() + 300
     while len(smtp.messages) < 2:  # poll the mailbox, bounded
         assert time.monotonic() < deadline, smtp.messages

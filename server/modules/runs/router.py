@@ -25,7 +25,7 @@ from server.db import session as db
 from server.jsonbody import ExactNumberRoute
 from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
-from server.modules.runs import history, service
+from server.modules.runs import history, service, visibility
 from server.modules.runs.models import PlanRun
 from server.modules.runs.schemas import (
     CompareOut,
@@ -80,7 +80,8 @@ def list_runs(
     filters = service.RunFilter(status, plan_id, scenario_name, created_by)
     runs, next_cursor = service.list_runs(db_session, filters, limit, cursor)
     people = history.people_of(db_session, runs)
-    return RunPage(items=[service.run_out(db_session, run, with_totals=False, people=people)
+    return RunPage(items=[service.run_out(db_session, run, with_totals=False,
+                                          principal=principal, people=people)
                           for run in runs], next_cursor=next_cursor)
 
 
@@ -171,7 +172,8 @@ def _progress(principal: Principal, run_id: uuid.UUID) -> dict | None:
         run = session.get(PlanRun, run_id)
         if run is None:
             return None
-        return {"run_id": str(run.id), "status": run.status, "error": run.error,
+        return {"run_id": str(run.id), "status": run.status,
+                "error": visibility.error_view(run.error, principal),
                 **(run.progress or {})}
 
 
