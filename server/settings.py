@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # A pooled connection idle longer than `db_ping_idle_seconds` is tested (one round trip)
     # before use, so a database restart during a quiet spell costs no request; busy
     # connections are not (`db_pool_pre_ping` tests every checkout: a round trip each).
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     db_max_overflow: int = 20
     db_pool_pre_ping: bool = False
     db_ping_idle_seconds: float = 10.0

@@ -15,12 +15,13 @@ from typing import Annotated
 
 import structlog
 from anyio import CancelScope, CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from server.db.session import tenant_session
+from server.db.session import get_engine, tenant_session
 from server.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from server.modules.auth.permissions import PERMISSIONS
 from server.modules.auth.service import cached_principal, resolve_token
@@ -97,19 +98,36 @@ async def get_db(principal: Principal = Depends(current_principal)) -> AsyncIter
     cancellation and outside the pool's capacity limit, like FastAPI's own sync generator
     dependencies, so a full pool cannot keep a connection from being returned.
     """
-    manager = tenant_session(principal.tenant_id)
-    session = manager.__enter__()
-    session.info["principal"] = principal
-    try:
-        yield session
-    except BaseException as error:
+    async with _session_slots():
+        manager = tenant_session(principal.tenant_id)
+        session = manager.__enter__()
+        session.info["principal"] = principal
+        try:
+            yield session
+        except BaseException as error:
+            with CancelScope(shield=True):
+                await to_thread.run_sync(manager.__exit__, type(error), error,
+                                         error.__traceback__, limiter=CapacityLimiter(1))
+            raise
         with CancelScope(shield=True):
-            await to_thread.run_sync(manager.__exit__, type(error), error,
-                                     error.__traceback__, limiter=CapacityLimiter(1))
-        raise
-    with CancelScope(shield=True):
-        await to_thread.run_sync(manager.__exit__, None, None, None,
-                                 limiter=CapacityLimiter(1))
+            await to_thread.run_sync(manager.__exit__, None, None, None,
+                                     limiter=CapacityLimiter(1))
+
+
+_slots: RunVar[CapacityLimiter] = RunVar("paysheet_session_slots")
+
+
+def _session_slots() -> CapacityLimiter:
+    """At most DB_POOL_SIZE request sessions at once per process; more requests wait on
+    the event loop, not for a connection. Without it, each request beyond the pool opens
+    an overflow connection that the pool closes again on return: under 50 connections that
+    was a new PostgreSQL backend every few requests, its start-up costing more than the
+    query. (Overflow still serves code that needs a second connection.)"""
+    try:
+        return _slots.get()
+    except LookupError:
+        _slots.set(CapacityLimiter(get_engine().pool.size()))  # type: ignore[attr-defined]
+        return _slots.get()
 
 
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
