@@ -12,9 +12,12 @@ client does not eat the server's CPU), 50 keep-alive connections, for a fixed du
 - the read mix (ARCHITECTURE.md): the plans list, a run with its totals, the audit list,
   signed in as an admin, in rotation.
 
-Prints throughput, P50/P95/P99 and errors of both, and the ratios to the budget
-(>= 300 req/s, P99 <= 300 ms, 0 errors). `--profile DIR` also records the API processes with
-py-spy during the mix (flame graph SVG per process). Not a test: it never fails on time.
+Prints throughput, P50/P95/P99 and errors of both, the ratios to the budget (>= 300 req/s,
+P99 <= 300 ms, 0 errors) and the CPU each request cost: the API processes' and the
+PostgreSQL backends' serving the bench database (psutil; run as root or as the database's
+user), the figure that does not depend on how busy a shared machine is. `--breakdown` adds
+each endpoint alone; `--profile DIR` records the API processes with py-spy during the mix
+(collapsed stacks per process). Not a test: it never fails on time.
 """
 
 from __future__ import annotations
@@ -267,35 +270,55 @@ def _database_name(settings: Settings) -> str:
     return make_url(settings.database_url).database or ""
 
 
-def _measure(base: str, headers: dict[str, str], ids: dict[str, str], seconds: int,
-             workdir: Path, server_pid: int, profile: Path | None, database: str) -> None:
-    paths = list(_endpoints(ids).values())
-    _wrk(base, paths, headers, 3, workdir)  # warm-up: connections, caches, imports
-    healthz = _wrk(base, ["/healthz"], {}, seconds, workdir)
-    spies = _profile(server_pid, seconds, profile) if profile else []
-    load = os.getloadavg()[0]
+def _costed(base: str, paths: list[str], headers: dict[str, str], seconds: int,
+            workdir: Path, server_pid: int, database: str) -> dict[str, float]:
+    """One wrk run with the API processes' and the PostgreSQL backends' CPU per request."""
     cpu = _cpu_seconds(server_pid)
     with BackendCpu(database) as backends:
-        mix = _wrk(base, paths, headers, seconds, workdir)
-    requests = max(mix["requests"], 1)
-    mix["cpu_ms"] = (_cpu_seconds(server_pid) - cpu) * 1000 / requests
-    mix["pg_ms"] = backends.seconds * 1000 / requests
+        result = _wrk(base, paths, headers, seconds, workdir)
+    requests = max(result["requests"], 1)
+    result["cpu_ms"] = (_cpu_seconds(server_pid) - cpu) * 1000 / requests
+    result["pg_ms"] = backends.seconds * 1000 / requests
+    result["started"] = backends.started
+    return result
+
+
+def _cost(result: dict[str, float]) -> str:
+    return (f"API {result['cpu_ms']:.2f} ms + PostgreSQL {result['pg_ms']:.2f} ms = "
+            f"{result['cpu_ms'] + result['pg_ms']:.2f} ms")
+
+
+def _measure(base: str, headers: dict[str, str], ids: dict[str, str], seconds: int,
+             workdir: Path, server_pid: int, profile: Path | None, database: str,
+             breakdown: bool) -> None:
+    paths = list(_endpoints(ids).values())
+    _wrk(base, paths, headers, 3, workdir)  # warm-up: connections, caches, imports
+    healthz = _costed(base, ["/healthz"], {}, seconds, workdir, server_pid, database)
+    spies = _profile(server_pid, seconds, profile) if profile else []
+    load = os.getloadavg()[0]
+    mix = _costed(base, paths, headers, seconds, workdir, server_pid, database)
+    after = os.getloadavg()[0]
     for spy in spies:
         spy.wait(timeout=120)
     print(f"wrk, {CONNECTIONS} connections, {seconds} s each, {os.cpu_count()} CPUs "
-          f"(load average before the mix: {load:.1f}, after: {os.getloadavg()[0]:.1f})")
+          f"(load average before the mix: {load:.1f}, after: {after:.1f})")
     print(_line("/healthz", healthz))
     print(_line("read mix", mix) + f"   ({', '.join(_endpoints(ids))})")
-    print(f"CPU per mix request: API processes {mix['cpu_ms']:.2f} ms + PostgreSQL backends "
-          f"{mix['pg_ms']:.2f} ms = {mix['cpu_ms'] + mix['pg_ms']:.2f} ms "
-          f"({backends.started} backends started during the mix); unlike the latencies, "
-          "independent of how busy the machine is")
+    print(f"CPU per request (unlike the latencies, independent of how busy the machine is): "
+          f"read mix {_cost(mix)} ({mix['started']:.0f} backends started during the mix); "
+          f"/healthz API {healthz['cpu_ms']:.2f} ms")
     print(f"read mix vs budget: throughput {mix['rps'] / BUDGET_RPS:.2f}x of >= "
           f"{BUDGET_RPS:.0f} req/s, P99 {mix['p99'] / BUDGET_P99_MS:.2f}x of <= "
           f"{BUDGET_P99_MS:.0f} ms, errors {mix['errors']:.0f} (budget 0); "
           f"{mix['rps'] / healthz['rps']:.2f}x the /healthz throughput")
+    if breakdown:
+        for name, path in _endpoints(ids).items():
+            alone = _costed(base, [path], headers, max(3, seconds // 2), workdir, server_pid,
+                            database)
+            print(f"  {name:<10} alone: {_cost(alone)} per request, {alone['rps']:.0f} req/s, "
+                  f"P99 {alone['p99']:.0f} ms")
     if profile:
-        print(f"py-spy flame graphs: {profile}")
+        print(f"py-spy profiles (collapsed stacks: speedscope or flamegraph.pl): {profile}")
 
 
 def main() -> None:
@@ -303,6 +326,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="each wrk run (default 20)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record the API processes with py-spy into this folder")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also each endpoint of the mix alone, with its CPU per request")
     args = parser.parse_args()
     with bench_database("api_") as settings:
         headers, ids = _seed(settings, 1_000)
@@ -313,7 +338,7 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             asyncio.run(_ready(base, server))
             _measure(base, headers, ids, args.seconds, settings.data_dir, server.pid,
-                     args.profile, _database_name(settings))
+                     args.profile, _database_name(settings), args.breakdown)
         finally:
             os.killpg(server.pid, signal.SIGINT)
             server.wait(timeout=30)
