@@ -62,12 +62,12 @@ API_ROUTERS: list[APIRouter] = [
 ]
 
 
-def _buckets(settings: Settings) -> Buckets:
+def _buckets(settings: Settings, per_minute: int, burst: int, name: str) -> Buckets:
+    """Token buckets in Redis when REDIS_URL is set (shared by every API process)."""
     if settings.redis_url:
-        return RedisBuckets(
-            settings.redis_url, settings.rate_limit_per_minute, settings.rate_limit_burst
-        )
-    return MemoryBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        return RedisBuckets(settings.redis_url, per_minute, burst,
+                            prefix=f"paysheet:ratelimit:{name}:")
+    return MemoryBuckets(per_minute, burst)
 
 
 def _add_operational_routes(app: FastAPI) -> None:
@@ -128,8 +128,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     _add_operational_routes(app)
     addin.mount(app)
-    buckets = _buckets(settings)
+    buckets = _buckets(settings, settings.rate_limit_per_minute, settings.rate_limit_burst,
+                       "write")
     app.state.rate_buckets = buckets  # the per-account buckets of current_principal
+    # Per client address on the OIDC sign-in routes (server/modules/sso/router.py).
+    app.state.sign_in_buckets = _buckets(settings, settings.sign_in_rate_limit_per_minute,
+                                         settings.sign_in_rate_limit_burst, "sign-in")
     app.add_middleware(RateLimitMiddleware, buckets=buckets)
     app.add_middleware(RequestContextMiddleware)
     return app

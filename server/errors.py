@@ -77,11 +77,11 @@ class UnprocessableEntity(ProblemError):
 
 
 class TooManyRequests(ProblemError):
-    def __init__(self, retry_after_seconds: int) -> None:
+    def __init__(self, retry_after_seconds: int, limit: str = "write") -> None:
         super().__init__(
             429,
             "Too Many Requests",
-            f"write rate limit exceeded; retry in {retry_after_seconds} s",
+            f"{limit} rate limit exceeded; retry in {retry_after_seconds} s",
             headers={"Retry-After": str(retry_after_seconds)},
         )
 

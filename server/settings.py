@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # Write endpoints (POST/PUT/PATCH/DELETE): a token bucket per client refilled at this rate.
     rate_limit_per_minute: int = 300
     rate_limit_burst: int = 60
+    # OIDC sign-in routes (`/auth/oidc/.../login`, `/auth/oidc/callback`): a token bucket per
+    # client address, GETs included (each starts or finishes a round trip to the provider).
+    sign_in_rate_limit_per_minute: int = 30
+    sign_in_rate_limit_burst: int = 10
 
     # Argon2id cost of new password hashes (tests lower it; verification reads each hash's own).
     argon2_time_cost: int = 3

@@ -127,6 +127,8 @@ def settings(database: DatabaseUrls) -> Settings:
         migration_database_url=database.migrate,
         rate_limit_per_minute=1_000_000,
         rate_limit_burst=1_000_000,
+        sign_in_rate_limit_per_minute=1_000_000,
+        sign_in_rate_limit_burst=1_000_000,
         # Every test client is the same address: only tests/security/test_accounts.py
         # (its own app) trips the per-address login lock.
         login_address_threshold=1_000_000,

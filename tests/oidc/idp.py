@@ -1,8 +1,8 @@
 """A real OpenID provider for the sign-in tests: the certified npm `oidc-provider`, installed
 with `npm ci` into tests/oidc/ (package-lock.json) and started per test module on a free port
-with its own clients, accounts (groups claim included) and, optionally, a clock that runs
-behind. Also a small "browser": an httpx client that follows the provider's redirects and
-fills its login and consent forms."""
+with its own clients, accounts (groups claim included), clients it misbehaves for (HOSTILE)
+and, optionally, a clock that runs behind. Also a small "browser": an httpx client that
+follows the provider's redirects and fills its login and consent forms."""
 
 from __future__ import annotations
 
@@ -30,13 +30,22 @@ CLIENT_ID, CLIENT_SECRET = "paysheet", "paysheet-client-secret-4711"
 OTHER_ID, OTHER_SECRET = "other-app", "other-app-secret-0815"
 START_BOUND_SECONDS = 30.0
 
+# Clients of our callback whose token responses the provider alters (provider.mjs `hostile`):
+# an ID token for another audience, one tampered in transit, one signed by a foreign key.
+HOSTILE = {"paysheet-wrong-audience": "audience", "paysheet-tampered": "tamper",
+           "paysheet-foreign-key": "foreign-key"}
+
+
+def registered_client(client_id: str, secret: str, redirect_uri: str) -> dict[str, Any]:
+    return {"client_id": client_id, "client_secret": secret, "redirect_uris": [redirect_uri],
+            "grant_types": ["authorization_code"], "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_basic"}
+
+
 CLIENTS = [
-    {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [CALLBACK],
-     "grant_types": ["authorization_code"], "response_types": ["code"],
-     "token_endpoint_auth_method": "client_secret_basic"},
-    {"client_id": OTHER_ID, "client_secret": OTHER_SECRET, "redirect_uris": [OTHER_CALLBACK],
-     "grant_types": ["authorization_code"], "response_types": ["code"],
-     "token_endpoint_auth_method": "client_secret_basic"},
+    registered_client(CLIENT_ID, CLIENT_SECRET, CALLBACK),
+    registered_client(OTHER_ID, OTHER_SECRET, OTHER_CALLBACK),
+    *(registered_client(client_id, CLIENT_SECRET, CALLBACK) for client_id in HOSTILE),
 ]
 
 ACCOUNTS = {
@@ -73,12 +82,15 @@ class Provider:
 
 
 @contextmanager
-def running_provider(tmp: Path, clock_offset_seconds: int = 0) -> Iterator[Provider]:
-    """Start oidc-provider (bounded wait for its `listening <issuer>` line), stop it after."""
+def running_provider(tmp: Path, clock_offset_seconds: int = 0,
+                     extra_clients: tuple[dict[str, Any], ...] = ()) -> Iterator[Provider]:
+    """Start oidc-provider (bounded wait for its `listening <issuer>` line), stop it after.
+    `extra_clients` (see `registered_client`): e.g. one whose redirect URI is a live server's."""
     ensure_installed()
     config = tmp / f"idp-{clock_offset_seconds}.json"
-    config.write_text(json.dumps({"clients": CLIENTS, "accounts": ACCOUNTS,
-                                  "clockOffsetSeconds": clock_offset_seconds}))
+    config.write_text(json.dumps({"clients": [*CLIENTS, *extra_clients], "accounts": ACCOUNTS,
+                                  "clockOffsetSeconds": clock_offset_seconds,
+                                  "hostile": HOSTILE, "hostileAudience": OTHER_ID}))
     log = (tmp / f"idp-{clock_offset_seconds}.log").open("w")
     process = subprocess.Popen([tool("node"), str(HERE / "provider.mjs"), str(config)],
                                cwd=HERE, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -135,28 +147,3 @@ def through_provider(browser: httpx.Client, url: str, account: str, stop_at: str
 
 def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-
-
-def id_token_for(provider: Provider, client_id: str, secret: str, redirect_uri: str,
-                 account: str) -> dict[str, Any]:
-    """A real ID token the provider issues to `client_id` (code + PKCE flow by hand)."""
-    import base64
-    import hashlib
-    import secrets
-
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(
-        b"=").decode()
-    nonce = secrets.token_urlsafe(16)
-    metadata = httpx.get(f"{provider.issuer}/.well-known/openid-configuration").json()
-    params = {"client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code",
-              "scope": "openid email profile groups", "state": "s", "nonce": nonce,
-              "code_challenge": challenge, "code_challenge_method": "S256"}
-    with httpx.Client(follow_redirects=False) as browser:
-        start = str(httpx.URL(metadata["authorization_endpoint"], params=params))
-        back = through_provider(browser, start, account, redirect_uri)
-    token = httpx.post(metadata["token_endpoint"], auth=(client_id, secret), data={
-        "grant_type": "authorization_code", "code": query(back)["code"],
-        "redirect_uri": redirect_uri, "code_verifier": verifier})
-    assert token.status_code == 200, token.text
-    return {"id_token": token.json()["id_token"], "nonce": nonce}

@@ -5,8 +5,7 @@ and the refusals: a wrong audience, an expired ID token, a replayed code, a tamp
 
 from __future__ import annotations
 
-import base64
-import json
+import secrets
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,20 +13,19 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
-from server.errors import Unauthorized
-from server.modules.sso import protocol
+from server.app import create_app
+from server.modules.auth.service import configure_login_policy, configure_sessions
+from server.settings import Settings
 from tests.conftest import TenantFixture
 from tests.oidc.idp import (
     CALLBACK,
     CLIENT_ID,
     CLIENT_SECRET,
-    OTHER_CALLBACK,
     OTHER_ID,
-    OTHER_SECRET,
     Provider,
-    id_token_for,
     query,
     running_provider,
     through_provider,
@@ -164,62 +162,114 @@ def test_existing_account_matched_by_verified_email_only(client: TestClient, mak
     assert "no Paysheet account" in detail
 
 
-def test_replayed_authorization_code_is_refused(client: TestClient, make_tenant, idp):
+@pytest.fixture
+def no_new_session(client: TestClient, owner_conn: psycopg.Connection):
+    """Check a refused callback end to end: 401 naming the reason, no bearer token, OIDC
+    session, user or Redis session made in the tenant, and an `auth.login.refused` event."""
+
+    def tokens(tenant_id: uuid.UUID) -> tuple[int, ...]:
+        row = owner_conn.execute(
+            "select (select count(*) from comp.api_tokens where tenant_id = %(t)s),"
+            " (select count(*) from comp.oidc_sessions where tenant_id = %(t)s),"
+            " (select count(*) from comp.users where tenant_id = %(t)s)", {"t": tenant_id})
+        return tuple(row.fetchone())
+
+    def check(tenant: TenantFixture, answer: httpx.Response, before: tuple[int, ...],
+              reason: str) -> str:
+        detail = refusal(answer)
+        assert reason in detail, detail
+        assert "access_token" not in answer.text
+        assert tokens(tenant.id) == before, "a refused sign-in left a token, session or user"
+        events = client.get("/api/v1/audit", params={"entity": "tenant", "limit": 500},
+                            headers=tenant.users["auditor"].headers)
+        assert events.status_code == 200, events.text
+        refused = [e["after"]["refused"] for e in events.json()["items"]
+                   if e["action"] == "auth.login.refused"]
+        assert any(reason in text and "OIDC sign-in through http://127.0.0.1:" in text
+                   for text in refused), refused
+        return detail
+
+    check.tokens = tokens  # type: ignore[attr-defined]
+    return check
+
+
+def test_replayed_authorization_code_is_refused(client: TestClient, make_tenant, idp,
+                                                no_new_session):
     tenant = make_tenant()
     configure(client, tenant, idp.issuer)
     url = callback_url(client, tenant.id, "alice")
     assert callback(client, url).status_code == 200
-    assert "already used" in refusal(callback(client, url))  # same state and code again
+    # The very same callback again (same state and code), as a replaying browser sends it.
+    before = no_new_session.tokens(tenant.id)
+    no_new_session(tenant, callback(client, url), before, "already used sign-in state")
 
-    # The same code under a fresh state of ours: the provider itself refuses it.
+    # The same code under a fresh state of ours: the provider itself refuses the used code.
     fresh = client.get(f"/api/v1/auth/oidc/{tenant.id}/login", follow_redirects=False)
     state = query(fresh.headers["location"])["state"]
     replay = client.get("/api/v1/auth/oidc/callback",
                         params={"state": state, "code": query(url)["code"]})
-    detail = refusal(replay)
-    assert "refused the authorization code (invalid_grant" in detail
+    no_new_session(tenant, replay, before, "refused the authorization code (invalid_grant")
 
 
-def test_expired_id_token_is_refused(client: TestClient, make_tenant, late_idp):
+def test_expired_id_token_is_refused(client: TestClient, make_tenant, late_idp,
+                                     no_new_session):
+    """The provider's clock runs 20 minutes behind: the ID token it issues has expired."""
     tenant = make_tenant()
     configure(client, tenant, late_idp.issuer)
-    detail = refusal(callback(client, callback_url(client, tenant.id, "alice")))
-    assert detail.startswith("ID token refused: it expired")
+    before = no_new_session.tokens(tenant.id)
+    detail = no_new_session(tenant, callback(client, callback_url(client, tenant.id, "alice")),
+                            before, "ID token refused: it expired")
+    assert detail.startswith("ID token refused: it expired (exp ")
 
 
-def _client_for(issuer: str) -> protocol.Client:
-    return protocol.Client(issuer, CLIENT_ID, CLIENT_SECRET, "openid email profile groups")
+def _flow_as_bob(client: TestClient, tenant: TenantFixture, client_id: str) -> httpx.Response:
+    """The whole flow as bob for a tenant configured with `client_id` (idp.HOSTILE names the
+    clients the provider misbehaves for): our login, the provider's pages, our callback."""
+    start = client.get(f"/api/v1/auth/oidc/{tenant.id}/login", follow_redirects=False)
+    assert query(start.headers["location"])["client_id"] == client_id
+    with httpx.Client(follow_redirects=False) as browser:
+        url = through_provider(browser, start.headers["location"], "bob", CALLBACK)
+    return callback(client, url)
 
 
-def test_id_token_for_another_client_is_refused(idp):
-    """A genuine ID token the same provider issued to another application (wrong audience)."""
-    issued = id_token_for(idp, OTHER_ID, OTHER_SECRET, OTHER_CALLBACK, "alice")
-    assert json.loads(_segment(issued["id_token"], 1))["aud"] == OTHER_ID
-    with pytest.raises(Unauthorized) as refused:
-        protocol.verify_id_token(_client_for(idp.issuer), issued["id_token"], issued["nonce"])
-    assert f"audience '{OTHER_ID}' is not this client ('{CLIENT_ID}')" in refused.value.detail
+def test_id_token_for_another_audience_is_refused(client: TestClient, make_tenant, idp,
+                                                  no_new_session):
+    """The provider answers our code with an ID token it signed for another client: a
+    genuine signature, the wrong `aud`."""
+    tenant = make_tenant()
+    configure(client, tenant, idp.issuer, client_id="paysheet-wrong-audience")
+    before = no_new_session.tokens(tenant.id)
+    no_new_session(tenant, _flow_as_bob(client, tenant, "paysheet-wrong-audience"), before,
+                   f"its audience '{OTHER_ID}' is not this client ('paysheet-wrong-audience')")
 
 
-def _segment(token: str, index: int) -> bytes:
-    part = token.split(".")[index]
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+@pytest.mark.parametrize("client_id", ["paysheet-tampered", "paysheet-foreign-key"])
+def test_tampered_id_token_is_refused(client: TestClient, make_tenant, idp, no_new_session,
+                                      client_id: str):
+    """paysheet-tampered: bob's ID token arrives with hannah's email and the HR group under
+    the provider's original signature; paysheet-foreign-key: signed by a key that is not in
+    the provider's JWKS, under its key id. Neither signs anyone in, least of all hannah."""
+    tenant = make_tenant()
+    admin = tenant.users["admin"].headers
+    made = client.post(f"/api/v1/tenants/{tenant.id}/users", headers=admin,
+                       json={"email": "hannah@fund.example", "role": "readonly"})
+    assert made.status_code == 201, made.text
+    configure(client, tenant, idp.issuer, client_id=client_id)
+    before = no_new_session.tokens(tenant.id)
+    no_new_session(tenant, _flow_as_bob(client, tenant, client_id), before,
+                   "ID token refused: its signature does not verify against the provider's keys")
+    users = client.get(f"/api/v1/tenants/{tenant.id}/users", headers=admin).json()["items"]
+    hannah = next(u for u in users if u["email"] == "hannah@fund.example")
+    assert hannah["role"] == "readonly"  # the forged group changed nothing
 
 
-def test_tampered_id_token_is_refused(idp):
-    issued = id_token_for(idp, CLIENT_ID, CLIENT_SECRET, CALLBACK, "bob")
-    client = _client_for(idp.issuer)
-    claims = protocol.verify_id_token(client, issued["id_token"], issued["nonce"])
-    assert claims["sub"] == "bob"  # the genuine token passes
-    header, _, signature = issued["id_token"].split(".")
-    forged = json.loads(_segment(issued["id_token"], 1)) | {
-        "groups": ["paysheet-hr"], "email": "hannah@fund.example"}
-    payload = base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=").decode()
-    with pytest.raises(Unauthorized) as refused:
-        protocol.verify_id_token(client, f"{header}.{payload}.{signature}", issued["nonce"])
-    assert "signature does not verify" in refused.value.detail
-    with pytest.raises(Unauthorized) as wrong_nonce:
-        protocol.verify_id_token(client, issued["id_token"], "another-nonce")
-    assert "claim 'nonce'" in wrong_nonce.value.detail
+def test_a_genuine_token_of_the_same_provider_signs_in(client: TestClient, make_tenant, idp):
+    """The control of the refusals above: the same flow and account, the well-behaved client."""
+    tenant = make_tenant()
+    configure(client, tenant, idp.issuer, default_role="readonly")
+    answer = _flow_as_bob(client, tenant, CLIENT_ID)
+    assert answer.status_code == 200, answer.text
+    assert me(client, answer.json()["access_token"]).json()["email"] == "bob@fund.example"
 
 
 def test_addin_gets_the_token_in_the_callback_page_fragment(client: TestClient, make_tenant,
@@ -286,3 +336,65 @@ def test_forged_state_is_refused(client: TestClient):
                                     params={"state": state, "code": "c"}))
         assert "sign-in state" in detail
 
+
+
+@pytest.mark.parametrize("buckets", ["memory", "redis"])
+def test_sign_in_routes_are_rate_limited_per_client_address(client: TestClient, make_tenant,
+                                                            idp, settings: Settings,
+                                                            redis_url: str, buckets: str):
+    """Login and callback share one bucket per client address (in process, or in Redis
+    shared by every API process); a header the client makes up (a forwarded-for address, a
+    bearer token) buys no fresh bucket, another address has its own."""
+    tenant = make_tenant()
+    configure(client, tenant, idp.issuer)
+    changes: dict[str, Any] = {"sign_in_rate_limit_per_minute": 1, "sign_in_rate_limit_burst": 3}
+    if buckets == "redis":
+        changes["redis_url"] = redis_url
+    app = create_app(settings.model_copy(update=changes))
+    login = f"/api/v1/auth/oidc/{tenant.id}/login"
+    # Documentation addresses, fresh per run: a shared Redis keeps a bucket for 3 minutes.
+    one, two = (f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}" for _ in range(2))
+    try:
+        with TestClient(app, client=(one, 4000)) as first:
+            answers = [first.get(login, follow_redirects=False).status_code for _ in range(3)]
+            spoofed = first.get(login, follow_redirects=False, headers={
+                "X-Forwarded-For": two, "X-Real-IP": two, "Forwarded": f"for={two}",
+                "Authorization": f"Bearer {uuid.uuid4().hex}"})
+            back = first.get("/api/v1/auth/oidc/callback", params={"state": "x.y", "code": "c"})
+        with TestClient(app, client=(two, 4000)) as other:
+            elsewhere = other.get(login, follow_redirects=False)
+    finally:  # sessions and login policy are process state: back to the shared app's
+        configure_sessions(settings)
+        configure_login_policy(settings)
+    assert answers == [302, 302, 302]
+    for limited_answer in (spoofed, back):
+        assert limited_answer.status_code == 429, limited_answer.text
+        assert limited_answer.headers["content-type"].startswith("application/problem+json")
+        assert "sign-in rate limit exceeded" in limited_answer.json()["detail"]
+        assert int(limited_answer.headers["Retry-After"]) >= 1
+    assert elsewhere.status_code == 302
+    if buckets == "redis":
+        store = redis.Redis.from_url(redis_url)
+        assert store.exists(f"paysheet:ratelimit:sign-in:ip:{one}")
+        assert store.ttl(f"paysheet:ratelimit:sign-in:ip:{one}") > 0
+
+
+def test_a_client_secret_under_another_server_secret_is_named(client: TestClient, make_tenant,
+                                                              idp, settings: Settings):
+    """An API process whose server secret differs (SIGNING_KEY_SECRET changed or not shared)
+    cannot decrypt the stored client secret: a problem saying so, not a bare crash."""
+    tenant = make_tenant()
+    configure(client, tenant, idp.issuer)
+    another = "another-server-secret-" + "x" * 32
+    other = create_app(settings.model_copy(update={"signing_key_secret": another}))
+    try:
+        with TestClient(other, raise_server_exceptions=False) as elsewhere:
+            answer = elsewhere.get(f"/api/v1/auth/oidc/{tenant.id}/login",
+                                   follow_redirects=False)
+    finally:
+        configure_login_policy(settings)
+    assert answer.status_code == 500, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert "stored client secret does not decrypt" in answer.json()["detail"]
+    assert client.get(f"/api/v1/auth/oidc/{tenant.id}/login",
+                      follow_redirects=False).status_code == 302  # the right secret still works

@@ -249,6 +249,19 @@ def test_overflow_fails_the_run_naming_step_and_employee(rc, run_in_state):
     assert "step 'deferred'" in run["error"] and "for employee 'E" in run["error"]
     results = rc.get(f"/api/v1/runs/{run_id}/results", headers=tenant.users["hr"].headers)
     assert results.status_code == 409
+    # Who failed is per-employee: managers and readonly get the step, not the employee
+    # (the run, the run list and the run's WebSocket alike).
+    for role in ("manager", "readonly"):
+        headers = tenant.users[role].headers
+        seen = [rc.get(f"/api/v1/runs/{run_id}", headers=headers).json()["error"]]
+        seen += [r["error"] for r in rc.get("/api/v1/runs", headers=headers).json()["items"]
+                 if r["id"] == run_id]
+        token = tenant.users[role].token
+        with rc.websocket_connect(f"/api/v1/runs/{run_id}/events?token={token}") as ws:
+            seen.append(ws.receive_json()["error"])
+        assert len(seen) == 3 and all(
+            "step 'deferred'" in e and "for one employee (named to HR and admins)" in e
+            and "'E" not in e for e in seen), (role, seen)
 
 
 def test_separation_of_duties_per_tenant(rc, run_in_state):

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from server.modules.deferrals import ledger
 from server.modules.deferrals.models import LedgerEntry
+from server.principal import Role
 from tests.runs.deferral_support import (
     API,
     add_nav,
@@ -16,6 +17,7 @@ from tests.runs.deferral_support import (
     computed_run,
     deferral_document,
     deferral_setup,
+    extra_user,
     finalize,
 )
 
@@ -163,10 +165,12 @@ def test_clawback_recovers_vested_parts_after_second_person_and_finance(rc, cons
     add_nav(rc, tenant, "F1", "2027-03-01", "110")
     vesting = rc.post(f"{API}/vesting-runs", headers=tenant.users["admin"].headers,
                       json={"vest_date": "2027-03-01"}).json()["id"]
-    for role, action in (("hr", "hr_approve"), ("finance", "finance_approve"),
-                         ("finance", "finalize")):
+    # separation of duties: the finance approver does not finalize; a second finance user does
+    finance2 = extra_user(tenant, Role.FINANCE)
+    for headers, action in ((hr, "hr_approve"), (tenant.users["finance"].headers,
+                                                 "finance_approve"), (finance2, "finalize")):
         assert rc.post(f"{API}/vesting-runs/{vesting}/transition", json={"action": action},
-                       headers=tenant.users[role].headers).status_code == 200
+                       headers=headers).status_code == 200
     rejected = rc.post(f"{API}/clawbacks", headers=hr, json=body).json()["id"]
     no_reason = rc.post(f"{API}/clawbacks/{rejected}/decision",
                         headers=tenant.users["finance"].headers, json={"approve": False})

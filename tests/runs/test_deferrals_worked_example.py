@@ -30,7 +30,10 @@ Liability (outstanding unvested, units at the latest NAV):
 
 from __future__ import annotations
 
+from server.db import session as db
 from server.modules.auth.permissions import Role
+from server.modules.auth.service import forget_sessions
+from server.modules.tenants import service as tenants
 from tests.runs.deferral_support import (
     API,
     add_nav,
@@ -224,3 +227,50 @@ def test_the_run_creator_cannot_approve_their_vesting_run(rc, consumer, make_ten
     twice = rc.post(f"{API}/vesting-runs/{run}/transition", headers=tenant.users["hr"].headers,
                     json={"action": "finance_approve"})
     assert twice.status_code == 403
+
+
+def _vesting_step(rc, run: str, headers: dict[str, str], action: str):
+    return rc.post(f"{API}/vesting-runs/{run}/transition", headers=headers,
+                   json={"action": action})
+
+
+def test_separation_of_duties_on_vesting_runs(rc, consumer, make_tenant):
+    """On by default: nobody approves two stages of a vesting run (an hr approver made finance
+    meanwhile), nor approves and then finalizes it; the tenant's switch turns it off as for
+    runs, four-eyes on the creator stays."""
+    tenant, starter, plan_id, upload_id = deferral_setup(rc, make_tenant,
+                                                         [("E1", "300000.00", "T1")])
+    add_nav(rc, tenant, "F1", "2026-03-01", "100")
+    run_id = computed_run(rc, tenant, starter, plan_id, upload_id)
+    approve_to_finance(rc, tenant, run_id)
+    assert finalize(rc, tenant, run_id).status_code == 200
+    add_nav(rc, tenant, "F1", "2027-03-01", "110")
+    run = rc.post(f"{API}/vesting-runs", headers=starter,
+                  json={"vest_date": "2027-03-01"}).json()["id"]
+    admin, finance = tenant.users["admin"].headers, tenant.users["finance"].headers
+    hr = tenant.users["hr"]
+    assert _vesting_step(rc, run, hr.headers, "hr_approve").status_code == 200
+    with db.tenant_session(tenant.id) as session:
+        session.get(tenants.User, hr.id).role = "finance"
+        forget_sessions(session, hr.id)  # as the users API does on a role change
+    twice = _vesting_step(rc, run, hr.headers, "finance_approve")
+    assert twice.status_code == 403
+    assert "separation of duties: nobody approves two stages" in twice.json()["detail"]
+    assert _vesting_step(rc, run, finance, "finance_approve").status_code == 200
+    refused = _vesting_step(rc, run, finance, "finalize")
+    assert refused.status_code == 403, refused.text
+    assert (f"separation of duties: you did finance_approve on vesting run {run}, so you "
+            "cannot finalize it") == refused.json()["detail"]
+    events = rc.get("/api/v1/audit", params={"entity": "vesting_run"},
+                    headers=tenant.users["auditor"].headers).json()["items"]
+    assert {e["action"] for e in events} >= {"vesting_run.finalize.refused",
+                                             "vesting_run.finance_approve.refused"}
+    status = rc.get(f"{API}/vesting-runs/{run}", headers=finance).json()["status"]
+    assert status == "finance_approved"  # the refusal changed nothing
+
+    turned = rc.patch(f"{API}/tenants/{tenant.id}/settings", headers=admin,
+                      json={"separation_of_duties": False})
+    assert turned.status_code == 200, turned.text
+    assert _vesting_step(rc, run, starter, "finalize").status_code == 403  # still the creator
+    done = _vesting_step(rc, run, finance, "finalize")
+    assert done.status_code == 200 and done.json()["status"] == "finalized", done.text

@@ -21,7 +21,10 @@ from typing import Any
 
 import polars as pl
 import pytest
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocketDisconnect
 
+from server.app import API_PREFIX, API_ROUTERS
 from tests.reports.conftest import pdf_text
 from tests.runs.conftest import consumer, rc, runs_settings, sample_inputs  # noqa: F401
 from tests.runs.support import sample_document, wait_for_run
@@ -337,13 +340,49 @@ def test_pay_routes_show_managers_their_teams_and_readonly_nothing(rc, world) ->
     assert len(hr) == 6  # other roles still see everyone
 
 
-def test_run_events_websocket_carries_no_employee_values(rc, world) -> None:  # noqa: F811
-    token = world.tenant.users["readonly"].token
-    messages = []
-    with rc.websocket_connect(f"{API}/runs/{world.values['run_id']}/events?token={token}") as ws:
-        messages.append(ws.receive_text())
-    assert '"status"' in messages[0]
-    assert not REF.findall("".join(messages))
+# WebSockets are not in the OpenAPI document: the routers' routes (server.app.API_ROUTERS,
+# the one list every module's router is in) are walked instead, so a new socket must be
+# classified here too. Each is read as manager and readonly below.
+WEBSOCKETS: dict[str, str] = {
+    "/api/v1/runs/{run_id}/events": "run status and progress counts; a failure's employee "
+                                    "only to roles that see everyone",
+    "/api/v1/uploads/{upload_id}/events": "uploads.read excludes manager and readonly",
+    "/api/v1/reports/jobs/{job_id}/events": "status of the caller's own job",
+}
+
+
+def _socket_messages(client, path: str, token: str) -> list[str]:
+    """Every message the socket sends before it closes (each of these closes by itself)."""
+    messages: list[str] = []
+    try:
+        with client.websocket_connect(f"{path}?token={token}") as socket:
+            while True:
+                messages.append(socket.receive_text())
+    except WebSocketDisconnect:
+        return messages
+
+
+def test_every_websocket_is_classified_and_carries_no_employee_values(rc, world) -> None:  # noqa: F811
+    sockets = {API_PREFIX + route.path for router in API_ROUTERS for route in router.routes
+               if isinstance(route, WebSocketRoute)}
+    sockets |= {route.path for route in rc.app.routes if isinstance(route, WebSocketRoute)}
+    assert sockets == set(WEBSOCKETS), f"classify these sockets in {__name__}"
+    own_job = rc.post(f"{API}/runs/{world.values['run_id']}/statements",
+                      headers=world.headers("manager"), json={"format": "html"})
+    assert own_job.status_code == 202, own_job.text
+    jobs = [world.values["job_id"], own_job.json()["id"]]
+    heard: dict[str, list[str]] = {}
+    for path in sorted(WEBSOCKETS):
+        for role in ("manager", "readonly"):
+            token = world.tenant.users[role].token
+            for job_id in jobs if "{job_id}" in path else jobs[:1]:
+                url = path.format(**(world.values | {"job_id": job_id}))
+                heard[f"{role} {url}"] = _socket_messages(rc, url, token)
+    leaks = {key: REF.findall("".join(messages)) for key, messages in heard.items()}
+    assert not any(leaks.values()), leaks
+    run_events = f"{API}/runs/{world.values['run_id']}/events"
+    assert '"status"' in heard[f"readonly {run_events}"][0]  # the run socket does answer
+    assert heard[f"manager {API}/reports/jobs/{jobs[1]}/events"]  # so does the own job's
 
 
 def test_aggregates_hide_small_groups_from_managers_and_readonly(rc, world) -> None:  # noqa: F811

@@ -6,7 +6,9 @@
 The gates are the run permissions of the same stages (`runs.approve.hr`, `...finance`,
 `runs.finalize`); there is no manager stage because a vesting run only converts awards whose
 runs managers already approved. Four-eyes as for runs: whoever created the vesting run does
-not approve or finalize it, and nobody approves two stages of one round. The lines are
+not approve or finalize it; with separation of duties (per tenant, on by default, the same
+`separation_of_duties` setting as runs) nobody approves two stages of one round and nobody
+who approved the vesting run finalizes it. The lines are
 computed when the vesting run is created and re-computed at finalize; if the ledger changed
 in between (a malus, a leaver, another vesting run) the finalize is refused with 409, so a
 vesting run never pays what the ledger no longer holds. Finalize writes one `vest` entry per
@@ -32,6 +34,7 @@ from server.modules.auth.permissions import allowed
 from server.modules.deferrals import ledger
 from server.modules.deferrals.models import VestingRun
 from server.modules.deferrals.service import nav_on
+from server.modules.tenants import service as tenants
 
 TRANSITIONS = {
     "hr_approve": ("draft", "hr_approved", "runs.approve.hr"),
@@ -96,7 +99,26 @@ def _round(run: VestingRun) -> list[dict[str, Any]]:
     return history[rejects[-1] + 1:] if rejects else history
 
 
-def _check(run: VestingRun, principal: Principal, action: str, comment: str | None) -> str:
+def _check_duties(session: Session, run: VestingRun, principal: Principal, action: str
+                  ) -> None:
+    """Four-eyes always; separation of duties unless the tenant turned it off."""
+    if run.created_by == principal.user_id:
+        raise Forbidden(f"four-eyes: you created vesting run {run.id}, so you cannot {action} it")
+    if not tenants.separation_of_duties(session, principal.tenant_id):
+        return
+    me = str(principal.user_id)
+    if action == "finalize":
+        approved = [e["action"] for e in run.approvals_state.get("history", [])
+                    if e["actor_user_id"] == me and e["action"] in TRANSITIONS]
+        if approved:
+            raise Forbidden(f"separation of duties: you did {approved[-1]} on vesting run "
+                            f"{run.id}, so you cannot finalize it")
+    elif any(e["actor_user_id"] == me for e in _round(run)):
+        raise Forbidden("separation of duties: nobody approves two stages of one vesting run")
+
+
+def _check(session: Session, run: VestingRun, principal: Principal, action: str,
+           comment: str | None) -> str:
     if action == "reject":
         gate = REJECT_GATES.get(run.status)
         if gate is None:
@@ -112,11 +134,7 @@ def _check(run: VestingRun, principal: Principal, action: str, comment: str | No
         raise Forbidden(f"role '{principal.role}' lacks permission '{permission}'")
     if run.status != source:
         raise Conflict(f"vesting run {run.id} is {run.status}: {action} needs {source}")
-    if run.created_by == principal.user_id:
-        raise Forbidden(f"four-eyes: you created vesting run {run.id}, so you cannot {action} it")
-    if action != "finalize" and any(e["actor_user_id"] == str(principal.user_id)
-                                    for e in _round(run)):
-        raise Forbidden("four-eyes: nobody approves two stages of one vesting run")
+    _check_duties(session, run, principal, action)
     return target
 
 
@@ -125,7 +143,7 @@ def transition(session: Session, principal: Principal, run_id: uuid.UUID, action
     run = get(session, run_id, for_update=True)
     before = run.status
     try:
-        target = _check(run, principal, action, comment)
+        target = _check(session, run, principal, action, comment)
         if action == "finalize":
             _finalize(session, principal, run)
     except (Forbidden, Conflict) as error:

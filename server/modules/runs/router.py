@@ -25,7 +25,7 @@ from server.db import session as db
 from server.jsonbody import ExactNumberRoute
 from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
-from server.modules.runs import service
+from server.modules.runs import service, visibility
 from server.modules.runs.models import PlanRun
 from server.modules.runs.schemas import (
     CompareOut,
@@ -79,7 +79,8 @@ def list_runs(
     """Newest first; pass `next_cursor` back as `cursor`. Totals are left out here."""
     filters = service.RunFilter(status, plan_id, scenario_name, created_by)
     runs, next_cursor = service.list_runs(db_session, filters, limit, cursor)
-    return RunPage(items=[service.run_out(db_session, run, with_totals=False) for run in runs],
+    return RunPage(items=[service.run_out(db_session, run, with_totals=False,
+                                          principal=principal) for run in runs],
                    next_cursor=next_cursor)
 
 
@@ -170,7 +171,8 @@ def _progress(principal: Principal, run_id: uuid.UUID) -> dict | None:
         run = session.get(PlanRun, run_id)
         if run is None:
             return None
-        return {"run_id": str(run.id), "status": run.status, "error": run.error,
+        return {"run_id": str(run.id), "status": run.status,
+                "error": visibility.error_view(run.error, principal),
                 **(run.progress or {})}
 
 

@@ -8,6 +8,7 @@ page of results costs no Parquet read.
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -93,3 +94,15 @@ def aggregate_view(totals: dict[str, Any] | None, principal: Principal
         pools.append({**pool, "groups": kept})
     view.update(breakdowns=breakdowns, pools=pools, hidden_groups=hidden)
     return view
+
+
+_EMPLOYEE_IN_ERROR = re.compile(r"for employee '[^']*'")
+
+
+def error_view(error: str | None, principal: Principal | None) -> str | None:
+    """A failed run's error as `principal` may see it: the engine names the employee whose
+    row failed, which only callers who see every employee get (a manager could otherwise
+    learn who is in another team's data, readonly who is paid at all)."""
+    if error is None or principal is None or aggregate_scope(principal).everyone:
+        return error
+    return _EMPLOYEE_IN_ERROR.sub("for one employee (named to HR and admins)", error)

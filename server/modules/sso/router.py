@@ -8,6 +8,7 @@ or for the add-in as a redirect to its callback page with the token in the URL f
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Literal
 from urllib.parse import urlencode
@@ -15,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from server.errors import ProblemError
+from server.errors import ProblemError, TooManyRequests
 from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
 from server.modules.auth.schemas import TokenResponse
 from server.modules.sso import service
@@ -25,6 +26,7 @@ from server.modules.sso.schemas import (
     PublicProvider,
     SignOutResponse,
 )
+from server.observability.ratelimit import client_key
 from server.settings import Settings
 
 router = APIRouter(tags=["sso"])
@@ -43,6 +45,15 @@ def _public_url(request: Request, path: str) -> str:
 
 def redirect_uri(request: Request) -> str:
     return _public_url(request, request.app.url_path_for("oidc_callback"))
+
+
+def sign_in_rate_limit(request: Request) -> None:
+    """One token per sign-in request from the bucket of the connection's client address (the
+    socket peer, or the proxy's forwarded address uvicorn was told to trust; never a header
+    the client sets): bounds how fast one address makes us call the provider."""
+    wait = request.app.state.sign_in_buckets.take(client_key(request.scope))
+    if wait > 0:
+        raise TooManyRequests(max(1, math.ceil(wait)), "sign-in")
 
 
 @router.get("/tenants/{tenantId}/identity-provider", response_model=ProviderSettingsOut)
@@ -84,7 +95,7 @@ def oidc_provider(tenantId: uuid.UUID, request: Request) -> PublicProvider:
 
 
 @router.get("/auth/oidc/{tenantId}/login", name="oidc_login", response_class=RedirectResponse,
-            status_code=302)
+            status_code=302, dependencies=[Depends(sign_in_rate_limit)])
 def oidc_login(tenantId: uuid.UUID, request: Request,
                return_to: Literal["addin"] | None = Query(default=None)) -> RedirectResponse:
     """Start a sign-in: redirect to the provider (authorization code, PKCE S256, nonce)."""
@@ -97,7 +108,8 @@ def _to_addin(request: Request, fragment: dict[str, str]) -> RedirectResponse:
                             status_code=303)
 
 
-@router.get("/auth/oidc/callback", name="oidc_callback", response_model=TokenResponse)
+@router.get("/auth/oidc/callback", name="oidc_callback", response_model=TokenResponse,
+            dependencies=[Depends(sign_in_rate_limit)])
 def oidc_callback(request: Request, state: str = Query(max_length=512),
                   code: str | None = Query(default=None, max_length=4096),
                   error: str | None = Query(default=None, max_length=255),

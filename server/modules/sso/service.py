@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from server.db.session import tenant_session
 from server.errors import NotFound, ProblemError, Unauthorized
-from server.modules.audit.service import record_event
+from server.modules.audit.service import record_event, record_refusal
 from server.modules.auth import service as auth
 from server.modules.auth.permissions import ROLE_RANK
 from server.modules.reports.service import master_secret
@@ -49,8 +50,15 @@ def _secret_key(settings: Settings, tenant_id: uuid.UUID) -> AESGCM:
 def _decrypt_secret(settings: Settings, row: OidcProvider) -> str | None:
     if row.client_secret_ciphertext is None or row.client_secret_nonce is None:
         return None
-    plain = _secret_key(settings, row.tenant_id).decrypt(
-        row.client_secret_nonce, row.client_secret_ciphertext, row.client_id.encode())
+    try:
+        plain = _secret_key(settings, row.tenant_id).decrypt(
+            row.client_secret_nonce, row.client_secret_ciphertext, row.client_id.encode())
+    except InvalidTag:
+        raise ProblemError(500, "Internal Server Error", (
+            "the identity provider's stored client secret does not decrypt under this "
+            "server's secret (SIGNING_KEY_SECRET or <DATA_DIR>/signing-key.secret changed, "
+            "or differs between API processes); an admin must PUT the client_secret again"
+        )) from None
     return plain.decode()
 
 
@@ -175,6 +183,13 @@ def _tenant_of(state: str) -> uuid.UUID:
         raise Unauthorized("unknown sign-in state (not one this server issued)") from None
 
 
+def _refused(tenant_id: uuid.UUID, issuer: str, problem: ProblemError) -> None:
+    """Audit a refused sign-in (`auth.login.refused`, in its own transaction): the request
+    fails, the record stays. No user is named: a refusal proves no identity."""
+    record_refusal(tenant_id, None, "auth.login", "tenant", tenant_id,
+                   f"OIDC sign-in through {issuer}: {problem.detail or problem.title}")
+
+
 def _consume(tenant_id: uuid.UUID, state: str, settings: Settings
              ) -> tuple[OidcLogin, OidcProvider, protocol.Client]:
     """The pending sign-in of `state`, deleted in its own committed transaction (single use)."""
@@ -183,14 +198,21 @@ def _consume(tenant_id: uuid.UUID, state: str, settings: Settings
             delete(OidcLogin).where(OidcLogin.state_hash == _state_hash(state))
             .returning(OidcLogin))
         row = _provider(session)
-        if pending is None or row is None or not row.enabled:
-            raise Unauthorized("unknown, expired or already used sign-in state (a replayed "
+        for found in (pending, row):
+            if found is not None:
+                session.expunge(found)
+    if row is None or not row.enabled:  # no provider (or no tenant): nothing to audit into
+        raise Unauthorized("unknown sign-in state (not one this server issued)")
+    refusal = None
+    if pending is None:
+        refusal = Unauthorized("unknown, expired or already used sign-in state (a replayed "
                                "callback?); start the sign-in again")
-        if pending.expires_at < datetime.now(UTC):
-            raise Unauthorized("the sign-in took longer than 10 minutes; start it again")
-        session.expunge(pending)
-        session.expunge(row)
-        return pending, row, _client(settings, row)
+    elif pending.expires_at < datetime.now(UTC):
+        refusal = Unauthorized("the sign-in took longer than 10 minutes; start it again")
+    if refusal is not None:
+        _refused(tenant_id, row.issuer, refusal)
+        raise refusal
+    return pending, row, _client(settings, row)
 
 
 def map_groups(row: OidcProvider, claims: dict[str, Any]) -> tuple[Role, list[str]]:
@@ -247,6 +269,7 @@ def finish_sign_in(state: str, code: str, redirect_uri: str, settings: Settings)
                          after={"method": "oidc", "issuer": row.issuer,
                                 "subject": claims["sub"]})
     except ProblemError as problem:
+        _refused(tenant_id, row.issuer, problem)
         problem.return_to = pending.return_to  # type: ignore[attr-defined]
         raise
     return SignIn(issued, pending.return_to)
@@ -259,8 +282,12 @@ def refuse_provider_error(state: str, error: str, description: str | None) -> No
         return_to = session.scalar(
             delete(OidcLogin).where(OidcLogin.state_hash == _state_hash(state))
             .returning(OidcLogin.return_to))
+        row = _provider(session)
+        issuer = row.issuer if row is not None else None
     refusal = Unauthorized(f"the identity provider refused the sign-in ({error}: "
                            f"{description or 'no description'})")
+    if issuer is not None:
+        _refused(tenant_id, issuer, refusal)
     refusal.return_to = return_to  # type: ignore[attr-defined]
     raise refusal
 
