@@ -165,7 +165,8 @@ def run_response(session: Session, run: PlanRun, principal: Principal) -> Respon
         return model_response(run_out(session, run, principal=principal))
     totals = session.scalar(select(cast(RunTotals.totals, Text))
                             .where(RunTotals.run_id == run.id))
-    return model_response(run_out(session, run, with_totals=False), totals=totals)
+    return model_response(run_out(session, run, with_totals=False, principal=principal),
+                          totals=totals)
 
 
 def run_out(session: Session, run: PlanRun, with_totals: bool = True,
