@@ -14,10 +14,11 @@ memory instead. What keeps it honest:
   the change, or another process's Redis copy lagging its commit, cannot refill it).
 - Entries are served only while the listener is connected: while it reconnects (database
   restart), every request resolves through Redis or PostgreSQL again, and the cache is
-  emptied before serving resumes, so no invalidation can be missed.
+  emptied before serving resumes.
 - An entry lives at most `SESSION_CACHE_SECONDS` (and never past the token's expiry). That
   is the bound for changes made outside the API (SQL by hand), on top of the Redis
-  session's `SESSION_RECHECK_SECONDS` when Redis is used.
+  session's `SESSION_RECHECK_SECONDS` when Redis is used, and for a notification lost on a
+  connection that broke before the listener noticed.
 """
 
 from __future__ import annotations
