@@ -8,6 +8,9 @@ by `paysheet_owner` and never by the login itself.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from alembic import context
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
@@ -16,6 +19,14 @@ from server.db.session import sqlalchemy_url
 from server.settings import OWNER_ROLE, get_settings
 
 SCHEMA = "comp"
+
+# Revisions share helpers as `migrations.<module>` (migrations/rls.py). Alembic loads them by
+# file path and adds nothing to sys.path when it is started without alembic.ini (as
+# server.db.bootstrap does), so the folder that holds `migrations/` is added here. Appended,
+# not prepended: it must not shadow an installed package.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
 
 
 def _url() -> str:

@@ -303,8 +303,8 @@ export class Pane {
 
   /** {blob, filename}: every statement of the run in one zip (a bulk job on the workers;
    * `onProgress` gets {done, total} while it renders). */
-  async downloadStatements(runId, onProgress = () => {}, format = "pdf") {
-    const request = statementsJob(runId, format);
+  async downloadStatements(runId, onProgress = () => {}, format = "pdf", mine = false) {
+    const request = statementsJob(runId, format, mine);
     let job = await this.api.request("POST", request.path, request.body);
     while (job.status === "queued" || job.status === "running") {
       onProgress(job.progress || {});
@@ -313,5 +313,10 @@ export class Pane {
     }
     if (job.status !== "done") throw new Error(`statements failed: ${job.error || job.status}`);
     return this.api.download(request.download(job.id), request.filename);
+  }
+
+  /** {blob, filename}: a manager's teams' statements of a finalized run in one zip. */
+  downloadMyTeamStatements(runId, onProgress = () => {}) {
+    return this.downloadStatements(runId, onProgress, "pdf", true);
   }
 }

@@ -77,6 +77,10 @@ export class RunPanel {
       $("download-statements"), async () => this.saved(await this.pane.downloadStatements(
         this.run.id, (p) => { $("run-state").textContent = `Statements ${p.done ?? 0}/${p.total ?? "…"}`; })),
     ));
+    $("download-my-team").addEventListener("click", () => this.guarded(
+      $("download-my-team"), async () => this.saved(await this.pane.downloadMyTeamStatements(
+        this.run.id, (p) => { $("run-state").textContent = `Statements ${p.done ?? 0}/${p.total ?? "…"}`; })),
+    ));
     $("download-statement").addEventListener("click", () => this.guarded(
       $("download-statement"), async () => this.saved(
         await this.pane.downloadStatement(this.run.id, $("statement-ref").value)),
@@ -182,7 +186,8 @@ export class RunPanel {
     $("tape-box").hidden = true;
     $("download-workbook").hidden = !downloads.workbook;
     $("download-statements").hidden = !downloads.statements;
-    $("statement-box").hidden = !downloads.statements;
+    $("download-my-team").hidden = !downloads.myTeam;
+    $("statement-box").hidden = !downloads.statement;
     $("run-view").dataset.viewer = this.pane.user?.email || "";
   }
 

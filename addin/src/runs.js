@@ -209,12 +209,17 @@ export function controlsFor(user) {
     data: may("uploads.write") && may("runs.create") };
 }
 
-/** Which downloads `user` may ask for on `run` (once it has computed). */
+/** Which downloads `user` may ask for on `run` (once it has computed). A manager gets their
+ * teams' statements only (the server's one access rule), so for them the zip is "my team's
+ * statements", offered once the run is finalized; everyone else may zip all statements. */
 export function downloadsFor(user, run) {
   const computed = Boolean(run) && !RUNNING.has(run.status) && run.status !== "failed";
   const may = (permission) => (user?.permissions || []).includes(permission);
+  const manager = user?.role === "manager";
+  const statements = computed && may("reports.read");
   return { workbook: computed && may("runs.workbook"),
-    statements: computed && may("reports.read") };
+    statements: statements && !manager, statement: statements,
+    myTeam: statements && manager && run.status === "finalized" };
 }
 
 /** Path and file name of the run's audit workbook. */
@@ -231,8 +236,10 @@ export function statementRequest(runId, employeeRef, format = "pdf") {
     body: { run_id: runId, employee_ref: ref, format }, filename: `statement-${safe}.${format}` };
 }
 
-/** The bulk statements job request and where its zip is fetched once done. */
-export function statementsJob(runId, format = "pdf") {
+/** The bulk statements job request and where its zip is fetched once done; `mine`: a
+ * manager's own teams (the server picks them: the job holds exactly their employees). */
+export function statementsJob(runId, format = "pdf", mine = false) {
   return { path: `/runs/${runId}/statements`, body: { format },
-    download: (jobId) => `/reports/jobs/${jobId}/download`, filename: `statements-${runId}.zip` };
+    download: (jobId) => `/reports/jobs/${jobId}/download`,
+    filename: mine ? `my-team-statements-${runId}.zip` : `statements-${runId}.zip` };
 }

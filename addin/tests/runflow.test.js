@@ -191,6 +191,31 @@ test("decisions, the audit workbook and the bulk statements job", async () => {
     { run_id: "r1", employee_ref: "E7", format: "pdf" });
 });
 
+test("a manager's team statements: one queued job, followed, then its zip", async () => {
+  let polls = 0;
+  const { pane, server } = paneWith({
+    "POST /runs/r1/statements": () => [202, { id: "j2", status: "queued", progress: {} }],
+    "GET /reports/jobs/j2": () => [200, { id: "j2", status: (polls += 1) < 2 ? "running" : "done",
+      progress: { done: polls, total: 3 } }],
+    "GET /reports/jobs/j2/download": () => [200, new Blob(["PK-team"])],
+  });
+  const progress = [];
+  const zip = await pane.downloadMyTeamStatements("r1", (p) => progress.push(p));
+  assert.equal(zip.filename, "my-team-statements-r1.zip");
+  assert.equal(await zip.blob.text(), "PK-team");
+  assert.deepEqual(progress, [{}, { done: 1, total: 3 }]);
+  const posted = server.calls.find((call) => call.key === "POST /runs/r1/statements");
+  assert.deepEqual(JSON.parse(posted.body), { format: "pdf" }, "the server picks the teams");
+  assert.equal(server.calls.at(-1).headers.Authorization, "Bearer t0k");
+});
+
+test("a failed team statements job says why", async () => {
+  const { pane } = paneWith({
+    "POST /runs/r1/statements": () => [202, { id: "j3", status: "failed", error: "no employee selected" }],
+  });
+  await assert.rejects(pane.downloadMyTeamStatements("r1"), /no employee selected/);
+});
+
 test("a refused decision surfaces the server's problem", async () => {
   const { pane } = paneWith({
     "POST /runs/r1/approve": () => [403, { detail: "four-eyes: you started run r1, so you cannot finance_approve it" }],

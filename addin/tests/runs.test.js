@@ -148,10 +148,13 @@ test("decisions, downloads and their URLs", () => {
     ["/runs/r1/approve", { action: "reject", comment: "wrong pool" }]);
   assert.deepEqual(decisionRequest("r1", "finalize", "ok"), ["/runs/r1/finalize", { comment: "ok" }]);
 
-  assert.deepEqual(downloadsFor(user("auditor"), run("draft")), { workbook: true, statements: true });
-  assert.deepEqual(downloadsFor(user("manager"), run("draft")), { workbook: false, statements: true });
-  assert.deepEqual(downloadsFor(user("readonly"), run("draft")), { workbook: false, statements: false });
-  assert.deepEqual(downloadsFor(user("finance"), run("running")), { workbook: false, statements: false });
+  const none = { workbook: false, statements: false, statement: false, myTeam: false };
+  assert.deepEqual(downloadsFor(user("auditor"), run("draft")),
+    { ...none, workbook: true, statements: true, statement: true });
+  assert.deepEqual(downloadsFor(user("hr"), run("finalized")),
+    { ...none, workbook: true, statements: true, statement: true });
+  assert.deepEqual(downloadsFor(user("readonly"), run("finalized")), none);
+  assert.deepEqual(downloadsFor(user("finance"), run("running")), none);
 
   assert.deepEqual(workbookDownload("r1"), { path: "/runs/r1/workbook", filename: "run-r1-audit.xlsx" });
   assert.deepEqual(statementRequest("r1", " E 01/2 ", "xlsx"), { path: "/reports/individual-statement",
@@ -160,6 +163,23 @@ test("decisions, downloads and their URLs", () => {
   const job = statementsJob("r1");
   assert.deepEqual([job.path, job.body, job.download("j9"), job.filename],
     ["/runs/r1/statements", { format: "pdf" }, "/reports/jobs/j9/download", "statements-r1.zip"]);
+});
+
+test("a manager downloads their team's statements once the run is finalized", () => {
+  const none = { workbook: false, statements: false, statement: false, myTeam: false };
+  // before finalisation: one employee's statement, no zip; the "all statements" zip is never
+  // offered to a manager (the server would give them their teams only anyway)
+  for (const status of ["draft", "manager_approved", "hr_approved", "finance_approved"]) {
+    assert.deepEqual(downloadsFor(user("manager"), run(status)), { ...none, statement: true });
+  }
+  assert.deepEqual(downloadsFor(user("manager"), run("finalized")),
+    { ...none, statement: true, myTeam: true });
+  assert.deepEqual(downloadsFor(user("manager"), run("failed")), none);
+  assert.deepEqual(downloadsFor({ role: "manager", permissions: [] }, run("finalized")), none);
+  const mine = statementsJob("r1", "pdf", true);
+  assert.deepEqual([mine.path, mine.body, mine.download("j9"), mine.filename],
+    ["/runs/r1/statements", { format: "pdf" }, "/reports/jobs/j9/download",
+      "my-team-statements-r1.zip"]);
 });
 
 test("run states read as what the run waits for, never the bare state id", () => {

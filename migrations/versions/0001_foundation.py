@@ -15,13 +15,12 @@ Violations raise SQLSTATE `PS409` so services can answer 409.
 
 from alembic import op
 
+from migrations.rls import APP, OWNER, enable_rls
+
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-OWNER = "paysheet_owner"
-APP = "paysheet_app"
 
 TABLES = """
 create table comp.tenants (
@@ -262,17 +261,6 @@ TENANT_TABLES = [
 ]
 
 
-def _rls(table: str, key: str = "tenant_id") -> str:
-    return f"""
-alter table comp.{table} enable row level security;
-alter table comp.{table} force row level security;
-create policy tenant_isolation on comp.{table}
-  using ({key} = current_setting('app.tenant_id')::uuid)
-  with check ({key} = current_setting('app.tenant_id')::uuid);
-create policy owner_maintenance on comp.{table} to {OWNER} using (true) with check (true);
-"""
-
-
 GUARDS = """
 create function comp.guard_locked_plan() returns trigger language plpgsql as $$
 begin
@@ -404,9 +392,9 @@ alter default privileges for role {OWNER} in schema comp
 def upgrade() -> None:
     op.execute("create schema if not exists comp")
     op.execute(TABLES)
-    op.execute(_rls("tenants", key="id"))
+    op.execute(enable_rls("tenants", key="id"))
     for table in TENANT_TABLES:
-        op.execute(_rls(table))
+        op.execute(enable_rls(table))
     op.execute(GUARDS)
     op.execute(AUTH_FUNCTIONS)
     op.execute(GRANTS)

@@ -13,13 +13,12 @@ Both tables have RLS enabled and FORCED like every tenant table in 0001.
 
 from alembic import op
 
+from migrations.rls import DML, enable_rls
+
 revision = "0010"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
-
-OWNER = "paysheet_owner"
-APP = "paysheet_app"
 
 TABLES = """
 alter table comp.uploads
@@ -62,22 +61,10 @@ create table comp.upload_problems (
 """
 
 
-def _rls(table: str) -> str:
-    return f"""
-alter table comp.{table} enable row level security;
-alter table comp.{table} force row level security;
-create policy tenant_isolation on comp.{table}
-  using (tenant_id = current_setting('app.tenant_id')::uuid)
-  with check (tenant_id = current_setting('app.tenant_id')::uuid);
-create policy owner_maintenance on comp.{table} to {OWNER} using (true) with check (true);
-grant select, insert, update, delete on comp.{table} to {APP};
-"""
-
-
 def upgrade() -> None:
     op.execute(TABLES)
     for table in ("mapping_presets", "upload_problems"):
-        op.execute(_rls(table))
+        op.execute(enable_rls(table, grant=DML))
 
 
 def downgrade() -> None:

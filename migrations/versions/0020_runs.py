@@ -22,13 +22,12 @@ Create Date: 2026-11-28
 
 from alembic import op
 
+from migrations.rls import APP
+
 revision = "0020"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
-
-OWNER = "paysheet_owner"
-APP = "paysheet_app"
 
 COLUMNS = """
 alter table comp.plan_runs

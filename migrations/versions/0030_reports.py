@@ -15,13 +15,12 @@ progress, the zip's path under the data directory and its SHA-256).
 
 from alembic import op
 
+from migrations.rls import APP, enable_rls
+
 revision = "0030"
 down_revision = "0020"
 branch_labels = None
 depends_on = None
-
-OWNER = "paysheet_owner"
-APP = "paysheet_app"
 
 TABLES = """
 create table comp.tenant_signing_keys (
@@ -59,32 +58,13 @@ create table comp.report_jobs (
 create index report_jobs_tenant_run_idx on comp.report_jobs (tenant_id, run_id);
 """
 
-RLS = f"""
-alter table comp.report_jobs enable row level security;
-alter table comp.report_jobs force row level security;
-create policy tenant_isolation on comp.report_jobs
-  using (tenant_id = current_setting('app.tenant_id')::uuid)
-  with check (tenant_id = current_setting('app.tenant_id')::uuid);
-create policy owner_maintenance on comp.report_jobs to {OWNER} using (true) with check (true);
-revoke all on comp.report_jobs from {APP};
-grant select, insert, update on comp.report_jobs to {APP};
-
-alter table comp.tenant_signing_keys enable row level security;
-alter table comp.tenant_signing_keys force row level security;
-create policy tenant_isolation on comp.tenant_signing_keys
-  using (tenant_id = current_setting('app.tenant_id')::uuid)
-  with check (tenant_id = current_setting('app.tenant_id')::uuid);
-create policy owner_maintenance on comp.tenant_signing_keys to {OWNER}
-  using (true) with check (true);
-revoke all on comp.tenant_signing_keys from {APP};
-grant select, insert on comp.tenant_signing_keys to {APP};
-grant update (retired_at) on comp.tenant_signing_keys to {APP};
-"""
-
 
 def upgrade() -> None:
     op.execute(TABLES)
-    op.execute(RLS)
+    op.execute(enable_rls("report_jobs", grant="select, insert, update"))
+    # keys are retired, never changed otherwise nor deleted
+    op.execute(enable_rls("tenant_signing_keys", grant="select, insert"))
+    op.execute(f"grant update (retired_at) on comp.tenant_signing_keys to {APP}")
 
 
 def downgrade() -> None:

@@ -14,12 +14,12 @@ advisory lock. Runs forward on a database with data: it only adds the function.
 
 from alembic import op
 
+from migrations.rls import APP
+
 revision = "0051"
 down_revision = "0050"
 branch_labels = None
 depends_on = None
-
-APP = "paysheet_app"
 
 UPGRADE = f"""
 create function comp.uploads_in_flight()

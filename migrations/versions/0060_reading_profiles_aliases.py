@@ -13,17 +13,16 @@ Runs forward on a database with data: existing presets get an empty profile.
 
 from alembic import op
 
+from migrations.rls import DML, enable_rls
+
 revision = "0060"
 down_revision = "0110"
 branch_labels = None
 depends_on = None
 
-OWNER = "paysheet_owner"
-APP = "paysheet_app"
-
-UPGRADE = f"""
+UPGRADE = """
 alter table comp.mapping_presets
-  add column profile jsonb not null default '{{}}' check (jsonb_typeof(profile) = 'object');
+  add column profile jsonb not null default '{}' check (jsonb_typeof(profile) = 'object');
 
 create table comp.mapping_aliases (
   tenant_id uuid not null references comp.tenants(id) on delete cascade,
@@ -34,19 +33,12 @@ create table comp.mapping_aliases (
   primary key (tenant_id, input_key, alias),
   foreign key (tenant_id, created_by) references comp.users (tenant_id, id)
 );
-alter table comp.mapping_aliases enable row level security;
-alter table comp.mapping_aliases force row level security;
-create policy tenant_isolation on comp.mapping_aliases
-  using (tenant_id = current_setting('app.tenant_id')::uuid)
-  with check (tenant_id = current_setting('app.tenant_id')::uuid);
-create policy owner_maintenance on comp.mapping_aliases to {OWNER} using (true)
-  with check (true);
-grant select, insert, update, delete on comp.mapping_aliases to {APP};
 """
 
 
 def upgrade() -> None:
     op.execute(UPGRADE)
+    op.execute(enable_rls("mapping_aliases", grant=DML))
 
 
 def downgrade() -> None:

@@ -15,12 +15,12 @@ satisfy the wider checks).
 
 from alembic import op
 
+from migrations.rls import APP
+
 revision = "0071"
 down_revision = "0070"
 branch_labels = None
 depends_on = None
-
-APP = "paysheet_app"
 
 
 def upgrade() -> None:

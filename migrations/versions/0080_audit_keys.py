@@ -21,15 +21,14 @@ disabled for the length of that one update, by the owner, inside the migration).
 
 from alembic import op
 
+from migrations.rls import APP, enable_rls
+
 revision = "0080"
 down_revision = "0051"
 branch_labels = None
 depends_on = None
 
-OWNER = "paysheet_owner"
-APP = "paysheet_app"
-
-UPGRADE = f"""
+UPGRADE = """
 alter table comp.audit_events add column seq bigint;
 alter table comp.audit_events add column key_id text;
 alter table comp.audit_events add column mac text;
@@ -65,17 +64,6 @@ create trigger audit_checkpoints_append_only before update or delete on comp.aud
   for each row execute function comp.reject_checkpoint_change();
 create trigger audit_checkpoints_no_truncate before truncate on comp.audit_checkpoints
   for each statement execute function comp.reject_checkpoint_change();
-
-alter table comp.audit_checkpoints enable row level security;
-alter table comp.audit_checkpoints force row level security;
-create policy tenant_isolation on comp.audit_checkpoints
-  using (tenant_id = current_setting('app.tenant_id')::uuid)
-  with check (tenant_id = current_setting('app.tenant_id')::uuid);
-create policy owner_maintenance on comp.audit_checkpoints to {OWNER}
-  using (true) with check (true);
-revoke all on comp.audit_checkpoints from {APP};
-grant select, insert on comp.audit_checkpoints to {APP};
-grant usage, select on sequence comp.audit_checkpoints_id_seq to {APP};
 """
 
 DOWNGRADE = """
@@ -88,6 +76,8 @@ alter table comp.audit_events drop column mac, drop column key_id, drop column s
 
 def upgrade() -> None:
     op.execute(UPGRADE)
+    op.execute(enable_rls("audit_checkpoints", grant="select, insert"))
+    op.execute(f"grant usage, select on sequence comp.audit_checkpoints_id_seq to {APP}")
 
 
 def downgrade() -> None:

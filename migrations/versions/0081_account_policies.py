@@ -15,12 +15,12 @@ keep the counters and consume a one-time password.
 
 from alembic import op
 
+from migrations.rls import APP
+
 revision = "0081"
 down_revision = "0080"
 branch_labels = None
 depends_on = None
-
-APP = "paysheet_app"
 
 UPGRADE = f"""
 alter table comp.users add column password_is_temporary boolean not null default false;

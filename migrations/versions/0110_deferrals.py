@@ -15,13 +15,12 @@ Create Date: 2026-12-07
 
 from alembic import op
 
+from migrations.rls import APP, DML, enable_rls
+
 revision = "0110"
 down_revision = "0071"
 branch_labels = None
 depends_on = None
-
-OWNER = "paysheet_owner"
-APP = "paysheet_app"
 
 TABLES = """
 create table comp.fund_navs (
@@ -168,23 +167,10 @@ revoke update, delete, truncate on comp.deferral_ledger, comp.fund_navs, comp.de
 """
 
 
-def _rls(table: str) -> str:
-    return f"""
-alter table comp.{table} enable row level security;
-alter table comp.{table} force row level security;
-create policy tenant_isolation on comp.{table}
-  using (tenant_id = current_setting('app.tenant_id')::uuid)
-  with check (tenant_id = current_setting('app.tenant_id')::uuid);
-create policy owner_maintenance on comp.{table} to {OWNER} using (true) with check (true);
-"""
-
-
 def upgrade() -> None:
     op.execute(TABLES)
     for table in TENANT_TABLES:
-        op.execute(_rls(table))
-    op.execute(f"grant select, insert, update, delete on "
-               f"{', '.join('comp.' + t for t in TENANT_TABLES)} to {APP}")
+        op.execute(enable_rls(table, grant=DML))
     op.execute(f"grant usage, select on sequence comp.deferral_ledger_seq_seq to {APP}")
     op.execute(APPEND_ONLY)
 

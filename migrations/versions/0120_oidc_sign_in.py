@@ -20,13 +20,12 @@ untouched (no provider configured: local sign-in only), so it runs forward on da
 
 from alembic import op
 
+from migrations.rls import DML, enable_rls
+
 revision = "0120"
 down_revision = "0060"
 branch_labels = None
 depends_on = None
-
-OWNER = "paysheet_owner"
-APP = "paysheet_app"
 
 TABLES = """
 create table comp.oidc_providers (
@@ -70,30 +69,16 @@ create unique index users_oidc_subject_idx on comp.users (tenant_id, oidc_subjec
 """
 
 
-def _rls(table: str) -> str:
-    return f"""
-alter table comp.{table} enable row level security;
-alter table comp.{table} force row level security;
-create policy tenant_isolation on comp.{table}
-  using (tenant_id = current_setting('app.tenant_id')::uuid)
-  with check (tenant_id = current_setting('app.tenant_id')::uuid);
-create policy owner_maintenance on comp.{table} to {OWNER} using (true) with check (true);
-"""
-
-
-GRANTS = f"""
-revoke all on comp.oidc_providers, comp.oidc_logins, comp.oidc_sessions from {APP};
-grant select, insert, update, delete on comp.oidc_providers to {APP};
-grant select, insert, delete on comp.oidc_logins to {APP};
-grant select, insert on comp.oidc_sessions to {APP};
-"""
+# What the app role may do: sign-ins under way are created and consumed, never changed; a
+# session's ID token is written once.
+GRANTS = {"oidc_providers": DML, "oidc_logins": "select, insert, delete",
+          "oidc_sessions": "select, insert"}
 
 
 def upgrade() -> None:
     op.execute(TABLES)
-    for table in ("oidc_providers", "oidc_logins", "oidc_sessions"):
-        op.execute(_rls(table))
-    op.execute(GRANTS)
+    for table, grant in GRANTS.items():
+        op.execute(enable_rls(table, grant=grant))
 
 
 def downgrade() -> None:

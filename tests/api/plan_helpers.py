@@ -62,6 +62,16 @@ def create_plan(client: Any, tenant: Any, role: str = "hr", **body: Any) -> dict
     return response.json()
 
 
+def add_catalog_input(client: Any, tenant: Any, key: str, label: str, dtype: str,
+                      role: str = "hr") -> dict[str, Any]:
+    """Define `key` in the tenant's input catalog (201 asserted); returns the entry."""
+    response = client.post(f"/api/v1/tenants/{tenant.id}/input-catalog",
+                           headers=tenant.users[role].headers,
+                           json={"key": key, "label": label, "dtype": dtype})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 def create_document_plan(client: Any, tenant: Any, **changes: Any) -> dict[str, Any]:
     doc = sample_document(**changes)
     return create_plan(client, tenant, name=doc["name"], document=doc)

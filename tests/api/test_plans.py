@@ -13,6 +13,7 @@ from server.modules.auth.permissions import PERMISSIONS, Role
 from server.modules.plans import service as plans
 from server.modules.plans.schemas import MAX_VECTOR_ROWS
 from tests.api.plan_helpers import (
+    add_catalog_input,
     audit_actions,
     create_document_plan,
     create_plan,
@@ -266,11 +267,7 @@ def test_step_validation_is_reported_per_field(client, make_tenant, step, loc, c
     client.put(
         _plan_url(plan["id"], "/inputs"), headers=tenant.users["hr"].headers, json={"inputs": []}
     )
-    client.post(
-        f"/api/v1/tenants/{tenant.id}/input-catalog",
-        headers=tenant.users["hr"].headers,
-        json={"key": "salary", "label": "Salary", "dtype": "decimal"},
-    )
+    add_catalog_input(client, tenant, "salary", "Salary", "decimal")
     client.put(
         _plan_url(plan["id"], "/inputs"),
         headers=tenant.users["hr"].headers,
@@ -349,11 +346,7 @@ def test_unknown_step_or_plan_is_404(client, make_tenant) -> None:
 def test_declare_catalog_inputs(client, make_tenant) -> None:
     tenant = make_tenant()
     headers = tenant.users["hr"].headers
-    client.post(
-        f"/api/v1/tenants/{tenant.id}/input-catalog",
-        headers=headers,
-        json={"key": "salary", "label": "Salary", "dtype": "decimal"},
-    )
+    add_catalog_input(client, tenant, "salary", "Salary", "decimal")
     plan = create_plan(client, tenant)
     response = client.put(
         _plan_url(plan["id"], "/inputs"),
@@ -470,11 +463,7 @@ def test_put_document_drops_removed_inputs_and_steps(client, make_tenant) -> Non
 def test_put_document_unstorable_is_422(client, make_tenant, change, loc) -> None:
     tenant = make_tenant()
     headers = tenant.users["hr"].headers
-    client.post(
-        f"/api/v1/tenants/{tenant.id}/input-catalog",
-        headers=headers,
-        json={"key": "employee_score", "label": "Score", "dtype": "decimal"},
-    )
+    add_catalog_input(client, tenant, "employee_score", "Score", "decimal")
     plan = create_plan(client, tenant)
     doc = sample_document(name=plan["name"])
     change(doc)
@@ -487,11 +476,7 @@ def test_put_document_unstorable_is_422(client, make_tenant, change, loc) -> Non
 def test_dtype_conflict_names_the_input(client, make_tenant) -> None:
     tenant = make_tenant()
     headers = tenant.users["hr"].headers
-    client.post(
-        f"/api/v1/tenants/{tenant.id}/input-catalog",
-        headers=headers,
-        json={"key": "base_salary", "label": "Salary", "dtype": "text"},
-    )
+    add_catalog_input(client, tenant, "base_salary", "Salary", "text")
     plan = create_plan(client, tenant)
     response = client.put(
         _plan_url(plan["id"], "/document"), headers=headers, json=sample_document(name=plan["name"])

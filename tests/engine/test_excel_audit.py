@@ -19,6 +19,7 @@ from engine.plan import compile_plan, load_plan
 from samples.generate import write
 from server.cli import app as cli
 from tests.engine.plans import frame, plan
+from tests.workbooks.sample_audit import assert_tampering_named, evaluate_sample, tamper
 
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = {"pool": "decimal", "w": "decimal", "team": "text"}
@@ -138,10 +139,7 @@ def test_sample_plan_audit_workbook_verifies_to_the_cent(tmp_path):
 def run_500(tmp_path_factory) -> tuple[Path, object, object]:
     """The audit workbook of a 500-employee engine evaluation of the sample plan."""
     tmp = tmp_path_factory.mktemp("audit500")
-    compiled = compile_plan(load_plan(ROOT / "samples/plans/fund_bonus.json"))
-    employees, funds = write(500, 6, 2025, tmp / "data")
-    data = load_inputs(compiled, employees, funds)
-    result = reference.evaluate(compiled, data)
+    compiled, data, result = evaluate_sample(tmp)
     path = tmp / "audit.xlsx"
     path.write_bytes(build_audit_workbook(compiled, data, result, {"run": "run-500"}))
     return path, compiled, result
@@ -171,25 +169,5 @@ def test_500_employee_workbook_recomputes_to_the_cent(run_500):
 
 def test_500_employee_workbook_tampering_is_caught_with_the_cell(run_500, tmp_path):
     path, _, _ = run_500
-    workbook = load_workbook(path)
-    calc = workbook["Calc"]
-    letter = {cell.value: cell.column_letter for cell in calc[1]}
-    # an employee outside the allocation, so a changed salary moves only their own row
-    outside = next(row for row in range(350, 502)
-                   if calc[f"{letter['eligible (engine)']}{row}"].value is False)
-    calc[f"{letter['bonus (engine)']}301"] = calc[f"{letter['bonus (engine)']}301"].value + 0.02
-    calc[f"{letter['base_salary']}{outside}"] = calc[f"{letter['base_salary']}{outside}"].value * 2
-    calc[f"{letter['cash']}123"] = 0
-    tampered = tmp_path / "tampered.xlsx"
-    workbook.save(tampered)
-
-    result = CliRunner().invoke(cli, ["verify-workbook", str(tampered)])
-    assert result.exit_code == 1
-    problems = [line[4:] for line in result.output.splitlines() if line.startswith("  - ")]
-    assert problems[0] == f"Calc!{letter['cash']}123: formula of 'cash' was changed"
-    assert problems[1].startswith(
-        f"Calc!{letter['bonus']}301 (employee {calc['A301'].value}, step 'bonus'): workbook ")
-    assert problems[1].endswith(f"(Calc!{letter['bonus (engine)']}301)")
-    assert problems[2].startswith(f"Calc!{letter['target_bonus']}{outside} "
-                                  f"(employee {calc[f'A{outside}'].value}, step 'target_bonus')")
-    assert all(f"{outside} (employee" in problem for problem in problems[2:])
+    tampered = tamper(path, tmp_path / "tampered.xlsx")
+    assert_tampering_named(tampered.path, tampered)

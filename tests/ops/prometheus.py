@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.uploads.server_process import free_port
+from tests.uploads.server_process import free_port, stop_process, wait_http_ok
 
 
 @contextmanager
@@ -33,24 +32,11 @@ def prometheus(workdir: Path, config: dict[str, Any]) -> Iterator[str]:
         stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, (workdir / "prometheus.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "Prometheus did not become ready"
-            time.sleep(0.1)
+        wait_http_ok(f"{base}/-/ready", process, "Prometheus",
+                     exit_detail=lambda: (workdir / "prometheus.log").read_text()[-3000:])
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 

@@ -13,11 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
-from tests.uploads.server_process import ROOT, free_port
+from tests.uploads.server_process import ROOT, free_port, wait_http_ok
 
 STOP_DEADLINE = 20.0  # the acceptance bound: no PostgreSQL of the data dir after 20 s
 
@@ -40,19 +39,9 @@ def _serve(data_dir: Path, port: int) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _wait_ready(process: subprocess.Popen, port: int, deadline_seconds: float = 240.0) -> None:
-    deadline = time.monotonic() + deadline_seconds
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited with {process.returncode}: "
-                                 f"{process.stderr.read().decode()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "serve did not become ready"
-        time.sleep(0.1)
+def _wait_ready(process: subprocess.Popen, port: int) -> None:
+    wait_http_ok(f"http://127.0.0.1:{port}/readyz", process, "serve", 240.0,
+                 exit_detail=lambda: process.stderr.read().decode()[-3000:])
 
 
 def _postgres_processes(pgdata: Path) -> list[psutil.Process]:

@@ -12,9 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from tests.uploads.server_process import ROOT, free_port
+from tests.uploads.server_process import ROOT, free_port, uvicorn_command, wait_http_ok
 
 
 def wait_until(condition, what: str, deadline_seconds: float = 120.0, pause: float = 0.1):
@@ -69,15 +67,8 @@ class Api(Process):
 
     def start(self) -> None:
         super().start()
-
-        def ready() -> bool:
-            assert self.alive(), f"API process exited: {self.tail()}"
-            try:
-                return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, f"API on {self.url}")
+        wait_http_ok(f"{self.url}/readyz", self.popen, f"API on {self.url}",
+                     exit_detail=self.tail)
 
 
 @dataclass
@@ -86,16 +77,8 @@ class Worker(Process):
 
     def start(self) -> None:
         super().start()
-
-        def ready() -> bool:
-            assert self.alive(), f"worker exited: {self.tail()}"
-            try:
-                return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                 timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, "worker metrics")
+        wait_http_ok(f"http://127.0.0.1:{self.metrics_port}/metrics", self.popen,
+                     "worker metrics", exit_detail=self.tail)
 
     def owns(self, pid: int) -> bool:
         """True when `pid` (a Huey worker process) belongs to this consumer."""
@@ -107,9 +90,7 @@ class Worker(Process):
 
 def api(env: dict[str, str], logs: Path, name: str) -> Api:
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    return Api(command, env, logs / f"{name}.log", port=port)
+    return Api(uvicorn_command(port), env, logs / f"{name}.log", port=port)
 
 
 def worker(env: dict[str, str], logs: Path, name: str) -> Worker:

@@ -8,11 +8,7 @@ import re
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import polars as pl
 import pytest
@@ -21,78 +17,32 @@ from openpyxl import load_workbook
 
 from server.db import session as db
 from server.modules.auth.permissions import Role
-from server.modules.auth.service import issue_token
 from server.modules.reports.bundle import verify_bundle
-from server.modules.tenants import service as tenants
 from tests.reports.conftest import pdf_text, pdf_words
-from tests.runs.support import sample_document, wait_for_run
+from tests.runs.support import (
+    TenantRun,
+    extra_user,
+    finalize_run,
+    guarded_document,
+    small_draft_run,
+    start_draft_run,
+)
 
 API = "/api/v1"
 MANAGER_TEAM = "T1"  # the team make_tenant gives its manager
 
 
-@dataclass(frozen=True)
-class Run:
-    tenant: Any
-    run_id: str
-    finaliser: dict[str, str]
-
-    def headers(self, role: str) -> dict[str, str]:
-        return self.tenant.users[role].headers
-
-
-def _document() -> dict:
-    """The sample plan with defaults on the guarded pool steps: no null payouts to block
-    approval."""
-    document = sample_document()
-    for step in document["steps"]:
-        if step["name"] in ("points", "pool_share"):
-            step["default"] = "0"
-    return document
-
-
-def _second_finance_user(tenant: Any) -> dict[str, str]:
-    """Four-eyes: finalize needs a finance/admin user who neither started nor approved."""
-    with db.tenant_session(tenant.id) as session:
-        user = tenants.add_user(session, None, email=f"fin2-{uuid.uuid4().hex[:6]}@x.example",
-                                role=Role.FINANCE, display_name="Finance 2")
-        token = issue_token(session, user.user.id, timedelta(hours=1)).token
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _run(rc, tenant, sample_inputs, scenario: str | None = None) -> str:
-    sample = sample_inputs(
-        tenant, count=6, funds=2, document=_document(),
+@pytest.fixture
+def draft_run(rc, consumer, make_tenant, sample_inputs) -> TenantRun:
+    """A draft run in a new tenant; E0000001 and E0000002 are in its manager's team."""
+    return small_draft_run(
+        rc, make_tenant(), sample_inputs,
         edit_employees=lambda people: people.with_columns(
             pl.when(pl.col("employee_ref").is_in(["E0000001", "E0000002"]))
             .then(pl.lit(MANAGER_TEAM)).otherwise(pl.col("team")).alias("team")))
-    started = rc.post(f"{API}/runs", headers=tenant.users["admin"].headers,
-                      json=sample.body(scenario_name=scenario))
-    assert started.status_code == 202, started.text
-    run_id = started.json()["run_id"]
-    run = wait_for_run(rc, run_id, tenant.users["admin"].headers)
-    assert run["status"] == "draft", run
-    return run_id
 
 
-def _finalize(rc, run: Run) -> None:
-    for role, action in (("manager", "manager_approve"), ("hr", "hr_approve"),
-                         ("finance", "finance_approve")):
-        answer = rc.post(f"{API}/runs/{run.run_id}/approve", headers=run.headers(role),
-                         json={"action": action})
-        assert answer.status_code == 200, answer.text
-    final = rc.post(f"{API}/runs/{run.run_id}/finalize", headers=run.finaliser, json={})
-    assert final.status_code == 200, final.text
-
-
-@pytest.fixture
-def draft_run(rc, consumer, make_tenant, sample_inputs) -> Iterator[Run]:
-    tenant = make_tenant()
-    run_id = _run(rc, tenant, sample_inputs)
-    yield Run(tenant, run_id, _second_finance_user(tenant))
-
-
-def _statement(rc, run: Run, role: str, employee_ref: str, fmt: str = "pdf"):
+def _statement(rc, run: TenantRun, role: str, employee_ref: str, fmt: str = "pdf"):
     return rc.post(f"{API}/reports/individual-statement", headers=run.headers(role),
                    json={"run_id": run.run_id, "employee_ref": employee_ref, "format": fmt})
 
@@ -112,12 +62,12 @@ def test_statements_match_the_runs_tape_and_lose_draft_on_finalize(rc, draft_run
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     payout = next(row[1] for row in sheet.iter_rows() if row[0].value == "Payout")
     assert payout.data_type == "n"
-    _finalize(rc, draft_run)
+    finalize_run(rc, draft_run)
     # Words, not lines: the approvers' random user ids decide where their table cell wraps.
     final = pdf_words(_statement(rc, draft_run, "auditor", "E0000003").content)
     assert "DRAFT" not in final
     assert "Status Finalized" in final
-    assert "Finalized Finance 2 " in final  # the finaliser is _second_finance_user, by name
+    assert "Finalized Finance 2 " in final  # the run's finaliser, by name
 
 
 def test_statement_roles_teams_and_tenants(rc, draft_run, make_tenant) -> None:
@@ -134,7 +84,7 @@ def test_statement_roles_teams_and_tenants(rc, draft_run, make_tenant) -> None:
     assert bad.status_code == 422
 
 
-def _export(rc, run: Run, role: str):
+def _export(rc, run: TenantRun, role: str):
     """POST the export (202 + Location), follow the job, download the bundle."""
     queued = rc.post(f"{API}/runs/{run.run_id}/export", headers=run.headers(role))
     assert queued.status_code == 202, queued.text
@@ -152,7 +102,7 @@ def test_export_bundle_of_a_finalized_run(rc, draft_run) -> None:
     path = f"{API}/runs/{draft_run.run_id}/export"
     refused = rc.post(path, headers=draft_run.headers("finance"))
     assert refused.status_code == 409 and "finalized" in refused.json()["detail"]
-    _finalize(rc, draft_run)
+    finalize_run(rc, draft_run)
     for role in ("hr", "manager", "readonly"):
         assert rc.post(path, headers=draft_run.headers(role)).status_code == 403
     first = _export(rc, draft_run, "auditor")
@@ -195,7 +145,7 @@ def test_pool_vs_target_history_and_scenario_deltas(rc, draft_run) -> None:
 
     empty = rc.get(f"{API}/reports/history", headers=draft_run.headers("finance")).json()
     assert empty["cells"] == []  # draft runs are not history
-    _finalize(rc, draft_run)
+    finalize_run(rc, draft_run)
     history = rc.get(f"{API}/reports/history", params={"group_by": "fund"},
                      headers=draft_run.headers("finance")).json()
     total = sum(Decimal(cell["total"]) for cell in history["cells"])
@@ -274,15 +224,6 @@ def test_pool_vs_target_reads_the_stored_totals_of_the_callers_run_only(
                   headers=stranger).status_code == 404
 
 
-def _versions_run(rc, tenant, plan_id: str, sample) -> str:
-    started = rc.post(f"{API}/runs", headers=tenant.users["admin"].headers,
-                      json=sample.body(plan_id=plan_id))
-    assert started.status_code == 202, started.text
-    run = wait_for_run(rc, started.json()["run_id"], tenant.users["admin"].headers)
-    assert run["status"] == "draft", run
-    return run["id"]
-
-
 def test_every_report_of_a_run_names_its_own_plan_version(rc, consumer, make_tenant,
                                                           sample_inputs) -> None:
     """v2 locked unchanged from v1 has v1's plan hash (the hash leaves the version out), so
@@ -291,7 +232,7 @@ def test_every_report_of_a_run_names_its_own_plan_version(rc, consumer, make_ten
     reported after the other version's run has compiled, rendered and cached all it can."""
     tenant = make_tenant()
     hr, admin = tenant.users["hr"].headers, tenant.users["admin"].headers
-    sample = sample_inputs(tenant, count=4, funds=2, document=_document())
+    sample = sample_inputs(tenant, count=4, funds=2, document=guarded_document())
     second = rc.post(f"{API}/bonus-plans/{sample.plan_id}/versions", headers=hr)
     assert second.status_code == 201, second.text
     v2_id = second.json()["id"]
@@ -300,8 +241,8 @@ def test_every_report_of_a_run_names_its_own_plan_version(rc, consumer, make_ten
     assert (v1["version"], v2["version"]) == (1, 2)
     assert v1["plan_hash"] == v2["plan_hash"]
     name = v1["name"]
-    runs = {1: _versions_run(rc, tenant, sample.plan_id, sample),
-            2: _versions_run(rc, tenant, v2_id, sample)}
+    runs = {1: start_draft_run(rc, tenant, sample, plan_id=sample.plan_id),
+            2: start_draft_run(rc, tenant, sample, plan_id=v2_id)}
 
     for version, run_id in runs.items():
         other = 3 - version
@@ -328,8 +269,9 @@ def test_every_report_of_a_run_names_its_own_plan_version(rc, consumer, make_ten
         lines = {row[0]: row[1] for row in cover.iter_rows(min_row=3, values_only=True) if row[0]}
         assert (lines["plan"], lines["plan version"]) == (name, version)
 
-    final = Run(tenant, runs[2], _second_finance_user(tenant))
-    _finalize(rc, final)
+    final = TenantRun(tenant, runs[2], sample.upload_id, sample.funds_upload_id,
+                      extra_user(tenant, Role.FINANCE))
+    finalize_run(rc, final)
     bundle = _export(rc, final, "auditor")
     key = rc.get(f"{API}/tenants/{tenant.id}/signing-key", headers=hr).json()
     report = verify_bundle(bundle.content,

@@ -15,22 +15,23 @@ from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
 from server.modules.reports import export_job
 from server.modules.reports.bundle import verify_bundle
-from tests.reports.test_api import API, Run, _export, _finalize
+from tests.reports.test_api import API, _export
 from tests.reports.test_api import draft_run as draft_run
+from tests.runs.support import TenantRun, finalize_run
 
 
-def _principal(run: Run, role: str = "auditor") -> Principal:
+def _principal(run: TenantRun, role: str = "auditor") -> Principal:
     user = run.tenant.users[role]
     return Principal(user_id=user.id, tenant_id=run.tenant.id, role=Role(role),
                      email=user.email, display_name=None, teams=())
 
 
-def _token(run: Run, role: str) -> str:
+def _token(run: TenantRun, role: str) -> str:
     return run.tenant.users[role].token
 
 
 def test_progress_over_websocket_until_done(rc, draft_run) -> None:
-    _finalize(rc, draft_run)
+    finalize_run(rc, draft_run)
     queued = rc.post(f"{API}/runs/{draft_run.run_id}/export", headers=draft_run.headers("admin"))
     job_id = queued.json()["id"]
     seen = []
@@ -50,7 +51,7 @@ def test_progress_over_websocket_until_done(rc, draft_run) -> None:
 
 
 def test_cancel_a_queued_job_and_not_a_finished_one(rc, draft_run) -> None:
-    _finalize(rc, draft_run)
+    finalize_run(rc, draft_run)
     settings = rc.app.state.settings
     job = export_job.create_export_job(_principal(draft_run), settings,
                                        uuid.UUID(draft_run.run_id), lambda *_: None)
@@ -73,7 +74,7 @@ class _Crash(BaseException):
 
 
 def test_a_crashed_export_resumes_without_rendering_twice(rc, draft_run, monkeypatch) -> None:
-    _finalize(rc, draft_run)
+    finalize_run(rc, draft_run)
     settings = rc.app.state.settings.model_copy(update={"worker_processes": 1})
     job = export_job.create_export_job(_principal(draft_run), settings,
                                        uuid.UUID(draft_run.run_id), lambda *_: None)

@@ -8,11 +8,16 @@ import subprocess
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 import pytest
 
-from server.modules.reports.letter import tranches
+from engine.backends import reference
+from engine.deferral import DeferralPolicy, split_amount
+from engine.plan import compile_plan
+from server.modules.reports.letter import letter_data, tranches
+from server.modules.reports.messages import CATALOGS, words
 from server.modules.reports.render import statement_pdf
 from server.modules.reports.statement import Approval, Branding, RunInfo, build_statement
 from tests.reports.conftest import ARTIFACTS, BRANDING, HOSTILE, HOSTILE_REF, Sample, pdf_text
@@ -101,7 +106,7 @@ def test_the_deferred_part_and_its_schedule(sample: Sample) -> None:
     words = _words(_pdf(sample, ref))
     assert f"Deferred: {_gb_money(row['deferred'])}" in words
     assert f"Paid now: {_gb_money(row['cash'])}" in words
-    assert "It vests in 3 yearly tranches:" in words
+    assert "It vests in 3 yearly instalments:" in words
     parts = tranches(row["deferred"], 3, date(2026, 12, 31))
     assert sum(part for _, part in parts) == row["deferred"]
     for year, (_, part) in zip((2026, 2027, 2028), parts, strict=True):
@@ -126,13 +131,15 @@ def test_numbers_and_dates_follow_the_tenant_locale(sample: Sample, locale: str,
     ref = _employee(sample)
     brand = Branding.from_tenant("Acme", {"branding": {"locale": locale}})
     assert brand.locale == locale
-    text = pdf_text(_pdf(sample, ref, brand), "-layout")
+    pdf = _pdf(sample, ref, brand)
+    text = pdf_text(pdf, "-layout")
     target = re.search(r"^\s*Target bonus\s{2,}(.+?)\s*$", text, re.M)
     assert target and re.fullmatch(money, target.group(1)), target
     assert day in text
     decimal_mark = "." if locale == "en-US" else ","
     multiplier = sample.result_row(ref)["perf_multiplier"].normalize()
-    assert _row(text, "Performance multiplier", format(multiplier, "f").replace(".", decimal_mark))
+    assert _said(_words(pdf), "Performance multiplier",
+                 format(multiplier, "f").replace(".", decimal_mark))
 
 
 def test_unknown_locale_falls_back_and_bad_logo_is_dropped() -> None:
@@ -170,13 +177,142 @@ def test_same_statement_same_bytes(sample: Sample) -> None:
     assert _pdf(sample, ref) == _pdf(sample, ref)
 
 
-def test_statement_png_artifact(sample: Sample) -> None:
-    """Renders page 1 of a deferred employee's letter to tests/artifacts/ (gitignored) for a
-    person to look at; the letter is one page."""
+def _below_threshold(sample: Sample):
+    """The sample plan with the deferral threshold at 1,000,000: nothing deferred."""
+    params = [p.model_copy(update={"value": Decimal("1000000")})
+              if p.key == "deferral_threshold" else p for p in sample.plan.document.parameters]
+    return compile_plan(sample.plan.document.model_copy(update={"parameters": params}))
+
+
+@pytest.mark.parametrize("locale", ["en-GB", "de-DE"])
+def test_statement_png_artifacts(sample: Sample, locale: str) -> None:
+    """The pictures in docs/reports.md: a letter with a deferral schedule and one without, per
+    locale, rendered with pdftoppm to tests/artifacts/ (gitignored) for a person to look at;
+    each is one page."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pdf = ARTIFACTS / "statement.pdf"
-    pdf.write_bytes(_pdf(sample, _employee(sample)))
-    subprocess.run(["pdftoppm", "-r", "80", "-png", "-f", "1", "-l", "1", "-singlefile",
-                    str(pdf), str(ARTIFACTS / "statement")], check=True)
-    assert (ARTIFACTS / "statement.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Page 1 of 1" in pdf_text(pdf.read_bytes())
+    brand = Branding.from_tenant("Acme Capital Partners", {"branding": {"locale": locale}})
+    cheapest = sample.results.filter(pl.col("eligible")).sort("bonus")["employee_ref"][0]
+    cases = {"deferral": (_deferring(sample), _employee(sample)),
+             "no-deferral": (_below_threshold(sample), cheapest)}
+    last_page = {"en-GB": "Page 1 of 1", "de-DE": "Seite 1 von 1"}[locale]
+    for name, (plan, ref) in cases.items():
+        tape = reference.explain(plan, sample.frame, ref).to_dict()
+        pdf = statement_pdf(build_statement(plan, tape, FINAL, brand, sample.inputs(ref)))
+        assert last_page in pdf_text(pdf), (locale, name)
+        stem = ARTIFACTS / f"statement-{locale}-{name}"
+        stem.with_suffix(".pdf").write_bytes(pdf)
+        subprocess.run(["pdftoppm", "-r", "90", "-png", "-singlefile", str(stem) + ".pdf",
+                        str(stem)], check=True)
+        assert Path(str(stem) + ".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_locale_catalog_has_every_word() -> None:
+    for language, catalog in CATALOGS.items():
+        assert set(catalog) == set(CATALOGS["en"]), language
+        assert all(text.strip() for text in catalog.values()), language
+    assert words("de-AT") is CATALOGS["de"] and words("fr_CA") is CATALOGS["fr"]
+    assert words("en-US") is CATALOGS["en"] and words("pt-BR") is CATALOGS["en"]
+
+
+# (locale, fixed words a manager reads, target bonus as the locale writes it, a date)
+LETTER_WORDS = [
+    ("de-DE", ["Bonusmitteilung", "Ihr Bonus", "So wurde Ihr Bonus ermittelt", "Ihre Werte",
+               "Planbedingungen", "Aufgeschobener Teil und Zeitplan", "Genehmigt von",
+               "Genehmigung Finanzen Fiona Finance", "Jetzt ausgezahlt", "Seite 1 von 1",
+               "Status Abgeschlossen", "in 3 jährlichen Raten unverfallbar"],
+     lambda v: f"{v:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".") + "\xa0$",
+     "31. Dezember 2025"),
+    ("fr-FR", ["Relevé de prime", "Votre prime", "Comment votre prime a été calculée",
+               "Vos données", "Conditions du plan", "Part différée et son calendrier",
+               "Approuvé par", "Approbation finance Fiona Finance", "Versé maintenant",
+               "Page 1 sur 1", "Statut Finalisé", "en 3 tranches annuelles"],
+     lambda v: f"{v:,.2f}".replace(",", "\u202f").replace(".", ",") + "\xa0$US",
+     "31 décembre 2025"),
+    ("en-US", ["Bonus statement", "Your bonus", "How your bonus was reached", "Your figures",
+               "Plan terms", "Deferred part and its schedule", "Approved by",
+               "Finance approval Fiona Finance", "Paid now", "Page 1 of 1", "Status Finalized",
+               "in 3 yearly instalments"],
+     lambda v: f"${v:,.2f}", "December 31, 2025"),
+]
+
+
+@pytest.mark.parametrize(("locale", "phrases", "money", "day"), LETTER_WORDS,
+                         ids=[row[0] for row in LETTER_WORDS])
+def test_the_letters_words_follow_the_tenant_locale(sample: Sample, locale: str,
+                                                    phrases: list[str], money, day: str) -> None:
+    """pdftotext of the letter: every fixed word in the locale's language (no English left
+    in de/fr), amounts with the locale's separators (Babel's no-break and narrow no-break
+    spaces), dates written out."""
+    ref = _employee(sample)
+    row = sample.result_row(ref)
+    brand = Branding.from_tenant("Acme", {"branding": {"locale": locale}})
+    pdf = _pdf(sample, ref, brand)
+    words = _words(pdf)
+    for phrase in phrases:
+        assert phrase in words, phrase
+    # Babel's separators are in the letter's text (a figure never breaks across lines);
+    # pdftotext reads a no-break or narrow no-break space back as a plain space
+    data = letter_data(build_statement(sample.plan, sample.tape(ref), FINAL, brand,
+                                       sample.inputs(ref)))
+    target = next(value for label, value in data["inputs"] + [[s["label"], s["value"]]
+                                                               for s in data["steps"]]
+                  if label == "Target bonus")
+    assert target == money(row["target_bonus"])
+    text = pdf_text(pdf, "-layout")
+    for amount in (row["target_bonus"], row["deferred"]):
+        assert money(amount).replace("\u202f", " ").replace("\xa0", " ") in text, amount
+    assert day in text
+    if locale != "en-US":
+        for english in ("Your bonus", "Approved by", "Plan terms", "Page 1 of 1", "Vests on",
+                        "Dear colleague"):
+            assert english not in words, english
+
+
+def _deferring(sample: Sample, **policy):
+    """The sample plan with a deferral policy: the ledger's shape (engine.deferral)."""
+    document = sample.plan.document.model_copy(update={"deferral": DeferralPolicy.model_validate(
+        {"variable_pay_step": "bonus", "deferred_step": "deferred", "award_date": "2026-03-01",
+         "instruments": [{"fund_ref": "F1", "share": "0.5"}],
+         "schedule": {"kind": "pro_rata", "years": 3, "first_vesting_months": 12},
+         "retention_months": 6} | policy)})
+    return compile_plan(document)
+
+
+def test_a_plan_with_a_deferral_policy_shows_the_ledgers_instalments(sample: Sample) -> None:
+    plan = _deferring(sample)
+    ref = _employee(sample)
+    deferred = sample.result_row(ref)["deferred"]
+    tape = reference.explain(plan, sample.frame, ref).to_dict()
+    statement = build_statement(plan, tape, FINAL, BRANDING, sample.inputs(ref))
+    words = _words(statement_pdf(statement))
+    parts = split_amount(deferred, 3)
+    assert sum(parts) == deferred
+    assert (f"{_gb_money(deferred)} of your bonus is deferred. Awarded on 1 March 2026. "
+            "It vests in 3 yearly instalments:") in words
+    for year, part in zip((2027, 2028, 2029), parts, strict=True):
+        assert (f"Vests on 1 March {year} held until 1 September "
+                f"{year} {_gb_money(part)}") in words
+    assert "50% of each instalment is paid in units of fund F1" in words
+    assert "Vested units are held for 6 more months" in words
+    assert "If you leave as a good leaver, your schedule continues." in words
+    assert "Otherwise instalments not yet vested lapse." in words
+    assert "Page 1 of 1" in words
+
+
+def test_a_cliff_in_german_and_no_section_without_a_deferral(sample: Sample) -> None:
+    plan = _deferring(sample, schedule={"kind": "cliff", "years": 1,
+                                        "first_vesting_months": 36},
+                      instruments=[], retention_months=0)
+    ref = _employee(sample)
+    tape = reference.explain(plan, sample.frame, ref).to_dict()
+    brand = Branding.from_tenant("Acme", {"branding": {"locale": "de-DE"}})
+    words = _words(statement_pdf(build_statement(plan, tape, FINAL, brand, sample.inputs(ref))))
+    assert "Er wird in einer Rate unverfallbar: Unverfallbar am 1. März 2029" in words
+    assert "Anteilen des Fonds" not in words and "gehalten bis" not in words
+    below = sample.results.filter(pl.col("deferred") == 0)
+    assert below.height, "premise: someone with nothing deferred"
+    other = below["employee_ref"][0]
+    tape = reference.explain(plan, sample.frame, other).to_dict()
+    words = _words(statement_pdf(build_statement(plan, tape, FINAL, brand,
+                                                 sample.inputs(other))))
+    assert "Aufgeschobener Teil" not in words and "Aufgeschoben" not in words

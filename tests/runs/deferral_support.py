@@ -3,15 +3,10 @@ and the approval path of a run, all through the real API."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
 from typing import Any
 
-from server.db import session as db
 from server.modules.auth.permissions import Role
-from server.modules.auth.service import issue_token
-from server.modules.tenants import service as tenants
-from tests.runs.support import create_locked_plan, ready_upload, wait_for_run
+from tests.runs.support import create_locked_plan, extra_user, ready_upload, wait_for_run
 
 API = "/api/v1"
 
@@ -43,15 +38,6 @@ def deferral_document(**policy: Any) -> dict[str, Any]:
             "leaver": {"good": "keep_schedule", "bad": "forfeit_unvested"},
         } | policy,
     }
-
-
-def extra_user(tenant: Any, role: Role) -> dict[str, str]:
-    """Another user of `tenant` with `role`; returns auth headers."""
-    with db.tenant_session(tenant.id) as session:
-        created = tenants.add_user(session, None, email=f"{uuid.uuid4().hex[:8]}@x.example.com",
-                                   role=role, display_name="extra", teams=[])
-        token = issue_token(session, created.user.id, timedelta(hours=1)).token
-    return {"Authorization": f"Bearer {token}"}
 
 
 def employees_upload(rc: Any, tenant: Any, plan_id: str, rows: list[tuple[str, str, str]]

@@ -1,4 +1,5 @@
-"""Test builders for runs, through the real APIs: a locked plan, ready uploads, polling."""
+"""Test builders for runs, through the real APIs: a locked plan, ready uploads, polling, extra
+users, and a small sample run taken through approvals to finalized."""
 
 from __future__ import annotations
 
@@ -6,12 +7,18 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from server.db import session as db
+from server.modules.auth.permissions import Role
+from server.modules.auth.service import issue_token
+from server.modules.tenants import service as tenants
 from tests.uploads.waiting import settled
 
 SAMPLE_PLAN = Path(__file__).resolve().parents[2] / "samples" / "plans" / "fund_bonus.json"
@@ -21,6 +28,26 @@ FINISHED = ("draft", "failed")
 
 def sample_document() -> dict[str, Any]:
     return json.loads(SAMPLE_PLAN.read_text(), parse_float=Decimal)
+
+
+def guarded_document() -> dict[str, Any]:
+    """The sample plan with defaults on its guarded pool steps (`points`, `pool_share`): no
+    null payouts, which would block approval."""
+    document = sample_document()
+    for step in document["steps"]:
+        if step["name"] in ("points", "pool_share"):
+            step["default"] = "0"
+    return document
+
+
+def extra_user(tenant: Any, role: Role, display_name: str = "extra") -> dict[str, str]:
+    """Another user of `tenant` with `role` (four eyes: one who neither started nor approved
+    a run); returns auth headers."""
+    with db.tenant_session(tenant.id) as session:
+        created = tenants.add_user(session, None, email=f"{uuid.uuid4().hex[:8]}@x.example.com",
+                                   role=role, display_name=display_name, teams=[])
+        token = issue_token(session, created.user.id, timedelta(hours=1)).token
+    return {"Authorization": f"Bearer {token}"}
 
 
 def create_locked_plan(client: TestClient, tenant: Any, document: dict[str, Any]) -> str:
@@ -69,3 +96,52 @@ def wait_for_run(client: TestClient, run_id: str, headers: dict[str, str],
             return run
         assert time.monotonic() < deadline, f"run {run_id} still {run['status']}: {run}"
         time.sleep(0.05)
+
+
+def start_draft_run(client: TestClient, tenant: Any, sample: Any, **body: Any) -> str:
+    """POST /runs as admin over `sample`'s plan and uploads (`body` adds to or overrides
+    them); waits until the run is computed and asserts it is a draft; returns its id."""
+    headers = tenant.users["admin"].headers
+    started = client.post(f"{API}/runs", headers=headers, json=sample.body(**body))
+    assert started.status_code == 202, started.text
+    run = wait_for_run(client, started.json()["run_id"], headers)
+    assert run["status"] == "draft", run
+    return run["id"]
+
+
+@dataclass(frozen=True)
+class TenantRun:
+    """A computed run of the sample plan in its own tenant, its uploads, and the headers of
+    a finance user ("Finance 2") who neither started nor approved it: the one who may
+    finalize it."""
+
+    tenant: Any
+    run_id: str
+    upload_id: str
+    funds_upload_id: str
+    finaliser: dict[str, str]
+
+    def headers(self, role: str) -> dict[str, str]:
+        return self.tenant.users[role].headers
+
+
+def small_draft_run(client: TestClient, tenant: Any, sample_inputs: Callable[..., Any],
+                    **inputs: Any) -> TenantRun:
+    """A draft run over 6 employees and 2 funds of `guarded_document()` (`inputs` go to the
+    `sample_inputs` fixture's factory, e.g. `edit_employees`)."""
+    sample = sample_inputs(tenant, count=6, funds=2, document=guarded_document(), **inputs)
+    run_id = start_draft_run(client, tenant, sample)
+    finaliser = extra_user(tenant, Role.FINANCE, display_name="Finance 2")
+    return TenantRun(tenant, run_id, sample.upload_id, sample.funds_upload_id, finaliser)
+
+
+def finalize_run(client: TestClient, run: TenantRun) -> None:
+    """manager, hr and finance approve (the tenant's users of those roles), then the run's
+    finaliser finalizes."""
+    for role, action in (("manager", "manager_approve"), ("hr", "hr_approve"),
+                         ("finance", "finance_approve")):
+        answer = client.post(f"{API}/runs/{run.run_id}/approve", headers=run.headers(role),
+                             json={"action": action})
+        assert answer.status_code == 200, answer.text
+    final = client.post(f"{API}/runs/{run.run_id}/finalize", headers=run.finaliser, json={})
+    assert final.status_code == 200, final.text

@@ -11,78 +11,23 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
-from server.db import session as db
-from server.modules.auth.permissions import Role
-from server.modules.auth.service import issue_token
-from server.modules.tenants import service as tenants
 from server.modules.uploads import service as uploads
-from tests.runs.support import sample_document, wait_for_run
+from tests.runs.support import TenantRun, finalize_run, small_draft_run, wait_for_run
 
 API = "/api/v1"
 EMPLOYEE = "E0000003"
 
 
-@dataclass(frozen=True)
-class Finalized:
-    tenant: Any
-    run_id: str
-    upload_id: str
-    funds_upload_id: str
-
-    def headers(self, role: str) -> dict[str, str]:
-        return self.tenant.users[role].headers
-
-
-def _document() -> dict:
-    """The sample plan with defaults on the guarded pool steps (no null payouts)."""
-    document = sample_document()
-    for step in document["steps"]:
-        if step["name"] in ("points", "pool_share"):
-            step["default"] = "0"
-    return document
-
-
-def _second_finance(tenant: Any) -> dict[str, str]:
-    with db.tenant_session(tenant.id) as session:
-        user = tenants.add_user(session, None, email=f"fin2-{uuid.uuid4().hex[:6]}@x.example",
-                                role=Role.FINANCE, display_name="Finance 2")
-        token = issue_token(session, user.user.id, timedelta(hours=1)).token
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _draft_run(rc, tenant, sample_inputs) -> tuple[str, Any]:
-    sample = sample_inputs(tenant, count=6, funds=2, document=_document())
-    started = rc.post(f"{API}/runs", headers=tenant.users["admin"].headers, json=sample.body())
-    assert started.status_code == 202, started.text
-    run = wait_for_run(rc, started.json()["run_id"], tenant.users["admin"].headers)
-    assert run["status"] == "draft", run
-    return run["id"], sample
-
-
-def _finalize(rc, tenant, run_id: str) -> None:
-    for role, action in (("manager", "manager_approve"), ("hr", "hr_approve"),
-                         ("finance", "finance_approve")):
-        answer = rc.post(f"{API}/runs/{run_id}/approve", headers=tenant.users[role].headers,
-                         json={"action": action})
-        assert answer.status_code == 200, answer.text
-    final = rc.post(f"{API}/runs/{run_id}/finalize", headers=_second_finance(tenant), json={})
-    assert final.status_code == 200, final.text
-
-
 @pytest.fixture
-def finalized(rc, consumer, make_tenant, sample_inputs) -> Finalized:
-    tenant = make_tenant()
-    run_id, sample = _draft_run(rc, tenant, sample_inputs)
-    _finalize(rc, tenant, run_id)
-    return Finalized(tenant, run_id, sample.upload_id, sample.funds_upload_id)
+def finalized(rc, consumer, make_tenant, sample_inputs) -> TenantRun:
+    run = small_draft_run(rc, make_tenant(), sample_inputs)
+    finalize_run(rc, run)
+    return run
 
 
 def _files(settings, tenant_id, upload: dict) -> dict[str, str]:
@@ -99,7 +44,7 @@ def _row_count(database, tenant_id, upload_id: str) -> int:
                             (upload_id,)).fetchone()[0]
 
 
-def _refuse_deletes(rc, runs_settings, database, run: Finalized) -> None:
+def _refuse_deletes(rc, runs_settings, database, run: TenantRun) -> None:
     """DELETE both uploads: 409 each, and nothing changed, neither in the database nor on
     disk."""
     headers = run.headers("hr")
@@ -118,25 +63,25 @@ def _refuse_deletes(rc, runs_settings, database, run: Finalized) -> None:
 
 
 # Every route that reads an upload's files, as (name, call) → response.
-def _reproduce(rc, run: Finalized):
+def _reproduce(rc, run: TenantRun):
     return rc.post(f"{API}/runs/{run.run_id}/reproduce", headers=run.headers("admin"))
 
 
-def _tape(rc, run: Finalized):
+def _tape(rc, run: TenantRun):
     return rc.get(f"{API}/runs/{run.run_id}/results", params={"employee_ref": EMPLOYEE},
                   headers=run.headers("hr"))
 
 
-def _statement(rc, run: Finalized):
+def _statement(rc, run: TenantRun):
     return rc.post(f"{API}/reports/individual-statement", headers=run.headers("hr"),
                    json={"run_id": run.run_id, "employee_ref": EMPLOYEE, "format": "pdf"})
 
 
-def _workbook(rc, run: Finalized):
+def _workbook(rc, run: TenantRun):
     return rc.get(f"{API}/runs/{run.run_id}/workbook", headers=run.headers("auditor"))
 
 
-def _export(rc, run: Finalized):
+def _export(rc, run: TenantRun):
     """The export job: queued by the request, built by the worker; answers with the
     downloaded bundle (or the request's own error, or the job when it did not finish)."""
     headers = run.headers("admin")
@@ -159,12 +104,12 @@ def _finished_job(rc, job_id: str, headers: dict[str, str]):
     return job
 
 
-def _history(rc, run: Finalized):
+def _history(rc, run: TenantRun):
     return rc.get(f"{API}/reports/history", params={"group_by": "fund"},
                   headers=run.headers("finance"))
 
 
-def _statements_job(rc, run: Finalized):
+def _statements_job(rc, run: TenantRun):
     """The bulk statements job: queued by the request, rendered by the worker; answers
     with the finished job (or the request's own error)."""
     headers = run.headers("hr")
@@ -175,7 +120,7 @@ def _statements_job(rc, run: Finalized):
     return _finished_job(rc, queued.json()["id"], headers)
 
 
-def _preview(rc, run: Finalized):
+def _preview(rc, run: TenantRun):
     return rc.get(f"{API}/uploads/{run.upload_id}/preview", headers=run.headers("hr"))
 
 
@@ -244,14 +189,12 @@ def test_each_route_reads_its_files_after_a_refused_delete(rc, runs_settings, da
 
 def test_a_draft_runs_upload_cannot_be_deleted_either(rc, consumer, runs_settings, database,
                                                        make_tenant, sample_inputs) -> None:
-    tenant = make_tenant()
-    run_id, sample = _draft_run(rc, tenant, sample_inputs)
-    refused = rc.delete(f"{API}/uploads/{sample.upload_id}", headers=tenant.users["hr"].headers)
+    draft = small_draft_run(rc, make_tenant(), sample_inputs)
+    refused = rc.delete(f"{API}/uploads/{draft.upload_id}", headers=draft.headers("hr"))
     assert refused.status_code == 409, refused.text
-    run = rc.get(f"{API}/runs/{run_id}", headers=tenant.users["hr"].headers).json()
-    assert run["upload_id"] == sample.upload_id  # not cut off from its input
-    assert _tape(rc, Finalized(tenant, run_id, sample.upload_id, sample.funds_upload_id)
-                 ).json()["matches_stored"] is True
+    run = rc.get(f"{API}/runs/{draft.run_id}", headers=draft.headers("hr")).json()
+    assert run["upload_id"] == draft.upload_id  # not cut off from its input
+    assert _tape(rc, draft).json()["matches_stored"] is True
 
 
 def _missing(response, upload_id: str, what: str) -> None:

@@ -223,6 +223,8 @@ PAY_ROUTES: dict[tuple[str, str], Call] = {
     ("POST", "/api/v1/runs/{run_id}/statements"): _statements_job,
     ("GET", "/api/v1/reports/jobs/{job_id}/download"):
         _simple("GET", API + "/reports/jobs/{job_id}/download"),
+    ("GET", "/api/v1/reports/deliveries/{link_id}/download"):
+        _simple("GET", API + "/reports/deliveries/{job_id}/download"),
     ("POST", "/api/v1/runs/{run_id}/export"): _simple("POST", API + "/runs/{run_id}/export"),
     ("GET", "/api/v1/runs/{run_id}/workbook"): _simple("GET", API + "/runs/{run_id}/workbook"),
     ("POST", "/api/v1/runs/{run_id}/reproduce"):

@@ -7,32 +7,21 @@ copy re-saved the same way fails, naming each changed cell."""
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from typer.testing import CliRunner
 
-from engine.backends import reference
 from engine.backends.excel_audit import build_audit_workbook
 from engine.backends.excel_verify import verify_workbook
-from engine.data import load_inputs
-from engine.plan import compile_plan, load_plan
-from samples.generate import write
-from server.cli import app as cli
 from tests.workbooks.libreoffice import resave
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.workbooks.sample_audit import assert_tampering_named, evaluate_sample, tamper
 
 
 @pytest.fixture(scope="module")
 def run_500(tmp_path_factory):
     """(blank workbook, cached workbook, plan, engine result) of 500 employees."""
     tmp = tmp_path_factory.mktemp("lo500")
-    compiled = compile_plan(load_plan(ROOT / "samples/plans/fund_bonus.json"))
-    employees, funds = write(500, 6, 2025, tmp / "data")
-    data = load_inputs(compiled, employees, funds)
-    result = reference.evaluate(compiled, data)
+    compiled, data, result = evaluate_sample(tmp)
     blank, cached = tmp / "blank.xlsx", tmp / "cached.xlsx"
     blank.write_bytes(build_audit_workbook(compiled, data, result, {}, cached=False))
     cached.write_bytes(build_audit_workbook(compiled, data, result, {}))
@@ -83,23 +72,5 @@ def test_libreoffice_recalculates_500_employees_like_the_engine(run_500, tmp_pat
 
 def test_a_tampered_copy_re_saved_by_libreoffice_fails_naming_the_cells(run_500, tmp_path):
     _, cached, _, _ = run_500
-    workbook = load_workbook(cached)
-    calc = workbook["Calc"]
-    letter = {cell.value: cell.column_letter for cell in calc[1]}
-    outside = next(row for row in range(350, 502)
-                   if calc[f"{letter['eligible (engine)']}{row}"].value is False)
-    calc[f"{letter['bonus (engine)']}301"] = calc[f"{letter['bonus (engine)']}301"].value + 0.02
-    calc[f"{letter['base_salary']}{outside}"] = calc[f"{letter['base_salary']}{outside}"].value * 2
-    calc[f"{letter['cash']}123"] = 0
-    tampered = tmp_path / "tampered.xlsx"
-    workbook.save(tampered)
-    saved = resave(tampered, tmp_path)
-
-    result = CliRunner().invoke(cli, ["verify-workbook", str(saved)])
-    assert result.exit_code == 1, result.output
-    problems = [line[4:] for line in result.output.splitlines() if line.startswith("  - ")]
-    assert problems[0] == f"Calc!{letter['cash']}123: formula of 'cash' was changed"
-    assert problems[1].startswith(f"Calc!{letter['bonus']}301 (employee ")
-    assert problems[1].endswith(f"(Calc!{letter['bonus (engine)']}301)")
-    assert problems[2].startswith(f"Calc!{letter['target_bonus']}{outside} (employee ")
-    assert all(f"{outside} (employee" in problem for problem in problems[2:])
+    tampered = tamper(cached, tmp_path / "tampered.xlsx")
+    assert_tampering_named(resave(tampered.path, tmp_path), tampered)

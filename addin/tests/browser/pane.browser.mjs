@@ -237,6 +237,10 @@ try {
   await approveAs(page, users.manager, "manager_approve", "manager_approved");
   assert.equal(await text(page, "#approval-state"),
     "Approved by the manager: waiting for HR approval");
+  // a manager: no "all statements" zip; their team's zip only once the run is finalized
+  assert.ok(await page.isHidden("#download-statements"));
+  assert.ok(await page.isHidden("#download-my-team"));
+  assert.ok(await page.isVisible("#statement-box"));
   // Four-eyes: the hr user who started the run holds the hr gate but is not offered it.
   await signOut(page);
   await signIn(page, users.hr);

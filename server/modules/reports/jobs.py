@@ -35,6 +35,7 @@ from server.principal import Principal
 from server.settings import Settings
 from server.worker import queue
 
+DELIVERY_LINK = "delivery_link"  # report_jobs.params key of a delivery link (delivery.py)
 TASK_OF = {"statements": queue.RENDER_STATEMENTS, "export": queue.EXPORT_BUNDLE,
            "delivery": queue.DELIVER_STATEMENTS}
 
@@ -136,9 +137,12 @@ def _statements_job(tenant_id: uuid.UUID, job_id: uuid.UUID, settings: Settings)
 
 
 def get_job(session: Session, principal: Principal, job_id: uuid.UUID) -> ReportJob:
-    """The job if it is the caller's (admins see every job of the tenant), else 404."""
+    """The job if it is the caller's (admins see every job of the tenant), else 404. A
+    delivery link's zip is reached only through its link (it expires), never here."""
     job = session.scalar(select(ReportJob).where(ReportJob.id == job_id))
     if job is None or (principal.role is not Role.ADMIN and job.created_by != principal.user_id):
+        raise NotFound("job")
+    if (job.params or {}).get(DELIVERY_LINK):
         raise NotFound("job")
     return job
 

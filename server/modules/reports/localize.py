@@ -20,6 +20,8 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal, format_percent
 
+from server.modules.reports.messages import words
+
 MISSING = "—"
 DEFAULT_LOCALE = "en-GB"
 EXACT = "#,##0.##########"  # every digit R10 can hold, none invented
@@ -100,7 +102,7 @@ class Localizer:
         if value is None:
             return MISSING
         if isinstance(value, bool):
-            return "yes" if value else "no"
+            return words(self.locale_tag)["yes" if value else "no"]
         if isinstance(value, Decimal):
             return getattr(self, fmt if fmt in FORMATS else "number")(value)
         if isinstance(value, date):

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from server.errors import Conflict
 from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
 from server.modules.reports import (
+    delivery,
     deltas,
     history,
     job_progress,
@@ -96,6 +97,15 @@ def deliver_statements(
     job = service.create_delivery_job(principal, _settings(request), run_id)
     response.headers["Location"] = f"{API_PREFIX}/reports/jobs/{job.id}"
     return JobOut.model_validate(job)
+
+
+@router.get("/reports/deliveries/{link_id}/download", response_class=FileResponse)
+def download_delivery(link_id: uuid.UUID, db: DbSession,
+                      principal: Principal = Depends(require("reports.read"))) -> FileResponse:
+    """The zip a delivery e-mail links to: the statements of the manager's teams, for that
+    manager only (anyone else: 404), until the link expires (410). Audited."""
+    return FileResponse(delivery.link_download(db, principal, link_id), media_type=ZIP,
+                        filename=f"my-team-statements-{link_id}.zip")
 
 
 @router.get("/reports/pool-vs-target", response_model=None)

@@ -47,7 +47,8 @@ RESULT_PAGE = 5000
 # Exports are audited on the run too; leaving them out keeps a re-export byte-identical.
 FINALIZE_ACTION = "run.finalize"
 EXPORT_ACTIONS = frozenset({"run.export", "run.export.done", "run.statements",
-                            "reports.statement", "run.delivery"})
+                            "reports.statement", "run.delivery",
+                            "run.delivery.download"})
 MEDIA_TYPES = {"pdf": "application/pdf", "html": "text/html; charset=utf-8",
                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from engine.deferral import DeferralPolicy
 from engine.dsl.ast import Type
 from engine.plan import CompiledPlan
 from server.modules.reports.formatting import colour, display, money, safe_svg, typed_value
@@ -191,6 +192,7 @@ class Statement:
     payout: Line
     deferred: Line | None
     cash: Line | None = None
+    deferral_policy: DeferralPolicy | None = None
 
     @property
     def draft(self) -> bool:
@@ -300,7 +302,7 @@ def build_statement(
     by_name = {line.name: line for line in steps}
     payout_step = by_name[plan.payout]
     document = plan.document
-    deferred, cash = by_name.get(DEFERRED_STEP), by_name.get(CASH_STEP)
+    deferred, cash = _deferred_and_cash(document.deferral, by_name)
     return Statement(
         branding=branding,
         run=run,
@@ -316,12 +318,34 @@ def build_statement(
         parameters=_parameter_lines(plan),
         steps=steps,
         payout=Line(plan.payout, payout_step.label, payout_step.value, payout_step.kind, "money"),
-        deferred=None
-        if deferred is None or deferred.kind is not Type.DECIMAL
-        else Line(DEFERRED_STEP, "of which deferred", deferred.value, deferred.kind, "money"),
-        cash=None if cash is None or cash.kind is not Type.DECIMAL
-        else Line(CASH_STEP, cash.label, cash.value, cash.kind, "money"),
+        deferred=deferred,
+        cash=cash,
+        deferral_policy=document.deferral,
     )
+
+
+def _money_line(step: StepLine | None, key: str) -> Line | None:
+    if step is None or step.kind is not Type.DECIMAL:
+        return None
+    return Line(key, step.label, step.value, step.kind, "money")
+
+
+def _deferred_and_cash(policy: DeferralPolicy | None, by_name: Mapping[str, StepLine]
+                       ) -> tuple[Line | None, Line | None]:
+    """The deferred part and the part paid now: the plan's deferral policy names the steps
+    (the ledger writes awards from the same ones at finalize); without a policy, the steps
+    named `deferred` and `cash` (plan convention). With a policy and no `cash` step, the
+    part paid now is the variable pay less the deferred part (exact Decimal)."""
+    if policy is None:
+        return (_money_line(by_name.get(DEFERRED_STEP), DEFERRED_STEP),
+                _money_line(by_name.get(CASH_STEP), CASH_STEP))
+    deferred = _money_line(by_name.get(policy.deferred_step), DEFERRED_STEP)
+    cash = _money_line(by_name.get(CASH_STEP), CASH_STEP)
+    pay = by_name.get(policy.variable_pay_step)
+    if cash is None and deferred is not None and pay is not None and pay.value is not None \
+            and deferred.value is not None:
+        cash = Line(CASH_STEP, CASH_STEP, pay.value - deferred.value, Type.DECIMAL, "money")
+    return deferred, cash
 
 
 def approval_rows(run: RunInfo) -> Sequence[tuple[str, str, str]]:

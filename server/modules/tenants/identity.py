@@ -2,7 +2,9 @@
 in time, and their role and teams kept in line with the provider's groups.
 
 Used by the `sso` area through `tenants.service`. The same invariants as manual changes hold:
-the tenant keeps at least one active admin, and every change is an audit event.
+the tenant keeps at least one active admin, and every change is an audit event. What such an
+event records about a user (`user_snapshot`) and the email check live here, for manual changes
+too: tenants.service imports this module, not the other way round.
 """
 
 from __future__ import annotations
@@ -18,18 +20,23 @@ from server.modules.audit.service import record_event
 from server.modules.auth.permissions import Role
 from server.modules.tenants.models import User
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # as tenants.service checks
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def _snapshot(user: User) -> dict[str, object]:
+def user_snapshot(user: User) -> dict[str, object]:
+    """What the audit log records about a user (never the password hash)."""
     return {
         "email": user.email,
         "display_name": user.display_name,
         "role": user.role,
         "teams": list(user.teams or []),
         "is_active": user.is_active,
-        "oidc_subject": user.oidc_subject,
     }
+
+
+def _snapshot(user: User) -> dict[str, object]:
+    """A user as the provider's sign-ins change it: with the subject it is linked to."""
+    return {**user_snapshot(user), "oidc_subject": user.oidc_subject}
 
 
 def find_sign_in_user(session: Session, subject: str, email: str | None,

@@ -26,13 +26,13 @@ from server.modules.auth.service import (
     revoke_user_tokens,
     verify_password,
 )
+from server.modules.tenants.identity import EMAIL_RE, user_snapshot
 from server.modules.tenants.identity import find_sign_in_user as find_sign_in_user
 from server.modules.tenants.identity import provision_sso_user as provision_sso_user
 from server.modules.tenants.identity import sync_sso_user as sync_sso_user
 from server.modules.tenants.models import Tenant, User
 from server.principal import Principal
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -43,17 +43,6 @@ def normalise_email(email: str, loc: list[str | int]) -> str:
             [{"loc": loc, "msg": "not an email address", "type": "value_error"}]
         )
     return cleaned
-
-
-def user_snapshot(user: User) -> dict[str, object]:
-    """What the audit log records about a user (never the password hash)."""
-    return {
-        "email": user.email,
-        "display_name": user.display_name,
-        "role": user.role,
-        "teams": list(user.teams or []),
-        "is_active": user.is_active,
-    }
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Alembic's script folder; a package so that revisions can import `migrations.rls`."""
