@@ -87,9 +87,9 @@ def list_runs(
 
 @router.get("/runs/{run_id}", response_model=RunOut)
 def get_run(run_id: uuid.UUID, db_session: DbSession,
-            principal: Principal = Depends(require("runs.read"))) -> RunOut:
+            principal: Principal = Depends(require("runs.read"))) -> Response:
     """Status, progress, totals, hashes and the approvals history."""
-    return service.run_out(db_session, service.get_run(db_session, run_id), principal=principal)
+    return service.run_response(db_session, service.get_run(db_session, run_id), principal)
 
 
 @router.get("/runs/{run_id}/results", response_model=ResultsPage | TapeOut)
