@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python bench/excel_audit.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/deferrals.py
+	$(BIN)/python bench/pii.py
 
 ## make mutation: mutmut over engine/ ([tool.mutmut], docs/engine.md); resumes where it stopped
 MUTATION_CHILDREN ?= 1

@@ -12,9 +12,12 @@ client does not eat the server's CPU), 50 keep-alive connections, for a fixed du
 - the read mix (ARCHITECTURE.md): the plans list, a run with its totals, the audit list,
   signed in as an admin, in rotation.
 
-Prints throughput, P50/P95/P99 and errors of both, and the ratios to the budget
-(>= 300 req/s, P99 <= 300 ms, 0 errors). `--profile DIR` also records the API processes with
-py-spy during the mix (flame graph SVG per process). Not a test: it never fails on time.
+Prints throughput, P50/P95/P99 and errors of both, the ratios to the budget (>= 300 req/s,
+P99 <= 300 ms, 0 errors) and the CPU each request cost: the API processes' and the
+PostgreSQL backends' serving the bench database (psutil; run as root or as the database's
+user), the figure that does not depend on how busy a shared machine is. `--breakdown` adds
+each endpoint alone; `--profile DIR` records the API processes with py-spy during the mix
+(collapsed stacks per process). Not a test: it never fails on time.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -173,14 +177,15 @@ def _line(name: str, result: dict[str, float]) -> str:
 
 def _profile(server_pid: int, seconds: int, folder: Path) -> list[subprocess.Popen]:
     """py-spy on every API process (the children of `paysheet serve`) during the mix."""
-    spy = shutil.which("py-spy")
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if not spy:
         raise SystemExit("py-spy is missing: pip install py-spy")
     folder.mkdir(parents=True, exist_ok=True)
     children = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True,
                               text=True).stdout.split() or [str(server_pid)]
     return [subprocess.Popen([spy, "record", "--pid", pid, "--duration", str(seconds),
-                              "--rate", "200", "--output", str(folder / f"api-{pid}.svg")],
+                              "--rate", "200", "--format", "raw",
+                              "--output", str(folder / f"api-{pid}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for pid in children]
 
@@ -200,29 +205,120 @@ def _cpu_seconds(server_pid: int) -> float:
     return total
 
 
+class BackendCpu:
+    """CPU of the PostgreSQL backends serving one database, sampled from a thread.
+
+    A backend's process title names its database (`postgres: 15/main: user db 127.0.0.1(…)`),
+    so psutil finds exactly the bench's backends among the shared server's (we run as root or
+    as the server's user). A backend that exits between two samples loses at most one
+    interval of CPU: the interval is short and the pool keeps its connections, so the figure
+    is a slight undercount; `started` counts the backends opened during the window (pool
+    churn, each one a fork and a catalog warm-up in PostgreSQL).
+    """
+
+    def __init__(self, database: str, interval: float = 0.2) -> None:
+        self.marker = f" {database} "
+        self.interval = interval
+        self._seen: dict[int, tuple[float, float]] = {}  # pid -> (first, last) CPU seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pg-cpu", daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        for process in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(process.info["cmdline"] or ())
+            if not cmdline.startswith("postgres:") or self.marker not in cmdline:
+                continue
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            used = times.user + times.system
+            first = self._seen.get(process.pid, (None, 0.0))[0]
+            self._seen[process.pid] = (used if first is None else first, used)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> BackendCpu:
+        self._sample()
+        self._before = set(self._seen)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        """CPU used in the window (a backend new in the window counts from zero)."""
+        return sum(last - (first if pid in self._before else 0.0)
+                   for pid, (first, last) in self._seen.items())
+
+    @property
+    def started(self) -> int:
+        return len(set(self._seen) - self._before)
+
+
+def _database_name(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).database or ""
+
+
+def _costed(base: str, paths: list[str], headers: dict[str, str], seconds: int,
+            workdir: Path, server_pid: int, database: str) -> dict[str, float]:
+    """One wrk run with the API processes' and the PostgreSQL backends' CPU per request."""
+    cpu = _cpu_seconds(server_pid)
+    with BackendCpu(database) as backends:
+        result = _wrk(base, paths, headers, seconds, workdir)
+    requests = max(result["requests"], 1)
+    result["cpu_ms"] = (_cpu_seconds(server_pid) - cpu) * 1000 / requests
+    result["pg_ms"] = backends.seconds * 1000 / requests
+    result["started"] = backends.started
+    return result
+
+
+def _cost(result: dict[str, float]) -> str:
+    return (f"API {result['cpu_ms']:.2f} ms + PostgreSQL {result['pg_ms']:.2f} ms = "
+            f"{result['cpu_ms'] + result['pg_ms']:.2f} ms")
+
+
 def _measure(base: str, headers: dict[str, str], ids: dict[str, str], seconds: int,
-             workdir: Path, server_pid: int, profile: Path | None) -> None:
+             workdir: Path, server_pid: int, profile: Path | None, database: str,
+             breakdown: bool) -> None:
     paths = list(_endpoints(ids).values())
     _wrk(base, paths, headers, 3, workdir)  # warm-up: connections, caches, imports
-    healthz = _wrk(base, ["/healthz"], {}, seconds, workdir)
+    healthz = _costed(base, ["/healthz"], {}, seconds, workdir, server_pid, database)
     spies = _profile(server_pid, seconds, profile) if profile else []
-    cpu = _cpu_seconds(server_pid)
-    mix = _wrk(base, paths, headers, seconds, workdir)
-    mix["cpu_ms"] = (_cpu_seconds(server_pid) - cpu) * 1000 / max(mix["requests"], 1)
+    load = os.getloadavg()[0]
+    mix = _costed(base, paths, headers, seconds, workdir, server_pid, database)
+    after = os.getloadavg()[0]
     for spy in spies:
         spy.wait(timeout=120)
-    print(f"wrk, {CONNECTIONS} connections, {seconds} s each, "
-          f"{os.cpu_count()} CPUs (load average before: {os.getloadavg()[0]:.1f})")
+    print(f"wrk, {CONNECTIONS} connections, {seconds} s each, {os.cpu_count()} CPUs "
+          f"(load average before the mix: {load:.1f}, after: {after:.1f})")
     print(_line("/healthz", healthz))
     print(_line("read mix", mix) + f"   ({', '.join(_endpoints(ids))})")
-    print(f"API processes' CPU per mix request: {mix['cpu_ms']:.2f} ms (PostgreSQL's not "
-          "included; independent of how busy the machine is, unlike the latencies)")
+    print(f"CPU per request (unlike the latencies, independent of how busy the machine is): "
+          f"read mix {_cost(mix)} ({mix['started']:.0f} backends started during the mix); "
+          f"/healthz API {healthz['cpu_ms']:.2f} ms")
     print(f"read mix vs budget: throughput {mix['rps'] / BUDGET_RPS:.2f}x of >= "
           f"{BUDGET_RPS:.0f} req/s, P99 {mix['p99'] / BUDGET_P99_MS:.2f}x of <= "
           f"{BUDGET_P99_MS:.0f} ms, errors {mix['errors']:.0f} (budget 0); "
           f"{mix['rps'] / healthz['rps']:.2f}x the /healthz throughput")
+    if breakdown:
+        for name, path in _endpoints(ids).items():
+            alone = _costed(base, [path], headers, max(3, seconds // 2), workdir, server_pid,
+                            database)
+            print(f"  {name:<10} alone: {_cost(alone)} per request, {alone['rps']:.0f} req/s, "
+                  f"P99 {alone['p99']:.0f} ms")
     if profile:
-        print(f"py-spy flame graphs: {profile}")
+        print(f"py-spy profiles (collapsed stacks: speedscope or flamegraph.pl): {profile}")
 
 
 def main() -> None:
@@ -230,6 +326,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="each wrk run (default 20)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record the API processes with py-spy into this folder")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also each endpoint of the mix alone, with its CPU per request")
     args = parser.parse_args()
     with bench_database("api_") as settings:
         headers, ids = _seed(settings, 1_000)
@@ -240,7 +338,7 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             asyncio.run(_ready(base, server))
             _measure(base, headers, ids, args.seconds, settings.data_dir, server.pid,
-                     args.profile)
+                     args.profile, _database_name(settings), args.breakdown)
         finally:
             os.killpg(server.pid, signal.SIGINT)
             server.wait(timeout=30)

@@ -20,6 +20,7 @@ from server.modules.auth.service import (
     configure_login_policy,
     configure_password_hashing,
     configure_sessions,
+    stop_sessions,
 )
 from server.modules.catalog.router import router as catalog_router
 from server.modules.deferrals.router import router as deferrals_router
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        stop_sessions()
         db.release_connections()
 
     app = FastAPI(

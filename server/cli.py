@@ -252,5 +252,30 @@ def audit_verify(tenant: uuid.UUID = typer.Option(..., help="Tenant id")) -> Non
     _audit_in_tenant(tenant, "verify")
 
 
+keys_app = typer.Typer(help="PII encryption keys: KEK rotation, data keys.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate")
+def keys_rotate(new_data_key: bool = typer.Option(
+        False, "--new-data-key", help="Also start a new data-key version per tenant "
+        "(new data is sealed with it; older data stays readable).")) -> None:
+    """New KEK version, every tenant's data keys rewrapped under it (audited), then the
+    KEK versions no data key uses dropped. Back up the key file before and after."""
+    from server.modules.keys.service import rotate_all
+    from server.settings import get_settings
+
+    with _database(get_settings()) as settings:
+        done = rotate_all(settings, new_data_key)
+    typer.echo(f"Active KEK: {done.kek_id}; {done.rewrapped} data key(s) of {done.tenants} "
+               f"tenant(s) rewrapped; {done.new_data_keys} new data key(s); retired KEK "
+               f"versions: {', '.join(done.retired) or 'none'}")
+    for tenant_id, reason in done.failed:
+        typer.echo(f"tenant {tenant_id}: NOT rewrapped: {reason}", err=True)
+    if done.failed:
+        raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":
     app()

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # With REDIS_URL, sessions live in Redis; each is re-checked against Postgres at least
     # this often (changes made outside the API are seen within it).
     session_recheck_seconds: int = 60
+    # Each API process keeps resolved tokens this long (0: off); API-made changes reach
+    # every process at once (LISTEN/NOTIFY), changes made in SQL within this bound.
+    session_cache_seconds: float = 10.0
     password_min_length: int = 12
     login_lockout_threshold: int = 5
     login_lockout_base_seconds: int = 30
@@ -66,11 +69,13 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
 
-    # Pre-ping costs a round trip per checkout (two per request); without it a connection
-    # broken by a database restart fails one request and invalidates the pool.
-    db_pool_size: int = 10
+    # A pooled connection idle longer than `db_ping_idle_seconds` is tested (one round trip)
+    # before use, so a database restart during a quiet spell costs no request; busy
+    # connections are not (`db_pool_pre_ping` tests every checkout: a round trip each).
+    db_pool_size: int = 20
     db_max_overflow: int = 20
-    db_pool_pre_ping: bool = True
+    db_pool_pre_ping: bool = False
+    db_ping_idle_seconds: float = 10.0
     # Password of the two roles when the embedded bootstrap creates them; unset: a random
     # secret kept in <data_dir>/pg-roles.secret (the embedded server requires SCRAM).
     bootstrap_role_password: str | None = None
@@ -85,6 +90,12 @@ class Settings(BaseSettings):
     audit_keys: str | None = None
     audit_active_key: str | None = None
     audit_checkpoint_every: int = 100
+
+    # PII field-level encryption (server/modules/keys): the KMS wrapping each tenant's data
+    # keys, `local` (a key file, PII_KEY_FILE, default <data_dir>/pii-keys.json, created
+    # with mode 0600) or `package.module:Class` (a cloud KMS adapter, see keys/kms.py).
+    pii_kms: str = "local"
+    pii_key_file: Path | None = None
 
     # Runs: the job queue's name (RedisHuey key prefix / PostgresHuey queue column), how many
     # times a run interrupted by a dead worker is attempted, and `paysheet worker` processes.

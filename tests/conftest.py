@@ -120,9 +120,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database: DatabaseUrls) -> Settings:
-    """Server settings for tests: the app role, in-process rate limit high enough not to bite."""
+def settings(database: DatabaseUrls, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Server settings for tests: the app role, in-process rate limit high enough not to bite,
+    one PII key file for every app of the session (whatever its data directory), as one
+    deployment has one KMS."""
     return Settings(
+        pii_key_file=tmp_path_factory.mktemp("pii-kms") / "pii-keys.json",
         database_url=database.app,
         migration_database_url=database.migrate,
         rate_limit_per_minute=1_000_000,

@@ -250,6 +250,7 @@ export class Pane {
       sheet.activate();
       await context.sync();
     });
+    this.resultsRows = table.rows.length; // rows below them are the pool summary
     return { rows: table.rows.length, pools: pools.rows.length,
       compared: previous !== null };
   }
@@ -269,14 +270,14 @@ export class Pane {
       if (!sheet.onSelectionChanged) return false;
       sheet.onSelectionChanged.add(async (event) => {
         const row = Number(/\d+/.exec(event.address)?.[0]);
-        if (!row || row < 2) return;
+        if (!row || row < 2 || row > 1 + (this.resultsRows ?? 0)) return; // header, pools
         const ref = await this.excel.run(async (inner) => {
           const cell = inner.workbook.worksheets.getItem(RESULTS_SHEET).getRange(`A${row}`);
           cell.load("values");
           await inner.sync();
           return cell.values[0][0];
         });
-        if (ref && ref !== "Pool step") onEmployee(String(ref));
+        if (ref) onEmployee(String(ref));
       });
       await context.sync();
       return true;

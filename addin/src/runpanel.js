@@ -4,8 +4,9 @@
 
 import { confirmAction } from "./confirm.js";
 import { canSeeInquiries, finalizeBlock, inquiryLines } from "./inquiries.js";
-import { approvalButtons, controlsFor, downloadsFor, progressOf, stateLabel, totalsLines }
-  from "./runs.js";
+import {
+  approvalButtons, controlsFor, downloadsFor, historyLine, progressOf, stateLabel, totalsLines,
+} from "./runs.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -74,8 +75,15 @@ export class RunPanel {
     $("download-workbook").addEventListener("click", () => this.guarded($("download-workbook"),
       async () => this.saved(await this.pane.downloadWorkbook(this.run.id))));
     $("download-statements").addEventListener("click", () => this.guarded(
-      $("download-statements"), async () => this.saved(await this.pane.downloadStatements(
-        this.run.id, (p) => { $("run-state").textContent = `Statements ${p.done ?? 0}/${p.total ?? "…"}`; })),
+      $("download-statements"), async () => {
+        try {
+          return this.saved(await this.pane.downloadStatements(this.run.id, (p) => {
+            $("run-state").textContent = `Statements ${p.done ?? 0}/${p.total ?? "…"}`;
+          }));
+        } finally {
+          this.progress(this.run); // the run's own state again, not the job's count
+        }
+      },
     ));
     $("download-my-team").addEventListener("click", () => this.guarded(
       $("download-my-team"), async () => this.saved(await this.pane.downloadMyTeamStatements(
@@ -195,9 +203,7 @@ export class RunPanel {
     const history = run.approvals?.history || [];
     $("approval-state").textContent = stateLabel(run.status);
     $("approval-state").dataset.status = run.status;
-    $("approval-history").replaceChildren(...history.map((h) => element("li",
-      `${h.action.replace(/_/g, " ")} by ${h.actor_role}, ${h.at.slice(0, 16).replace("T", " ")} UTC`
-      + (h.comment ? ` — ${h.comment}` : ""))));
+    $("approval-history").replaceChildren(...history.map((h) => element("li", historyLine(h))));
     const { buttons, note } = approvalButtons(this.pane.user, run);
     $("approval-note").textContent = note;
     this.showInquiries(run);

@@ -133,6 +133,35 @@ export function stateLabel(status) {
   return STATES[status] || String(status || "").replace(/_/g, " ");
 }
 
+// What each decision of the history is called, and the stage (role) it belongs to.
+const DECISIONS = {
+  manager_approve: ["Approved", "manager"], hr_approve: ["Approved", "hr"],
+  finance_approve: ["Approved", "finance"], finalize: ["Finalized", null],
+  reject: ["Rejected", null],
+};
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** An ISO timestamp as "7 Dec 2026 14:02 UTC" (UTC, so every approver reads the same). */
+export function whenLabel(iso) {
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return String(iso || "");
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${at.getUTCDate()} ${MONTHS[at.getUTCMonth()]} ${at.getUTCFullYear()} `
+    + `${pad(at.getUTCHours())}:${pad(at.getUTCMinutes())} UTC`;
+}
+
+/** One history entry in words: "Approved by Jane Smith (finance), 7 Dec 2026 14:02 UTC",
+ * the stage named when the actor's role is not the stage's ("… (admin) for the hr stage"),
+ * and the comment after a dash. A user who no longer exists is named by role only. */
+export function historyLine(entry) {
+  const [verb, stage] = DECISIONS[entry.action] || [String(entry.action).replace(/_/g, " "), null];
+  const who = entry.actor_name ? `${entry.actor_name} (${entry.actor_role})`
+    : `a former ${entry.actor_role} user`;
+  const forStage = stage && stage !== entry.actor_role ? ` for the ${stage} stage` : "";
+  return `${verb} by ${who}${forStage}, ${whenLabel(entry.at)}`
+    + (entry.comment ? ` — ${entry.comment}` : "");
+}
+
 // Actions that cannot be taken back: the pane asks first, saying what happens.
 const CONFIRMATIONS = {
   lock: ["Lock the plan?", "A locked plan cannot be edited: its steps and its hash are frozen, "
@@ -174,12 +203,17 @@ export function approvalButtons(user, run) {
   const round = currentRound(run.approvals?.history || []);
   const buttons = [];
   let note = "";
+  const separation = user.separation_of_duties !== false; // the server's default
+  const approvedAny = (run.approvals?.history || []).some((h) =>
+    h.actor_user_id === user.id && h.action in APPROVALS && h.action !== "finalize");
   for (const [action, gate] of Object.entries(APPROVALS)) {
     if (gate.from !== run.status || !may(gate.permission)) continue;
     const approvedOther = round.some((h) => h.actor_user_id === user.id && h.action !== action);
     if (run.created_by === user.id) {
       note = "Four-eyes: you started this run, so someone else approves it.";
-    } else if (action !== "finalize" && approvedOther) {
+    } else if (separation && action === "finalize" && approvedAny) {
+      note = "Separation of duties: you approved this run, so another user finalizes it.";
+    } else if (separation && action !== "finalize" && approvedOther) {
       note = "Four-eyes: you already approved a stage of this run.";
     } else {
       buttons.push({ action, label: gate.label, needsComment: false });

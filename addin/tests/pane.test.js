@@ -157,6 +157,15 @@ test("a run's results go to a Results sheet, paged and compared with the last fi
     assert.equal(sheet.get("A5"), "Pool step");
     assert.deepEqual(["A6", "B6", "C6", "D6", "G6"].map((c) => sheet.get(c)),
       ["pool_share", "F1", 2, 30, 25.5]);
+    // selecting an employee row (any cell of it) asks for that employee's tape; the header,
+    // the blank row and the pool summary below do not
+    const asked = [];
+    assert.equal(await p.followResultsSelection((ref) => asked.push(ref)), true);
+    for (const address of ["C2", "A1", "B3:D3", "A4", "A5", "B6"]) {
+      await workbook.userSelects("Results", address);
+    }
+    assert.deepEqual(asked, ["E01", "'=E02"]);
+    assert.equal(workbook.selected, "Results!B6");
     // written again: the old rows are cleared first
     pages["run-2"] = [{ items: [], next_cursor: null }];
     await p.writeResults({ ...run, totals: { payout_step: "bonus" } });

@@ -3,8 +3,8 @@ import { test } from "node:test";
 
 import {
   approvalButtons, confirmMapping, controlsFor, decisionRequest, downloadsFor, formatAmount, mappingRows,
-  confirmation, progressOf, splitCell, stateLabel, statementRequest, statementsJob, totalsLines,
-  workbookDownload,
+  confirmation, historyLine, progressOf, splitCell, stateLabel, statementRequest, statementsJob,
+  totalsLines, whenLabel, workbookDownload,
 } from "../src/runs.js";
 
 const SUGGESTIONS = {
@@ -124,10 +124,25 @@ test("four-eyes: the starter and a second-stage approver get no approve button",
     { action: "reject", actor_user_id: "x" }] } });
   assert.deepEqual(actions(user("finance"), afterReject), ["finance_approve", "reject"],
     "a reject starts a new round");
+  // separation of duties (the server's default): whoever approved does not finalize, even
+  // after a reject (the server looks at the whole history)
   const finalize = run("finance_approved", { approvals: { history: [
     { action: "finance_approve", actor_user_id: "finance-1" }] } });
-  assert.deepEqual(actions(user("finance"), finalize), ["finalize", "reject"],
-    "the finance approver may finalize");
+  const approver = approvalButtons(user("finance"), finalize);
+  assert.deepEqual(approver.buttons.map((b) => b.action), ["reject"]);
+  assert.match(approver.note, /Separation of duties: you approved this run/);
+  const earlierRound = run("finance_approved", { approvals: { history: [
+    { action: "hr_approve", actor_user_id: "admin-1" }, { action: "reject", actor_user_id: "x" },
+    { action: "finance_approve", actor_user_id: "finance-2" }] } });
+  assert.deepEqual(actions(user("admin"), earlierRound), ["reject"]);
+  assert.deepEqual(actions(user("finance", "finance-2"), finalize), ["finalize", "reject"],
+    "another finance user may finalize");
+  // a tenant without separation of duties: only the starter rule holds
+  const relaxed = { ...user("finance"), separation_of_duties: false };
+  assert.deepEqual(actions(relaxed, finalize), ["finalize", "reject"]);
+  assert.deepEqual(actions(relaxed, run("hr_approved", { approvals: { history } })),
+    ["finance_approve", "reject"]);
+  assert.deepEqual(actions({ ...relaxed, id: "hr-9" }, finalize), ["reject"]);
   assert.equal(approvalButtons(user("manager"), run("draft")).note, "");
 });
 
@@ -205,4 +220,21 @@ test("a problem's cell reference splits into sheet and address", () => {
   assert.deepEqual(splitCell("'My ''odd'' sheet'!$AB$12"), ["My 'odd' sheet", "AB12"]);
   assert.equal(splitCell("Steps"), null);
   assert.equal(splitCell("Steps!C"), null);
+});
+
+test("history names people, their role and the time in UTC; the stage when roles differ", () => {
+  const entry = { action: "finance_approve", actor_user_id: "u1", actor_name: "Jane Smith",
+    actor_role: "finance", at: "2026-12-07T14:02:31.123456+00:00", comment: null };
+  assert.equal(historyLine(entry), "Approved by Jane Smith (finance), 7 Dec 2026 14:02 UTC");
+  assert.equal(historyLine({ ...entry, actor_role: "admin" }),
+    "Approved by Jane Smith (admin) for the finance stage, 7 Dec 2026 14:02 UTC");
+  assert.equal(historyLine({ ...entry, action: "reject", comment: "fix E7's level" }),
+    "Rejected by Jane Smith (finance), 7 Dec 2026 14:02 UTC — fix E7's level");
+  assert.equal(historyLine({ ...entry, action: "finalize", actor_role: "admin" }),
+    "Finalized by Jane Smith (admin), 7 Dec 2026 14:02 UTC");
+  assert.equal(historyLine({ ...entry, actor_name: null }),
+    "Approved by a former finance user, 7 Dec 2026 14:02 UTC");
+  // an offset other than UTC is converted, not cut off
+  assert.equal(whenLabel("2026-01-01T01:30:00+02:00"), "31 Dec 2025 23:30 UTC");
+  assert.equal(whenLabel("not a time"), "not a time");
 });

@@ -106,6 +106,14 @@ class _Emitted:
         return self.atomic or len(self.text) <= SHAREABLE_LENGTH
 
 
+# The formulas' spelling, stored in every audit workbook so that verify-workbook compares a
+# workbook with what the generator that wrote it emitted: 1 snapped with ROUND(x, d) (up to
+# commit 5224384), 2 never past the 15th significant digit (`snap`). Raise it whenever a
+# formula's text changes, and keep the old spelling emitted for the old number.
+FORMULA_VERSION = 2
+FORMULA_VERSIONS = (1, 2)
+
+
 @dataclass
 class _Compiler:
     plan: CompiledPlan
@@ -117,6 +125,11 @@ class _Compiler:
     helpers: list[ExcelColumn] = field(default_factory=list)
     step: str = ""
     counter: int = 0
+    version: int = FORMULA_VERSION
+
+    def snap(self, value: str, decimals: int) -> str:
+        """`snap` in this formula version's spelling (version 1: a plain ROUND)."""
+        return snap(value, decimals) if self.version >= 2 else f"ROUND({value},{decimals})"
 
     # -- columns ---------------------------------------------------------------------------
 
@@ -145,7 +158,7 @@ class _Compiler:
         """Round half to even to `places` decimals, as a formula (see module docstring)."""
         x = self.shared(value).text
         factor = 10**places
-        scaled = snap(f"{x}*{factor}" if places else x, max(10 - places, 4))
+        scaled = self.snap(f"{x}*{factor}" if places else x, max(10 - places, 4))
         if len(scaled) > SHAREABLE_LENGTH:
             scaled = self.cell(self.helper("scaled", scaled)).text
         return _Emitted(
@@ -319,10 +332,10 @@ class _Compiler:
         product = self.half_even(_Emitted(f"({p}{ROW}*{w}{ROW})"), 10)
         share = self.cell(self.helper("share", f"IF({wsum}{ROW}=0,0,{product.text}/{wsum}{ROW})"))
         raw = self.helper("raw", self.half_even(share, 10).text)
-        floor = self.helper("floor", f"INT({snap(f'{raw}{ROW}*100', 8)})/100")
+        floor = self.helper("floor", f"INT({self.snap(f'{raw}{ROW}*100', 8)})/100")
         rest = self.helper("remainder", f"ROUND({raw}{ROW}-{floor}{ROW},10)")
         order = self.helper("row", "ROW()")
-        pool_cents = f"INT({snap(f'{p}{ROW}*100', 8)})"
+        pool_cents = f"INT({self.snap(f'{p}{ROW}*100', 8)})"
         floors = f"SUMPRODUCT({member}*{self.span(floor)})"
         count = f"SUMPRODUCT({member}*1)"
         cents = self.helper(
@@ -417,6 +430,7 @@ def compile_plan(
     first_free_column: int,
     parameter_cells: Mapping[str, str] | None = None,
     first_helper_column: int | None = None,
+    formula_version: int = FORMULA_VERSION,
 ) -> ExcelPlan:
     """Formulas for every step of `plan` over data rows first_row..last_row.
 
@@ -424,8 +438,13 @@ def compile_plan(
     letter; `parameter_cells` maps parameters to absolute references (others are inlined as
     literals). Step columns start at column number `first_free_column` in display order;
     helper columns follow them, or start at `first_helper_column` when given. Rows must be
-    sorted by employee_ref for `allocate` ties.
+    sorted by employee_ref for `allocate` ties. `formula_version` picks the spelling of an
+    older generator (`FORMULA_VERSIONS`), for verifying the workbooks it wrote.
     """
+    if formula_version not in FORMULA_VERSIONS:
+        raise ValueError(f"formula version {formula_version!r} is not one this Paysheet knows "
+                         f"({', '.join(map(str, FORMULA_VERSIONS))}): a newer Paysheet wrote "
+                         "the workbook, verify it with that one")
     step_letters = {
         name: get_column_letter(first_free_column + index)
         for index, name in enumerate(plan.display_order)
@@ -436,7 +455,7 @@ def compile_plan(
     literals = {name: literal_formula(value) for name, (_, value) in plan.parameters.items()}
     compiler = _Compiler(
         plan, refs, literals, first_row, last_row,
-        first_helper_column or first_free_column + len(step_letters),
+        first_helper_column or first_free_column + len(step_letters), version=formula_version,
     )
     templates: dict[str, str] = {}
     for step in plan.steps:

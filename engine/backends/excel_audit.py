@@ -27,7 +27,14 @@ from typing import Any
 from openpyxl.utils import get_column_letter
 
 from engine.backends.base import EvalResult
-from engine.backends.excel import HEADER_ROW, SHEET, ExcelPlan, compile_plan, input_layout
+from engine.backends.excel import (
+    FORMULA_VERSION,
+    HEADER_ROW,
+    SHEET,
+    ExcelPlan,
+    compile_plan,
+    input_layout,
+)
 from engine.backends.excel_format import (
     DATE,
     DECIMAL,
@@ -391,7 +398,8 @@ def _cached(engine: Any, computed: Any) -> Any:
 
 
 def _meta_sheet(sheet: Any, plan: CompiledPlan, audit: AuditLayout) -> None:
-    payload = json.dumps({"document": plan.document.model_dump(mode="json"),
+    payload = json.dumps({"formula_version": FORMULA_VERSION,
+                          "document": plan.document.model_dump(mode="json"),
                           "layout": audit.__dict__})
     for index in range(0, len(payload), META_CHUNK):
         sheet.write_string(index // META_CHUNK, 0, payload[index:index + META_CHUNK])

@@ -12,6 +12,10 @@ the formula `=TRUE()`, prefix functions with `_xlfn.` and share formulas between
 (openpyxl expands shared formulas back into each cell's own text). `normal_formula` and
 `normal_value` bring those forms back to Paysheet's before comparing, and nothing else: any
 other difference in a formula is reported.
+
+Each workbook is checked against the formulas of the generator that wrote it: the Meta sheet
+carries its `formula_version` (`engine.backends.excel.FORMULA_VERSIONS`); a workbook from
+before the version was recorded is version 1, recognised by its layout (no `range` column).
 """
 
 from __future__ import annotations
@@ -70,18 +74,35 @@ class Verification:
     rows: int = 0
     steps: int = 0
     problems: list[str] = field(default_factory=list)
+    formula_version: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def _read_meta(grid: Mapping[int, Sequence[Any]]) -> tuple[CompiledPlan, AuditLayout]:
+@dataclass(frozen=True)
+class _Meta:
+    plan: CompiledPlan
+    audit: AuditLayout
+    formula_version: int
+
+
+def formula_version_of(meta: Mapping[str, Any]) -> int:
+    """The formula version a Meta payload was written with. Workbooks of the first generator
+    recorded none; they are the ones without a `range` column (version 2 added both)."""
+    if "formula_version" in meta:
+        return meta["formula_version"]
+    return 2 if meta["layout"].get("range_column") else 1
+
+
+def _read_meta(grid: Mapping[int, Sequence[Any]]) -> _Meta:
     from engine.plan import validate_document
 
     payload = "".join(str(row[0]) for _, row in sorted(grid.items()) if row and row[0])
     meta = json.loads(payload)
-    return compile_document(validate_document(meta["document"])), AuditLayout(**meta["layout"])
+    return _Meta(compile_document(validate_document(meta["document"])),
+                 AuditLayout(**meta["layout"]), formula_version_of(meta))
 
 
 def _grids(path: str | Path) -> tuple[dict[int, tuple[Any, ...]], dict[int, tuple[Any, ...]]]:
@@ -107,18 +128,20 @@ def verify_workbook(path: str | Path) -> Verification:
     compare each step with the stored engine value to the cent."""
     from engine.backends.excel_recalc import RowModel
 
-    meta, calc = _grids(path)
-    plan, audit = _read_meta(meta)
+    grid, calc = _grids(path)
+    meta = _read_meta(grid)
+    plan, audit = meta.plan, meta.audit
     sheet = _Cells(calc)
     rows = list(range(audit.first_row, audit.last_row + 1))
-    report = Verification(rows=len(rows), steps=len(plan.display_order))
+    report = Verification(rows=len(rows), steps=len(plan.display_order),
+                          formula_version=meta.formula_version)
     if rows == [audit.first_row] and not any(calc.get(audit.first_row, ())):
         report.rows = 0  # the workbook of a run without employees
         return report
     if any(sheet.value(audit.employee_ref, row) is None for row in rows):
         raise ValueError(f"{SHEET}: rows {audit.first_row}-{audit.last_row} must each hold "
                          "an employee_ref")
-    expected = _expected_layout(plan, audit)
+    expected = _expected_layout(plan, audit, meta.formula_version)
     changed = _changed_formulas(sheet, expected, plan, audit, rows)
     inputs = {letter: [normal_value(sheet.value(letter, row)) for row in rows]
               for letter in audit.input_columns.values()}
@@ -141,11 +164,12 @@ class _Cells:
         return values[index] if index < len(values) else None
 
 
-def _expected_layout(plan: CompiledPlan, audit: AuditLayout) -> Any:
+def _expected_layout(plan: CompiledPlan, audit: AuditLayout, version: int) -> Any:
     first_step = min(audit.formula_columns.values(), key=_column_number)
     helpers = _column_number(audit.range_column or audit.check_column) + 1
     return compile_plan(plan, audit.input_columns, audit.first_row, audit.last_row,
-                        _column_number(first_step), first_helper_column=helpers)
+                        _column_number(first_step), first_helper_column=helpers,
+                        formula_version=version)
 
 
 def _changed_formulas(sheet: _Cells, expected: Any, plan: CompiledPlan, audit: AuditLayout,

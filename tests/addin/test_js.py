@@ -21,3 +21,15 @@ def test_addin_javascript_suite_passes():
     assert "# fail 0" in summary and any(
         line.startswith("# pass ") and int(line.split()[-1]) > 0 for line in summary
     ), summary
+
+
+def test_every_pane_module_parses():
+    """The page modules the unit tests do not import (runpanel.js and taskpane.js need a DOM)
+    still load in the browser: a syntax error there leaves the pane a dead page."""
+    node = tool("node")
+    modules = sorted([*(ADDIN / "src").glob("*.js"), *(ADDIN / "tests" / "browser").glob("*.mjs")])
+    assert any(path.name == "runpanel.js" for path in modules)
+    failed = {path.name: result.stderr[-800:] for path in modules
+              if (result := subprocess.run([node, "--check", str(path)], capture_output=True,
+                                           text=True)).returncode != 0}
+    assert failed == {}

@@ -201,3 +201,29 @@ def test_malformed_json_is_422(client, make_tenant, raw) -> None:
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["type"] == "json_invalid"
     assert client.get(_url(tenant.id), headers=tenant.users["hr"].headers).json()["items"] == []
+
+
+def test_sensitive_defaults_explicit_value_and_change_while_used(client, make_tenant) -> None:
+    tenant = make_tenant()
+    defaults = {key: _create(client, tenant, key=key, label=label, dtype=dtype).json()
+                for key, label, dtype in (("base_salary", "Base salary", "decimal"),
+                                          ("hire", "Hire", "date"),
+                                          ("display", "Employee name", "text"),
+                                          ("level", "Level", "text"))}
+    assert {k: v["sensitive"] for k, v in defaults.items()} == {
+        "base_salary": True, "hire": True, "display": True, "level": False}
+    chosen = _create(client, tenant, key="bonus_points", dtype="decimal", sensitive=True)
+    assert chosen.status_code == 201 and chosen.json()["sensitive"] is True
+    plan = create_document_plan(client, tenant)
+    listed = client.get(_url(tenant.id), headers=tenant.users["hr"].headers).json()["items"]
+    used = next(item for item in listed if item["key"] == "employee_score")
+    hr = tenant.users["hr"].headers
+    flipped = client.patch(f"/api/v1/input-catalog/{used['id']}", json={"sensitive": True},
+                           headers=hr)
+    assert flipped.status_code == 200 and flipped.json()["sensitive"] is True, flipped.text
+    refused = client.patch(f"/api/v1/input-catalog/{used['id']}", json={"label": "Grade"},
+                           headers=hr)
+    assert refused.status_code == 409 and plan["id"]
+    event = audit_events(client, tenant, used["id"])[-1]
+    assert event["action"] == "catalog.input.update"
+    assert event["before"]["sensitive"] is False and event["after"]["sensitive"] is True

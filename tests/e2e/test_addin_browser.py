@@ -1,11 +1,13 @@
 """The real task pane in headless Chromium (Debian `chromium`, driven by playwright-core) against
 a live server on the test database (with a run worker), with the in-memory Office.js
-stand-in: sign in → sync → step error in the sheet (clicking the problem selects its cell) →
-fix → test vectors → lock (cancelled, then confirmed) → upload the
-active sheet → confirm the mapping → start a run → manager and a second hr user approve (the
-starter is refused by four-eyes) → approve as finance → download the audit workbook and a
-statement; sign-out clears the messages; the page opened outside Excel says so. Screenshots
-and downloads go to tests/artifacts/."""
+stand-in: sign in (a wrong password first) → sync → step error in the sheet (clicking the
+problem selects its cell) → fix → test vectors → lock (cancelled, then confirmed) → upload the
+active sheet → confirm the mapping → start a run → results sheet → one employee's tape (typed,
+then by selecting a row) → approvals by four users, each signing in: manager, a second hr
+user (the starter is refused by four-eyes), finance, and an admin who finalizes (cancelled,
+then confirmed), the history naming each → download the audit workbook and statements;
+sign-out clears the messages; the page opened outside Excel says so. Screenshots and
+downloads go to tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 SCREENSHOTS = ("addin-0-outside-excel.png", "addin-1-step-error.png",
                "addin-2a-lock-confirm.png", "addin-2-locked.png", "addin-3-mapping.png",
                "addin-4-run-computed.png", "addin-5-finance.png",
-               "addin-6-finance-approved.png")
+               "addin-6-finance-approved.png", "addin-7-finalize-confirm.png",
+               "addin-8-finalized.png")
 # A small employees sheet for the sample plan, fund inputs on every row (constant per
 # fund), every score high enough to be eligible: no null payouts, so the run can be approved.
 HEADER = ("Employee ID,Fund,Level,Team,Base Salary,Performance Score,Fund Return,Fund Pool")
@@ -124,7 +127,7 @@ def test_task_pane_in_chromium(live_server, make_tenant, client, tmp_path):
     tenant = make_tenant()
     permanent_passwords(tenant.id)
     users = {role: {"email": tenant.users[role].email, "password": tenant.users[role].password}
-             for role in ("hr", "manager", "finance")}
+             for role in ("hr", "manager", "finance", "admin")}
     users["hr2"] = second_hr(tenant.id)
     env = os.environ | {"BASE_URL": live_server, "USERS": json.dumps(users),
                         "DATA_CSV": str(employees_csv(tmp_path / "employees.csv")),
@@ -139,8 +142,10 @@ def test_task_pane_in_chromium(live_server, make_tenant, client, tmp_path):
 
     run_id = re.search(r"run ([0-9a-f-]{36})", result.stdout).group(1)
     run = client.get(f"/api/v1/runs/{run_id}", headers=tenant.users["auditor"].headers).json()
-    assert run["status"] == "finance_approved"
-    assert [h["actor_role"] for h in run["approvals"]["history"]] == ["manager", "hr", "finance"]
+    assert run["status"] == "finalized"
+    history = run["approvals"]["history"]
+    assert [(h["actor_role"], h["actor_name"]) for h in history] == [
+        ("manager", "Manager"), ("hr", "Second HR"), ("finance", "Finance"), ("admin", "Admin")]
     assert run["created_by"] == str(tenant.users["hr"].id)
     workbook = load_workbook(io.BytesIO((ARTIFACTS / "addin-audit.xlsx").read_bytes()))
     cover = {row[0]: row[1] for row in workbook["Cover"].iter_rows(min_row=3, values_only=True)
@@ -148,8 +153,9 @@ def test_task_pane_in_chromium(live_server, make_tenant, client, tmp_path):
     assert cover["run id"] == run_id
     assert cover["results hash"] == run["results_hash"]
     assert cover["snapshot hash"] == run["snapshot_hash"]
-    assert cover["status"] == "finance_approved"
-    assert "approval 3" in cover and "finance_approve" in cover["approval 3"]
+    assert cover["status"] == "finalized"
+    assert "finance_approve" in cover["approval 3"] and "finalize" in cover["approval 4"]
+    assert "Admin <" in cover["approval 4"]
     with zipfile.ZipFile(ARTIFACTS / "addin-statements.zip") as bundle:
         pdfs = [name for name in bundle.namelist() if name.endswith(".pdf")]
     assert len(pdfs) == 12, bundle.namelist()

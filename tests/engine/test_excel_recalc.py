@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from engine.backends.excel import compile_plan
-from engine.backends.excel_recalc import RowModel, is_error
+from engine.backends.excel_recalc import RowModel, _distinct_rows, is_error
 from engine.data import load_inputs
 from engine.plan import compile_plan as compile_document
 from engine.plan import load_plan
@@ -87,3 +87,39 @@ def test_inputs_must_cover_every_row():
         RowModel(layout).calculate({"A": ["E1", "E2", "E3"], "B": [1, 2]})
     with pytest.raises(ValueError, match="column C reads B, which is empty"):
         RowModel(layout).calculate({"A": ["E1", "E2", "E3"]})
+
+
+def test_rows_reading_the_same_cells_share_one_evaluation(tmp_path, monkeypatch):
+    """An aggregate is evaluated once per distinct group, not once per row (linear in the
+    rows), with the same values as the exact mode; ROW() columns stay per row."""
+    inputs = {"pool": "decimal", "w": "decimal"}
+    compiled = plan([{"order": 1, "name": "share", "expr": "allocate(pool, w, fund_ref)"},
+                     {"order": 2, "name": "total", "expr": "sum_over(w, fund_ref)"}],
+                    inputs, payout="share")
+    rows = [{"employee_ref": f"E{i:03d}", "fund_ref": f"F{i % 3}", "pool": 100 + i % 3,
+             "w": 1 + i % 4} for i in range(60)]
+    built, cells = saved_inputs(compiled, frame(inputs, rows), tmp_path)
+    sizes: dict[str, int] = {}
+    evaluate = RowModel._evaluate
+
+    def counted(self, formula, columns, ranges, which):
+        sizes[formula.letter] = len(which)
+        return evaluate(self, formula, columns, ranges, which)
+
+    monkeypatch.setattr(RowModel, "_evaluate", counted)
+    fast = RowModel(built.layout).calculate(cells)
+    monkeypatch.setattr(RowModel, "_evaluate", evaluate)
+    exact = RowModel(built.layout, exact=True).calculate(cells)
+    assert _differences(fast, exact) == []
+    total = built.layout.step_columns["total"]
+    assert sizes[total] == 3  # three funds
+    rows_column = next(c.letter for c in built.layout.columns if c.key.endswith(".row"))
+    assert sizes[rows_column] == 60
+
+
+def test_distinct_rows_tell_types_signs_and_errors_apart():
+    from formulas.functions import Error
+
+    cells = [1, True, 1.0, 0.0, -0.0, "1", Error("#N/A"), Error("#DIV/0!"), 1]
+    unique, inverse = _distinct_rows([cells], len(cells))
+    assert len(unique) == 8 and inverse[-1] == inverse[0] and unique[0] == 0

@@ -271,11 +271,14 @@ def test_separation_of_duties_per_tenant(rc, run_in_state):
     refused = act(rc, run_id, finance, "finalize")
     assert refused.status_code == 403 and "separation of duties" in refused.json()["detail"]
     settings = f"/api/v1/tenants/{tenant.id}/settings"
+    me = rc.get("/api/v1/me", headers=finance).json()
+    assert me["separation_of_duties"] is True  # the pane offers finalize by this rule
     assert rc.patch(settings, headers=tenant.users["hr"].headers,
                     json={"separation_of_duties": False}).status_code == 403
     turned = rc.patch(settings, headers=tenant.users["admin"].headers,
                       json={"separation_of_duties": False})
     assert turned.status_code == 200 and turned.json()["separation_of_duties"] is False
+    assert rc.get("/api/v1/me", headers=finance).json()["separation_of_duties"] is False
     assert act(rc, run_id, finance, "finalize").status_code == 200
     events = rc.get("/api/v1/audit", params={"entity": "tenant"},
                     headers=tenant.users["auditor"].headers).json()["items"]
@@ -290,3 +293,37 @@ def test_separation_of_duties_per_tenant(rc, run_in_state):
     assert act(rc, second, manager.headers, "hr_approve").status_code == 200
     other = rc.get(f"/api/v1/tenants/{tenant.id}", headers=tenant.users["readonly"].headers)
     assert other.json()["separation_of_duties"] is False
+
+
+def test_history_names_each_approver_with_role_and_time(rc, run_in_state, make_tenant,
+                                                        database):
+    """The history says who decided by name (display name, else email), in the detail and
+    in the list; a renamed user shows the current name; an id that is not a user of this
+    tenant (another tenant's, planted in the stored history) is never named."""
+    tenant = run_in_state.tenant
+    run_id = run_in_state("finalized")
+    with db.tenant_session(tenant.id) as session:
+        tenants.get_user(session, tenant.users["finance"].id).display_name = "Jane Smith"
+        tenants.get_user(session, tenant.users["admin"].id).display_name = None
+    auditor = tenant.users["auditor"].headers
+    run = rc.get(f"/api/v1/runs/{run_id}", headers=auditor).json()
+    history = run["approvals"]["history"]
+    assert [(h["action"], h["actor_role"], h["actor_name"]) for h in history] == [
+        ("manager_approve", "manager", "Manager"), ("hr_approve", "hr", "Hr"),
+        ("finance_approve", "finance", "Jane Smith"),
+        ("finalize", "admin", tenant.users["admin"].email)]
+    assert all(h["at"] >= run["started_at"] for h in history)
+    listed = rc.get(f"/api/v1/runs?plan_id={run['plan_id']}", headers=auditor).json()["items"]
+    assert [h["actor_name"] for h in next(r for r in listed if r["id"] == run_id)
+            ["approvals"]["history"]] == [h["actor_name"] for h in history]
+
+    other = make_tenant()
+    pending = run_in_state("manager_approved")
+    with psycopg.connect(database.app) as conn:
+        conn.execute("select set_config('app.tenant_id', %s, false)", (str(tenant.id),))
+        conn.execute("update comp.plan_runs set approvals_state = jsonb_set(approvals_state, "
+                     "'{history,0,actor_user_id}', to_jsonb(%s::text)) where id = %s",
+                     (str(other.users["admin"].id), pending))
+    planted = rc.get(f"/api/v1/runs/{pending}", headers=auditor).json()["approvals"]["history"]
+    assert planted[0]["actor_user_id"] == str(other.users["admin"].id)
+    assert planted[0]["actor_name"] is None

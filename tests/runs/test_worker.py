@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from server.modules.keys.kms import key_file_path
 from server.settings import Settings
 from tests.runs.support import wait_for_run
 
@@ -47,7 +48,8 @@ def worker(settings: Settings, max_attempts: int = 2,
     """A `paysheet worker` consumer (one process worker) for `settings`."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(DATABASE_URL=settings.database_url, QUEUE_NAME=settings.queue_name,
-               DATA_DIR=str(settings.data_dir), RUN_MAX_ATTEMPTS=str(max_attempts),
+               DATA_DIR=str(settings.data_dir), PII_KEY_FILE=str(key_file_path(settings)),
+               RUN_MAX_ATTEMPTS=str(max_attempts),
                LOG_LEVEL="WARNING", PYTHONPATH=ROOT)
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url

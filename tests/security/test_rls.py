@@ -32,6 +32,7 @@ TENANT_TABLES = [
     "audit_events",
     "tenant_signing_keys",
     "report_jobs",
+    "tenant_data_keys",
 ]
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.uploads.conftest import API, add_catalog
 from tests.uploads.messy_files import CASES, CATALOG, HEADER, MAPPING, text_table, to_csv
+from tests.uploads.sealed import opened_typed
 
 
 def _upload(uc, headers, data: bytes, filename: str):
@@ -28,8 +29,8 @@ def _validate(uc, headers, upload_id: str) -> dict:
 def _parquet(uc, headers, settings, tenant_id, upload_id: str) -> pl.DataFrame:
     """The ready upload's typed data (its content-addressed object)."""
     sha256 = uc.get(f"{API}/uploads/{upload_id}", headers=headers).json()["parquet_sha256"]
-    return pl.read_parquet(Path(settings.data_dir) / "uploads" / str(tenant_id) / "objects"
-                           / f"{sha256}.parquet")
+    return pl.read_parquet(opened_typed(settings, tenant_id, Path(settings.data_dir) / "uploads"
+                                        / str(tenant_id) / "objects" / f"{sha256}.parquet"))
 
 
 _CLEAN: list[pl.DataFrame] = []  # the clean file's typed data, read once per worker

@@ -15,6 +15,7 @@ from server.modules.auth.dependencies import Principal
 from server.modules.auth.permissions import Role
 from server.modules.uploads import rows, service
 from tests.uploads.conftest import API, add_catalog, multipart
+from tests.uploads.sealed import opened_typed
 
 CATALOG = [{"key": "base_salary", "label": "Base salary", "dtype": "decimal"},
            {"key": "team", "label": "Team", "dtype": "text", "required": False}]
@@ -94,7 +95,8 @@ def test_failed_fill_is_reported_stores_nothing_and_can_be_retried(
     assert "storing the rows failed" in body["rows"]["error"]
     assert _stored(database, tenant.id, upload_id) == []  # earlier batches rolled back
     parquet = service.object_path(uploads_settings, tenant.id, body["parquet_sha256"])
-    assert hashlib.sha256(parquet.read_bytes()).hexdigest() == body["parquet_sha256"]
+    assert hashlib.sha256(opened_typed(uploads_settings, tenant.id, parquet)
+                          ).hexdigest() == body["parquet_sha256"]
     assert spool.exists()
     audit = uc.get(f"{API}/audit", params={"entity_id": str(upload_id)},
                    headers=tenant.users["admin"].headers).json()["items"]

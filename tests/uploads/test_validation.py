@@ -6,9 +6,11 @@ import hashlib
 from decimal import Decimal
 
 import psycopg
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tests.uploads.conftest import API, add_catalog, multipart
+from tests.uploads.sealed import opened_typed
 
 CATALOG = [
     {"key": "base_salary", "label": "Base salary", "dtype": "decimal",
@@ -105,8 +107,10 @@ def test_clean_file_becomes_ready_with_parquet_and_rows(uc, make_tenant, databas
     body = uc.get(f"{API}/uploads/{upload_id}", headers=headers).json()
     parquet = (uploads_settings.data_dir / "uploads" / str(tenant.id) / "objects"
                / f"{body['parquet_sha256']}.parquet")
-    assert body["parquet_sha256"] == hashlib.sha256(parquet.read_bytes()).hexdigest()
-    table = pq.read_table(parquet).to_pylist()
+    plain = opened_typed(uploads_settings, tenant.id, parquet)
+    assert not parquet.read_bytes().startswith(b"PAR1")  # sealed at rest
+    assert body["parquet_sha256"] == hashlib.sha256(plain).hexdigest()
+    table = pq.read_table(pa.BufferReader(plain)).to_pylist()
     assert table[0]["employee_ref"] == "E1"
     assert table[0]["base_salary"] == Decimal("100000.5000000000")
     assert str(table[0]["start_date"]) == "2025-03-01" and table[1]["start_date"] is None

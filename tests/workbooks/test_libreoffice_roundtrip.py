@@ -70,6 +70,19 @@ def test_libreoffice_recalculates_500_employees_like_the_engine(run_500, tmp_pat
     assert (report.rows, report.problems) == (500, [])
 
 
+def test_the_downloaded_form_re_saved_by_libreoffice_verifies(run_500, tmp_path):
+    """The file as users get it (cached values, formula version on Meta), opened and saved
+    by LibreOffice untouched: still protected, helpers still hidden, and it verifies."""
+    _, cached, _, _ = run_500
+    saved = resave(cached, tmp_path)
+    formulas = load_workbook(saved)
+    assert all(formulas[name].protection.sheet for name in ("Cover", "Calc", "Meta"))
+    assert formulas["Meta"].sheet_state == "hidden"
+    report = verify_workbook(saved)
+    assert (report.rows, report.steps, report.problems) == (500, 17, [])
+    assert report.formula_version == 2
+
+
 def test_a_tampered_copy_re_saved_by_libreoffice_fails_naming_the_cells(run_500, tmp_path):
     _, cached, _, _ = run_500
     tampered = tamper(cached, tmp_path / "tampered.xlsx")

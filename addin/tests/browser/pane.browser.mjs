@@ -1,10 +1,13 @@
 // Headless Chromium drives the real task pane (served by a live Paysheet server) with the
-// in-memory Office.js stand-in: sign in → sync → a step error lands in the sheet → fix →
-// sync → run the test vectors → lock → upload the active sheet → confirm the mapping →
-// start a run → approvals by other users (four-eyes) → approve as finance → download the
-// audit workbook and a statement. Run by tests/e2e/test_addin_browser.py, which starts the
-// server (with a run worker) and passes BASE_URL, USERS (JSON: hr, manager, hr2, finance →
-// {email, password}), DATA_CSV, ARTIFACTS and CHROMIUM.
+// in-memory Office.js stand-in: sign in → sync → a step error lands in the sheet (clicking it
+// selects its cell) → fix → sync → run the test vectors → lock (with confirmation) → upload
+// the active sheet → confirm the mapping → start a run → results sheet → one employee's tape
+// (by selecting their row) → approvals by four other users, each signing in (manager, a
+// second hr, finance; the starter refused by four-eyes), the history naming them → finalize
+// as admin (with confirmation) → download the audit workbook and statements. Run by
+// tests/e2e/test_addin_browser.py, which starts the server (with a run worker) and passes
+// BASE_URL, USERS (JSON: hr, manager, hr2, finance, admin → {email, password}), DATA_CSV,
+// ARTIFACTS and CHROMIUM.
 // Exits non-zero (with the reason) when any expectation fails.
 
 import assert from "node:assert/strict";
@@ -66,12 +69,15 @@ async function signIn(page, user) {
     document.getElementById("who-text").textContent.startsWith(email), user.email);
 }
 
+/** Sign out; resolves to how many messages the log held before (all cleared after). */
 async function signOut(page) {
+  const before = await page.$$eval("#log li", (nodes) => nodes.length);
   await page.click("#signout");
   await page.waitForSelector("#signin-box:not([hidden])");
   // nothing of the last user's session stays on screen
   assert.equal(await page.$$eval("#log li", (nodes) => nodes.length), 0);
   assert.ok(await page.isHidden("#run-view"));
+  return before;
 }
 
 const text = (page, selector) => page.textContent(selector);
@@ -85,7 +91,7 @@ const buttons = (page) => page.$$eval("#approval-buttons fluent-button", (nodes)
 
 /** Sign in as `user`, open the plan's latest run and press the approval `action`. */
 async function approveAs(page, user, action, expected) {
-  await signOut(page);
+  assert.ok(await signOut(page) > 0, "the last user's messages were on screen, then cleared");
   await signIn(page, user);
   await shown(page, user);
   assert.ok((await buttons(page)).includes(action), `${action} offered to ${user.email}`);
@@ -230,6 +236,12 @@ try {
   await page.fill("#tape-ref", "E01");
   await page.click("#show-tape");
   await page.waitForSelector("#tape-box:not([hidden]) #tape li");
+  assert.match(await text(page, "#tape-title"), /E01/);
+  assert.match(await text(page, "#tape"), /bonus = .* → \d/);
+  // selecting a cell of E03's row on the Results sheet shows E03's tape (Excel's event)
+  await page.evaluate(() => window.__workbook.userSelects("Results", "C4"));
+  await page.waitForFunction(() => /E03/.test(document.getElementById("tape-title").textContent));
+  assert.equal(await page.inputValue("#tape-ref"), "E03");
   assert.match(await text(page, "#tape"), /bonus = .* → \d/);
   await renderSheet(page, "Results", ["A", "B", "C", "D", "E", "F", "G"], dataRows.length + 4);
   await page.screenshot({ path: join(ARTIFACTS, "addin-4-run-computed.png"), fullPage: true });
@@ -260,8 +272,39 @@ try {
   await page.waitForFunction(() =>
     document.getElementById("approval-state").dataset.status === "finance_approved");
   assert.equal(await text(page, "#approval-state"), "Approved by finance: waiting to be finalized");
-  assert.equal((await page.$$("#approval-history li")).length, 3);
-  assert.match(await text(page, "#approval-history"), /finance approve by finance/);
+  const history = await page.$$eval("#approval-history li", (nodes) =>
+    nodes.map((node) => node.textContent));
+  const when = "\\d{1,2} [A-Z][a-z]{2} \\d{4} \\d\\d:\\d\\d UTC";
+  const names = ["Manager \\(manager\\)", "Second HR \\(hr\\)", "Finance \\(finance\\)"];
+  names.forEach((who, index) =>
+    assert.match(history[index], new RegExp(`^Approved by ${who}, ${when}$`)));
+  assert.equal(history.length, 3);
+  await page.screenshot({ path: join(ARTIFACTS, "addin-6-finance-approved.png"), fullPage: true });
+
+  // the fourth user: an admin finalizes (finance approved, so separation of duties says no)
+  assert.deepEqual(await buttons(page), ["reject"]);
+  assert.match(await text(page, "#approval-note"), /Separation of duties: you approved this run/);
+  await signOut(page);
+  await signIn(page, users.admin);
+  await shown(page, users.admin);
+  assert.deepEqual(await buttons(page), ["finalize", "reject"]);
+  await page.click('#approval-buttons fluent-button[data-action="finalize"]');
+  await page.waitForSelector("#confirm-dialog[open]");
+  assert.equal(await text(page, "#confirm-title"), "Finalize the run?");
+  await page.screenshot({ path: join(ARTIFACTS, "addin-7-finalize-confirm.png"), fullPage: true });
+  await page.click("#confirm-no");
+  await page.waitForSelector("#confirm-dialog", { state: "hidden" });
+  assert.equal(await page.getAttribute("#approval-state", "data-status"), "finance_approved",
+    "cancelled: nothing finalized");
+  await page.click('#approval-buttons fluent-button[data-action="finalize"]');
+  await page.waitForSelector("#confirm-dialog[open]");
+  await page.click("#confirm-yes");
+  await page.waitForFunction(() =>
+    document.getElementById("approval-state").dataset.status === "finalized");
+  assert.equal(await text(page, "#approval-state"), "Finalized");
+  assert.deepEqual(await buttons(page), []);
+  assert.match((await page.$$eval("#approval-history li", (nodes) => nodes.map((n) => n.textContent)))[3],
+    new RegExp(`^Finalized by Admin \\(admin\\), ${when}`));
 
   const workbook = await download(page, "#download-workbook", "addin-audit.xlsx");
   assert.equal(workbook.suggested, `run-${runId}-audit.xlsx`);
@@ -274,7 +317,8 @@ try {
   console.log(`statements zip in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   assert.equal(zip.suggested, `statements-${runId}.zip`);
   assert.equal(readFileSync(zip.path).subarray(0, 2).toString(), "PK");
-  await page.screenshot({ path: join(ARTIFACTS, "addin-6-finance-approved.png"), fullPage: true });
+  assert.doesNotMatch(await text(page, "#run-state"), /Statements/, "the run's state again");
+  await page.screenshot({ path: join(ARTIFACTS, "addin-8-finalized.png"), fullPage: true });
   assert.deepEqual(failures, []);
 
   // Opened outside Excel (no Office.js host): a clear message and the help page, no dead form.

@@ -34,6 +34,7 @@ export class FakeSheet {
     this.fills = new Map(); // "B5" -> colour
     this.formats = new Map(); // "B5" -> number format (default "General")
     this.protected = true;
+    this.selectionHandlers = []; // registered by onSelectionChanged.add, effective at sync
   }
 
   /** The smallest range holding every non-empty cell ("A1:F25"), or "A1" when empty. */
@@ -77,6 +78,17 @@ export class FakeWorkbook {
     const sheet = this.sheets.get(name);
     if (!sheet) throw new Error(`ItemNotFound: no sheet '${name}'`);
     return sheet;
+  }
+
+  /** The user clicks `address` on sheet `name`: it becomes the selection, and the sheet's
+   * onSelectionChanged handlers get Excel's event args ({address, worksheetId, type}). */
+  async userSelects(name, address) {
+    const sheet = this.sheet(name);
+    this.active = name;
+    this.selected = `${name}!${address}`;
+    for (const handler of sheet.selectionHandlers) {
+      await handler({ address, worksheetId: name, type: "WorksheetSelectionChanged" });
+    }
   }
 }
 
@@ -187,6 +199,16 @@ class FakeContext {
       },
       activate() {
         context._queue({ kind: "call", run: () => { context._workbook.active = name; } });
+      },
+      onSelectionChanged: {
+        add(handler) {
+          context._queue({ kind: "call", run: () => { sheet.selectionHandlers.push(handler); } });
+          return { remove() {
+            context._queue({ kind: "call", run: () => {
+              sheet.selectionHandlers = sheet.selectionHandlers.filter((h) => h !== handler);
+            } });
+          } };
+        },
       },
       getUsedRange() {
         const used = { _address: null,

@@ -6,8 +6,9 @@ import dataclasses
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
+from server.jsonresponse import model_response
 from server.modules.audit import service
 from server.modules.audit.schemas import AuditEventOut, AuditPage, ChainVerification
 from server.modules.auth.dependencies import DbSession, Principal, require
@@ -26,13 +27,13 @@ def list_audit_events(
     entity_id: uuid.UUID | None = None,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, max_length=200),
-) -> AuditPage:
+) -> Response:
     """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
     filters = service.AuditFilter(since, until, actor, entity, entity_id)
     events, next_cursor = service.list_events(db, filters, limit, cursor)
-    return AuditPage(
+    return model_response(AuditPage(
         items=[AuditEventOut.model_validate(e) for e in events], next_cursor=next_cursor
-    )
+    ))
 
 
 @router.get("/audit/verify", response_model=ChainVerification)

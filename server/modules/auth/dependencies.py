@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import structlog
+from anyio import CancelScope, CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from server.db.session import tenant_session
+from server.db.session import get_engine, tenant_session
 from server.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from server.modules.auth.permissions import PERMISSIONS
-from server.modules.auth.service import resolve_token
+from server.modules.auth.service import cached_principal, resolve_token
 from server.observability.ratelimit import WRITE_METHODS, account_key
 from server.principal import Principal
 
@@ -38,11 +40,13 @@ async def current_principal(
     """Resolve the bearer token (401 when missing, unknown, expired, revoked or inactive).
 
     Async so the ids it binds for logging live in the request's own context (the access log
-    line and the endpoint's logs carry them); the database lookup runs in the thread pool.
+    line and the endpoint's logs carry them). A token resolved moments ago answers from the
+    process's cache on the event loop; otherwise the lookup runs in the thread pool.
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
-    principal = await run_in_threadpool(resolve_token, credentials.credentials)
+    principal = cached_principal(credentials.credentials) or await run_in_threadpool(
+        resolve_token, credentials.credentials)
     if principal is None:
         raise Unauthorized()
     structlog.contextvars.bind_contextvars(
@@ -68,7 +72,8 @@ def require(permission: str) -> Callable[..., Principal]:
     """Dependency factory: the caller if their role holds `permission`, else 403."""
     roles = PERMISSIONS[permission]
 
-    def guard(principal: Principal = Depends(current_principal)) -> Principal:
+    async def guard(principal: Principal = Depends(current_principal)) -> Principal:
+        # async: a table look-up, not worth a trip to the thread pool
         if principal.role not in roles:
             raise Forbidden(f"role '{principal.role}' lacks permission '{permission}'")
         return principal
@@ -83,15 +88,46 @@ def same_tenant(path_tenant_id: uuid.UUID, principal: Principal) -> None:
         raise NotFound("tenant")
 
 
-def get_db(principal: Principal = Depends(current_principal)) -> Iterator[Session]:
+async def get_db(principal: Principal = Depends(current_principal)) -> AsyncIterator[Session]:
     """FastAPI dependency: a tenant session for the caller's tenant (commit or rollback).
 
     Use it through `DbSession` (function scope), so the commit happens before the response
     is sent and a failed commit becomes an error response rather than a silent loss.
+    Opening the session costs no I/O (it connects at its first statement, in the endpoint's
+    thread), so only the commit or rollback goes to the thread pool: shielded from
+    cancellation and outside the pool's capacity limit, like FastAPI's own sync generator
+    dependencies, so a full pool cannot keep a connection from being returned.
     """
-    with tenant_session(principal.tenant_id) as session:
+    async with _session_slots():
+        manager = tenant_session(principal.tenant_id)
+        session = manager.__enter__()
         session.info["principal"] = principal
-        yield session
+        try:
+            yield session
+        except BaseException as error:
+            with CancelScope(shield=True):
+                await to_thread.run_sync(manager.__exit__, type(error), error,
+                                         error.__traceback__, limiter=CapacityLimiter(1))
+            raise
+        with CancelScope(shield=True):
+            await to_thread.run_sync(manager.__exit__, None, None, None,
+                                     limiter=CapacityLimiter(1))
+
+
+_slots: RunVar[CapacityLimiter] = RunVar("paysheet_session_slots")
+
+
+def _session_slots() -> CapacityLimiter:
+    """At most DB_POOL_SIZE request sessions at once per process; more requests wait on
+    the event loop, not for a connection. Without it, each request beyond the pool opens
+    an overflow connection that the pool closes again on return: under 50 connections that
+    was a new PostgreSQL backend every few requests, its start-up costing more than the
+    query. (Overflow still serves code that needs a second connection.)"""
+    try:
+        return _slots.get()
+    except LookupError:
+        _slots.set(CapacityLimiter(get_engine().pool.size()))  # type: ignore[attr-defined]
+        return _slots.get()
 
 
 DbSession = Annotated[Session, Depends(get_db, scope="function")]

@@ -10,6 +10,7 @@ from server.modules.auth import service
 from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import PERMISSIONS
 from server.modules.auth.schemas import MeResponse, TokenRequest, TokenResponse
+from server.modules.tenants import service as tenants
 
 router = APIRouter(tags=["auth"])
 
@@ -40,7 +41,8 @@ def logout(db: DbSession, principal: Principal = Depends(require("me.read"))) ->
 
 
 @router.get("/me", response_model=MeResponse)
-def me(principal: Principal = Depends(require("me.read"))) -> MeResponse:
+def me(db: DbSession, principal: Principal = Depends(require("me.read"))) -> MeResponse:
+    """Who the caller is, what they may do, and the tenant's separation-of-duties rule."""
     return MeResponse(
         user_id=principal.user_id,
         tenant_id=principal.tenant_id,
@@ -49,4 +51,5 @@ def me(principal: Principal = Depends(require("me.read"))) -> MeResponse:
         role=principal.role.value,
         teams=list(principal.teams),
         permissions=sorted(p for p, roles in PERMISSIONS.items() if principal.role in roles),
+        separation_of_duties=tenants.separation_of_duties(db, principal.tenant_id),
     )

@@ -37,3 +37,7 @@ class MeResponse(BaseModel):
     role: str
     teams: list[str]
     permissions: list[str]
+    separation_of_duties: bool = Field(
+        True, description="whether the tenant enforces separation of duties on approvals "
+                          "(nobody approves two stages of a round, nor finalizes what they "
+                          "approved): clients use it to offer only what the server allows")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from server.errors import ProblemError, Unauthorized, UnprocessableEntity
 from server.modules.audit.service import record_event
 from server.modules.auth.models import ApiToken
 from server.modules.auth.permissions import Role
+from server.modules.auth.session_cache import SessionCache, notify_on_commit
 from server.modules.auth.sessions import SessionStore, drop_after_commit, token_tenant
 from server.modules.auth.throttle import (
     MemoryThrottle,
@@ -222,45 +224,77 @@ def login(
     return IssuedLogin(**vars(issued), password_change_required=bool(match.is_temporary))
 
 
-_RESOLVE = text("select * from comp.auth_resolve_token(:h)")
 _RESOLVE_SESSION = text("select * from comp.auth_resolve_session(:h)")
 
 
 @dataclass
 class _Sessions:
     store: SessionStore | None = None
+    cache: SessionCache | None = None
 
 
 _sessions = _Sessions()
 
 
 def configure_sessions(settings: Settings) -> None:
-    """Sessions in Redis when REDIS_URL is set (else every request reads Postgres)."""
+    """Sessions in Redis when REDIS_URL is set (else every request reads Postgres), and an
+    in-process cache of resolved tokens unless SESSION_CACHE_SECONDS is 0."""
     _sessions.store = (SessionStore(settings.redis_url, settings.session_recheck_seconds)
                        if settings.redis_url else None)
+    if _sessions.cache is not None:
+        _sessions.cache.stop()
+    _sessions.cache = (SessionCache(settings.database_url, settings.session_cache_seconds)
+                       if settings.database_url and settings.session_cache_seconds > 0
+                       else None)
+
+
+def stop_sessions() -> None:
+    """App shutdown: end the session cache's LISTEN connection (and serve nothing from it)."""
+    if _sessions.cache is not None:
+        _sessions.cache.stop()
+
+
+def cached_principal(token: str) -> Principal | None:
+    """The principal of a token this process resolved moments ago, from memory (no I/O, so
+    fit for the event loop), or None: then `resolve_token` decides."""
+    cache = _sessions.cache
+    return cache.get(hash_token(token)) if cache is not None else None
 
 
 def resolve_token(token: str) -> Principal | None:
     """The principal behind a live token, or None (unknown, expired, revoked, inactive).
 
-    With Redis, a live session key answers without touching Postgres (sessions.py). Else
-    it is one statement on a pooled connection in autocommit (no ORM session, no
-    BEGIN/COMMIT round trips): a read of the definer function only."""
+    A token this process resolved moments ago answers from memory (session_cache.py); with
+    Redis, a live session key answers without touching Postgres (sessions.py). Else it is
+    one statement on a pooled connection in autocommit (no ORM session, no BEGIN/COMMIT
+    round trips): a read of the definer function only."""
     token_hash = hash_token(token)
+    cache, since = _sessions.cache, time.monotonic()
+    if cache is not None:
+        principal = cache.get(token_hash)
+        if principal is not None:
+            return principal
+    principal, expires_at = _lookup(token, token_hash)
+    if principal is not None and cache is not None:
+        cache.put(token_hash, principal, expires_at, since)
+    return principal
+
+
+def _lookup(token: str, token_hash: str) -> tuple[Principal | None, datetime | None]:
+    """The principal from Redis, else PostgreSQL (refilling Redis), with the token's expiry."""
     store, tenant_id = _sessions.store, token_tenant(token)
     if store is not None and tenant_id is not None:
         cached = store.get(tenant_id, token_hash)
         if cached is not None:
             return cached
-    query = _RESOLVE_SESSION if store is not None and tenant_id is not None else _RESOLVE
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        row = connection.execute(query, {"h": token_hash}).first()
+        row = connection.execute(_RESOLVE_SESSION, {"h": token_hash}).first()
     if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
-        return None
+        return None, None
     principal = _principal(row)
     if store is not None and tenant_id is not None:
         store.put(principal, token_hash, row.expires_at)
-    return principal
+    return principal, row.expires_at
 
 
 def _principal(row: Any) -> Principal:
@@ -277,6 +311,7 @@ def _principal(row: Any) -> Principal:
 
 def logout(session: Session, principal: Principal) -> None:
     """Revoke the token the caller used."""
+    notify_on_commit(session, _sessions.cache, principal.tenant_id, principal.user_id)
     if _sessions.store is not None:
         drop_after_commit(session, _sessions.store, principal.tenant_id, principal.user_id,
                           only=principal.token_id)
@@ -311,8 +346,10 @@ def revoke_user_tokens(session: Session, user_id: uuid.UUID,
 
 
 def forget_sessions(session: Session, user_id: uuid.UUID, keep: uuid.UUID | None = None) -> None:
-    """Drop the user's sessions from Redis (all but `keep`): their tokens are revoked, or
-    their role, teams or state changed and the next request must read Postgres."""
+    """Drop the user's sessions (all but `keep`) from Redis and, once the transaction
+    commits, from every API process's cache: their tokens are revoked, or their role, teams
+    or state changed and the next request must read Postgres."""
+    notify_on_commit(session, _sessions.cache, session.info["tenant_id"], user_id)
     if _sessions.store is not None:
         drop_after_commit(session, _sessions.store, session.info["tenant_id"], user_id,
                           keep=keep)

@@ -64,7 +64,7 @@ class SessionStore:
         record = {"user_id": str(principal.user_id), "role": principal.role.value,
                   "email": principal.email, "display_name": principal.display_name,
                   "teams": list(principal.teams), "token_id": str(principal.token_id),
-                  "checked_at": time.time()}
+                  "checked_at": time.time(), "expires_at": expires_at.timestamp()}
         users = self.user_key(principal.tenant_id, principal.user_id)
         try:
             with self.client.pipeline() as pipe:
@@ -77,8 +77,10 @@ class SessionStore:
         except redis.RedisError as exc:
             log.warning("session_store_unavailable", error=str(exc))
 
-    def get(self, tenant_id: uuid.UUID, token_hash: str) -> Principal | None:
-        """The cached principal, or None (missing, due for a recheck, or Redis down)."""
+    def get(self, tenant_id: uuid.UUID, token_hash: str
+            ) -> tuple[Principal, datetime | None] | None:
+        """The cached principal and the token's expiry, or None (missing, due for a recheck,
+        or Redis down)."""
         try:
             raw = self.client.get(self.session_key(tenant_id, token_hash))
         except redis.RedisError as exc:
@@ -89,10 +91,12 @@ class SessionStore:
         record = json.loads(raw)
         if time.time() - record["checked_at"] > self.recheck_seconds:
             return None
+        expires = record.get("expires_at")
         return Principal(user_id=uuid.UUID(record["user_id"]), tenant_id=tenant_id,
                          role=Role(record["role"]), email=record["email"],
                          display_name=record["display_name"], teams=tuple(record["teams"]),
-                         token_id=uuid.UUID(record["token_id"]))
+                         token_id=uuid.UUID(record["token_id"])), (
+            datetime.fromtimestamp(expires, UTC) if expires is not None else None)
 
     def drop_user(self, tenant_id: uuid.UUID, user_id: uuid.UUID,
                   only: uuid.UUID | None = None, keep: uuid.UUID | None = None) -> None:

@@ -26,4 +26,6 @@ class CatalogInput(TenantScoped, Base):
     required: Mapped[bool] = mapped_column(default=False)
     default_value: Mapped[Any | None] = mapped_column(JSONB)
     validation: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Values encrypted wherever the database stores them (keys area; migration 0130).
+    sensitive: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -23,6 +23,7 @@ class CatalogInputOut(BaseModel):
     required: bool
     default_value: Any | None
     validation: dict[str, Any]
+    sensitive: bool = Field(description="values are encrypted at rest in every stored row")
     created_at: datetime
 
 
@@ -40,6 +41,8 @@ class CatalogInputCreate(BaseModel):
     required: bool = False
     default_value: Any | None = None
     validation: dict[str, Any] = Field(default_factory=dict)
+    sensitive: bool | None = Field(default=None, description="unset: on for dates and for "
+                                   "keys or labels naming pay, names or contact details")
 
 
 class CatalogInputUpdate(BaseModel):
@@ -51,6 +54,7 @@ class CatalogInputUpdate(BaseModel):
     required: bool | None = None
     default_value: Any | None = None
     validation: dict[str, Any] | None = None
+    sensitive: bool | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> CatalogInputUpdate:

@@ -7,6 +7,7 @@ through `ensure_inputs`, and a key declared with another dtype than the catalog'
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,21 @@ from server.modules.plans.queries import plans_using_input
 from server.principal import Principal
 
 ENTITY = "input_catalog"
+# Migration 0130 applies the same rule to existing entries.
+SENSITIVE = re.compile(r"salary|salaries|base.pay|wage|compensation|remuneration|name|birth|"
+                       r"address|email|phone|national.id|passport|iban|tax.id|ssn")
+
+
+def default_sensitive(key: str, label: str | None, dtype: str) -> bool:
+    """Whether a new input is personal data to encrypt when nobody said: dates, and keys
+    or labels naming pay, names or contact details."""
+    return dtype == "date" or any(SENSITIVE.search((text or "").lower())
+                                  for text in (key, label))
+
+
+def sensitive_keys(session: Session) -> set[str]:
+    """The tenant's input keys whose values are encrypted wherever they are stored."""
+    return set(session.scalars(select(CatalogInput.key).where(CatalogInput.sensitive)))
 
 
 def name_problem(name: str) -> str | None:
@@ -58,6 +74,7 @@ def snapshot(entry: CatalogInput) -> dict[str, Any]:
         "required": entry.required,
         "default_value": entry.default_value,
         "validation": entry.validation,
+        "sensitive": entry.sensitive,
     }
 
 
@@ -97,6 +114,8 @@ def create_input(
         required=bool(fields.get("required", False)),
         default_value=default,
         validation=plain_json(dict(fields.get("validation") or {})),
+        sensitive=(fields["sensitive"] if fields.get("sensitive") is not None else
+                   default_sensitive(fields["key"], fields.get("label"), fields["dtype"])),
     )
     try:
         with session.begin_nested():
@@ -130,10 +149,16 @@ def _refuse_if_used(session: Session, entry: CatalogInput, verb: str) -> None:
 def update_input(
     session: Session, actor: Principal, input_id: uuid.UUID, changes: Mapping[str, Any]
 ) -> CatalogInput:
-    """Change an entry that no plan declares yet (409 naming the plans otherwise)."""
+    """Change an entry that no plan declares yet (409 naming the plans otherwise); only
+    `sensitive` may change while plans use it (it decides how data stored from now on is
+    kept, not what any value means)."""
     entry = get_input(session, input_id, for_update=True)
-    _refuse_if_used(session, entry, "changed")
+    if any(changes.get(f) is not None for f in ("label", "dtype", "scope", "required",
+                                                 "validation")) or "default_value" in changes:
+        _refuse_if_used(session, entry, "changed")
     before = snapshot(entry)
+    if changes.get("sensitive") is not None:
+        entry.sensitive = bool(changes["sensitive"])
     for field in ("label", "dtype", "scope", "required"):
         if changes.get(field) is not None:
             setattr(entry, field, changes[field])

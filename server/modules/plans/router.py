@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from server.jsonbody import ExactNumberRoute
+from server.jsonresponse import model_response
 from server.modules.auth.dependencies import DbSession, Principal, require, same_tenant
 from server.modules.plans import service
 from server.modules.plans.schemas import (
@@ -36,6 +37,7 @@ from server.modules.plans.schemas import (
 
 router = APIRouter(tags=["bonus plans"], route_class=ExactNumberRoute)
 PLAN = "/bonus-plans/{planId}"
+_HEADER = [name for name in PlanOut.model_fields if name != "payout"]  # a list's columns
 
 
 def _validation(plan: Any) -> ValidationResult:
@@ -71,13 +73,15 @@ def list_plans(
     effective_on: date | None = Query(None, description="plans in effect on this date"),
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = Query(None, max_length=200),
-) -> PlanPage:
+) -> Response:
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
     same_tenant(tenantId, principal)
     plans, next_cursor = service.list_plans(
         db, status=status, name=name, effective_on=effective_on, limit=limit, cursor=cursor
     )
-    return PlanPage(items=[PlanOut.model_validate(p) for p in plans], next_cursor=next_cursor)
+    items = [PlanOut.model_validate({**{field: getattr(plan, field) for field in _HEADER},
+                                     "payout": payout}) for plan, payout in plans]
+    return model_response(PlanPage(items=items, next_cursor=next_cursor))
 
 
 @router.get(PLAN, response_model=PlanOut)

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from engine.plan import CompiledPlan
 from server.errors import Conflict, NotFound, UnprocessableEntity
@@ -75,10 +75,13 @@ def list_plans(
     effective_on: date | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[BonusPlan], str | None]:
-    """Newest first; `name` matches case-insensitively anywhere in the name."""
-    query: Select[tuple[BonusPlan]] = (
-        select(BonusPlan)
+) -> tuple[list[tuple[BonusPlan, str | None]], str | None]:
+    """Newest first, each plan with its payout step; `name` matches case-insensitively
+    anywhere in the name. The documents stay in the database (a list shows headers: each
+    document is kilobytes of JSON to fetch and parse), only their payout is read."""
+    query: Select[tuple[BonusPlan, str | None]] = (
+        select(BonusPlan, BonusPlan.document["payout"].astext)
+        .options(defer(BonusPlan.document), defer(BonusPlan.metadata_))
         .order_by(BonusPlan.created_at.desc(), BonusPlan.id.desc())
         .limit(limit + 1)
     )
@@ -95,10 +98,10 @@ def list_plans(
             BonusPlan.effective_from <= effective_on,
             (BonusPlan.effective_to.is_(None)) | (BonusPlan.effective_to >= effective_on),
         )
-    rows = list(session.scalars(query))
+    rows = [(plan, payout) for plan, payout in session.execute(query)]
     if len(rows) <= limit:
         return rows, None
-    last = rows[limit - 1]
+    last = rows[limit - 1][0]
     return rows[:limit], encode_cursor(last.created_at.isoformat(), str(last.id))
 
 

@@ -3,8 +3,9 @@
 - `locked_plan(session, plan_id)`: the locked plan and its document, through
   `plans.service.get_locked_plan` (404 unknown, 409 not locked).
 - `ready_upload(session, settings, upload_id, kind)`: a ready upload's typed, normalised
-  Parquet (path, SHA-256, mapping) through `uploads.service` (404 / 409 otherwise; 410
-  naming the upload when its data is missing from disk).
+  Parquet (path, SHA-256 of its plaintext, mapping, the tenant's cipher that opens it:
+  the data is sealed at rest, decrypted only in memory) through `uploads.service`
+  (404 / 409 otherwise; 410 naming the upload when its data is missing from disk).
 - `align_inputs(plan, employees, funds)`: the typed frame the engine evaluates, built from
   those frames exactly as `engine.data.load_inputs` builds it from CSV text (same column
   order, same defaults, same errors), so a run and `paysheet eval` see the same inputs.
@@ -28,6 +29,7 @@ from engine.data import DataError, DataProblem
 from engine.dsl.ast import Type
 from engine.plan import CompiledPlan, PlanDocument, compile_plan
 from server.errors import Conflict
+from server.modules.keys import service as keys
 from server.modules.plans import service as plans
 from server.modules.uploads import service as uploads
 from server.settings import Settings
@@ -56,11 +58,13 @@ class UploadData:
     data_sha256: str
     mapping: dict[str, Any]
     filename: str = ""
+    cipher: keys.TenantCipher | None = None
 
     def read_frame(self) -> pl.DataFrame:
         """The typed frame; refuses data whose bytes no longer match the recorded hash,
         and names the upload (410) when its data is gone."""
-        payload = uploads.read_typed_bytes(self.path, self.id, self.filename)
+        assert self.cipher is not None, "ready_upload() gives the tenant's cipher"
+        payload = uploads.read_typed_bytes(self.path, self.id, self.filename, self.cipher)
         if hashlib.sha256(payload).hexdigest() != self.data_sha256:
             raise Conflict(f"upload {self.id} ('{self.filename}'): typed data does not "
                            "match its recorded hash")
@@ -96,7 +100,7 @@ def ready_upload(session: Session, settings: Settings, upload_id: uuid.UUID,
         raise Conflict(f"upload {upload_id} has no typed data recorded")
     path = uploads.typed_data_path(settings, upload)
     return UploadData(upload.id, upload.kind, path, digest, dict(upload.mapping or {}),
-                      upload.filename)
+                      upload.filename, keys.cipher(session, settings))
 
 
 def combined_data_hash(employees: UploadData, funds: UploadData | None) -> str:

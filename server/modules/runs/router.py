@@ -25,7 +25,7 @@ from server.db import session as db
 from server.jsonbody import ExactNumberRoute
 from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
-from server.modules.runs import service, visibility
+from server.modules.runs import history, service, visibility
 from server.modules.runs.models import PlanRun
 from server.modules.runs.schemas import (
     CompareOut,
@@ -79,16 +79,17 @@ def list_runs(
     """Newest first; pass `next_cursor` back as `cursor`. Totals are left out here."""
     filters = service.RunFilter(status, plan_id, scenario_name, created_by)
     runs, next_cursor = service.list_runs(db_session, filters, limit, cursor)
+    people = history.people_of(db_session, runs)
     return RunPage(items=[service.run_out(db_session, run, with_totals=False,
-                                          principal=principal) for run in runs],
-                   next_cursor=next_cursor)
+                                          principal=principal, people=people)
+                          for run in runs], next_cursor=next_cursor)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
 def get_run(run_id: uuid.UUID, db_session: DbSession,
-            principal: Principal = Depends(require("runs.read"))) -> RunOut:
+            principal: Principal = Depends(require("runs.read"))) -> Response:
     """Status, progress, totals, hashes and the approvals history."""
-    return service.run_out(db_session, service.get_run(db_session, run_id), principal=principal)
+    return service.run_response(db_session, service.get_run(db_session, run_id), principal)
 
 
 @router.get("/runs/{run_id}/results", response_model=ResultsPage | TapeOut)

@@ -36,6 +36,9 @@ class ApprovalEntry(BaseModel):
     from_state: str
     to_state: str
     actor_user_id: uuid.UUID
+    actor_name: str | None = Field(
+        None, description="the actor's display name (their email when they have none); "
+                          "null when the user no longer exists")
     actor_role: str
     at: datetime
     comment: str | None = None

@@ -17,7 +17,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import polars as pl
-from sqlalchemy import and_, func, or_, select, text
+from fastapi import Response
+from sqlalchemy import Text, and_, cast, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from engine import r10
@@ -27,8 +28,9 @@ from engine.plan import CompiledPlan, PlanDocument
 from server.db import session as db
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.jsonbody import plain_json
+from server.jsonresponse import model_response
 from server.modules.audit.service import record_event
-from server.modules.runs import execution, visibility
+from server.modules.runs import execution, history, visibility
 from server.modules.runs.inputs import (
     RunInputs,
     combined_data_hash,
@@ -155,14 +157,29 @@ def totals_of(session: Session, run_id: uuid.UUID) -> dict[str, Any] | None:
     return row.totals if row is not None else None
 
 
+def run_response(session: Session, run: PlanRun, principal: Principal) -> Response:
+    """GET /runs/{id}: a caller who sees every group gets the stored totals spliced in as
+    stored (a 10k-employee run's totals are a megabyte of JSON: parsing and re-writing it
+    was most of the request); the others get them filtered by `run_out`."""
+    if not visibility.sees_all_groups(principal):
+        return model_response(run_out(session, run, principal=principal))
+    totals = session.scalar(select(cast(RunTotals.totals, Text))
+                            .where(RunTotals.run_id == run.id))
+    return model_response(run_out(session, run, with_totals=False, principal=principal),
+                          totals=totals)
+
+
 def run_out(session: Session, run: PlanRun, with_totals: bool = True,
-            principal: Principal | None = None) -> RunOut:
+            principal: Principal | None = None, people: history.People | None = None) -> RunOut:
     """The run as `principal` may see it (totals' small groups hidden from managers and
-    readonly; without a principal: everything, for internal callers)."""
+    readonly; without a principal: everything, for internal callers), approvers named
+    (`people` from `history.people_of` when listing many runs, else looked up here)."""
     totals = totals_of(session, run.id) if with_totals else None
     if principal is not None:
         totals = visibility.aggregate_view(totals, principal)
     state = run.approvals_state or {"state": run.status, "history": []}
+    named = history.named_history(run, people if people is not None
+                                  else history.people_of(session, [run]))
     return RunOut(
         id=run.id, plan_id=run.plan_id, upload_id=run.upload_id,
         funds_upload_id=run.funds_upload_id, scenario_name=run.scenario_name,
@@ -172,7 +189,7 @@ def run_out(session: Session, run: PlanRun, with_totals: bool = True,
         attempts=run.attempts, created_by=run.created_by, started_at=run.started_at,
         finished_at=run.finished_at,
         approvals=Approvals(state=state.get("state", run.status),
-                            history=state.get("history", [])),
+                            history=named),
         totals=totals,
     )
 

@@ -68,13 +68,18 @@ def _large(groups: list[dict[str, Any]], least: int) -> list[dict[str, Any]]:
     return [g for g in groups if int(g.get("headcount") or 0) >= least]
 
 
+def sees_all_groups(principal: Principal) -> bool:
+    """Whether `aggregate_view` leaves the caller's totals as they are."""
+    return aggregate_scope(principal).min_group <= 1
+
+
 def aggregate_view(totals: dict[str, Any] | None, principal: Principal
                    ) -> dict[str, Any] | None:
     """Run totals as `principal` may see them: breakdown values and pool groups of fewer
     than the scope's minimum headcount are left out (and counted in `hidden_groups`)."""
-    least = aggregate_scope(principal).min_group
-    if not totals or least <= 1:
+    if not totals or sees_all_groups(principal):
         return totals
+    least = aggregate_scope(principal).min_group
     view = dict(totals)
     hidden = 0
     breakdowns = {}

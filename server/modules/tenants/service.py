@@ -114,6 +114,30 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.created_at, User.email)))
 
 
+@dataclass(frozen=True)
+class Person:
+    """How a user is named to others: in approvals histories and on audit workbooks."""
+
+    display_name: str | None
+    email: str
+
+    @property
+    def name(self) -> str:
+        """The display name, or the email for a user who has none."""
+        return self.display_name or self.email
+
+
+def people(session: Session, user_ids: set[uuid.UUID]) -> dict[str, Person]:
+    """user id (text) → Person, for the ids that are users of the session's tenant (the
+    session filters on its tenant, RLS too: another tenant's user is never named; ids that
+    match nobody are left out)."""
+    if not user_ids:
+        return {}
+    rows = session.execute(select(User.id, User.display_name, User.email)
+                           .where(User.id.in_(user_ids))).all()
+    return {str(row.id): Person(row.display_name, row.email) for row in rows}
+
+
 def get_user(session: Session, user_id: uuid.UUID) -> User:
     user = session.scalar(select(User).where(User.id == user_id))
     if user is None:

@@ -16,7 +16,8 @@ from sqlalchemy.orm.attributes import flag_modified
 from server.errors import Conflict, UnprocessableEntity
 from server.modules.audit.service import record_event
 from server.modules.auth.dependencies import Principal
-from server.modules.uploads import service
+from server.modules.keys import service as keys
+from server.modules.uploads import sealing, service
 from server.modules.uploads.detection import PROFILE_FIELDS, detect
 from server.modules.uploads.models import MappingAlias
 from server.modules.uploads.parsing import FileRejected, iter_records
@@ -33,7 +34,7 @@ def preview(session: Session, settings: Settings, upload_id: uuid.UUID) -> dict[
     values. Workbooks answer from the sample kept at upload (no sheet is read again)."""
     upload = service.get_upload(session, upload_id)
     fmt = service.stored_format(upload)
-    rows = upload.metadata_.get("sample")
+    rows = sealing.opened_sample(upload, settings)
     if rows is None:
         path = service.original_path(settings, upload)
         rows = []
@@ -49,7 +50,8 @@ def preview(session: Session, settings: Settings, upload_id: uuid.UUID) -> dict[
         inferred, warnings = infer_column(name, values, profile)
         columns.append({"index": index, "name": name, "inferred_type": inferred,
                         "warnings": warnings})
-    return {"upload_id": upload.id, "format": fmt.as_json(), "columns": columns, "rows": rows}
+    return {"upload_id": upload.id, "columns": columns, "rows": rows,
+            "format": sealing.opened_format(fmt.as_json(), lambda: keys.cipher(session, settings))}
 
 
 def change_reading(session: Session, principal: Principal, settings: Settings,
@@ -77,11 +79,13 @@ def change_reading(session: Session, principal: Principal, settings: Settings,
             setattr(profile, name, choices[name])
             profile.decided[name] = "chosen"
     fmt.profile = profile.as_json()
-    service.store_format(upload, fmt)
+    cipher = keys.cipher(session, settings)
+    service.store_format(upload, fmt, cipher)
     flag_modified(upload, "metadata_")
     record_event(session, principal_or_actor_id=principal, action="upload.reading",
-                 entity="upload", entity_id=upload.id, before={"format": old.as_json()},
-                 after={"choices": choices, "format": fmt.as_json()})
+                 entity="upload", entity_id=upload.id,
+                 before={"format": sealing.sealed_format(old.as_json(), cipher)},
+                 after={"choices": choices, "format": upload.metadata_["format"]})
     return upload
 
 

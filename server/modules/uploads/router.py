@@ -20,7 +20,7 @@ from server.db.session import tenant_session
 from server.errors import ProblemError, UnprocessableEntity
 from server.modules.auth.dependencies import DbSession, Principal, require
 from server.modules.auth.permissions import allowed
-from server.modules.uploads import jobs, metrics, reading, rows, service, tus
+from server.modules.uploads import jobs, metrics, reading, rows, sealing, service, tus
 from server.modules.uploads.models import Upload
 from server.modules.uploads.schemas import (
     PresetOut,
@@ -49,8 +49,10 @@ def upload_out(upload: Upload, settings: Settings) -> UploadOut:
         id=upload.id, filename=upload.filename, kind=upload.kind, status=upload.status,
         phase=meta.get("phase"), file_size=upload.file_size,
         received_bytes=service.received_bytes(settings, upload), sha256=upload.sha256,
-        error=upload.error, scan=meta.get("scan"), format=meta.get("format"),
-        mapping=upload.mapping, plan_id=upload.plan_id, summary=meta.get("summary"),
+        error=upload.error, scan=meta.get("scan"),
+        format=sealing.readable_format(upload, settings),
+        mapping=upload.mapping, plan_id=upload.plan_id,
+        summary=sealing.readable_summary(upload, settings),
         parquet_sha256=(meta.get("parquet") or {}).get("sha256"), timings=meta.get("timings"),
         rows=meta.get("rows"),
         created_at=upload.created_at, updated_at=upload.updated_at,
@@ -313,12 +315,13 @@ def retry_rows(request: Request, upload_id: uuid.UUID,
 
 
 @router.get("/uploads/{upload_id}/validation", response_model=ValidationOut)
-def validation(upload_id: uuid.UUID, db: DbSession,
+def validation(request: Request, upload_id: uuid.UUID, db: DbSession,
                principal: Principal = Depends(require("uploads.read")),
                limit: int = Query(500, ge=1, le=5000),
                cursor: str | None = Query(None, pattern=r"^\d{1,9}$")) -> dict[str, Any]:
     """Summary counts and one entry per problem (paged by `cursor`)."""
-    return service.validation_report(db, upload_id, limit, int(cursor) if cursor else 0)
+    return service.validation_report(db, _settings(request), upload_id, limit,
+                                     int(cursor) if cursor else 0)
 
 
 @router.get("/mapping-presets", response_model=list[PresetOut])

@@ -35,7 +35,8 @@ from server.db.bulk import StagedInserter
 from server.db.session import tenant_session
 from server.errors import Conflict
 from server.modules.audit.service import record_event
-from server.modules.uploads import service
+from server.modules.keys import service as keys_area
+from server.modules.uploads import sealing, service
 from server.modules.uploads.models import EmployeeRow, Upload
 from server.modules.uploads.validation import SPOOL_REF, SPOOL_ROW
 from server.principal import Principal
@@ -113,8 +114,10 @@ def _start(settings: Settings, principal: Principal, upload_id: uuid.UUID) -> bo
 def _load(settings: Settings, principal: Principal, upload_id: uuid.UUID,
           started: float) -> None:
     path = service.rows_spool_path(settings, principal.tenant_id, upload_id)
-    with pa.ipc.open_stream(pa.OSFile(str(path))) as spool, \
-            tenant_session(principal.tenant_id) as session:
+    with tenant_session(principal.tenant_id) as session, open(path, "rb") as handle:
+        cipher = keys_area.cipher(session, settings)
+        sensitive = sealing.sensitive_keys(session)
+        spool = pa.ipc.open_stream(cipher.reader(handle, keys_area.ROWS_SPOOL))
         keys = [n for n in spool.schema.names if n not in (SPOOL_ROW, SPOOL_REF)]
         session.execute(delete(EmployeeRow).where(EmployeeRow.upload_id == upload_id))
         inserter = StagedInserter(session, "employee_rows", STAGE_COLUMNS, {
@@ -124,7 +127,8 @@ def _load(settings: Settings, principal: Principal, upload_id: uuid.UUID,
         done = 0
         try:
             for batch in spool:
-                inserter.submit(_csv(pl.from_arrow(batch), keys))
+                inserter.submit(_csv(pl.from_arrow(batch), keys, sensitive, cipher,
+                                     upload_id))
                 done += batch.num_rows
                 service.publish(settings, upload_id, type="progress", stage="storing_rows",
                                 rows=done)
@@ -144,11 +148,17 @@ def _load(settings: Settings, principal: Principal, upload_id: uuid.UUID,
                      entity="upload", entity_id=upload_id, after={"rows": count})
 
 
-def _csv(frame: Any, keys: list[str]) -> bytes:
+def _csv(frame: Any, keys: list[str], sensitive: set[str], cipher: keys_area.TenantCipher,
+         upload_id: uuid.UUID) -> bytes:
     """COPY input `file_row, ref, raw`: raw is the mapped cells as a JSON object (built
-    here: PostgreSQL's jsonb_build_object costs ~1.4x parsing the same JSON text)."""
+    here: PostgreSQL's jsonb_build_object costs ~1.4x parsing the same JSON text), with
+    the sensitive inputs' cells sealed together (`sealing.seal_rows`)."""
     buffer = io.BytesIO()
-    frame.select(pl.col(SPOOL_ROW), pl.col(SPOOL_REF), pl.struct(keys).struct.json_encode()
+    secret = [k for k in keys if k in sensitive]
+    raw = (sealing.seal_rows(frame, SPOOL_ROW, [k for k in keys if k not in sensitive],
+                             secret, cipher, upload_id).alias("raw") if secret
+           else pl.struct(keys).struct.json_encode())
+    frame.select(pl.col(SPOOL_ROW), pl.col(SPOOL_REF), raw
                  ).write_csv(buffer, include_header=False)
     return buffer.getvalue()
 

@@ -35,8 +35,9 @@ from sqlalchemy.orm.attributes import flag_modified
 from server.db.session import tenant_session
 from server.errors import Conflict, NotFound, ProblemError, UnprocessableEntity
 from server.modules.audit.service import record_event
+from server.modules.keys import service as keys
 from server.modules.tenants import service as tenants
-from server.modules.uploads import evidence, metrics, storage
+from server.modules.uploads import evidence, metrics, sealing, storage
 from server.modules.uploads import mapping as suggestions_engine
 from server.modules.uploads.batches import data_batches
 from server.modules.uploads.detection import detect
@@ -218,7 +219,7 @@ def complete_upload(settings: Settings, principal: Principal, upload_id: uuid.UU
             assert fmt is not None
             evidence.make_read_only(path)  # complete: the bytes as received, never rewritten
             upload.metadata_ = {**upload.metadata_, "phase": "uploaded"}
-            store_format(upload, fmt)
+            store_format(upload, fmt, keys.cipher(session, settings))
             record_event(session, principal_or_actor_id=principal, action="upload.complete",
                          entity="upload", entity_id=upload.id,
                          after={"sha256": sha256, "size": upload.file_size,
@@ -293,10 +294,11 @@ def stored_format(upload: Upload) -> FileFormat:
 _format = stored_format
 
 
-def store_format(upload: Upload, fmt: FileFormat) -> None:
+def store_format(upload: Upload, fmt: FileFormat, cipher: keys.TenantCipher) -> None:
     """The format in `metadata.format`, its first data rows in `metadata.sample` (the
-    preview answers from them without reading the file again)."""
-    upload.metadata_ = {**upload.metadata_, "format": fmt.as_json(), "sample": fmt.sample}
+    preview answers from them without reading the file again), sealed (`sealing`)."""
+    upload.metadata_ = {**upload.metadata_, "format": sealing.sealed_format(fmt.as_json(), cipher),
+                        "sample": sealing.sealed_sample(fmt.sample, cipher)}
 
 
 def _memory(session: Session, kind: str) -> dict[str, list[suggestions_engine.Remembered]]:
@@ -490,7 +492,8 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
                                 parquet_path(settings, upload.tenant_id, upload.id),
                                 rows_spool_path(settings, upload.tenant_id, upload.id),
                                 report, progress, lambda: data_batches(
-                                    source, fmt, columns, Report(), lambda *_: None))
+                                    source, fmt, columns, Report(), lambda *_: None),
+                                cipher := keys.cipher(session, settings))
         normaliser.run(batches)
         timings = {**upload.metadata_.get("timings", {}),
                    **{k: round(v, 2) for k, v in normaliser.timings.items()},
@@ -498,11 +501,13 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
         if report.rows == 0:
             report.add_file_problem("the file has no data rows", "Add rows below the header")
         metrics.observe_validation(report.ok, report.rows, report.errors)
+        sensitive = sealing.sensitive_keys(session)
+        summary = sealing.sealed_summary(report.summary(), cipher, sensitive)
         if report.ok:
             storage.file_typed_data(session, settings, upload, report.parquet_sha256)
             upload.status = "ready"
             upload.metadata_ = {**upload.metadata_, "phase": "validated",
-                                "summary": report.summary(), "timings": timings,
+                                "summary": summary, "timings": timings,
                                 "rows": {"status": "queued", "expected": report.rows},
                                 "parquet": {"sha256": report.parquet_sha256,
                                             "bytes": report.parquet_bytes, "object": True}}
@@ -510,21 +515,24 @@ def _validate_and_store(settings: Settings, principal: Principal, upload_id: uui
             evidence.remove_after_commit(
                 session, [rows_spool_path(settings, upload.tenant_id, upload.id)])
             report.sort(fmt.columns)
-            _store_problems(session, upload, report)
+            _store_problems(session, upload, report, cipher, sensitive)
             _fail(session, upload, f"validation found {report.errors} problem(s)", "validated")
-            upload.metadata_ = {**upload.metadata_, "summary": report.summary(),
+            upload.metadata_ = {**upload.metadata_, "summary": summary,
                                 "timings": timings}
         flag_modified(upload, "metadata_")
         record_event(session, principal_or_actor_id=principal, action="upload.validate",
                      entity="upload", entity_id=upload.id,
-                     after={"status": upload.status, "summary": report.summary(),
+                     after={"status": upload.status, "summary": summary,
                             "parquet_sha256": report.parquet_sha256})
 
 
-def _store_problems(session: Session, upload: Upload, report: Report) -> None:
+def _store_problems(session: Session, upload: Upload, report: Report,
+                    cipher: keys.TenantCipher, sensitive: set[str]) -> None:
+    """The listed problems; a sensitive input's cell value sealed (`sealing`)."""
     rows = [{"upload_id": upload.id, "tenant_id": upload.tenant_id, "seq": seq,
              "file_row": p.row, "column_name": p.column, "input_key": p.input_key,
-             "value": _storable(p.value), "rule": p.rule, "message": p.message,
+             "value": sealing.problem_value(_storable(p.value), p.input_key, cipher,
+                                            sensitive), "rule": p.rule, "message": p.message,
              "hint": p.hint}
             for seq, p in enumerate(report.problems, start=1)]
     if rows:
@@ -536,8 +544,8 @@ def _storable(value: str | None) -> str | None:
     return value.replace("\x00", "\\x00") if value else value
 
 
-def validation_report(session: Session, upload_id: uuid.UUID, limit: int, after: int
-                      ) -> dict[str, Any]:
+def validation_report(session: Session, settings: Settings, upload_id: uuid.UUID,
+                      limit: int, after: int) -> dict[str, Any]:
     upload = get_upload(session, upload_id)
     if upload.mapping is None:
         raise Conflict("the upload has no mapping yet: POST /uploads/{id}/map first")
@@ -547,11 +555,19 @@ def validation_report(session: Session, upload_id: uuid.UUID, limit: int, after:
         .order_by(UploadProblem.seq).limit(limit + 1)))
     more = len(problems) > limit
     problems = problems[:limit]
+    cipher = (keys.cipher(session, settings) if any(keys.is_sealed(p.value) for p in problems)
+              else None)
+
+    def opened(value: str | None) -> str | None:
+        return cipher.open(keys.PROBLEM_VALUE, value) if cipher and keys.is_sealed(value) \
+            else value
+
     return {
         "upload_id": upload.id, "status": upload.status, "mapping": upload.mapping,
-        "summary": upload.metadata_.get("summary"),
+        "summary": sealing.readable_summary(upload, settings),
         "problems": [{"row": p.file_row, "column": p.column_name, "input_key": p.input_key,
-                      "value": _storable(p.value), "rule": p.rule, "message": p.message,
+                      "value": opened(p.value),
+                      "rule": p.rule, "message": p.message,
              "hint": p.hint}
                      for p in problems],
         "next_cursor": str(problems[-1].seq) if more and problems else None,

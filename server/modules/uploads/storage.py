@@ -3,7 +3,9 @@
 `<DATA_DIR>/uploads/<tenant>/<upload>.bin` (the bytes as received), `<upload>.parquet`
 (validation's fresh typed data), `objects/<sha256>.parquet` (that data once the upload is
 ready: read-only, shared by uploads of identical content, what runs read) and
-`<upload>.rows.arrows` (the rows spool). Removal rules: see `evidence.py`.
+`<upload>.rows.arrows` (the rows spool). Removal rules: see `evidence.py`. The Parquet
+files and the spool are sealed under the tenant's data key (`keys/cipher.py`); the hash
+that names an object is its plaintext's, so a snapshot's data hash does not depend on it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from server.db.session import tenant_session
+from server.modules.keys import service as keys
 from server.modules.uploads import evidence
 from server.modules.uploads.models import Upload
 from server.settings import Settings
@@ -51,9 +54,12 @@ def typed_data_path(settings: Settings, upload: Upload) -> Path:
     return evidence.require_file(path, upload.id, upload.filename, "typed")
 
 
-def read_typed_bytes(path: Path, upload_id: uuid.UUID, filename: str) -> bytes:
-    """A ready upload's typed data; FileMissing (410) if it vanished since it was found."""
-    return evidence.read_bytes(path, upload_id, filename, "typed")
+def read_typed_bytes(path: Path, upload_id: uuid.UUID, filename: str,
+                     cipher: keys.TenantCipher) -> bytes:
+    """A ready upload's typed data (Parquet), opened with the tenant's data key;
+    FileMissing (410) if it vanished since it was found."""
+    return cipher.open_blob(evidence.read_bytes(path, upload_id, filename, "typed"),
+                            keys.TYPED_DATA)
 
 
 def original_path(settings: Settings, upload: Upload) -> Path:

@@ -14,7 +14,6 @@ Problem counts are complete; at most `MAX_LISTED` entries are kept for the repor
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
 import pyarrow as pa
@@ -40,6 +39,7 @@ from engine.data import (
     typed_column,
 )
 from engine.plan import InputSpec
+from server.modules.keys import service as keys
 from server.modules.uploads.parsing import FileFormat
 from server.modules.uploads.report import Problem, Progress, Report
 from server.modules.uploads.targets import Target
@@ -183,9 +183,11 @@ class Normaliser:
 
     def __init__(self, columns: Sequence[MappedColumn], kind: str, parquet: Path,
                  rows_spool: Path, report: Report, progress: Progress,
-                 reread: Callable[[], Iterable[pl.DataFrame]]):
+                 reread: Callable[[], Iterable[pl.DataFrame]], cipher: keys.TenantCipher):
         """`reread` yields the batches again; it is called only when two references share
-        a hash (a duplicate, almost always), to read the values of those rows."""
+        a hash (a duplicate, almost always), to read the values of those rows. Both files
+        are written sealed under the tenant's data key (`cipher`): no plaintext on disk;
+        the Parquet's hash is its plaintext's (what snapshots name)."""
         self.columns = columns
         self.kind = kind
         self.ref_key = "fund_ref" if kind == "funds" else "employee_ref"
@@ -193,8 +195,11 @@ class Normaliser:
         self.rows_spool = rows_spool
         self.report = report
         self.progress = progress
+        self.cipher = cipher
         self.writer: pq.ParquetWriter | None = None
         self.spool_writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self.sealers: list[tuple[BinaryIO, Any]] = []
+        self.parquet_sealer: Any = None
         self.reread = reread
         self.hashes: list[pl.DataFrame] = []
         self.done = 0
@@ -211,8 +216,11 @@ class Normaliser:
             for writer in (self.writer, self.spool_writer):
                 if writer is not None:
                     writer.close()
+            for handle, sealer in self.sealers:
+                sealer.close()
+                handle.close()
         if self.report.ok and self.writer is not None:
-            self.report.parquet_sha256 = _file_sha256(self.parquet)
+            self.report.parquet_sha256 = self.parquet_sealer.sha256
             self.report.parquet_bytes = self.parquet.stat().st_size
         else:
             self.parquet.unlink(missing_ok=True)
@@ -290,7 +298,8 @@ class Normaliser:
         started = time.perf_counter()
         table = typed.drop(LINE_COLUMN).to_arrow()
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.parquet, table.schema)
+            self.parquet_sealer = self._sealed(self.parquet, keys.TYPED_DATA)
+            self.writer = pq.ParquetWriter(self.parquet_sealer, table.schema)
         self.writer.write_table(table)
         written = time.perf_counter()
         rows = frame.select(pl.col(LINE_COLUMN).cast(pl.Int32).alias(SPOOL_ROW),
@@ -298,11 +307,17 @@ class Normaliser:
                             *(pl.col(c.target.key) for c in self.columns)).to_arrow()
         if self.spool_writer is None:
             self.spool_writer = pa.ipc.new_stream(
-                str(self.rows_spool), rows.schema,
+                self._sealed(self.rows_spool, keys.ROWS_SPOOL), rows.schema,
                 options=pa.ipc.IpcWriteOptions(compression="lz4"))
         self.spool_writer.write_table(rows)
         self.timings["parquet"] += written - started
         self.timings["spool"] += time.perf_counter() - written
+
+    def _sealed(self, path: Path, field: str) -> Any:
+        handle = open(path, "wb")  # noqa: SIM115 (closed by run(), after its writer)
+        sealer = self.cipher.writer(handle, field)
+        self.sealers.append((handle, sealer))
+        return sealer
 
     def _duplicates(self) -> None:
         """Duplicate references. Only (row, 64-bit hash) is kept per row (12 bytes: 24 MB
@@ -344,11 +359,3 @@ def _timed(batches: Iterable[pl.DataFrame], timings: Counter[str]) -> Iterator[p
         if batch is None:
             return
         yield batch
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()

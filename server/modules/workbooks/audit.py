@@ -16,14 +16,13 @@ import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.backends.excel_audit import build_audit_workbook
 from server.modules.audit.service import record_event
 from server.modules.runs.service import totals_of
 from server.modules.runs.stored import StoredRun, load_stored_run
-from server.modules.tenants.models import User
+from server.modules.tenants import service as tenants
 from server.principal import Principal
 from server.settings import Settings
 
@@ -31,12 +30,8 @@ from server.settings import Settings
 def _people(session: Session, history: list[dict[str, Any]]) -> dict[str, str]:
     """user id → "Display Name <email>" for the approvals' actors (the tenant's users)."""
     ids = {uuid.UUID(entry["actor_user_id"]) for entry in history if entry.get("actor_user_id")}
-    if not ids:
-        return {}
-    users = session.execute(select(User.id, User.display_name, User.email)
-                            .where(User.id.in_(ids))).all()
-    return {str(u.id): f"{u.display_name} <{u.email}>" if u.display_name else u.email
-            for u in users}
+    return {user_id: f"{p.display_name} <{p.email}>" if p.display_name else p.email
+            for user_id, p in tenants.people(session, ids).items()}
 
 
 def approval_lines(session: Session, history: list[dict[str, Any]]) -> dict[str, str]:

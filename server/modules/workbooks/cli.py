@@ -58,7 +58,8 @@ def verify_workbook(
         raise typer.Exit(2) from None
     if report.ok:
         typer.echo(f"{path}: {report.rows} rows x {report.steps} steps agree with the engine "
-                   "to the cent; every formula is the plan's")
+                   "to the cent; every formula is the plan's (formula version "
+                   f"{report.formula_version})")
         return
     typer.echo(f"{path}: {len(report.problems)} problem(s):", err=True)
     for problem in report.problems[:50]:
