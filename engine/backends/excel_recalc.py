@@ -241,17 +241,23 @@ class RowModel:
         own = sorted({letter for letter, whole in formula.references.values() if not whole})
         unique, inverse = _distinct_rows([columns[letter] for letter in own], self.count)
         if len(unique) == self.count:
-            return self._evaluate(formula, columns, ranges, every)
+            given = {call.output: _Value("rows", self._column(part, columns, ranges))
+                     for call, part in _hoistable(formula)}
+            return self._evaluate(formula, columns, ranges, every, given)
         values = self._evaluate(formula, columns, ranges, unique)
         return [values[index] for index in inverse]
 
     def _evaluate(self, formula: _Formula, columns: Mapping[str, list[Any]],
-                  ranges: Mapping[str, np.ndarray], rows: list[int]) -> list[Any]:
-        """The formula's value at each of `rows` (row indexes into the data)."""
+                  ranges: Mapping[str, np.ndarray], rows: list[int],
+                  given: Mapping[Any, _Value] | None = None) -> list[Any]:
+        """The formula's value at each of `rows` (row indexes into the data). `given`: graph
+        values already computed over all rows; the calls only they need are skipped."""
         everything = self.count
         self.count = len(rows)
+        needed = _needed(formula, given or {})
         try:
             values = {key: _Value("const", value) for key, value in formula.constants.items()}
+            values.update(given or {})
             for key, (letter, whole) in formula.references.items():
                 if whole:
                     values[key] = _Value("const", ranges[letter])
@@ -260,7 +266,8 @@ class RowModel:
                 else:
                     values[key] = _Value("rows", [columns[letter][row] for row in rows])
             for call in formula.calls:
-                values[call.output] = self._call(call, [values[key] for key in call.inputs])
+                if call.output in needed:
+                    values[call.output] = self._call(call, [values[key] for key in call.inputs])
             return self._per_row(values[formula.output], formula.letter)
         finally:
             self.count = everything
@@ -285,6 +292,51 @@ class RowModel:
                 return fast
         return _rows([_unwrap(call.function(*(a.at(row) for a in args)))
                       for row in range(self.count)])
+
+
+def _own_cells(formula: _Formula) -> dict[Any, frozenset[str]]:
+    """Graph node → the columns whose own-row cells its value depends on."""
+    cells: dict[Any, frozenset[str]] = {
+        key: frozenset() if whole else frozenset({letter})
+        for key, (letter, whole) in formula.references.items()
+    }
+    for call in formula.calls:
+        cells[call.output] = frozenset().union(*(cells.get(key, frozenset())
+                                                 for key in call.inputs))
+    return cells
+
+
+def _ancestors(formula: _Formula, output: Any) -> _Formula:
+    """The part of the formula that computes `output`, as a formula of its own."""
+    wanted, calls = {output}, []
+    for call in reversed(formula.calls):
+        if call.output in wanted:
+            calls.append(call)
+            wanted.update(call.inputs)
+    references = {key: ref for key, ref in formula.references.items() if key in wanted}
+    return _Formula(formula.letter, formula.constants, references, tuple(reversed(calls)),
+                    output)
+
+
+def _hoistable(formula: _Formula) -> list[tuple[_Call, _Formula]]:
+    """The formula's SUMPRODUCTs that read fewer own-row cells than the whole formula (a
+    group total divided into each row's own value: `U7/SUMPRODUCT(member*$CL$2:$CL$501)`),
+    each with the part of the formula that computes it. Evaluated on their own, they are
+    computed once per group, not once per row over the whole column (quadratic)."""
+    cells = _own_cells(formula)
+    everything = frozenset().union(*cells.values())
+    return [(call, _ancestors(formula, call.output)) for call in formula.calls
+            if call.name == "SUMPRODUCT" and cells[call.output] < everything]
+
+
+def _needed(formula: _Formula, given: Mapping[Any, _Value]) -> set[Any]:
+    """The call outputs that the formula's result needs, when `given` are known."""
+    wanted, needed = {formula.output}, set()
+    for call in reversed(formula.calls):
+        if call.output in wanted and call.output not in given:
+            needed.add(call.output)
+            wanted.update(call.inputs)
+    return needed
 
 
 def _distinct_rows(columns: list[list[Any]], count: int) -> tuple[list[int], list[int]]:

@@ -102,9 +102,9 @@ def test_rows_reading_the_same_cells_share_one_evaluation(tmp_path, monkeypatch)
     sizes: dict[str, int] = {}
     evaluate = RowModel._evaluate
 
-    def counted(self, formula, columns, ranges, which):
+    def counted(self, formula, columns, ranges, which, *given):
         sizes[formula.letter] = len(which)
-        return evaluate(self, formula, columns, ranges, which)
+        return evaluate(self, formula, columns, ranges, which, *given)
 
     monkeypatch.setattr(RowModel, "_evaluate", counted)
     fast = RowModel(built.layout).calculate(cells)
@@ -115,6 +115,33 @@ def test_rows_reading_the_same_cells_share_one_evaluation(tmp_path, monkeypatch)
     assert sizes[total] == 3  # three funds
     rows_column = next(c.letter for c in built.layout.columns if c.key.endswith(".row"))
     assert sizes[rows_column] == 60
+
+
+def test_a_group_total_inside_a_per_row_formula_is_evaluated_once_per_group(tmp_path,
+                                                                            monkeypatch):
+    """`w / sum_over(w, fund_ref)` reads each row's own w, so its rows are all different;
+    its SUMPRODUCT reads only the group's key and is computed once per fund, not once per row
+    over the whole column (quadratic), with the same values as the exact mode."""
+    inputs = {"w": "decimal"}
+    compiled = plan([{"order": 1, "name": "part", "expr": "w / sum_over(w, fund_ref)"}],
+                    inputs, payout="part")
+    rows = [{"employee_ref": f"E{i:03d}", "fund_ref": f"F{i % 3}", "w": 1 + i}
+            for i in range(60)]
+    built, cells = saved_inputs(compiled, frame(inputs, rows), tmp_path)
+    sizes: dict[str, list[int]] = {}
+    evaluate = RowModel._evaluate
+
+    def counted(self, formula, columns, ranges, which, *given):
+        sizes.setdefault(formula.letter, []).append(len(which))
+        return evaluate(self, formula, columns, ranges, which, *given)
+
+    monkeypatch.setattr(RowModel, "_evaluate", counted)
+    fast = RowModel(built.layout).calculate(cells)
+    monkeypatch.setattr(RowModel, "_evaluate", evaluate)
+    exact = RowModel(built.layout, exact=True).calculate(cells)
+    assert _differences(fast, exact) == []
+    value = next(c.letter for c in built.layout.columns if c.key == "part.4.value")
+    assert sizes[value] == [3, 60]  # the fund's total once per fund, then the rows
 
 
 def test_distinct_rows_tell_types_signs_and_errors_apart():
