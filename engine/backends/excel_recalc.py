@@ -238,13 +238,16 @@ class RowModel:
         every = list(range(self.count))
         if self.exact or any(call.name == "ROW" for call in formula.calls):
             return self._evaluate(formula, columns, ranges, every)
+        hoisted = {call.output: self._column(part, columns, ranges)
+                   for call, part in _hoistable(formula)}
         own = sorted({letter for letter, whole in formula.references.values() if not whole})
         unique, inverse = _distinct_rows([columns[letter] for letter in own], self.count)
         if len(unique) == self.count:
-            given = {call.output: _Value("rows", self._column(part, columns, ranges))
-                     for call, part in _hoistable(formula)}
+            given = {key: _Value("rows", values) for key, values in hoisted.items()}
             return self._evaluate(formula, columns, ranges, every, given)
-        values = self._evaluate(formula, columns, ranges, unique)
+        given = {key: _Value("rows", [values[row] for row in unique])
+                 for key, values in hoisted.items()}
+        values = self._evaluate(formula, columns, ranges, unique, given)
         return [values[index] for index in inverse]
 
     def _evaluate(self, formula: _Formula, columns: Mapping[str, list[Any]],
