@@ -96,6 +96,7 @@ def serve(
     from server.shutdown import exit_on_signals
 
     exit_on_signals()  # SIGTERM unwinds like Ctrl-C: consumer and embedded PostgreSQL stop
+    os.environ.setdefault("GC_FREEZE_AT_START", "1")  # API processes read it (settings.py)
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port

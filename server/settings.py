@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     db_max_overflow: int = 20
     db_pool_pre_ping: bool = False
     db_ping_idle_seconds: float = 10.0
+    # `paysheet serve` freezes what start-up allocated out of the garbage collector's reach
+    # (gc.freeze): a full collection then walks only what requests allocate, not the
+    # hundreds of thousands of objects of imports and the app, which cut the read mix's
+    # tail latency (docs/operations.md). Off for apps built in tests (many per process).
+    gc_freeze_at_start: bool = False
     # Password of the two roles when the embedded bootstrap creates them; unset: a random
     # secret kept in <data_dir>/pg-roles.secret (the embedded server requires SCRAM).
     bootstrap_role_password: str | None = None

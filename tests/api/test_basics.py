@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import re
@@ -19,6 +20,20 @@ PROBLEM = "application/problem+json"
 def test_health_and_readiness(client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_served_app_freezes_start_up_objects_out_of_the_collectors_reach(settings) -> None:
+    """`paysheet serve` sets GC_FREEZE_AT_START: start-up's objects leave the young and old
+    generations, so a full collection during requests walks only what requests allocated."""
+    assert gc.get_freeze_count() == 0  # apps built for tests do not freeze
+    app = create_app(settings.model_copy(update={"gc_freeze_at_start": True}))
+    try:
+        with TestClient(app) as local:
+            assert local.get("/healthz").status_code == 200
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
+        create_app(settings)  # rebind the shared engine to the test database
 
 
 def test_readyz_answers_503_when_the_database_is_unreachable(settings) -> None:
