@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from server.keyfile import create_private_json, write_private_json
 from server.settings import Settings
 
 KEY_FILE = "audit-keys.json"
@@ -88,15 +89,6 @@ def _new_key_id() -> str:
     return "k" + secrets.token_hex(6)
 
 
-def _write_file(path: Path, document: dict) -> None:
-    """Write the key file atomically with mode 0600 (never world-readable, even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle, indent=1)
-    os.replace(temporary, path)
-
 
 def _read_file(path: Path) -> StaticKeyring:
     document = json.loads(path.read_text())
@@ -112,15 +104,8 @@ def file_keyring(data_dir: Path) -> StaticKeyring:
     path = Path(data_dir) / KEY_FILE
     if not path.exists():
         key_id = _new_key_id()
-        temporary = path.with_suffix(f".{os.getpid()}.new")
-        _write_file(temporary, {"active": key_id,
-                                "keys": {key_id: base64.b64encode(os.urandom(32)).decode()}})
-        try:
-            os.link(temporary, path)
-        except FileExistsError:  # another process created it first: use theirs
-            pass
-        finally:
-            temporary.unlink()
+        create_private_json(path, {"active": key_id,
+                                   "keys": {key_id: base64.b64encode(os.urandom(32)).decode()}})
     return _read_file(path)
 
 
@@ -130,7 +115,7 @@ def rotate_file_key(data_dir: Path) -> str:
     key_id = _new_key_id()
     keys = {k: base64.b64encode(v).decode() for k, v in current.keys.items()}
     keys[key_id] = base64.b64encode(os.urandom(32)).decode()
-    _write_file(Path(data_dir) / KEY_FILE, {"active": key_id, "keys": keys})
+    write_private_json(Path(data_dir) / KEY_FILE, {"active": key_id, "keys": keys})
     return key_id
 
 

@@ -50,6 +50,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from server.errors import ProblemError
+from server.keyfile import create_private_json, write_private_json
 from server.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -93,16 +94,6 @@ class Kms(Protocol):
         ...
 
 
-def _write_private(path: Path, document: dict) -> None:
-    """Write `document` atomically with mode 0600 (never readable by others, even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 class LocalKeyFileKms:
@@ -121,15 +112,8 @@ class LocalKeyFileKms:
 
     def _create(self) -> None:
         kek_id = "kek-" + secrets.token_hex(6)
-        temporary = self.path.with_suffix(f".{os.getpid()}.new")
-        _write_private(temporary, {"format": 1, "active": kek_id, "keys": {
+        create_private_json(self.path, {"format": 1, "active": kek_id, "keys": {
             kek_id: base64.b64encode(os.urandom(KEY_BYTES)).decode()}})
-        try:
-            os.link(temporary, self.path)
-        except FileExistsError:  # another process created it first: use theirs
-            pass
-        finally:
-            temporary.unlink()
 
     def _load(self) -> None:
         with self._lock:
@@ -196,7 +180,7 @@ class LocalKeyFileKms:
         kek_id = "kek-" + secrets.token_hex(6)
         keys = {k: base64.b64encode(v).decode() for k, v in self._keys.items()}
         keys[kek_id] = base64.b64encode(os.urandom(KEY_BYTES)).decode()
-        _write_private(self.path, {"format": 1, "active": kek_id, "keys": keys})
+        write_private_json(self.path, {"format": 1, "active": kek_id, "keys": keys})
         self._load()
         return kek_id
 
@@ -205,7 +189,7 @@ class LocalKeyFileKms:
         keep = {k: v for k, v in self._keys.items() if k in kek_ids or k == self._active}
         gone = [k for k in self._keys if k not in keep]
         if gone:
-            _write_private(self.path, {"format": 1, "active": self._active, "keys": {
+            write_private_json(self.path, {"format": 1, "active": self._active, "keys": {
                 k: base64.b64encode(v).decode() for k, v in keep.items()}})
             self._load()
         return gone
