@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from bench.runs import FUNDS, _tenant, _upload, _wait, _worker, bench_database  # noqa: E402
+from bench.runs import FUNDS, _tenant, _upload, _wait, _worker, bench_database, stop  # noqa: E402
 from samples.generate import employees, fund_table  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.db import session as db  # noqa: E402
@@ -75,8 +74,7 @@ def _seed(settings: Settings, employee_count: int) -> tuple[dict[str, str], dict
             }).json()["run_id"]
             _wait(client, headers, run_id)
         finally:
-            os.killpg(worker.pid, signal.SIGINT)
-            worker.wait(timeout=60)
+            stop(worker, timeout=60)
     ids = {"tenant": str(tenant.id), "plan": plan_id, "upload": upload_id, "run": run_id}
     return _admin_headers(tenant.id), ids
 
@@ -190,18 +188,19 @@ def _profile(server_pid: int, seconds: int, folder: Path) -> list[subprocess.Pop
             for pid in children]
 
 
-def _cpu_seconds(server_pid: int) -> float:
-    """User + system CPU of `paysheet serve` and its API processes so far."""
+def tree_cpu(pid: int) -> float:
+    """User + system CPU of a process tree so far (`paysheet serve` and its API processes, or
+    a worker and its render processes), reaped children included."""
     import psutil
 
-    parent = psutil.Process(server_pid)
+    parent = psutil.Process(pid)
     total = 0.0
     for process in [parent, *parent.children(recursive=True)]:
         try:
             times = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += times.user + times.system
+        total += times.user + times.system + times.children_user + times.children_system
     return total
 
 
@@ -273,11 +272,11 @@ def _database_name(settings: Settings) -> str:
 def _costed(base: str, paths: list[str], headers: dict[str, str], seconds: int,
             workdir: Path, server_pid: int, database: str) -> dict[str, float]:
     """One wrk run with the API processes' and the PostgreSQL backends' CPU per request."""
-    cpu = _cpu_seconds(server_pid)
+    cpu = tree_cpu(server_pid)
     with BackendCpu(database) as backends:
         result = _wrk(base, paths, headers, seconds, workdir)
     requests = max(result["requests"], 1)
-    result["cpu_ms"] = (_cpu_seconds(server_pid) - cpu) * 1000 / requests
+    result["cpu_ms"] = (tree_cpu(server_pid) - cpu) * 1000 / requests
     result["pg_ms"] = backends.seconds * 1000 / requests
     result["started"] = backends.started
     return result
@@ -340,8 +339,7 @@ def main() -> None:
             _measure(base, headers, ids, args.seconds, settings.data_dir, server.pid,
                      args.profile, _database_name(settings), args.breakdown)
         finally:
-            os.killpg(server.pid, signal.SIGINT)
-            server.wait(timeout=30)
+            stop(server)
 
 
 if __name__ == "__main__":

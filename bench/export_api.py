@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -39,11 +38,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import psutil  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from bench.api import _free_port, _ready, _serve  # noqa: E402
-from bench.runs import FUNDS, Tenant, _tenant, _upload, _wait, _worker, bench_database  # noqa: E402
+from bench.api import _free_port, _ready, _serve, tree_cpu  # noqa: E402
+from bench.runs import (  # noqa: E402
+    FUNDS,
+    Tenant,
+    _tenant,
+    _upload,
+    _wait,
+    _worker,
+    bench_database,
+    stop,
+)
 from samples.generate import employees, fund_table  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.db import session as db  # noqa: E402
@@ -117,31 +124,8 @@ def _seed(settings: Settings, sizes: list[int]) -> tuple[str, dict[str, str], di
                 print(f"set-up (not timed): {count:,} employees uploaded, run, approved and "
                       f"finalized in {time.perf_counter() - started:.0f} s")
         finally:
-            _stop(worker)
+            stop(worker, timeout=60)
     return str(tenant.id), users["admin"], runs
-
-
-def _stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _tree_cpu(pid: int) -> float:
-    """User + system CPU of a process tree so far, reaped children included (the render
-    processes of a job are reaped by the worker process that ran it)."""
-    parent = psutil.Process(pid)
-    total = 0.0
-    for process in [parent, *parent.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
 
 
 async def _follow(base: str, token: str, job_id: str) -> dict[str, Any]:
@@ -224,10 +208,10 @@ def measure(settings: Settings, sizes: list[int]) -> None:
         key = _public_key(base, headers, tenant_id, settings.data_dir)
         for count in sizes:
             load = os.getloadavg()[0]
-            worker_cpu, api_cpu = _tree_cpu(worker.pid), _tree_cpu(server.pid)
+            worker_cpu, api_cpu = tree_cpu(worker.pid), tree_cpu(server.pid)
             result = _export(base, headers, runs[count], settings.data_dir / f"{count}.zip", key)
-            worker_cpu = _tree_cpu(worker.pid) - worker_cpu
-            api_cpu = _tree_cpu(server.pid) - api_cpu
+            worker_cpu = tree_cpu(worker.pid) - worker_cpu
+            api_cpu = tree_cpu(server.pid) - api_cpu
             budget = BUDGETS.get(count, 30.0 * count / 2000)
             size = (settings.data_dir / f"{count}.zip").stat().st_size
             print(f"export via API, {count:,} employees: {result['total']:.1f} s wall "
@@ -245,8 +229,8 @@ def measure(settings: Settings, sizes: list[int]) -> None:
             print(f"    tampered copy refused: "
                   f"{_tampered_fails(settings.data_dir / f'{count}.zip', key)}")
     finally:
-        _stop(worker)
-        _stop(server)
+        stop(worker, timeout=60)
+        stop(server, timeout=60)
 
 
 def main() -> None:

@@ -112,6 +112,16 @@ def _phases(run: dict) -> str:
     return "  ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in timings.items())
 
 
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Ctrl-C to a started process group (a clean stop), SIGKILL after `timeout` seconds."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _worker(settings: Settings) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(DATABASE_URL=settings.database_url, QUEUE_NAME=settings.queue_name,
@@ -160,12 +170,7 @@ def bench(settings: Settings, sizes: tuple[int, int]) -> None:
             print(f"4 concurrent runs of {sizes[0]:,} on 2 worker processes: {total:.2f} s "
                   f"until all persisted ({len(hashes)} distinct results hash)")
         finally:
-            os.killpg(worker.pid, signal.SIGINT)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
+            stop(worker)
 
 
 @contextmanager
