@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from bench.runs import _prepare, _tenant, _wait, _worker, bench_database  # noqa: E402
+from bench.runs import _prepare, _tenant, _wait, _worker, bench_database, stop  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.db import session as db  # noqa: E402
 from server.modules.auth.permissions import Role  # noqa: E402
@@ -86,26 +85,27 @@ def bench(client: TestClient, settings, count: int) -> None:
     hr = tenant.users["hr"].headers
     others = {role: _user(tenant.id, role) for role in (Role.MANAGER, Role.HR, Role.FINANCE)}
     plan_id = create_locked_plan(client, tenant, sample_document() | {"deferral": POLICY})
-    body = _prepare(client, tenant, plan_id, count)
-    nav = client.post(f"{API}/fund-navs", headers=others[Role.FINANCE], json={"navs": [
-        {"fund_ref": "F001", "nav_date": "2026-03-01", "nav": "123.4567", "currency": "USD"}]})
-    assert nav.status_code == 201, nav.text
-    worker = _worker(settings)
+    worker = _worker(settings)  # validates the uploads too (queue tasks), then runs
     try:
+        body = _prepare(client, tenant, plan_id, count)
+        nav = client.post(f"{API}/fund-navs", headers=others[Role.FINANCE], json={"navs": [
+            {"fund_ref": "F001", "nav_date": "2026-03-01", "nav": "123.4567",
+             "currency": "USD"}]})
+        assert nav.status_code == 201, nav.text
         run_id = client.post(f"{API}/runs", json=body, headers=hr).json()["run_id"]
         _wait(client, hr, run_id)
     finally:
-        os.killpg(worker.pid, signal.SIGINT)
-        worker.wait(timeout=30)
+        stop(worker)
     for role, action in ((Role.MANAGER, "manager_approve"), (Role.HR, "hr_approve"),
                          (Role.FINANCE, "finance_approve")):
         answer = client.post(f"{API}/runs/{run_id}/approve", headers=others[role],
                              json={"action": action})
         assert answer.status_code == 200, answer.text
+    finaliser = _user(tenant.id, Role.FINANCE)  # separation of duties: not the approver
     if os.environ.get("BENCH_PROFILE"):
-        _profile_finalize(others[Role.FINANCE], run_id)
+        _profile_finalize(finaliser, run_id)
     seconds, _ = _timed(lambda: client.post(f"{API}/runs/{run_id}/finalize",
-                                            headers=others[Role.FINANCE], json={}))
+                                            headers=finaliser, json={}))
     awards = client.get(f"{API}/deferrals", params={"run_id": run_id},
                         headers=others[Role.FINANCE]).json()
     print(f"finalize of {count:,} employees with {len(awards):,} deferred awards "
